@@ -1,0 +1,11 @@
+"""Models behind one interface: train, predict, save and load.
+
+Kinds: ``xgboost``, ``lightgbm``, ``random_forest`` (and ``deepforest``, the
+cascade forest, when registered).  See :mod:`uflux_xr.models.fluxmodel` for the
+model file format.
+"""
+
+from uflux_xr.models.fluxmodel import FluxModel, load_model, train
+from uflux_xr.models.registry import ModelKind, available_models, get_kind, register_model
+
+__all__ = ["FluxModel", "ModelKind", "available_models", "get_kind", "load_model", "register_model", "train"]

@@ -1,0 +1,298 @@
+"""A trained flux model: the estimator with what it was trained on, saved as a
+self-describing archive.
+
+Model file format
+-----------------
+A zip archive holding ``metadata.json`` (format version, model kind, target and
+feature names with their units, training sites, hyper-parameters, package
+versions, SHA-256 of every other member) and the estimator in plain files
+written by its kind (XGBoost UBJSON, LightGBM text, numpy ``.npz`` tree
+arrays).  Loading parses JSON and numeric arrays only: a model file cannot run
+code, unlike a pickle.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import logging
+import os
+import platform
+import tempfile
+import zipfile
+from dataclasses import dataclass, field
+from importlib import metadata as importlib_metadata
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from uflux_xr.models.registry import get_kind
+from uflux_xr.variables import canonical_units
+
+log = logging.getLogger(__name__)
+
+FORMAT_NAME = "uflux-xr-model"
+FORMAT_VERSION = 1
+
+
+def package_versions() -> dict[str, str]:
+    """Versions of Python and the packages that shape a model's predictions."""
+    out = {"python": platform.python_version()}
+    for pkg in ("uflux-xr", "numpy", "scikit-learn", "xgboost", "lightgbm"):
+        try:
+            out[pkg] = importlib_metadata.version(pkg)
+        except importlib_metadata.PackageNotFoundError:
+            out[pkg] = "not installed"
+    return out
+
+
+@dataclass
+class FluxModel:
+    """A fitted model of one target flux.
+
+    Attributes
+    ----------
+    kind : str
+        Registered model kind (``xgboost``, ``lightgbm``, ``random_forest``, ...).
+    runtime : object
+        The kind's prediction object.
+    target : str
+        Predicted variable (e.g. ``GPP``).
+    features : list of str
+        Predictor names, in the order the model expects them.
+    units : dict
+        Units of the target and of every feature.
+    training_sites : list of str
+        Sites whose rows trained the model.
+    params : dict
+        Hyper-parameters, ``random_state`` included.
+    n_train : int
+        Number of training rows.
+    versions : dict
+        Package versions at training time.
+    path : str, optional
+        File the model was saved to or loaded from; the upscaler loads models on
+        workers from this path instead of shipping the object.
+    """
+
+    kind: str
+    runtime: Any
+    target: str
+    features: list[str]
+    units: dict[str, str]
+    training_sites: list[str]
+    params: dict
+    n_train: int
+    versions: dict = field(default_factory=package_versions)
+    created: str = field(default_factory=lambda: dt.datetime.now(dt.UTC).isoformat(timespec="seconds"))
+    path: str | None = None
+
+    def __repr__(self) -> str:
+        return (f"FluxModel(kind={self.kind!r}, target={self.target!r}, features={self.features}, "
+                f"n_train={self.n_train}, sites={len(self.training_sites)})")
+
+    def predict_array(self, X: np.ndarray, n_threads: int | None = None) -> np.ndarray:
+        """Predict from a (rows, features) array in :attr:`features` order.
+
+        Parameters
+        ----------
+        X : numpy.ndarray
+            Predictors, cast to float32, columns as :attr:`features`.
+        n_threads : int, optional
+            Threads for this call; 1 inside dask tasks (dask is the parallelism).
+
+        Returns
+        -------
+        numpy.ndarray
+            Predictions [units of :attr:`target`], float32.
+        """
+        X = np.ascontiguousarray(X, dtype=np.float32)
+        if X.ndim != 2 or X.shape[1] != len(self.features):
+            raise ValueError(f"expected an array of shape (n, {len(self.features)}) for {self.features}, "
+                             f"got {X.shape}")
+        if X.shape[0] == 0:
+            return np.empty(0, dtype=np.float32)
+        return np.asarray(get_kind(self.kind).predict(self.runtime, X, n_threads), dtype=np.float32)
+
+    def predict(self, table: pd.DataFrame) -> np.ndarray:
+        """Predict for each row of a table holding the feature columns.
+
+        Rows with a missing feature get NaN (the upscaler does the same).  When the
+        table carries ``attrs["units"]``, each feature's units must match the model's.
+
+        Returns
+        -------
+        numpy.ndarray
+            Predictions [units of :attr:`target`], float32, one per row.
+        """
+        missing = [f for f in self.features if f not in table.columns]
+        if missing:
+            raise KeyError(f"table lacks feature column(s) {missing} needed by the {self.target} model")
+        check_feature_units(self, table.attrs.get("units", {}), source="table")
+        X = table[self.features].to_numpy(dtype=np.float32)
+        ok = np.isfinite(X).all(axis=1)
+        out = np.full(len(table), np.nan, dtype=np.float32)
+        out[ok] = self.predict_array(X[ok])
+        return out
+
+    def metadata(self) -> dict:
+        """The JSON-serialisable description written into the model file."""
+        return {
+            "format": FORMAT_NAME,
+            "format_version": FORMAT_VERSION,
+            "kind": self.kind,
+            "target": self.target,
+            "features": list(self.features),
+            "units": dict(self.units),
+            "training_sites": list(self.training_sites),
+            "params": _jsonable(self.params),
+            "n_train": int(self.n_train),
+            "versions": self.versions,
+            "created": self.created,
+        }
+
+    def save(self, path: str | os.PathLike) -> Path:
+        """Write the model archive atomically (temporary file, then rename).
+
+        Returns
+        -------
+        pathlib.Path
+            The written file.
+        """
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        files = get_kind(self.kind).dump(self.runtime)
+        meta = self.metadata()
+        meta["files"] = {name: hashlib.sha256(blob).hexdigest() for name, blob in files.items()}
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+        try:
+            with os.fdopen(fd, "wb") as fh, zipfile.ZipFile(fh, "w", zipfile.ZIP_DEFLATED) as zf:
+                zf.writestr("metadata.json", json.dumps(meta, indent=2))
+                for name, blob in files.items():
+                    zf.writestr(name, blob)
+            os.replace(tmp, path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+        self.path = str(path.resolve())
+        log.info("saved %s model to %s", self.target, path)
+        return path
+
+
+def _jsonable(obj):
+    if isinstance(obj, dict):
+        return {str(k): _jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, list | tuple):
+        return [_jsonable(v) for v in obj]
+    if isinstance(obj, np.generic):
+        return obj.item()
+    return obj
+
+
+def check_feature_units(model: FluxModel, units: dict, *, source: str) -> None:
+    """Raise when a feature's units in ``units`` differ from the units the model was trained on."""
+    for name in model.features:
+        have, want = units.get(name), model.units.get(name)
+        if have is None or want is None:
+            continue
+        if canonical_units(have) != canonical_units(want):
+            raise ValueError(f"{source}: feature {name!r} is in {have!r} but the {model.target} model "
+                             f"was trained with {want!r}")
+
+
+def load_model(path: str | os.PathLike) -> FluxModel:
+    """Load a model archive written by :meth:`FluxModel.save`.
+
+    Raises
+    ------
+    ValueError
+        When the file is not a uflux-xr model, has a newer format version, or a
+        member's checksum does not match.
+    """
+    path = Path(path)
+    try:
+        with zipfile.ZipFile(path) as zf:
+            meta = json.loads(zf.read("metadata.json"))
+            files = {name: zf.read(name) for name in meta.get("files", {})}
+    except (zipfile.BadZipFile, KeyError) as err:
+        raise ValueError(f"{path}: not a uflux-xr model archive ({err})") from None
+    if meta.get("format") != FORMAT_NAME:
+        raise ValueError(f"{path}: not a uflux-xr model archive (format={meta.get('format')!r})")
+    if meta["format_version"] > FORMAT_VERSION:
+        raise ValueError(f"{path}: model format version {meta['format_version']} is newer than this "
+                         f"uflux-xr supports ({FORMAT_VERSION}); upgrade uflux-xr")
+    for name, digest in meta["files"].items():
+        if hashlib.sha256(files[name]).hexdigest() != digest:
+            raise ValueError(f"{path}: member {name!r} is corrupt (checksum mismatch)")
+    runtime = get_kind(meta["kind"]).load(files)
+    return FluxModel(
+        kind=meta["kind"], runtime=runtime, target=meta["target"], features=meta["features"],
+        units=meta["units"], training_sites=meta["training_sites"], params=meta["params"],
+        n_train=meta["n_train"], versions=meta["versions"], created=meta["created"],
+        path=str(path.resolve()),
+    )
+
+
+def train(
+    table: pd.DataFrame,
+    target: str,
+    features,
+    model: str = "xgboost",
+    *,
+    random_state: int = 0,
+    qc_threshold: float | None = None,
+    **params,
+) -> FluxModel:
+    """Fit a model of ``target`` on a training table.
+
+    Parameters
+    ----------
+    table : pandas.DataFrame
+        Training table from :func:`uflux_xr.extract_at_sites` (``site`` column,
+        features, target, optionally ``<target>_QC``).
+    target : str
+        Column to predict (e.g. ``GPP`` [g C m-2 d-1]).
+    features : sequence of str
+        Predictor columns.
+    model : str
+        Registered model kind: see :func:`uflux_xr.models.available_models`.
+    random_state : int
+        Seed of the estimator.
+    qc_threshold : float, optional
+        Keep only rows whose ``<target>_QC`` [0–1] is at least this.
+    **params
+        Hyper-parameters overriding the kind's defaults.
+
+    Returns
+    -------
+    FluxModel
+        The fitted model.  Rows with a missing target or feature are dropped.
+    """
+    kind = get_kind(model)
+    features = list(features)
+    missing = [c for c in [target, *features] if c not in table.columns]
+    if missing:
+        raise KeyError(f"training table lacks column(s) {missing}; it has {list(table.columns)}")
+    rows = table[[target, *features]].notna().all(axis=1)
+    if qc_threshold is not None:
+        qc = f"{target}_QC"
+        if qc not in table.columns:
+            raise KeyError(f"qc_threshold given but the table has no {qc!r} column")
+        rows &= table[qc] >= qc_threshold
+    data = table.loc[rows]
+    if len(data) < 10:
+        raise ValueError(f"only {len(data)} usable rows to train the {target} model; need at least 10")
+    merged = {**kind.defaults, **params}
+    estimator = kind.build(random_state=random_state, **merged)
+    estimator.fit(data[features].to_numpy(dtype=np.float32), data[target].to_numpy(dtype=np.float64))
+    units = table.attrs.get("units", {})
+    sites = sorted(map(str, data["site"].unique())) if "site" in data else []
+    log.info("trained %s %s model on %d rows from %d sites", model, target, len(data), len(sites))
+    return FluxModel(
+        kind=model, runtime=kind.freeze(estimator), target=target, features=features,
+        units={c: units.get(c, "unknown") for c in [target, *features]},
+        training_sites=sites, params={**merged, "random_state": random_state}, n_train=len(data),
+    )

@@ -1,0 +1,84 @@
+"""One interface for every model kind: how to build, fit, save, load and predict.
+
+A *kind* is registered under a name (``xgboost``, ``lightgbm``,
+``random_forest``; the cascade forest registers as ``deepforest``).  Each kind
+writes its fitted estimator as plain files into a model archive (see
+:mod:`uflux_xr.models.fluxmodel`) and reads them back without unpickling.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class ModelKind:
+    """How uflux-xr handles one family of estimators.
+
+    Attributes
+    ----------
+    name : str
+        Registry name used in configs and ``ux.train(model=...)``.
+    build : callable
+        ``build(random_state, **params) -> estimator`` with scikit-learn ``fit(X, y)``.
+    freeze : callable
+        ``freeze(fitted_estimator) -> runtime``: the object used for prediction.  A
+        trained model and a reloaded one hold the same runtime object, so they
+        predict identically.
+    dump : callable
+        ``dump(runtime) -> dict[str, bytes]``: file name -> content for the archive.
+    load : callable
+        ``load(files: dict[str, bytes]) -> runtime``; must not unpickle.
+    predict : callable
+        ``predict(runtime, X: float32 array (n, f), n_threads: int | None) -> (n,) array``;
+        must be safe to call from several threads at once with ``n_threads=1``.
+    defaults : dict
+        Default hyper-parameters.
+    """
+
+    name: str
+    build: Callable[..., Any]
+    freeze: Callable[[Any], Any]
+    dump: Callable[[Any], dict[str, bytes]]
+    load: Callable[[dict[str, bytes]], Any]
+    predict: Callable[[Any, np.ndarray, int | None], np.ndarray]
+    defaults: dict
+
+
+_KINDS: dict[str, ModelKind] = {}
+
+
+def register_model(kind: ModelKind) -> ModelKind:
+    """Register a model kind (replacing one of the same name)."""
+    _KINDS[kind.name] = kind
+    return kind
+
+
+def get_kind(name: str) -> ModelKind:
+    """The registered kind called ``name``.
+
+    Raises
+    ------
+    ValueError
+        Naming the known kinds when ``name`` is not registered.
+    """
+    _ensure_builtin()
+    try:
+        return _KINDS[name]
+    except KeyError:
+        raise ValueError(f"unknown model {name!r}; available: {sorted(_KINDS)}") from None
+
+
+def available_models() -> list[str]:
+    """Names of the registered model kinds."""
+    _ensure_builtin()
+    return sorted(_KINDS)
+
+
+def _ensure_builtin() -> None:
+    # Importing registers the built-in kinds; done lazily to avoid import cycles.
+    from uflux_xr.models import boosting, forest  # noqa: F401
