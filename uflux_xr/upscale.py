@@ -1,0 +1,236 @@
+"""Chunkwise inference over dask: trained flux models applied to a predictor cube.
+
+The recipe (see DESIGN.md): ``xr.apply_ufunc(dask="parallelized")`` with each
+feature as its own argument; inside a block the features are stacked to a
+(rows, features) float32 array holding only land cells with complete
+predictors, predicted with one thread (dask supplies the parallelism) and
+scattered back.  Blocks without land are not predicted at all.  Models are
+referenced by file path and loaded once per worker process, so a distributed
+graph never carries model objects.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Mapping, Sequence
+
+import numpy as np
+import xarray as xr
+
+from uflux_xr.features import resolve_features
+from uflux_xr.models import FluxModel, load_model
+from uflux_xr.models.fluxmodel import check_feature_units
+from uflux_xr.variables import SECONDS_PER_DAY, ensure_units, latent_heat_of_vaporization, variable_attrs
+
+log = logging.getLogger(__name__)
+
+#: Default chunking applied to an in-memory cube [time steps, cells, cells].
+DEFAULT_CHUNKS = {"time": 32}
+
+_model_cache: dict[str, FluxModel] = {}
+_model_cache_lock = threading.Lock()
+
+
+def cached_model(path: str) -> FluxModel:
+    """Load a model file once per process and keep it for later tasks."""
+    with _model_cache_lock:
+        model = _model_cache.get(path)
+        if model is None:
+            model = _model_cache[path] = load_model(path)
+        return model
+
+
+def predict_block(*blocks: np.ndarray, model, n_features: int) -> np.ndarray:
+    """Numpy core of the upscaler: predict one block of the cube.
+
+    Parameters
+    ----------
+    *blocks : numpy.ndarray
+        ``n_features`` feature blocks followed by the mask block; each is
+        broadcastable to the block shape (static layers arrive with a length-1
+        time axis).
+    model : FluxModel or str
+        The model, or the path of a model file to load once per process.
+    n_features : int
+        How many of ``blocks`` are features.
+
+    Returns
+    -------
+    numpy.ndarray
+        float32 predictions with NaN outside the mask and where any feature is NaN.
+    """
+    features, mask = blocks[:n_features], blocks[n_features]
+    shape = np.broadcast_shapes(*(b.shape for b in blocks))
+    out = np.full(shape, np.nan, dtype=np.float32)
+    valid = np.broadcast_to(mask.astype(bool), shape)
+    if not valid.any():  # ocean-only block: nothing to predict
+        return out
+    columns = [np.broadcast_to(f, shape)[valid] for f in features]
+    X = np.stack(columns, axis=1).astype(np.float32, copy=False)
+    complete = np.isfinite(X).all(axis=1)
+    if not complete.any():
+        return out
+    fitted = cached_model(model) if isinstance(model, str) else model
+    pred = np.full(X.shape[0], np.nan, dtype=np.float32)
+    pred[complete] = fitted.predict_array(X[complete], n_threads=1)
+    out[valid] = pred
+    return out
+
+
+def normalize_ensemble(models) -> dict[str, dict[str, FluxModel]]:
+    """Ensemble as ``{member: {flux: FluxModel}}``.
+
+    Accepts that mapping, a mapping ``{flux: [FluxModel, ...]}`` (member i is the
+    i-th model of every flux), or a flat sequence of FluxModel (one per flux, a
+    single member ``"0"``).  Model-file paths are loaded.
+    """
+    def as_model(m):
+        return load_model(m) if isinstance(m, str) else m
+
+    if isinstance(models, FluxModel | str):
+        models = [models]
+    if isinstance(models, Sequence):
+        models = [as_model(m) for m in models]
+        targets = [m.target for m in models]
+        if len(set(targets)) != len(targets):
+            raise ValueError(f"a flat model list needs one model per flux, got targets {targets}; "
+                             "pass {member: {flux: model}} for ensembles")
+        return {"0": {m.target: m for m in models}}
+    if not isinstance(models, Mapping) or not models:
+        raise TypeError("models must be a FluxModel, a list of them, {flux: [models]} or {member: {flux: model}}")
+    first = next(iter(models.values()))
+    if isinstance(first, Mapping):
+        members = {str(k): {f: as_model(m) for f, m in v.items()} for k, v in models.items()}
+    else:
+        n = {len(v) for v in models.values()}
+        if len(n) != 1:
+            raise ValueError("every flux needs the same number of member models")
+        members = {str(i): {f: as_model(v[i]) for f, v in models.items()} for i in range(n.pop())}
+    fluxes = [set(m) for m in members.values()]
+    if any(f != fluxes[0] for f in fluxes):
+        raise ValueError("every ensemble member must model the same fluxes")
+    for member in members.values():
+        for flux, m in member.items():
+            if m.target != flux:
+                raise ValueError(f"model under {flux!r} was trained for {m.target!r}")
+    return members
+
+
+def _model_reference(model: FluxModel):
+    """The model as it travels in the graph: its file path when saved, else the object."""
+    if model.path is not None:
+        return model.path
+    try:
+        from distributed import default_client
+
+        default_client()
+    except (ImportError, ValueError):
+        return model  # threaded scheduler: tasks share this process's memory
+    raise ValueError(f"the {model.target} model has no file; save it (model.save(path)) before upscaling on a "
+                     "distributed cluster, so that workers load it once instead of receiving it in every task")
+
+
+def _spatial_dims(cube: xr.Dataset) -> tuple[str, str]:
+    for dims in (("lat", "lon"), ("y", "x")):
+        if all(d in cube.dims for d in dims):
+            return dims
+    raise ValueError(f"cube dims {tuple(cube.dims)}: expected (time, lat, lon) or (time, y, x)")
+
+
+def upscale(
+    models,
+    cube: xr.Dataset,
+    *,
+    mask: str | xr.DataArray | None = "land_mask",
+    chunks: Mapping[str, int] | None = None,
+    derived: bool = True,
+) -> xr.Dataset:
+    """Apply trained flux models to a predictor cube, lazily and chunk by chunk.
+
+    Parameters
+    ----------
+    models : ensemble
+        ``{member: {flux: FluxModel}}``, ``{flux: [FluxModel, ...]}`` or a list of
+        FluxModel (see :func:`normalize_ensemble`); model-file paths are accepted.
+    cube : xarray.Dataset
+        Predictor cube (time, lat, lon) or (time, y, x) holding every feature the
+        models need, with units matching the models' training units.
+    mask : str or xarray.DataArray or None
+        Cells to predict (1/True = predict): a cube variable name, an array, or
+        None for every cell.  Cells outside are NaN.
+    chunks : mapping, optional
+        Chunking for a cube that is not yet dask-backed (default ``{"time": 32}``).
+    derived : bool
+        Add ``NEE_RECO_GPP`` (RECO − GPP) when GPP and RECO are modelled, and ``ET``
+        [kg m-2 d-1] from LE and the cube's TA [°C].
+
+    Returns
+    -------
+    xarray.Dataset
+        Lazy product (member, time, lat|y, lon|x), float32, one variable per flux;
+        nothing is computed until it is written or ``.compute()``-d.
+    """
+    members = normalize_ensemble(models)
+    ydim, xdim = _spatial_dims(cube)
+    if cube.chunks == {} or not cube.chunks:
+        cube = cube.chunk(dict(chunks or DEFAULT_CHUNKS))
+    if mask is None:
+        mask_da = xr.ones_like(cube[ydim] * cube[xdim], dtype=bool)
+    elif isinstance(mask, str):
+        if mask not in cube:
+            raise KeyError(f"mask variable {mask!r} not in the cube; pass mask=None to predict every cell")
+        mask_da = cube[mask] == 1
+    else:
+        mask_da = mask.astype(bool)
+    if "time" in mask_da.dims:
+        raise ValueError("the mask must be static (no time dimension)")
+
+    names = sorted({f for member in members.values() for m in member.values() for f in m.features})
+    arrays = resolve_features(cube, names)
+    units = {k: v.attrs.get("units") for k, v in arrays.items() if "units" in v.attrs}
+    out_dims = ("time", ydim, xdim)
+    fluxes = list(next(iter(members.values())))
+    data_vars = {}
+    for flux in fluxes:
+        per_member = []
+        for label, member in members.items():
+            model = member[flux]
+            check_feature_units(model, units, source="predictor cube")
+            args = [arrays[f] for f in model.features] + [mask_da]
+            da = xr.apply_ufunc(
+                predict_block, *args,
+                kwargs={"model": _model_reference(model), "n_features": len(model.features)},
+                dask="parallelized", output_dtypes=[np.float32], keep_attrs=False,
+            ).transpose(*out_dims)
+            per_member.append(da.expand_dims(member=[label]))
+        data_vars[flux] = _with_attrs(xr.concat(per_member, dim="member"), flux)
+    product = xr.Dataset(data_vars)
+    if derived and {"GPP", "RECO"} <= set(fluxes):
+        product["NEE_RECO_GPP"] = _with_attrs(product["RECO"] - product["GPP"], "NEE_RECO_GPP")
+    if derived and "LE" in fluxes:
+        if "TA" not in cube:
+            log.warning("no TA in the cube: ET not derived from LE")
+        else:
+            ta = ensure_units(cube["TA"], "degC", name="TA", source="predictor cube")
+            et = product["LE"] * SECONDS_PER_DAY / latent_heat_of_vaporization(ta)
+            product["ET"] = _with_attrs(et.astype(np.float32).transpose("member", *out_dims), "ET")
+    product = product.assign_coords({c: cube[c] for c in ("time", ydim, xdim)})
+    product["member"].attrs = {"long_name": "ensemble member"}
+    product.attrs["uflux_features"] = " ".join(names)
+    sites = sorted({s for member in members.values() for m in member.values() for s in m.training_sites})
+    product.attrs["uflux_training_sites"] = " ".join(sites)
+    product.attrs["uflux_models"] = "; ".join(
+        f"{label}: " + ", ".join(f"{flux}={m.kind}" for flux, m in member.items()) for label, member in members.items()
+    )
+    if cube.rio.crs is not None if ydim == "y" else False:
+        product = product.rio.write_crs(cube.rio.crs)
+    log.info("upscale graph: %d fluxes x %d members over %s", len(fluxes), len(members), dict(cube.sizes))
+    return product
+
+
+def _with_attrs(da: xr.DataArray, name: str) -> xr.DataArray:
+    """``da`` with exactly the registry's attributes for ``name`` (no attributes inherited from inputs)."""
+    da = da.copy()
+    da.attrs = {**variable_attrs(name), "cell_methods": "time: mean"}
+    return da
