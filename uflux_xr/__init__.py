@@ -1,0 +1,29 @@
+"""uflux-xr: flux-tower upscaling and gap filling on xarray and dask.
+
+The steps of the upscaling job, each usable on its own::
+
+    import uflux_xr as ux
+
+    cube, sites, truth = ux.synthetic.make_world(seed=0)
+    table = ux.extract_at_sites(cube, sites, features)
+    model = ux.train(table, "GPP", features, model="xgboost")
+    cv = ux.cross_validate(table, "GPP", features, model="xgboost", cv="loso")
+    product = ux.upscale({"GPP": [model]}, cube)
+    ux.write_product(product, "gpp.nc")
+"""
+
+from uflux_xr import metrics, synthetic
+from uflux_xr.config import ConfigError, load_config
+from uflux_xr.io import write_product
+from uflux_xr.models import FluxModel, available_models, load_model, register_model, train
+from uflux_xr.pipeline import run
+from uflux_xr.sites import ExtractionError, extract_at_sites
+from uflux_xr.upscale import upscale
+from uflux_xr.validate import CVResult, cross_validate
+from uflux_xr.variables import UnitsError
+
+__all__ = [
+    "CVResult", "ConfigError", "ExtractionError", "FluxModel", "UnitsError", "available_models",
+    "cross_validate", "extract_at_sites", "load_config", "load_model", "metrics", "register_model", "run",
+    "synthetic", "train", "upscale", "write_product",
+]

@@ -109,7 +109,7 @@ def _simulate(lat, lon, time, seed):
     rng = np.random.default_rng(seed)
     lat2d, lon2d = np.meshgrid(lat, lon, indexing="ij")
     nt = len(time)
-    doy = pd.DatetimeIndex(time).dayofyear.to_numpy()
+    doy = pd.DatetimeIndex(time).day_of_year.to_numpy()
 
     land_field = _static_field(rng, lat2d, lon2d, 12, (10.0, 40.0))
     land = land_field > np.quantile(land_field, 0.4)

@@ -172,9 +172,12 @@ def _progress(enabled: bool):
         default_client()
         return contextlib.nullcontext()
     except (ImportError, ValueError):
+        import sys
+
         from dask.diagnostics import ProgressBar
 
-        return ProgressBar(minimum=1.0)
+        # Redraw often on a terminal; in a log file, a line every 10 s is enough.
+        return ProgressBar(minimum=1.0, dt=0.5 if sys.stdout.isatty() else 10.0)
 
 
 def _netcdf_encoding(ds: xr.Dataset) -> dict:

@@ -178,7 +178,7 @@ class FluxModel:
             Path(tmp).unlink(missing_ok=True)
             raise
         self.path = str(path.resolve())
-        log.info("saved %s model to %s", self.target, path)
+        log.debug("saved %s model to %s", self.target, path)
         return path
 
 
@@ -290,7 +290,7 @@ def train(
     estimator.fit(data[features].to_numpy(dtype=np.float32), data[target].to_numpy(dtype=np.float64))
     units = table.attrs.get("units", {})
     sites = sorted(map(str, data["site"].unique())) if "site" in data else []
-    log.info("trained %s %s model on %d rows from %d sites", model, target, len(data), len(sites))
+    log.debug("trained %s %s model on %d rows from %d sites", model, target, len(data), len(sites))
     return FluxModel(
         kind=model, runtime=kind.freeze(estimator), target=target, features=features,
         units={c: units.get(c, "unknown") for c in [target, *features]},

@@ -1,0 +1,62 @@
+"""Shared fixtures: a small demo world, a training table and trained models."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import dask
+import pytest
+
+import uflux_xr as ux
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED_DATA = REPO.parent / "shared" / "data"
+FEATURES = ["TA", "SW_IN", "VPD", "SWC", "NIRv", "IGBP", "DOY_SIN", "DOY_COS"]
+FLUXES = ["GPP", "RECO", "NEE", "LE", "H"]
+
+
+class CountingScheduler:
+    """dask scheduler that counts computes and fails past ``max_computes`` (as xarray's tests do)."""
+
+    def __init__(self, max_computes: int = 0):
+        self.total_computes = 0
+        self.max_computes = max_computes
+
+    def __call__(self, dsk, keys, **kwargs):
+        self.total_computes += 1
+        if self.total_computes > self.max_computes:
+            raise RuntimeError(f"too many dask computes: {self.total_computes} > {self.max_computes}")
+        return dask.get(dsk, keys, **kwargs)
+
+
+def raise_if_dask_computes(max_computes: int = 0):
+    return dask.config.set(scheduler=CountingScheduler(max_computes))
+
+
+@pytest.fixture(scope="session")
+def world():
+    """A small world: 1° cells over 12° x 14°, half a year, 16 towers."""
+    return ux.synthetic.make_world(
+        seed=3, lat_range=(40.0, 52.0), lon_range=(0.0, 14.0), resolution=1.0,
+        start="2020-01-01", end="2020-06-30", n_sites=16,
+    )
+
+
+@pytest.fixture(scope="session")
+def table(world):
+    targets = FLUXES + [f"{f}_QC" for f in FLUXES]
+    return ux.extract_at_sites(world.cube, world.sites, FEATURES, targets=targets)
+
+
+@pytest.fixture(scope="session")
+def small_models(table, tmp_path_factory):
+    """Two saved members (xgboost, lightgbm) for GPP, RECO and LE, small and fast."""
+    root = tmp_path_factory.mktemp("models")
+    members = {}
+    for kind in ("xgboost", "lightgbm"):
+        members[kind] = {}
+        for flux in ("GPP", "RECO", "LE"):
+            m = ux.train(table, flux, FEATURES, model=kind, n_estimators=30)
+            m.save(root / kind / f"{flux}.uxm")
+            members[kind][flux] = m
+    return members

@@ -1,0 +1,64 @@
+import subprocess
+import sys
+
+import numpy as np
+import pandas as pd
+import pytest
+import xarray as xr
+import yaml
+
+from uflux_xr.cli import main
+
+TINY = {
+    "name": "tiny",
+    "data": {"source": "demo", "seed": 1, "domain": {"lat": [44, 52], "lon": [2, 12], "resolution": 1.0},
+             "period": {"start": "2020-04-01", "end": "2020-06-30"}, "n_sites": 12},
+    "predictors": ["TA", "SW_IN", "VPD", "SWC", "NIRv", "DOY_SIN", "DOY_COS"],
+    "fluxes": ["GPP", "RECO", "LE"],
+    "models": [{"name": "xgboost", "params": {"n_estimators": 20}},
+               {"name": "lightgbm", "params": {"n_estimators": 20}}],
+    "members": 1,
+    "validation": {"cv": "kfold", "n_splits": 3},
+    "output": {"chunks": {"time": 30}},
+}
+
+
+@pytest.fixture
+def tiny_config(tmp_path):
+    path = tmp_path / "tiny.yaml"
+    path.write_text(yaml.safe_dump(TINY))
+    return path
+
+
+def test_run_end_to_end(tiny_config, tmp_path, capsys):
+    out = tmp_path / "out"
+    assert main(["run", str(tiny_config), "--out", str(out), "--quiet"]) == 0
+    printed = capsys.readouterr().out
+    assert "Validation (kfold, xgboost)" in printed and "against the demo world's truth" in printed
+    nc = xr.open_dataset(out / "product.nc")
+    zr = xr.open_zarr(out / "product.zarr", consolidated=False)
+    assert nc.sizes["member"] == 2 and set(nc["member_name"].values) == {"xgboost-0", "lightgbm-0"}
+    np.testing.assert_allclose(nc["GPP"].values, zr["GPP"].values, equal_nan=True)
+    assert {"GPP", "RECO", "LE", "NEE_RECO_GPP", "ET"} <= set(nc.data_vars)
+    assert "tiny.yaml" in nc.attrs["history"]
+    metrics = pd.read_csv(out / "validation" / "metrics.csv")
+    assert list(metrics["target"]) == ["GPP", "RECO", "LE"]
+    assert (out / "validation" / "by_igbp.csv").exists() and (out / "validation" / "by_site.csv").exists()
+    assert len(list((out / "models").glob("*/*.uxm"))) == 6
+    truth = pd.read_csv(out / "product_vs_truth.csv").set_index("variable")
+    assert truth.loc["GPP", "nse"] > 0.8
+
+
+def test_bad_config_exits_2_with_message(tmp_path, capsys):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(yaml.safe_dump({**TINY, "models": [{"name": "svm"}]}))
+    assert main(["run", str(bad), "--out", str(tmp_path / "o")]) == 2
+    err = capsys.readouterr().err
+    assert "bad.yaml: models[0].name: unknown model 'svm'" in err
+    assert not (tmp_path / "o").exists()
+
+
+def test_console_script_help():
+    done = subprocess.run([sys.executable, "-m", "uflux_xr.cli", "run", "--help"], capture_output=True, text=True)
+    assert done.returncode == 0
+    assert "--workers" in done.stdout and "--scheduler" in done.stdout

@@ -1,0 +1,58 @@
+import pytest
+import yaml
+
+import uflux_xr as ux
+from uflux_xr.config import ConfigError, parse_config
+
+from .conftest import REPO
+
+
+def base() -> dict:
+    return yaml.safe_load((REPO / "configs" / "demo.yaml").read_text())
+
+
+def test_demo_config_is_valid():
+    cfg = ux.load_config(REPO / "configs" / "demo.yaml")
+    assert cfg.fluxes == ["GPP", "RECO", "NEE", "LE", "H"]
+    assert [m.name for m in cfg.models] == ["xgboost", "lightgbm"]
+    assert cfg.members == 2 and cfg.cv == "loso" and cfg.source == "demo"
+    assert cfg.lat == (35.0, 70.0) and cfg.resolution == 0.5
+    assert cfg.attrs["title"].startswith("uflux-xr demo")
+
+
+@pytest.mark.parametrize(("change", "message"), [
+    (lambda c: c.update(colour="blue"), r"top level: unknown key\(s\) \['colour'\]"),
+    (lambda c: c.pop("name"), "name: expected a non-empty string"),
+    (lambda c: c["data"].update(source="ftp"), "data.source: expected 'demo' or 'files'"),
+    (lambda c: c["data"]["domain"].update(lat=[70, 35]), "data.domain.lat: min 70.0 must be below max 35.0"),
+    (lambda c: c["data"]["domain"].update(resolution=-1), "data.domain.resolution: expected a positive"),
+    (lambda c: c["data"]["period"].update(start="2020-13-01"), "data.period.start: expected an ISO date"),
+    (lambda c: c.update(fluxes=["GPP", "FCH4"]), r"fluxes: unknown flux\(es\) \['FCH4'\]"),
+    (lambda c: c.update(predictors=["TA", "TA"]), "predictors: duplicate names"),
+    (lambda c: c.update(predictors=["TA", "WIND"]), r"predictors: unknown predictor\(s\) \['WIND'\]"),
+    (lambda c: c["models"].append({"name": "svm"}), r"models\[2\].name: unknown model 'svm'"),
+    (lambda c: c["models"][0].update(depth=3), r"models\[0\]: unknown key\(s\) \['depth'\]"),
+    (lambda c: c.update(members=0), "members: expected a positive integer"),
+    (lambda c: c["validation"].update(cv="random"), "validation.cv: expected 'loso', 'kfold' or 'none'"),
+    (lambda c: c["output"].update(formats=["grib"]), "output.formats: expected a list from"),
+    (lambda c: c.update(extraction={"method": "window", "window": 4}), "extraction.window: expected an odd"),
+    (lambda c: c["data"].update(source="files"), "data.cube: expected a path"),
+])
+def test_bad_config_names_file_and_key(change, message):
+    raw = base()
+    change(raw)
+    with pytest.raises(ConfigError, match=f"^my.yaml: {message}"):
+        parse_config(raw, "my.yaml")
+
+
+def test_unreadable_and_invalid_files(tmp_path):
+    with pytest.raises(ConfigError, match="cannot read the configuration"):
+        ux.load_config(tmp_path / "missing.yaml")
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("name: [unclosed\n")
+    with pytest.raises(ConfigError, match="bad.yaml: not valid YAML"):
+        ux.load_config(bad)
+    listy = tmp_path / "list.yaml"
+    listy.write_text("- a\n- b\n")
+    with pytest.raises(ConfigError, match="expected a YAML mapping"):
+        ux.load_config(listy)

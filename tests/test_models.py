@@ -1,0 +1,91 @@
+import json
+import threading
+import zipfile
+
+import numpy as np
+import pytest
+
+import uflux_xr as ux
+
+from .conftest import FEATURES
+
+
+@pytest.mark.parametrize("kind", ["xgboost", "lightgbm", "random_forest"])
+def test_save_load_identical_predictions_and_metadata(kind, table, tmp_path):
+    params = {"n_estimators": 20}
+    model = ux.train(table, "GPP", FEATURES, model=kind, random_state=1, **params)
+    path = model.save(tmp_path / "gpp.uxm")
+    loaded = ux.load_model(path)
+    np.testing.assert_array_equal(model.predict(table), loaded.predict(table))
+    assert loaded.target == "GPP" and loaded.features == FEATURES
+    assert loaded.units["GPP"] == "g m-2 d-1" and loaded.units["TA"] == "degC"
+    assert loaded.training_sites == sorted(table["site"].unique())
+    assert loaded.params["n_estimators"] == 20 and loaded.params["random_state"] == 1
+    assert {"numpy", "scikit-learn", "xgboost", "lightgbm", "python"} <= set(loaded.versions)
+    with zipfile.ZipFile(path) as zf:
+        names = set(zf.namelist())
+        meta = json.loads(zf.read("metadata.json"))
+    assert not any(n.endswith((".pkl", ".pickle", ".joblib")) for n in names)
+    assert meta["kind"] == kind
+
+
+@pytest.mark.parametrize("kind", ["xgboost", "lightgbm", "random_forest"])
+def test_single_thread_and_concurrent_predictions_agree(kind, table):
+    model = ux.train(table, "LE", FEATURES, model=kind, n_estimators=20)
+    X = table[FEATURES].dropna().to_numpy(np.float32)
+    reference = model.predict_array(X)
+    np.testing.assert_allclose(model.predict_array(X, n_threads=1), reference, rtol=1e-6)
+    results = [None] * 4
+
+    def work(i):
+        results[i] = model.predict_array(X, n_threads=1)
+
+    threads = [threading.Thread(target=work, args=(i,)) for i in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    for r in results:
+        np.testing.assert_allclose(r, reference, rtol=1e-6)
+
+
+def test_model_learns_and_nan_rows_predict_nan(table):
+    model = ux.train(table, "GPP", FEATURES, model="xgboost", n_estimators=50)
+    pred = model.predict(table)
+    ok = table["GPP"].notna().to_numpy()
+    assert ux.metrics.nse(pred[ok], table["GPP"].to_numpy()[ok]) > 0.8
+    holed = table.copy()
+    holed.loc[holed.index[:5], "TA"] = np.nan
+    assert np.isnan(model.predict(holed)[:5]).all()
+
+
+def test_training_filters_and_errors(table):
+    strict = ux.train(table, "GPP", FEATURES, model="lightgbm", n_estimators=5, qc_threshold=0.9)
+    loose = ux.train(table, "GPP", FEATURES, model="lightgbm", n_estimators=5)
+    assert strict.n_train < loose.n_train
+    with pytest.raises(ValueError, match="unknown model 'svm'"):
+        ux.train(table, "GPP", FEATURES, model="svm")
+    with pytest.raises(KeyError, match="lacks column"):
+        ux.train(table, "GPP", FEATURES + ["EVI"])
+    with pytest.raises(ValueError, match="usable rows"):
+        ux.train(table.iloc[:3], "GPP", FEATURES)
+
+
+def test_units_mismatch_and_bad_files(table, tmp_path):
+    model = ux.train(table, "GPP", FEATURES, model="lightgbm", n_estimators=5)
+    kelvin = table.copy()
+    kelvin.attrs = {"units": {**table.attrs["units"], "TA": "K"}}
+    with pytest.raises(ValueError, match="feature 'TA' is in 'K'"):
+        model.predict(kelvin)
+    garbage = tmp_path / "x.uxm"
+    garbage.write_bytes(b"\x80\x04not a zip")
+    with pytest.raises(ValueError, match="not a uflux-xr model archive"):
+        ux.load_model(garbage)
+    path = model.save(tmp_path / "ok.uxm")
+    tampered = tmp_path / "tampered.uxm"
+    with zipfile.ZipFile(path) as src, zipfile.ZipFile(tampered, "w") as dst:
+        for name in src.namelist():
+            blob = src.read(name)
+            dst.writestr(name, blob if name == "metadata.json" else blob.replace(b"tree", b"TREE"))
+    with pytest.raises(ValueError, match="checksum mismatch"):
+        ux.load_model(tampered)
