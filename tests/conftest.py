@@ -37,8 +37,13 @@ def raise_if_dask_computes(max_computes: int = 0):
 def world():
     """A small world: 1° cells over 12° x 14°, half a year, 16 towers."""
     return ux.synthetic.make_world(
-        seed=3, lat_range=(40.0, 52.0), lon_range=(0.0, 14.0), resolution=1.0,
-        start="2020-01-01", end="2020-06-30", n_sites=16,
+        seed=3,
+        lat_range=(40.0, 52.0),
+        lon_range=(0.0, 14.0),
+        resolution=1.0,
+        start="2020-01-01",
+        end="2020-06-30",
+        n_sites=16,
     )
 
 

@@ -11,12 +11,19 @@ from uflux_xr.cli import main
 
 TINY = {
     "name": "tiny",
-    "data": {"source": "demo", "seed": 1, "domain": {"lat": [44, 52], "lon": [2, 12], "resolution": 1.0},
-             "period": {"start": "2020-04-01", "end": "2020-06-30"}, "n_sites": 12},
+    "data": {
+        "source": "demo",
+        "seed": 1,
+        "domain": {"lat": [44, 52], "lon": [2, 12], "resolution": 1.0},
+        "period": {"start": "2020-04-01", "end": "2020-06-30"},
+        "n_sites": 12,
+    },
     "predictors": ["TA", "SW_IN", "VPD", "SWC", "NIRv", "DOY_SIN", "DOY_COS"],
     "fluxes": ["GPP", "RECO", "LE"],
-    "models": [{"name": "xgboost", "params": {"n_estimators": 20}},
-               {"name": "lightgbm", "params": {"n_estimators": 20}}],
+    "models": [
+        {"name": "xgboost", "params": {"n_estimators": 20}},
+        {"name": "lightgbm", "params": {"n_estimators": 20}},
+    ],
     "members": 1,
     "validation": {"cv": "kfold", "n_splits": 3},
     "output": {"chunks": {"time": 30}},

@@ -20,24 +20,27 @@ def test_demo_config_is_valid():
     assert cfg.attrs["title"].startswith("uflux-xr demo")
 
 
-@pytest.mark.parametrize(("change", "message"), [
-    (lambda c: c.update(colour="blue"), r"top level: unknown key\(s\) \['colour'\]"),
-    (lambda c: c.pop("name"), "name: expected a non-empty string"),
-    (lambda c: c["data"].update(source="ftp"), "data.source: expected 'demo' or 'files'"),
-    (lambda c: c["data"]["domain"].update(lat=[70, 35]), "data.domain.lat: min 70.0 must be below max 35.0"),
-    (lambda c: c["data"]["domain"].update(resolution=-1), "data.domain.resolution: expected a positive"),
-    (lambda c: c["data"]["period"].update(start="2020-13-01"), "data.period.start: expected an ISO date"),
-    (lambda c: c.update(fluxes=["GPP", "FCH4"]), r"fluxes: unknown flux\(es\) \['FCH4'\]"),
-    (lambda c: c.update(predictors=["TA", "TA"]), "predictors: duplicate names"),
-    (lambda c: c.update(predictors=["TA", "WIND"]), r"predictors: unknown predictor\(s\) \['WIND'\]"),
-    (lambda c: c["models"].append({"name": "svm"}), r"models\[2\].name: unknown model 'svm'"),
-    (lambda c: c["models"][0].update(depth=3), r"models\[0\]: unknown key\(s\) \['depth'\]"),
-    (lambda c: c.update(members=0), "members: expected a positive integer"),
-    (lambda c: c["validation"].update(cv="random"), "validation.cv: expected 'loso', 'kfold' or 'none'"),
-    (lambda c: c["output"].update(formats=["grib"]), "output.formats: expected a list from"),
-    (lambda c: c.update(extraction={"method": "window", "window": 4}), "extraction.window: expected an odd"),
-    (lambda c: c["data"].update(source="files"), "data.cube: expected a path"),
-])
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (lambda c: c.update(colour="blue"), r"top level: unknown key\(s\) \['colour'\]"),
+        (lambda c: c.pop("name"), "name: expected a non-empty string"),
+        (lambda c: c["data"].update(source="ftp"), "data.source: expected 'demo' or 'files'"),
+        (lambda c: c["data"]["domain"].update(lat=[70, 35]), "data.domain.lat: min 70.0 must be below max 35.0"),
+        (lambda c: c["data"]["domain"].update(resolution=-1), "data.domain.resolution: expected a positive"),
+        (lambda c: c["data"]["period"].update(start="2020-13-01"), "data.period.start: expected an ISO date"),
+        (lambda c: c.update(fluxes=["GPP", "FCH4"]), r"fluxes: unknown flux\(es\) \['FCH4'\]"),
+        (lambda c: c.update(predictors=["TA", "TA"]), "predictors: duplicate names"),
+        (lambda c: c.update(predictors=["TA", "WIND"]), r"predictors: unknown predictor\(s\) \['WIND'\]"),
+        (lambda c: c["models"].append({"name": "svm"}), r"models\[2\].name: unknown model 'svm'"),
+        (lambda c: c["models"][0].update(depth=3), r"models\[0\]: unknown key\(s\) \['depth'\]"),
+        (lambda c: c.update(members=0), "members: expected a positive integer"),
+        (lambda c: c["validation"].update(cv="random"), "validation.cv: expected 'loso', 'kfold' or 'none'"),
+        (lambda c: c["output"].update(formats=["grib"]), "output.formats: expected a list from"),
+        (lambda c: c.update(extraction={"method": "window", "window": 4}), "extraction.window: expected an odd"),
+        (lambda c: c["data"].update(source="files"), "data.cube: expected a path"),
+    ],
+)
 def test_bad_config_names_file_and_key(change, message):
     raw = base()
     change(raw)

@@ -4,17 +4,17 @@ import pytest
 
 from uflux_xr import metrics
 
-P = np.array([1.0, 2.0, 3.0, 4.0])
-O = np.array([1.0, 3.0, 2.0, 5.0])
+PRED = np.array([1.0, 2.0, 3.0, 4.0])
+OBS = np.array([1.0, 3.0, 2.0, 5.0])
 
 
 def test_hand_computed_values():
     # Ō = 2.75; Σ(P−O)² = 3; Σ(O−Ō)² = 8.75; Σ(|P−Ō|+|O−Ō|)² = 26.5
-    assert metrics.bias(P, O) == pytest.approx(-0.25)
-    assert metrics.rmse(P, O) == pytest.approx(np.sqrt(0.75))
-    assert metrics.mae(P, O) == pytest.approx(0.75)
-    assert metrics.nse(P, O) == pytest.approx(1 - 3 / 8.75)
-    assert metrics.ioa(P, O) == pytest.approx(1 - 3 / 26.5)
+    assert metrics.bias(PRED, OBS) == pytest.approx(-0.25)
+    assert metrics.rmse(PRED, OBS) == pytest.approx(np.sqrt(0.75))
+    assert metrics.mae(PRED, OBS) == pytest.approx(0.75)
+    assert metrics.nse(PRED, OBS) == pytest.approx(1 - 3 / 8.75)
+    assert metrics.ioa(PRED, OBS) == pytest.approx(1 - 3 / 26.5)
 
 
 def test_pearson_and_slope_match_numpy():

@@ -30,8 +30,9 @@ def test_demo_meets_validation_targets(tmp_path):
 def test_score_against_truth_uses_true_nee_for_difference():
     coords = {"time": pd.date_range("2020-01-01", periods=3), "lat": [0.0], "lon": [0.0]}
     truth = xr.Dataset({"NEE": (("time", "lat", "lon"), np.array([1.0, 2.0, 3.0]).reshape(3, 1, 1))}, coords=coords)
-    product = xr.Dataset({"NEE_RECO_GPP": (("member", "time", "lat", "lon"),
-                                           np.array([1.0, 2.0, 3.0]).reshape(1, 3, 1, 1))},
-                         coords={**coords, "member": ["a"]})
+    product = xr.Dataset(
+        {"NEE_RECO_GPP": (("member", "time", "lat", "lon"), np.array([1.0, 2.0, 3.0]).reshape(1, 3, 1, 1))},
+        coords={**coords, "member": ["a"]},
+    )
     table = score_against_truth(product, truth)
     assert table.loc[0, "variable"] == "NEE_RECO_GPP" and table.loc[0, "nse"] == 1.0

@@ -15,8 +15,9 @@ def product(world, small_models):
 
 @pytest.fixture(scope="module")
 def netcdf_path(product, tmp_path_factory):
-    return ux.write_product(product, tmp_path_factory.mktemp("nc") / "product.nc", progress=False,
-                            attrs={"creator_name": "pytest"})
+    return ux.write_product(
+        product, tmp_path_factory.mktemp("nc") / "product.nc", progress=False, attrs={"creator_name": "pytest"}
+    )
 
 
 def test_netcdf_and_zarr_round_trip(product, netcdf_path, tmp_path):
@@ -35,8 +36,16 @@ def test_cf_acdd_attributes(netcdf_path):
     ds = xr.open_dataset(netcdf_path)
     assert ds.attrs["Conventions"] == "CF-1.10, ACDD-1.3"
     assert ds.attrs["creator_name"] == "pytest"
-    for key in ("title", "summary", "history", "date_created", "time_coverage_start", "geospatial_lat_min",
-                "uflux_features", "uflux_training_sites"):
+    for key in (
+        "title",
+        "summary",
+        "history",
+        "date_created",
+        "time_coverage_start",
+        "geospatial_lat_min",
+        "uflux_features",
+        "uflux_training_sites",
+    ):
         assert ds.attrs.get(key), key
     assert "DOY_SIN" in ds.attrs["uflux_features"]
     assert ds["GPP"].attrs["units"] == "g m-2 d-1"
@@ -51,8 +60,9 @@ def test_compliance_checker_cf_has_no_high_priority_failures(netcdf_path, tmp_pa
 
     CheckSuite.load_all_available_checkers()
     report = tmp_path / "cf.json"
-    ComplianceChecker.run_checker(str(netcdf_path), ["cf:1.10"], 0, "normal", output_filename=str(report),
-                                  output_format="json")
+    ComplianceChecker.run_checker(
+        str(netcdf_path), ["cf:1.10"], 0, "normal", output_filename=str(report), output_format="json"
+    )
     result = json.loads(report.read_text())["cf:1.10"]
     failures = [p for p in result["high_priorities"] if p["msgs"]]
     assert result["high_count"] == 0, failures

@@ -34,8 +34,9 @@ def test_window_mean_and_categorical_centre(world):
 
 
 def test_dask_cube_gives_the_same_table(world, table):
-    lazy = ux.extract_at_sites(world.cube.chunk({"time": 50}), world.sites, FEATURES,
-                               targets=list(table.columns[3 + len(FEATURES):]))
+    lazy = ux.extract_at_sites(
+        world.cube.chunk({"time": 50}), world.sites, FEATURES, targets=list(table.columns[3 + len(FEATURES) :])
+    )
     np.testing.assert_allclose(lazy[FEATURES].to_numpy(float), table[FEATURES].to_numpy(float))
 
 

@@ -21,10 +21,15 @@ def test_upscale_is_lazy(world, small_models):
 def test_numpy_and_dask_paths_agree_under_two_chunkings(world, small_models):
     model = small_models["xgboost"]["GPP"]
     cube = world.cube
-    arrays = [np.broadcast_to(a.transpose(*[d for d in ("time", "lat", "lon") if d in a.dims]).values
-                              .reshape([cube.sizes[d] if d in a.dims else 1 for d in ("time", "lat", "lon")]),
-                              (cube.sizes["time"], cube.sizes["lat"], cube.sizes["lon"]))
-              for a in ux.features.resolve_features(cube, FEATURES).values()]
+    arrays = [
+        np.broadcast_to(
+            a.transpose(*[d for d in ("time", "lat", "lon") if d in a.dims]).values.reshape(
+                [cube.sizes[d] if d in a.dims else 1 for d in ("time", "lat", "lon")]
+            ),
+            (cube.sizes["time"], cube.sizes["lat"], cube.sizes["lon"]),
+        )
+        for a in ux.features.resolve_features(cube, FEATURES).values()
+    ]
     mask = (cube["land_mask"].values == 1)[None]
     reference = predict_block(*arrays, mask, model=model, n_features=len(FEATURES))
     for chunks in ({"time": 17}, {"time": 64, "lat": 5, "lon": 4}):
@@ -35,8 +40,12 @@ def test_numpy_and_dask_paths_agree_under_two_chunkings(world, small_models):
 def test_product_matches_model_predict_on_extracted_table(world, table, small_models):
     model = small_models["lightgbm"]["RECO"]
     product = ux.upscale({"RECO": [model]}, world.cube, derived=False).compute()
-    at_towers = product["RECO"].isel(member=0).sel(
-        lat=world.sites["lat"], lon=world.sites["lon"], method="nearest").transpose("site", "time")
+    at_towers = (
+        product["RECO"]
+        .isel(member=0)
+        .sel(lat=world.sites["lat"], lon=world.sites["lon"], method="nearest")
+        .transpose("site", "time")
+    )
     expected = model.predict(table).reshape(world.sites.sizes["site"], world.sites.sizes["time"])
     np.testing.assert_allclose(at_towers.values, expected, rtol=1e-5, equal_nan=True)
 
@@ -95,8 +104,13 @@ def test_local_cluster_matches_threaded(world, small_models, tmp_path):
     with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as lc:
         with distributed.Client(lc):
             clustered = ux.upscale(small_models, cube).compute()
-            unsaved = ux.train(ux.extract_at_sites(world.cube, world.sites, FEATURES, targets=["GPP"]),
-                               "GPP", FEATURES, model="lightgbm", n_estimators=5)
+            unsaved = ux.train(
+                ux.extract_at_sites(world.cube, world.sites, FEATURES, targets=["GPP"]),
+                "GPP",
+                FEATURES,
+                model="lightgbm",
+                n_estimators=5,
+            )
             with pytest.raises(ValueError, match="save it"):
                 ux.upscale({"GPP": [unsaved]}, cube)
     xr.testing.assert_allclose(threaded, clustered)

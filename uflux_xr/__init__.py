@@ -23,7 +23,21 @@ from uflux_xr.validate import CVResult, cross_validate
 from uflux_xr.variables import UnitsError
 
 __all__ = [
-    "CVResult", "ConfigError", "ExtractionError", "FluxModel", "UnitsError", "available_models",
-    "cross_validate", "extract_at_sites", "load_config", "load_model", "metrics", "register_model", "run",
-    "synthetic", "train", "upscale", "write_product",
+    "CVResult",
+    "ConfigError",
+    "ExtractionError",
+    "FluxModel",
+    "UnitsError",
+    "available_models",
+    "cross_validate",
+    "extract_at_sites",
+    "load_config",
+    "load_model",
+    "metrics",
+    "register_model",
+    "run",
+    "synthetic",
+    "train",
+    "upscale",
+    "write_product",
 ]

@@ -112,8 +112,24 @@ def parse_config(raw: dict, src: str = "<config>") -> RunConfig:
     """
     if not isinstance(raw, dict):
         raise ConfigError(f"{src}: expected a YAML mapping at the top level")
-    _check_keys(raw, {"name", "title", "data", "predictors", "fluxes", "extraction", "training", "models",
-                      "members", "validation", "output"}, "top level", src)
+    _check_keys(
+        raw,
+        {
+            "name",
+            "title",
+            "data",
+            "predictors",
+            "fluxes",
+            "extraction",
+            "training",
+            "models",
+            "members",
+            "validation",
+            "output",
+        },
+        "top level",
+        src,
+    )
     name = raw.get("name")
     if not isinstance(name, str) or not name:
         raise ConfigError(f"{src}: name: expected a non-empty string")
@@ -165,8 +181,9 @@ def parse_config(raw: dict, src: str = "<config>") -> RunConfig:
     predictors = _name_list(raw, "predictors", src)
     bad = [p for p in predictors if p not in known_names() and p not in HARMONIC_NAMES]
     if bad:
-        raise ConfigError(f"{src}: predictors: unknown predictor(s) {bad}; expected registry names or "
-                          f"{list(HARMONIC_NAMES)}")
+        raise ConfigError(
+            f"{src}: predictors: unknown predictor(s) {bad}; expected registry names or {list(HARMONIC_NAMES)}"
+        )
     bad = [p for p in predictors if p in fluxes]
     if bad:
         raise ConfigError(f"{src}: predictors: {bad} are also fluxes to predict")
@@ -181,8 +198,9 @@ def parse_config(raw: dict, src: str = "<config>") -> RunConfig:
             raise ConfigError(f"{src}: models[{i}]: expected a model name or a mapping")
         _check_keys(m, {"name", "params"}, f"models[{i}]", src)
         if m.get("name") not in available_models():
-            raise ConfigError(f"{src}: models[{i}].name: unknown model {m.get('name')!r}; "
-                              f"available: {available_models()}")
+            raise ConfigError(
+                f"{src}: models[{i}].name: unknown model {m.get('name')!r}; available: {available_models()}"
+            )
         params = m.get("params") or {}
         if not isinstance(params, dict):
             raise ConfigError(f"{src}: models[{i}].params: expected a mapping of hyper-parameters")
@@ -233,11 +251,23 @@ def parse_config(raw: dict, src: str = "<config>") -> RunConfig:
         attrs = {"title": raw["title"], **attrs}
 
     return RunConfig(
-        name=name, fluxes=fluxes, predictors=predictors, models=models, members=members,
-        extraction_method=method, extraction_window=window, qc_threshold=qc,
-        cv=None if cv in (None, "none") else cv, cv_model=cv_model, cv_splits=n_splits,
-        cv_params=dict(validation.get("params") or {}), chunks=dict(chunks), formats=tuple(formats),
-        attrs=dict(attrs), path=src, **kwargs,
+        name=name,
+        fluxes=fluxes,
+        predictors=predictors,
+        models=models,
+        members=members,
+        extraction_method=method,
+        extraction_window=window,
+        qc_threshold=qc,
+        cv=None if cv in (None, "none") else cv,
+        cv_model=cv_model,
+        cv_splits=n_splits,
+        cv_params=dict(validation.get("params") or {}),
+        chunks=dict(chunks),
+        formats=tuple(formats),
+        attrs=dict(attrs),
+        path=src,
+        **kwargs,
     )
 
 

@@ -82,9 +82,7 @@ def toa_daily_radiation(lat, doy):
     dr = 1.0 + 0.033 * np.cos(2.0 * np.pi * doy / 365.0)
     decl = 0.409 * np.sin(2.0 * np.pi * doy / 365.0 - 1.39)
     ws = np.arccos(np.clip(-np.tan(phi) * np.tan(decl), -1.0, 1.0))
-    return SOLAR_CONSTANT / np.pi * dr * (
-        ws * np.sin(phi) * np.sin(decl) + np.cos(phi) * np.cos(decl) * np.sin(ws)
-    )
+    return SOLAR_CONSTANT / np.pi * dr * (ws * np.sin(phi) * np.sin(decl) + np.cos(phi) * np.cos(decl) * np.sin(ws))
 
 
 def resolve_features(cube: xr.Dataset, names) -> dict[str, xr.DataArray]:

@@ -93,8 +93,7 @@ def all_metrics(pred, obs) -> dict[str, float]:
     }
 
 
-def metrics_table(frame: pd.DataFrame, pred: str, obs: str, by: str | list[str] | None = None
-                  ) -> pd.DataFrame:
+def metrics_table(frame: pd.DataFrame, pred: str, obs: str, by: str | list[str] | None = None) -> pd.DataFrame:
     """Metrics of column ``pred`` against column ``obs``, overall or per group.
 
     Parameters

@@ -64,8 +64,13 @@ def prepare_inputs(config: RunConfig, out_dir: Path) -> tuple[xr.Dataset, xr.Dat
     """
     if config.source == "demo":
         world = synthetic.make_world(
-            config.seed, lat_range=config.lat, lon_range=config.lon, resolution=config.resolution,
-            start=config.start, end=config.end, n_sites=config.n_sites,
+            config.seed,
+            lat_range=config.lat,
+            lon_range=config.lon,
+            resolution=config.resolution,
+            start=config.start,
+            end=config.end,
+            n_sites=config.n_sites,
         )
         inputs = out_dir / "inputs"
         inputs.mkdir(parents=True, exist_ok=True)
@@ -91,8 +96,15 @@ def train_ensemble(table: pd.DataFrame, config: RunConfig, model_dir: Path) -> d
             label = f"{spec.name}-{seed}"
             members[label] = {}
             for flux in config.fluxes:
-                model = train(table, flux, config.predictors, model=spec.name, random_state=seed,
-                              qc_threshold=config.qc_threshold, **spec.params)
+                model = train(
+                    table,
+                    flux,
+                    config.predictors,
+                    model=spec.name,
+                    random_state=seed,
+                    qc_threshold=config.qc_threshold,
+                    **spec.params,
+                )
                 model.save(model_dir / label / f"{flux}{MODEL_SUFFIX}")
                 members[label][flux] = model
     return members
@@ -103,8 +115,17 @@ def validate_fluxes(table: pd.DataFrame, config: RunConfig, out_dir: Path) -> pd
     params = next((s.params for s in config.models if s.name == config.cv_model), {})
     params = {**params, **config.cv_params}
     results = [
-        cross_validate(table, flux, config.predictors, config.cv_model, cv=config.cv, n_splits=config.cv_splits,
-                       qc_threshold=config.qc_threshold, fold_jobs=2, **params)
+        cross_validate(
+            table,
+            flux,
+            config.predictors,
+            config.cv_model,
+            cv=config.cv,
+            n_splits=config.cv_splits,
+            qc_threshold=config.qc_threshold,
+            fold_jobs=2,
+            **params,
+        )
         for flux in config.fluxes
     ]
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -150,8 +171,14 @@ def run(config: RunConfig, out_dir: str | Path, *, progress: bool = True) -> Run
     timings["inputs"] = time.perf_counter() - t0
 
     t = time.perf_counter()
-    table = extract_at_sites(cube, sites, config.predictors, targets=_targets(config, sites),
-                             method=config.extraction_method, window=config.extraction_window)
+    table = extract_at_sites(
+        cube,
+        sites,
+        config.predictors,
+        targets=_targets(config, sites),
+        method=config.extraction_method,
+        window=config.extraction_window,
+    )
     table.to_csv(out_dir / "training_table.csv", index=False)
     timings["extract"] = time.perf_counter() - t
 
@@ -177,15 +204,18 @@ def run(config: RunConfig, out_dir: str | Path, *, progress: bool = True) -> Run
         products["zarr"] = written
     if "netcdf" in config.formats:
         # Convert from the Zarr store so the models run once for both formats.
-        products["netcdf"] = write_product(xr.open_zarr(zarr_path, consolidated=False), out_dir / "product.nc",
-                                           progress=False)
+        products["netcdf"] = write_product(
+            xr.open_zarr(zarr_path, consolidated=False), out_dir / "product.nc", progress=False
+        )
     if "zarr" not in config.formats:
         shutil.rmtree(zarr_path)
     timings["upscale_write"] = time.perf_counter() - t
 
     scores = None
     if truth is not None:
-        final = xr.open_zarr(zarr_path, consolidated=False) if "zarr" in products else xr.open_dataset(products["netcdf"])
+        final = (
+            xr.open_zarr(zarr_path, consolidated=False) if "zarr" in products else xr.open_dataset(products["netcdf"])
+        )
         scores = score_against_truth(final, truth)
         scores.to_csv(out_dir / "product_vs_truth.csv", index=False)
     timings["total"] = time.perf_counter() - t0
@@ -196,7 +226,9 @@ def run(config: RunConfig, out_dir: str | Path, *, progress: bool = True) -> Run
 def _targets(config: RunConfig, sites: xr.Dataset) -> list[str]:
     missing = [f for f in config.fluxes if f not in sites.data_vars]
     if missing:
-        raise KeyError(f"site dataset lacks flux(es) {missing} named in {config.path}; it has {sorted(sites.data_vars)}")
+        raise KeyError(
+            f"site dataset lacks flux(es) {missing} named in {config.path}; it has {sorted(sites.data_vars)}"
+        )
     qc = [f"{f}_QC" for f in config.fluxes if f"{f}_QC" in sites.data_vars]
     return list(config.fluxes) + qc
 
@@ -207,14 +239,18 @@ def format_summary(result: RunResult) -> str:
     if result.validation is not None:
         v = result.validation
         lines.append(f"Validation ({v['cv'].iloc[0]}, {v['model'].iloc[0]}), pooled over held-out sites:")
-        lines.append(v[["target", "n", "nse", "r2", "rmse", "mae", "bias", "slope", "ioa"]]
-                     .to_string(index=False, float_format=lambda x: f"{x:.3f}"))
+        lines.append(
+            v[["target", "n", "nse", "r2", "rmse", "mae", "bias", "slope", "ioa"]].to_string(
+                index=False, float_format=lambda x: f"{x:.3f}"
+            )
+        )
     if result.product_vs_truth is not None:
         lines.append("\nProduct (ensemble mean) against the demo world's truth:")
-        lines.append(result.product_vs_truth[["variable", "n", "nse", "r2", "rmse", "bias", "slope"]]
-                     .to_string(index=False, float_format=lambda x: f"{x:.3f}"))
+        lines.append(
+            result.product_vs_truth[["variable", "n", "nse", "r2", "rmse", "bias", "slope"]].to_string(
+                index=False, float_format=lambda x: f"{x:.3f}"
+            )
+        )
     lines.append("\nProducts: " + ", ".join(str(p) for p in result.products.values()))
     lines.append("Timings [s]: " + ", ".join(f"{k} {v:.1f}" for k, v in result.timings.items()))
     return "\n".join(lines)
-
-

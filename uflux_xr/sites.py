@@ -154,8 +154,12 @@ def extract_at_sites(
         at = {k: v.isel({d: sel[d] for d in (ydim, xdim) if d in v.dims}) for k, v in arrays.items()}
         centre = {"wy": window // 2, "wx": window // 2}
         # Categorical layers (IGBP) cannot be averaged: take the tower's own cell.
-        at = {k: v.isel({d: centre[d] for d in centre if d in v.dims}) if _is_categorical(arrays[k])
-              else v.mean([d for d in centre if d in v.dims], skipna=True) for k, v in at.items()}
+        at = {
+            k: v.isel({d: centre[d] for d in centre if d in v.dims})
+            if _is_categorical(arrays[k])
+            else v.mean([d for d in centre if d in v.dims], skipna=True)
+            for k, v in at.items()
+        }
     at = xr.Dataset(at).assign_coords(site=labels).compute()
     at = at.broadcast_like(sites[["site", "time"]].coords.to_dataset()) if "time" in sites.dims else at
 
@@ -168,8 +172,11 @@ def extract_at_sites(
                 "check the land mask and the tower coordinates"
             )
 
-    table = xr.merge([at.transpose("site", "time"), sites[targets].drop_vars(["lat", "lon"], errors="ignore")],
-                     compat="override", join="exact")
+    table = xr.merge(
+        [at.transpose("site", "time"), sites[targets].drop_vars(["lat", "lon"], errors="ignore")],
+        compat="override",
+        join="exact",
+    )
     frame = table.to_dataframe().reset_index()
     if "igbp" in sites.coords:
         frame["igbp"] = frame["site"].map(dict(zip(labels, sites["igbp"].values, strict=True)))

@@ -153,8 +153,7 @@ def _simulate(lat, lon, time, seed):
     greenness = nirv_max * np.where(evergreen, 0.8, 0.3)
     delta_coef = 4098.0 * saturation_vapour_pressure(ta) / (ta + 237.3) ** 2  # kPa K-1
     snow = ta < 0
-    rn = ((1 - np.where(snow & land, 0.5, albedo)) * sw_in + lw_in
-          - 0.97 * STEFAN_BOLTZMANN * ta_k**4)
+    rn = (1 - np.where(snow & land, 0.5, albedo)) * sw_in + lw_in - 0.97 * STEFAN_BOLTZMANN * ta_k**4
     avail = 0.95 * rn  # Rn - G, daily G taken as 5 % of Rn
     lam = latent_heat_of_vaporization(ta)
     ref_resp = 0.6 + 2.5 * nirv_max / 0.38  # [g C m-2 d-1] at 10 °C, tied to site productivity
@@ -209,11 +208,11 @@ def _gap_mask(rng, n_time, long_outage: bool) -> np.ndarray:
     for _ in range(rng.integers(1, 4)):
         length = rng.integers(5, 31)
         start = rng.integers(0, max(1, n_time - length))
-        gap[start:start + length] = True
+        gap[start : start + length] = True
     if long_outage:
         length = rng.integers(60, 121)
         start = rng.integers(0, max(1, n_time - length))
-        gap[start:start + length] = True
+        gap[start : start + length] = True
     return gap
 
 
@@ -234,15 +233,24 @@ def _tower_records(rng, sim, time, iy, ix):
     carbon_gap = np.array([_gap_mask(rng, nt, o) for o in outage])
     energy_gap = np.array([_gap_mask(rng, nt, o) for o in outage]) | carbon_gap & (rng.random((n_sites, nt)) < 0.5)
     records = {}
-    for name, values, gap in (("NEE", nee, carbon_gap), ("RECO", reco, carbon_gap), ("GPP", gpp, carbon_gap),
-                              ("LE", le, energy_gap), ("H", h, energy_gap)):
+    for name, values, gap in (
+        ("NEE", nee, carbon_gap),
+        ("RECO", reco, carbon_gap),
+        ("GPP", gpp, carbon_gap),
+        ("LE", le, energy_gap),
+        ("H", h, energy_gap),
+    ):
         qc = np.where(gap, 0.0, np.clip(rng.beta(9.0, 1.5, (n_sites, nt)), 0.5, 1.0))
         records[name] = np.where(gap, np.nan, values)
         records[f"{name}_QC"] = qc
     met_gap = rng.random((n_sites, nt)) < 0.03
     records["TA"] = np.where(met_gap, np.nan, at["TA"] + 0.3 * rng.standard_normal((n_sites, nt)))
-    records["SW_IN"] = np.where(met_gap, np.nan, np.maximum(0, at["SW_IN"] * (1 + 0.03 * rng.standard_normal((n_sites, nt)))))
-    records["VPD"] = np.where(met_gap, np.nan, np.maximum(0, at["VPD"] * (1 + 0.05 * rng.standard_normal((n_sites, nt)))))
+    records["SW_IN"] = np.where(
+        met_gap, np.nan, np.maximum(0, at["SW_IN"] * (1 + 0.03 * rng.standard_normal((n_sites, nt))))
+    )
+    records["VPD"] = np.where(
+        met_gap, np.nan, np.maximum(0, at["VPD"] * (1 + 0.05 * rng.standard_normal((n_sites, nt))))
+    )
     records["P"] = np.where(met_gap, np.nan, at["P"])
     return records
 
@@ -294,26 +302,40 @@ def make_world(
     if len(lat) < 2 or len(lon) < 2 or len(time) < 2:
         raise ValueError("the demo domain needs at least 2 cells in lat and lon and 2 days")
     sim = _simulate(lat, lon, time, seed)
-    coords = {"time": time, "lat": ("lat", lat, {"units": "degrees_north", "standard_name": "latitude",
-                                              "long_name": "latitude", "axis": "Y"}),
-              "lon": ("lon", lon, {"units": "degrees_east", "standard_name": "longitude",
-                                   "long_name": "longitude", "axis": "X"})}
+    coords = {
+        "time": time,
+        "lat": (
+            "lat",
+            lat,
+            {"units": "degrees_north", "standard_name": "latitude", "long_name": "latitude", "axis": "Y"},
+        ),
+        "lon": (
+            "lon",
+            lon,
+            {"units": "degrees_east", "standard_name": "longitude", "long_name": "longitude", "axis": "X"},
+        ),
+    }
     dims3 = ("time", "lat", "lon")
     cube = xr.Dataset(
         {name: (dims3, sim[name], _attrs(name)) for name in ("TA", "SW_IN", "LW_IN", "VPD", "P", "SWC", "NIRv")},
         coords=coords,
     )
     cube["land_mask"] = (("lat", "lon"), sim["land"].astype(np.int8), _attrs("land_mask"))
-    cube["IGBP"] = (("lat", "lon"), sim["igbp"], {
-        **_attrs("IGBP"),
-        "flag_values": np.array(list(IGBP_CLASSES), dtype=np.int16),
-        "flag_meanings": " ".join(v[0] for v in IGBP_CLASSES.values()),
-    })
+    cube["IGBP"] = (
+        ("lat", "lon"),
+        sim["igbp"],
+        {
+            **_attrs("IGBP"),
+            "flag_values": np.array(list(IGBP_CLASSES), dtype=np.int16),
+            "flag_meanings": " ".join(v[0] for v in IGBP_CLASSES.values()),
+        },
+    )
     cube["elevation"] = (("lat", "lon"), sim["elevation"].astype(np.float32), _attrs("elevation"))
     cube.attrs = {"title": "uflux-xr demo world predictor cube", "source": f"uflux_xr.synthetic seed={seed}"}
 
-    truth = xr.Dataset({name: (dims3, sim[name], _attrs(name)) for name in ("GPP", "RECO", "NEE", "LE", "H", "ET")},
-                       coords=coords)
+    truth = xr.Dataset(
+        {name: (dims3, sim[name], _attrs(name)) for name in ("GPP", "RECO", "NEE", "LE", "H", "ET")}, coords=coords
+    )
     truth.attrs = {"title": "uflux-xr demo world true fluxes", "source": f"uflux_xr.synthetic seed={seed}"}
 
     rng = np.random.default_rng(seed + 1)
@@ -322,9 +344,16 @@ def make_world(
     site_ids = [f"DW-{i + 1:03d}" for i in range(n_sites)]
     jitter = lambda n: rng.uniform(-0.45, 0.45, n) * resolution  # noqa: E731 - towers inside the cell
     sites = xr.Dataset(
-        {name: (("site", "time"), values.astype(np.float32), _attrs(name.removesuffix("_QC")) if not name.endswith("_QC")
-                else {"long_name": f"fraction of good-quality records in the day for {name[:-3]}", "units": "1"})
-         for name, values in records.items()},
+        {
+            name: (
+                ("site", "time"),
+                values.astype(np.float32),
+                _attrs(name.removesuffix("_QC"))
+                if not name.endswith("_QC")
+                else {"long_name": f"fraction of good-quality records in the day for {name[:-3]}", "units": "1"},
+            )
+            for name, values in records.items()
+        },
         coords={
             "site": site_ids,
             "time": time,

@@ -85,6 +85,7 @@ def normalize_ensemble(models) -> dict[str, dict[str, FluxModel]]:
     i-th model of every flux), or a flat sequence of FluxModel (one per flux, a
     single member ``"0"``).  Model-file paths are loaded.
     """
+
     def as_model(m):
         return load_model(m) if isinstance(m, str) else m
 
@@ -94,8 +95,10 @@ def normalize_ensemble(models) -> dict[str, dict[str, FluxModel]]:
         models = [as_model(m) for m in models]
         targets = [m.target for m in models]
         if len(set(targets)) != len(targets):
-            raise ValueError(f"a flat model list needs one model per flux, got targets {targets}; "
-                             "pass {member: {flux: model}} for ensembles")
+            raise ValueError(
+                f"a flat model list needs one model per flux, got targets {targets}; "
+                "pass {member: {flux: model}} for ensembles"
+            )
         return {"0": {m.target: m for m in models}}
     if not isinstance(models, Mapping) or not models:
         raise TypeError("models must be a FluxModel, a list of them, {flux: [models]} or {member: {flux: model}}")
@@ -127,8 +130,10 @@ def _model_reference(model: FluxModel):
         default_client()
     except (ImportError, ValueError):
         return model  # threaded scheduler: tasks share this process's memory
-    raise ValueError(f"the {model.target} model has no file; save it (model.save(path)) before upscaling on a "
-                     "distributed cluster, so that workers load it once instead of receiving it in every task")
+    raise ValueError(
+        f"the {model.target} model has no file; save it (model.save(path)) before upscaling on a "
+        "distributed cluster, so that workers load it once instead of receiving it in every task"
+    )
 
 
 def _spatial_dims(cube: xr.Dataset) -> tuple[str, str]:
@@ -199,9 +204,12 @@ def upscale(
             check_feature_units(model, units, source="predictor cube")
             args = [arrays[f] for f in model.features] + [mask_da]
             da = xr.apply_ufunc(
-                predict_block, *args,
+                predict_block,
+                *args,
                 kwargs={"model": _model_reference(model), "n_features": len(model.features)},
-                dask="parallelized", output_dtypes=[np.float32], keep_attrs=False,
+                dask="parallelized",
+                output_dtypes=[np.float32],
+                keep_attrs=False,
             ).transpose(*out_dims)
             per_member.append(da.expand_dims(member=[label]))
         data_vars[flux] = _with_attrs(xr.concat(per_member, dim="member"), flux)

@@ -82,17 +82,26 @@ def site_folds(sites, cv: str = "loso", n_splits: int = 5, random_state: int = 0
 
 def _fit_predict_fold(table, target, features, model, held_out, fold, random_state, qc_threshold, params):
     train_rows = ~table["site"].isin(held_out)
-    fitted = train(table.loc[train_rows], target, features, model=model, random_state=random_state,
-                   qc_threshold=qc_threshold, **params)
+    fitted = train(
+        table.loc[train_rows],
+        target,
+        features,
+        model=model,
+        random_state=random_state,
+        qc_threshold=qc_threshold,
+        **params,
+    )
     test = table.loc[~train_rows & table[target].notna()]
-    return pd.DataFrame({
-        "site": test["site"].to_numpy(),
-        "time": test["time"].to_numpy() if "time" in test else np.nan,
-        "igbp": test["igbp"].to_numpy() if "igbp" in test else "",
-        "fold": fold,
-        "obs": test[target].to_numpy(dtype=float),
-        "pred": fitted.predict(test).astype(float),
-    })
+    return pd.DataFrame(
+        {
+            "site": test["site"].to_numpy(),
+            "time": test["time"].to_numpy() if "time" in test else np.nan,
+            "igbp": test["igbp"].to_numpy() if "igbp" in test else "",
+            "fold": fold,
+            "obs": test[target].to_numpy(dtype=float),
+            "pred": fitted.predict(test).astype(float),
+        }
+    )
 
 
 def cross_validate(

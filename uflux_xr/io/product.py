@@ -76,16 +76,36 @@ def add_cf_metadata(product: xr.Dataset, *, attrs: dict | None = None, history: 
     ds = ds.assign_coords(time_bnds=(("time", "nv"), _time_bounds(time)))
     ds["time"].attrs.update({"standard_name": "time", "long_name": "time", "axis": "T", "bounds": "time_bnds"})
     if ydim == "lat":
-        ds = ds.assign_coords(lat_bnds=(("lat", "nv"), _bounds(ds["lat"].values)),
-                              lon_bnds=(("lon", "nv"), _bounds(ds["lon"].values)))
-        ds["lat"].attrs.update({"standard_name": "latitude", "long_name": "latitude", "units": "degrees_north",
-                                "axis": "Y", "bounds": "lat_bnds"})
-        ds["lon"].attrs.update({"standard_name": "longitude", "long_name": "longitude", "units": "degrees_east",
-                                "axis": "X", "bounds": "lon_bnds"})
-        ds["crs"] = xr.DataArray(np.int32(0), attrs={
-            "grid_mapping_name": "latitude_longitude", "longitude_of_prime_meridian": 0.0,
-            "semi_major_axis": 6378137.0, "inverse_flattening": 298.257223563,
-        })
+        ds = ds.assign_coords(
+            lat_bnds=(("lat", "nv"), _bounds(ds["lat"].values)), lon_bnds=(("lon", "nv"), _bounds(ds["lon"].values))
+        )
+        ds["lat"].attrs.update(
+            {
+                "standard_name": "latitude",
+                "long_name": "latitude",
+                "units": "degrees_north",
+                "axis": "Y",
+                "bounds": "lat_bnds",
+            }
+        )
+        ds["lon"].attrs.update(
+            {
+                "standard_name": "longitude",
+                "long_name": "longitude",
+                "units": "degrees_east",
+                "axis": "X",
+                "bounds": "lon_bnds",
+            }
+        )
+        ds["crs"] = xr.DataArray(
+            np.int32(0),
+            attrs={
+                "grid_mapping_name": "latitude_longitude",
+                "longitude_of_prime_meridian": 0.0,
+                "semi_major_axis": 6378137.0,
+                "inverse_flattening": 298.257223563,
+            },
+        )
     elif ds.rio.crs is not None:
         ds = ds.rio.write_crs(ds.rio.crs, grid_mapping_name="crs")
         ds["x"].attrs.update({"standard_name": "projection_x_coordinate", "units": "m", "axis": "X"})
@@ -94,8 +114,10 @@ def add_cf_metadata(product: xr.Dataset, *, attrs: dict | None = None, history: 
         # CF coordinate variables must be numeric and monotonic: index members 0..n-1
         # and keep their labels as a string auxiliary coordinate.
         labels = np.array([str(v) for v in ds["member"].values], dtype=object)
-        ds = ds.assign_coords(member=np.arange(ds.sizes["member"], dtype=np.int32),
-                              member_name=("member", labels, {"long_name": "ensemble member label"}))
+        ds = ds.assign_coords(
+            member=np.arange(ds.sizes["member"], dtype=np.int32),
+            member_name=("member", labels, {"long_name": "ensemble member label"}),
+        )
     if "member" in ds.dims:
         ds["member"].attrs.update({"long_name": "ensemble member index", "units": "1"})
     for name in [*ds.coords, *[v for v in ds.data_vars if v.endswith("_bnds")]]:
@@ -115,9 +137,11 @@ def add_cf_metadata(product: xr.Dataset, *, attrs: dict | None = None, history: 
     flux_names = [v for v in ds.data_vars if v != "crs"]
     defaults = {
         "title": "uflux-xr upscaled flux product",
-        "summary": ("Ecosystem fluxes (" + ", ".join(flux_names) + ") upscaled from eddy-covariance towers with "
-                    "tree-ensemble models applied to gridded climate and satellite predictors; one member per "
-                    "model of the ensemble."),
+        "summary": (
+            "Ecosystem fluxes (" + ", ".join(flux_names) + ") upscaled from eddy-covariance towers with "
+            "tree-ensemble models applied to gridded climate and satellite predictors; one member per "
+            "model of the ensemble."
+        ),
         "keywords": "eddy covariance, upscaling, GPP, ecosystem respiration, NEE, latent heat, sensible heat",
         "id": f"uflux-xr-{now}",
         "naming_authority": "uflux-xr",
@@ -142,11 +166,16 @@ def add_cf_metadata(product: xr.Dataset, *, attrs: dict | None = None, history: 
         merged["time_coverage_resolution"] = pd.Timedelta(time[1] - time[0]).isoformat()
     if ydim == "lat":
         lat_b, lon_b = ds["lat_bnds"].values, ds["lon_bnds"].values
-        merged.update({
-            "geospatial_lat_min": float(lat_b.min()), "geospatial_lat_max": float(lat_b.max()),
-            "geospatial_lon_min": float(lon_b.min()), "geospatial_lon_max": float(lon_b.max()),
-            "geospatial_lat_units": "degrees_north", "geospatial_lon_units": "degrees_east",
-        })
+        merged.update(
+            {
+                "geospatial_lat_min": float(lat_b.min()),
+                "geospatial_lat_max": float(lat_b.max()),
+                "geospatial_lon_min": float(lon_b.min()),
+                "geospatial_lon_max": float(lon_b.max()),
+                "geospatial_lat_units": "degrees_north",
+                "geospatial_lon_units": "degrees_east",
+            }
+        )
     line = f"{now}: {history or 'written by uflux-xr'} (uflux-xr {_version()})"
     merged["history"] = f"{merged['history']}\n{line}" if merged.get("history") else line
     ds.attrs = merged
@@ -185,8 +214,7 @@ def _netcdf_encoding(ds: xr.Dataset) -> dict:
     for name, var in ds.data_vars.items():
         if var.ndim >= 3:
             chunks = var.chunks and tuple(c[0] for c in var.chunks)
-            enc[name] = {"zlib": True, "complevel": 4, "shuffle": True,
-                         **({"chunksizes": chunks} if chunks else {})}
+            enc[name] = {"zlib": True, "complevel": 4, "shuffle": True, **({"chunksizes": chunks} if chunks else {})}
     return enc
 
 

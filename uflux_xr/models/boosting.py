@@ -81,22 +81,26 @@ def _lgb_build(random_state=0, **params):
     return lgb.LGBMRegressor(random_state=random_state, **{"verbose": -1, **params})
 
 
-register_model(ModelKind(
-    name="xgboost",
-    build=_xgb_build,
-    freeze=lambda est: XGBoostRuntime(est.get_booster().save_raw("ubj")),
-    dump=lambda rt: {"xgboost.ubj": rt.raw},
-    load=lambda files: XGBoostRuntime(files["xgboost.ubj"]),
-    predict=lambda rt, X, n_threads=None: rt.predict(X, n_threads),
-    defaults=XGBOOST_DEFAULTS,
-))
+register_model(
+    ModelKind(
+        name="xgboost",
+        build=_xgb_build,
+        freeze=lambda est: XGBoostRuntime(est.get_booster().save_raw("ubj")),
+        dump=lambda rt: {"xgboost.ubj": rt.raw},
+        load=lambda files: XGBoostRuntime(files["xgboost.ubj"]),
+        predict=lambda rt, X, n_threads=None: rt.predict(X, n_threads),
+        defaults=XGBOOST_DEFAULTS,
+    )
+)
 
-register_model(ModelKind(
-    name="lightgbm",
-    build=_lgb_build,
-    freeze=lambda est: LightGBMRuntime(est.booster_.model_to_string()),
-    dump=lambda rt: {"lightgbm.txt": rt.model_str.encode()},
-    load=lambda files: LightGBMRuntime(files["lightgbm.txt"].decode()),
-    predict=lambda rt, X, n_threads=None: rt.predict(X, n_threads),
-    defaults=LIGHTGBM_DEFAULTS,
-))
+register_model(
+    ModelKind(
+        name="lightgbm",
+        build=_lgb_build,
+        freeze=lambda est: LightGBMRuntime(est.booster_.model_to_string()),
+        dump=lambda rt: {"lightgbm.txt": rt.model_str.encode()},
+        load=lambda files: LightGBMRuntime(files["lightgbm.txt"].decode()),
+        predict=lambda rt, X, n_threads=None: rt.predict(X, n_threads),
+        defaults=LIGHTGBM_DEFAULTS,
+    )
+)

@@ -91,8 +91,10 @@ class FluxModel:
     path: str | None = None
 
     def __repr__(self) -> str:
-        return (f"FluxModel(kind={self.kind!r}, target={self.target!r}, features={self.features}, "
-                f"n_train={self.n_train}, sites={len(self.training_sites)})")
+        return (
+            f"FluxModel(kind={self.kind!r}, target={self.target!r}, features={self.features}, "
+            f"n_train={self.n_train}, sites={len(self.training_sites)})"
+        )
 
     def predict_array(self, X: np.ndarray, n_threads: int | None = None) -> np.ndarray:
         """Predict from a (rows, features) array in :attr:`features` order.
@@ -111,8 +113,7 @@ class FluxModel:
         """
         X = np.ascontiguousarray(X, dtype=np.float32)
         if X.ndim != 2 or X.shape[1] != len(self.features):
-            raise ValueError(f"expected an array of shape (n, {len(self.features)}) for {self.features}, "
-                             f"got {X.shape}")
+            raise ValueError(f"expected an array of shape (n, {len(self.features)}) for {self.features}, got {X.shape}")
         if X.shape[0] == 0:
             return np.empty(0, dtype=np.float32)
         return np.asarray(get_kind(self.kind).predict(self.runtime, X, n_threads), dtype=np.float32)
@@ -199,8 +200,9 @@ def check_feature_units(model: FluxModel, units: dict, *, source: str) -> None:
         if have is None or want is None:
             continue
         if canonical_units(have) != canonical_units(want):
-            raise ValueError(f"{source}: feature {name!r} is in {have!r} but the {model.target} model "
-                             f"was trained with {want!r}")
+            raise ValueError(
+                f"{source}: feature {name!r} is in {have!r} but the {model.target} model was trained with {want!r}"
+            )
 
 
 def load_model(path: str | os.PathLike) -> FluxModel:
@@ -222,16 +224,25 @@ def load_model(path: str | os.PathLike) -> FluxModel:
     if meta.get("format") != FORMAT_NAME:
         raise ValueError(f"{path}: not a uflux-xr model archive (format={meta.get('format')!r})")
     if meta["format_version"] > FORMAT_VERSION:
-        raise ValueError(f"{path}: model format version {meta['format_version']} is newer than this "
-                         f"uflux-xr supports ({FORMAT_VERSION}); upgrade uflux-xr")
+        raise ValueError(
+            f"{path}: model format version {meta['format_version']} is newer than this "
+            f"uflux-xr supports ({FORMAT_VERSION}); upgrade uflux-xr"
+        )
     for name, digest in meta["files"].items():
         if hashlib.sha256(files[name]).hexdigest() != digest:
             raise ValueError(f"{path}: member {name!r} is corrupt (checksum mismatch)")
     runtime = get_kind(meta["kind"]).load(files)
     return FluxModel(
-        kind=meta["kind"], runtime=runtime, target=meta["target"], features=meta["features"],
-        units=meta["units"], training_sites=meta["training_sites"], params=meta["params"],
-        n_train=meta["n_train"], versions=meta["versions"], created=meta["created"],
+        kind=meta["kind"],
+        runtime=runtime,
+        target=meta["target"],
+        features=meta["features"],
+        units=meta["units"],
+        training_sites=meta["training_sites"],
+        params=meta["params"],
+        n_train=meta["n_train"],
+        versions=meta["versions"],
+        created=meta["created"],
         path=str(path.resolve()),
     )
 
@@ -292,7 +303,12 @@ def train(
     sites = sorted(map(str, data["site"].unique())) if "site" in data else []
     log.debug("trained %s %s model on %d rows from %d sites", model, target, len(data), len(sites))
     return FluxModel(
-        kind=model, runtime=kind.freeze(estimator), target=target, features=features,
+        kind=model,
+        runtime=kind.freeze(estimator),
+        target=target,
+        features=features,
         units={c: units.get(c, "unknown") for c in [target, *features]},
-        training_sites=sites, params={**merged, "random_state": random_state}, n_train=len(data),
+        training_sites=sites,
+        params={**merged, "random_state": random_state},
+        n_train=len(data),
     )

@@ -60,12 +60,14 @@ def trees_from_npz(blob: bytes) -> list[Tree]:
             if f"node_{name}" in arrays:
                 nodes[name] = arrays[f"node_{name}"][lo:hi]
         tree = Tree(n_features, np.array([1], dtype=np.intp), 1)
-        tree.__setstate__({
-            "max_depth": int(arrays["max_depths"][i]),
-            "node_count": int(hi - lo),
-            "nodes": nodes,
-            "values": arrays["values"][lo:hi].reshape(-1, 1, 1).copy(),
-        })
+        tree.__setstate__(
+            {
+                "max_depth": int(arrays["max_depths"][i]),
+                "node_count": int(hi - lo),
+                "nodes": nodes,
+                "values": arrays["values"][lo:hi].reshape(-1, 1, 1).copy(),
+            }
+        )
         trees.append(tree)
     return trees
 
@@ -89,9 +91,7 @@ class ForestRuntime:
             return total / len(self.trees)
         from joblib import Parallel, delayed
 
-        parts = Parallel(n_jobs=n_threads or -1, prefer="threads")(
-            delayed(_tree_predict)(t, X) for t in self.trees
-        )
+        parts = Parallel(n_jobs=n_threads or -1, prefer="threads")(delayed(_tree_predict)(t, X) for t in self.trees)
         return np.mean(parts, axis=0)
 
 
@@ -100,14 +100,16 @@ def _freeze(est) -> ForestRuntime:
     return ForestRuntime(trees)
 
 
-register_model(ModelKind(
-    name="random_forest",
-    build=lambda random_state=0, **params: RandomForestRegressor(random_state=random_state, **params),
-    freeze=_freeze,
-    dump=lambda rt: {"forest.npz": trees_to_npz(rt.trees)},
-    load=lambda files: ForestRuntime(trees_from_npz(files["forest.npz"])),
-    predict=lambda rt, X, n_threads=None: rt.predict(X, n_threads),
-    defaults=RANDOM_FOREST_DEFAULTS,
-))
+register_model(
+    ModelKind(
+        name="random_forest",
+        build=lambda random_state=0, **params: RandomForestRegressor(random_state=random_state, **params),
+        freeze=_freeze,
+        dump=lambda rt: {"forest.npz": trees_to_npz(rt.trees)},
+        load=lambda files: ForestRuntime(trees_from_npz(files["forest.npz"])),
+        predict=lambda rt, X, n_threads=None: rt.predict(X, n_threads),
+        defaults=RANDOM_FOREST_DEFAULTS,
+    )
+)
 
 __all__ = ["ForestRuntime", "trees_to_npz", "trees_from_npz"]
