@@ -56,6 +56,15 @@ def test_run_end_to_end(tiny_config, tmp_path, capsys):
     assert truth.loc["GPP", "nse"] > 0.8
 
 
+def test_run_on_a_local_cluster_matches_threaded(tiny_config, tmp_path):
+    assert main(["run", str(tiny_config), "--out", str(tmp_path / "threaded"), "--quiet"]) == 0
+    assert main(["run", str(tiny_config), "--out", str(tmp_path / "cluster"), "--quiet", "--workers", "2"]) == 0
+    a = xr.open_dataset(tmp_path / "threaded" / "product.nc")
+    b = xr.open_dataset(tmp_path / "cluster" / "product.nc")
+    for name in ("GPP", "RECO", "LE", "ET"):
+        np.testing.assert_allclose(a[name].values, b[name].values, rtol=1e-6, equal_nan=True)
+
+
 def test_bad_config_exits_2_with_message(tmp_path, capsys):
     bad = tmp_path / "bad.yaml"
     bad.write_text(yaml.safe_dump({**TINY, "models": [{"name": "svm"}]}))

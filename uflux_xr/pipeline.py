@@ -141,8 +141,10 @@ def score_against_truth(product: xr.Dataset, truth: xr.Dataset) -> pd.DataFrame:
 
     ``NEE_RECO_GPP`` is scored against the true NEE.
     """
+    order = ["GPP", "RECO", "NEE", "NEE_RECO_GPP", "LE", "ET", "H"]
+    names = sorted(product.data_vars, key=lambda n: (order.index(n) if n in order else len(order), n))
     rows = []
-    for name in product.data_vars:
+    for name in names:
         ref = "NEE" if name == "NEE_RECO_GPP" else name
         if ref not in truth or "member" not in product[name].dims:
             continue
