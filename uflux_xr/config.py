@@ -18,6 +18,8 @@ from uflux_xr.models import available_models
 from uflux_xr.variables import known_names, registry
 
 PRODUCT_FORMATS = ("zarr", "netcdf")
+#: Model used when a configuration names none: UFLUX's DF21 cascade forest.
+DEFAULT_MODEL = "deepforest"
 
 
 class ConfigError(ValueError):
@@ -188,7 +190,7 @@ def parse_config(raw: dict, src: str = "<config>") -> RunConfig:
     if bad:
         raise ConfigError(f"{src}: predictors: {bad} are also fluxes to predict")
 
-    models_raw = raw.get("models")
+    models_raw = raw.get("models", [DEFAULT_MODEL])
     if not isinstance(models_raw, list) or not models_raw:
         raise ConfigError(f"{src}: models: expected a non-empty list of {{name: ..., params: {{...}}}}")
     models = []

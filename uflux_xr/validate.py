@@ -108,7 +108,7 @@ def cross_validate(
     table: pd.DataFrame,
     target: str,
     features,
-    model: str = "xgboost",
+    model: str = "deepforest",
     *,
     cv: str = "loso",
     n_splits: int = 5,

@@ -170,7 +170,7 @@ class FluxModel:
         meta["files"] = {name: hashlib.sha256(blob).hexdigest() for name, blob in files.items()}
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
         try:
-            with os.fdopen(fd, "wb") as fh, zipfile.ZipFile(fh, "w", zipfile.ZIP_DEFLATED) as zf:
+            with os.fdopen(fd, "wb") as fh, zipfile.ZipFile(fh, "w", zipfile.ZIP_DEFLATED, compresslevel=1) as zf:
                 zf.writestr("metadata.json", json.dumps(meta, indent=2))
                 for name, blob in files.items():
                     zf.writestr(name, blob)
@@ -251,7 +251,7 @@ def train(
     table: pd.DataFrame,
     target: str,
     features,
-    model: str = "xgboost",
+    model: str = "deepforest",
     *,
     random_state: int = 0,
     qc_threshold: float | None = None,
@@ -270,6 +270,7 @@ def train(
         Predictor columns.
     model : str
         Registered model kind: see :func:`uflux_xr.models.available_models`.
+        The default, ``deepforest``, is the DF21 cascade forest UFLUX uses.
     random_state : int
         Seed of the estimator.
     qc_threshold : float, optional

@@ -81,4 +81,4 @@ def available_models() -> list[str]:
 
 def _ensure_builtin() -> None:
     # Importing registers the built-in kinds; done lazily to avoid import cycles.
-    from uflux_xr.models import boosting, forest  # noqa: F401
+    from uflux_xr.models import boosting, cascade, forest  # noqa: F401
