@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 
 import dask
+import numpy as np
 import pytest
 
 import uflux_xr as ux
@@ -33,18 +35,47 @@ def raise_if_dask_computes(max_computes: int = 0):
     return dask.config.set(scheduler=CountingScheduler(max_computes))
 
 
+#: A small world: 1° cells over 12° x 14°, half a year, 16 towers (seed 3).
+SMALL_WORLD = {
+    "lat_range": (40.0, 52.0),
+    "lon_range": (0.0, 14.0),
+    "resolution": 1.0,
+    "start": "2020-01-01",
+    "end": "2020-06-30",
+    "n_sites": 16,
+}
+
+
 @pytest.fixture(scope="session")
 def world():
-    """A small world: 1° cells over 12° x 14°, half a year, 16 towers."""
-    return ux.synthetic.make_world(
-        seed=3,
-        lat_range=(40.0, 52.0),
-        lon_range=(0.0, 14.0),
-        resolution=1.0,
-        start="2020-01-01",
-        end="2020-06-30",
-        n_sites=16,
+    return ux.synthetic.make_world(seed=3, **SMALL_WORLD)
+
+
+def predict_concurrently(predict, n_threads: int = 3) -> list:
+    """Results of ``predict()`` called from ``n_threads`` threads at once."""
+    out = [None] * n_threads
+
+    def work(i):
+        out[i] = predict()
+
+    threads = [threading.Thread(target=work, args=(i,)) for i in range(n_threads)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return out
+
+
+def assert_product_matches_table(product, name, model, world, table):
+    """The product at the tower cells equals the model's prediction on the training table."""
+    at_towers = (
+        product[name]
+        .isel(member=0)
+        .sel(lat=world.sites["lat"], lon=world.sites["lon"], method="nearest")
+        .transpose("site", "time")
     )
+    expected = model.predict(table).reshape(world.sites.sizes["site"], world.sites.sizes["time"])
+    np.testing.assert_allclose(at_towers.values, expected, rtol=1e-5, equal_nan=True)
 
 
 @pytest.fixture(scope="session")

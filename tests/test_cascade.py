@@ -1,4 +1,3 @@
-import threading
 import zipfile
 
 import numpy as np
@@ -9,7 +8,7 @@ from sklearn.model_selection import GroupKFold, cross_val_score
 import uflux_xr as ux
 from uflux_xr.models.cascade import CascadeForestRegressor
 
-from .conftest import FEATURES
+from .conftest import FEATURES, assert_product_matches_table, predict_concurrently
 
 FAST = {"n_trees": 12, "max_layers": 4, "random_state": 0}
 
@@ -115,18 +114,8 @@ def test_scikit_learn_compatibility(xy):
 def test_concurrent_single_thread_predictions(fitted, xy):
     X, _ = xy
     reference = fitted.predict(X)
-    out = [None] * 3
-
-    def work(i):
-        out[i] = fitted.predict(X, n_threads=1)
-
-    threads = [threading.Thread(target=work, args=(i,)) for i in range(3)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    for o in out:
-        np.testing.assert_array_equal(o, reference)
+    for out in predict_concurrently(lambda: fitted.predict(X, n_threads=1)):
+        np.testing.assert_array_equal(out, reference)
 
 
 def test_default_model_save_load_upscale_and_cv(world, table, tmp_path):
@@ -139,13 +128,6 @@ def test_default_model_save_load_upscale_and_cv(world, table, tmp_path):
     loaded = ux.load_model(path)
     np.testing.assert_array_equal(loaded.predict(table), model.predict(table))
     product = ux.upscale({"GPP": [loaded]}, world.cube.chunk({"time": 60}), derived=False).compute()
-    at_towers = (
-        product["GPP"]
-        .isel(member=0)
-        .sel(lat=world.sites["lat"], lon=world.sites["lon"], method="nearest")
-        .transpose("site", "time")
-    )
-    expected = model.predict(table).reshape(world.sites.sizes["site"], world.sites.sizes["time"])
-    np.testing.assert_allclose(at_towers.values, expected, rtol=1e-5, equal_nan=True)
+    assert_product_matches_table(product, "GPP", model, world, table)
     cv = ux.cross_validate(table, "GPP", FEATURES, cv="kfold", n_splits=3, n_trees=10, max_layers=2)
     assert cv.model == "deepforest" and cv.metrics.loc[0, "nse"] > 0.7

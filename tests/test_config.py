@@ -59,3 +59,17 @@ def test_unreadable_and_invalid_files(tmp_path):
     listy.write_text("- a\n- b\n")
     with pytest.raises(ConfigError, match="expected a YAML mapping"):
         ux.load_config(listy)
+
+
+@pytest.mark.parametrize("path", sorted((REPO / "configs").glob("*.yaml")), ids=lambda p: p.name)
+def test_every_shipped_config_is_valid(path):
+    cfg = ux.load_config(path)
+    assert cfg.fluxes and cfg.models
+
+
+def test_models_default_to_the_cascade_forest():
+    raw = base()
+    raw.pop("models")
+    raw["validation"].pop("model")
+    cfg = parse_config(raw, "my.yaml")
+    assert [m.name for m in cfg.models] == ["deepforest"] and cfg.cv_model == "deepforest"

@@ -1,5 +1,4 @@
 import json
-import threading
 import zipfile
 
 import numpy as np
@@ -7,7 +6,7 @@ import pytest
 
 import uflux_xr as ux
 
-from .conftest import FEATURES
+from .conftest import FEATURES, predict_concurrently
 
 
 @pytest.mark.parametrize("kind", ["xgboost", "lightgbm", "random_forest"])
@@ -35,18 +34,8 @@ def test_single_thread_and_concurrent_predictions_agree(kind, table):
     X = table[FEATURES].dropna().to_numpy(np.float32)
     reference = model.predict_array(X)
     np.testing.assert_allclose(model.predict_array(X, n_threads=1), reference, rtol=1e-6)
-    results = [None] * 4
-
-    def work(i):
-        results[i] = model.predict_array(X, n_threads=1)
-
-    threads = [threading.Thread(target=work, args=(i,)) for i in range(4)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    for r in results:
-        np.testing.assert_allclose(r, reference, rtol=1e-6)
+    for out in predict_concurrently(lambda: model.predict_array(X, n_threads=1), 4):
+        np.testing.assert_allclose(out, reference, rtol=1e-6)
 
 
 def test_model_learns_and_nan_rows_predict_nan(table):

@@ -3,28 +3,14 @@ import pytest
 
 import uflux_xr as ux
 
+from .conftest import SMALL_WORLD
+
 
 def test_same_seed_same_world_and_other_seed_differs(world):
-    again = ux.synthetic.make_world(
-        seed=3,
-        lat_range=(40.0, 52.0),
-        lon_range=(0.0, 14.0),
-        resolution=1.0,
-        start="2020-01-01",
-        end="2020-06-30",
-        n_sites=16,
-    )
+    again = ux.synthetic.make_world(seed=3, **SMALL_WORLD)
     assert again.cube.identical(world.cube)
     assert again.sites.identical(world.sites)
-    other = ux.synthetic.make_world(
-        seed=4,
-        lat_range=(40.0, 52.0),
-        lon_range=(0.0, 14.0),
-        resolution=1.0,
-        start="2020-01-01",
-        end="2020-06-30",
-        n_sites=16,
-    )
+    other = ux.synthetic.make_world(seed=4, **SMALL_WORLD)
     assert not np.allclose(other.cube["TA"], world.cube["TA"])
 
 

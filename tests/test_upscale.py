@@ -5,7 +5,7 @@ import xarray as xr
 import uflux_xr as ux
 from uflux_xr.upscale import normalize_ensemble, predict_block
 
-from .conftest import FEATURES, raise_if_dask_computes
+from .conftest import FEATURES, assert_product_matches_table, raise_if_dask_computes
 
 
 def test_upscale_is_lazy(world, small_models):
@@ -40,14 +40,7 @@ def test_numpy_and_dask_paths_agree_under_two_chunkings(world, small_models):
 def test_product_matches_model_predict_on_extracted_table(world, table, small_models):
     model = small_models["lightgbm"]["RECO"]
     product = ux.upscale({"RECO": [model]}, world.cube, derived=False).compute()
-    at_towers = (
-        product["RECO"]
-        .isel(member=0)
-        .sel(lat=world.sites["lat"], lon=world.sites["lon"], method="nearest")
-        .transpose("site", "time")
-    )
-    expected = model.predict(table).reshape(world.sites.sizes["site"], world.sites.sizes["time"])
-    np.testing.assert_allclose(at_towers.values, expected, rtol=1e-5, equal_nan=True)
+    assert_product_matches_table(product, "RECO", model, world, table)
 
 
 def test_masked_cells_are_nan_and_land_is_filled(world, small_models):
