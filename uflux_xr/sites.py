@@ -161,7 +161,7 @@ def extract_at_sites(
             for k, v in at.items()
         }
     at = xr.Dataset(at).assign_coords(site=labels).compute()
-    at = at.broadcast_like(sites[["site", "time"]].coords.to_dataset()) if "time" in sites.dims else at
+    at = at.broadcast_like(sites["time"])  # static layers (IGBP) repeat over time
 
     for name in features:
         empty = at[name].isnull().all("time") if "time" in at[name].dims else at[name].isnull()

@@ -231,7 +231,7 @@ def upscale(
     product.attrs["uflux_models"] = "; ".join(
         f"{label}: " + ", ".join(f"{flux}={m.kind}" for flux, m in member.items()) for label, member in members.items()
     )
-    if cube.rio.crs is not None if ydim == "y" else False:
+    if ydim == "y" and cube.rio.crs is not None:
         product = product.rio.write_crs(cube.rio.crs)
     log.info("upscale graph: %d fluxes x %d members over %s", len(fluxes), len(members), dict(cube.sizes))
     return product
