@@ -64,6 +64,7 @@ def test_early_stopping_stops_and_keeps_the_best_layer(xy):
         ("max_depth", 2, lambda m: m.layers_[0][0].value.size <= 7 * m.layers_[0][0].n_trees),
         ("min_samples_leaf", 200, lambda m: m.layers_[0][0].value.size < 30 * m.layers_[0][0].n_trees),
         ("n_bins", 4, lambda m: max(len(e) for e in m.binners_[0].edges) <= 3),
+        ("bin_subsample", 50, lambda m: max(len(e) for e in m.binners_[0].edges) <= 49),
     ],
 )
 def test_options_change_behaviour(xy, option, value, check):
