@@ -87,6 +87,21 @@ def test_predictors_and_kwargs(xy, fitted, predictor):
     assert kwargs == {"n_estimators": 7}  # the caller's dict is not consumed
 
 
+def test_kfold_validation(xy, fitted):
+    X, y = xy
+    model = CascadeForestRegressor(**FAST, validation="kfold", n_folds=3).fit(X, y)
+    assert model.layers_[0][0].n_trees == 3 * FAST["n_trees"]  # one sub-forest per fold, trees pooled
+    assert model.oob_mse_[0] != fitted.oob_mse_[0]
+    Xt, yt = data(1000, seed=1)
+    assert model.score(Xt, yt) > 0.8
+    again = CascadeForestRegressor(**FAST, validation="kfold", n_folds=3).fit(X, y)
+    np.testing.assert_array_equal(again.predict(Xt), model.predict(Xt))
+    restored = CascadeForestRegressor.from_files(model.to_files())
+    np.testing.assert_array_equal(restored.predict(Xt), model.predict(Xt))
+    with pytest.raises(ValueError, match="validation must be"):
+        CascadeForestRegressor(validation="holdout").fit(X, y)
+
+
 def test_bad_parameters(xy):
     X, y = xy
     with pytest.raises(ValueError, match="predictor must be one of"):

@@ -8,7 +8,8 @@ Algorithm, as DF21 does it:
 2. Layer 0 holds ``n_estimators`` random forests and ``n_estimators``
    extra-trees forests of ``n_trees`` trees each, grown on bootstrap samples.
    Each forest's out-of-bag (OOB) prediction is a new feature; the layer's OOB
-   score is the MSE of their mean.
+   score is the MSE of their mean.  (``validation="kfold"`` uses out-of-fold
+   predictions of ``n_folds`` sub-forests instead.)
 3. Layer k is trained on the binned raw features plus the binned OOB
    predictions of layer k−1 (a binner per layer).
 4. Layers are added until the OOB MSE has not improved by ``delta`` on the best
@@ -85,6 +86,14 @@ class CascadeForestRegressor(RegressorMixin, BaseEstimator):
         (``n_estimators = n_trees``; forest: ``max_depth``, ``min_samples_leaf``).
     n_tolerant_rounds : int
         Layers without improvement before stopping.
+    validation : {"oob", "kfold"}
+        How each forest's held-out predictions (the next layer's features and
+        the early-stopping score) are made: out-of-bag rows of each tree, as
+        DF21 does, or ``n_folds``-fold cross-fitting as the original gcForest
+        did (each forest is then ``n_folds`` sub-forests whose trees are pooled
+        for prediction, ``n_folds`` times the cost).
+    n_folds : int
+        Folds for ``validation="kfold"``.
     delta : float
         Minimum decrease of the OOB MSE that counts as an improvement.
     random_state : int or None
@@ -114,6 +123,8 @@ class CascadeForestRegressor(RegressorMixin, BaseEstimator):
         predictor="forest",
         predictor_kwargs=None,
         n_tolerant_rounds=2,
+        validation="oob",
+        n_folds=5,
         delta=1e-5,
         random_state=None,
         n_jobs=None,
@@ -130,6 +141,8 @@ class CascadeForestRegressor(RegressorMixin, BaseEstimator):
         self.predictor = predictor
         self.predictor_kwargs = predictor_kwargs
         self.n_tolerant_rounds = n_tolerant_rounds
+        self.validation = validation
+        self.n_folds = n_folds
         self.delta = delta
         self.random_state = random_state
         self.n_jobs = n_jobs
@@ -154,6 +167,8 @@ class CascadeForestRegressor(RegressorMixin, BaseEstimator):
                 "min_samples_leaf must be an integer >= 1",
             ),
             (self.predictor in PREDICTORS, f"predictor must be one of {PREDICTORS}"),
+            (self.validation in ("oob", "kfold"), "validation must be 'oob' or 'kfold'"),
+            (isinstance(self.n_folds, int) and self.n_folds >= 2, "n_folds must be an integer >= 2"),
             (self.delta >= 0, "delta must be >= 0"),
         ]
         for ok, message in checks:
@@ -165,23 +180,39 @@ class CascadeForestRegressor(RegressorMixin, BaseEstimator):
         return int(np.random.default_rng([base, *parts]).integers(0, 2**31 - 1))
 
     def _fit_layer(self, xt, y, layer, threads):
-        """Fit the forests of one layer; returns (forests, OOB predictions (n, forests))."""
-        forests, oob = [], []
+        """Fit the forests of one layer; returns (forests, held-out predictions (n, forests))."""
+        forests, held_out = [], []
         for i in range(2 * self.n_estimators):
-            forest, pred = fit_forest(
-                xt,
-                y,
-                n_trees=self.n_trees,
-                extra=i >= self.n_estimators,
-                max_features=self.max_features,
-                min_samples_leaf=self.min_samples_leaf,
-                max_depth=self.max_depth,
-                seed=self._seed(layer, i),
-                n_threads=threads,
-            )
+            options = {
+                "n_trees": self.n_trees,
+                "extra": i >= self.n_estimators,
+                "max_features": self.max_features,
+                "min_samples_leaf": self.min_samples_leaf,
+                "max_depth": self.max_depth,
+                "n_threads": threads,
+            }
+            if self.validation == "oob":
+                forest, pred = fit_forest(xt, y, seed=self._seed(layer, i), **options)
+            else:
+                forest, pred = self._fit_kfold_forest(xt, y, layer, i, options)
             forests.append(forest)
-            oob.append(pred)
-        return forests, np.column_stack(oob)
+            held_out.append(pred)
+        return forests, np.column_stack(held_out)
+
+    def _fit_kfold_forest(self, xt, y, layer, i, options):
+        """One forest per fold on the other folds; out-of-fold predictions; trees pooled."""
+        n = y.size
+        folds = np.array_split(np.random.default_rng(self._seed(layer, i, 7)).permutation(n), self.n_folds)
+        pred = np.empty(n)
+        parts = []
+        for k, test in enumerate(folds):
+            train = np.setdiff1d(np.arange(n), test, assume_unique=True)
+            forest, _ = fit_forest(
+                np.ascontiguousarray(xt[:, train]), y[train], seed=self._seed(layer, i, k), **options
+            )
+            pred[test] = forest.predict_binned(np.ascontiguousarray(xt[:, test].T), options["n_threads"])
+            parts.append(forest)
+        return HistForest.concatenate(parts), pred
 
     def fit(self, X, y):
         """Fit the cascade.

@@ -381,6 +381,15 @@ class HistForest:
     def n_trees(self) -> int:
         return self.offsets.size - 1
 
+    @classmethod
+    def concatenate(cls, forests: list[HistForest]) -> HistForest:
+        """One forest holding the trees of all ``forests`` (its prediction is the mean over all trees)."""
+        sizes = np.concatenate([np.diff(f.offsets) for f in forests])
+        return cls(
+            **{k: np.concatenate([getattr(f, k) for f in forests]) for k in FOREST_FIELDS if k != "offsets"},
+            offsets=np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64),
+        )
+
     def predict_binned(self, xb: np.ndarray, n_threads: int = 1) -> np.ndarray:
         """Mean tree prediction for binned rows ``xb`` (n, features), uint8."""
         xb = np.ascontiguousarray(xb, dtype=np.uint8)
