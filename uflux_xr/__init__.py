@@ -10,11 +10,13 @@ The steps of the upscaling job, each usable on its own::
     cv = ux.cross_validate(table, "GPP", features, model="xgboost", cv="loso")
     product = ux.upscale({"GPP": [model]}, cube)
     ux.write_product(product, "gpp.nc")
+    sites = ux.read_sites(["FLX_CH-Cha_FLUXNET2015_FULLSET_HH_2005-2014_1-4.csv"], metadata="sites.csv")
 """
 
 from uflux_xr import metrics, synthetic
 from uflux_xr.config import ConfigError, load_config
 from uflux_xr.io import write_product
+from uflux_xr.io.towers import TowerFileError, read_sites
 from uflux_xr.models import FluxModel, available_models, load_model, register_model, train
 from uflux_xr.pipeline import run
 from uflux_xr.sites import ExtractionError, extract_at_sites
@@ -27,6 +29,7 @@ __all__ = [
     "ConfigError",
     "ExtractionError",
     "FluxModel",
+    "TowerFileError",
     "UnitsError",
     "available_models",
     "cross_validate",
@@ -34,6 +37,7 @@ __all__ = [
     "load_config",
     "load_model",
     "metrics",
+    "read_sites",
     "register_model",
     "run",
     "synthetic",

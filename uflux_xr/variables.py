@@ -39,6 +39,7 @@ _UNIT_ALIASES = {
     "hpa": "hPa",
     "kpa": "kPa",
     "pa": "Pa",
+    "mm": "mm",
     "mm d-1": "mm d-1",
     "mm/d": "mm d-1",
     "mm day-1": "mm d-1",

@@ -1,0 +1,132 @@
+"""Tower-file readers, on the real files in ../shared/data and on small files written here."""
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import uflux_xr as ux
+from uflux_xr.io.towers import TowerFileError, detect_format
+
+from .conftest import SHARED_DATA
+
+needs_shared = pytest.mark.skipif(not SHARED_DATA.exists(), reason="../shared/data (real tower files) is absent")
+
+
+@needs_shared
+def test_de_tha_reddyproc_text():
+    meta = {"DE-Tha": {"lat": 50.96, "lon": 13.57, "igbp": "ENF", "elevation": 380}}
+    ds = ux.read_sites(SHARED_DATA / "DE-Tha_1998_halfhourly.tsv", metadata=meta)
+    assert dict(ds.sizes) == {"site": 1, "time": 17520}
+    time = ds.indexes["time"]
+    # Hour is the END of the half hour: 0.5 -> 00:00-00:30 -> middle 00:15; 24.0 on day 365 -> 23:45.
+    assert time[0] == pd.Timestamp("1998-01-01 00:15") and time[-1] == pd.Timestamp("1998-12-31 23:45")
+    nee = ds["NEE"].sel(site="DE-Tha")
+    assert np.isnan(nee.values[2])  # -9999 in the file
+    assert nee.values[0] == pytest.approx(-1.21)
+    assert 0.30 < float(nee.isnull().mean()) < 0.40  # the file's README: NEE 36 % missing
+    assert ds["NEE"].attrs["units"] == "umol m-2 s-1" and ds["TA"].attrs["units"] == "degC"
+    assert ds["VPD"].attrs["units"] == "hPa" and ds["SW_IN"].attrs["units"] == "W m-2"
+    assert set(np.unique(ds["NEE_QC"])) <= {1.0, 2.0}
+    assert ds["lat"].values[0] == 50.96 and str(ds["igbp"].values[0]) == "ENF"
+
+
+@needs_shared
+def test_ch_dav_parquet():
+    ds = ux.read_sites(SHARED_DATA / "CH-Dav_2013-2022_halfhourly.parquet")
+    raw = pd.read_parquet(SHARED_DATA / "CH-Dav_2013-2022_halfhourly.parquet")
+    assert ds.sizes["time"] == len(raw) == 175296
+    assert ds.indexes["time"][0] == pd.Timestamp("2013-01-01 00:15")
+    np.testing.assert_array_equal(ds["NEE"].values[0], raw["NEE_CUT_REF_orig"].to_numpy())
+    np.testing.assert_array_equal(ds["NEE_REF_f"].values[0], raw["NEE_CUT_REF_f"].to_numpy())
+    assert ds["NEE"].attrs["units"] == "umol m-2 s-1" and ds["PA"].attrs["units"] == "kPa"
+    assert {"NEE_QC", "LE_QC", "GPP", "RECO", "GPP_DT", "RECO_DT", "SWC", "P"} <= set(ds.data_vars)
+
+
+@needs_shared
+def test_ch_cha_fluxnet_halfhourly():
+    path = SHARED_DATA / "FLX_CH-Cha_FLUXNET2015_FULLSET_HH_sample.csv"
+    assert detect_format(path) == "fluxnet"
+    ds = ux.read_sites(path)
+    assert ds["site"].values.tolist() == ["CH-Cha"] and ds.sizes["time"] == 99
+    assert ds.indexes["time"][0] == pd.Timestamp("2005-01-01 00:15")  # 0000-0030 -> middle
+    assert ds["TA"].values[0, 0] == pytest.approx(2.139)
+    raw = pd.read_csv(path)
+    np.testing.assert_array_equal(np.isnan(ds["SWC"].values[0]), (raw["SWC_F_MDS_1"] == -9999).to_numpy())
+    assert ds["NEE"].attrs == {"units": "umol m-2 s-1", "source_column": "NEE_VUT_REF"}
+    assert {"NEE_QC", "LE_QC", "TA_QC", "GPP", "RECO", "GPP_DT"} <= set(ds.data_vars)
+    assert ds["P"].attrs["units"] == "mm"
+
+
+def _write_fluxnet(path, timestamps, nee, column="TIMESTAMP"):
+    pd.DataFrame(
+        {column: timestamps, "NEE_VUT_REF": nee, "NEE_VUT_REF_QC": [1.0] * len(nee), "TA_F": [5.0] * len(nee)}
+    ).to_csv(path, index=False)
+
+
+def test_fluxnet_daily_weekly_monthly_timestamps_and_units(tmp_path):
+    dd = tmp_path / "FLX_XX-Aaa_FLUXNET2015_FULLSET_DD_2001-2001_1-4.csv"
+    _write_fluxnet(dd, [20010101, 20010102], [-1.5, -9999])
+    ds = ux.read_sites(dd)
+    assert list(ds.indexes["time"]) == [pd.Timestamp("2001-01-01 12:00"), pd.Timestamp("2001-01-02 12:00")]
+    assert ds["NEE"].attrs["units"] == "g m-2 d-1" and np.isnan(ds["NEE"].values[0, 1])
+    mm = tmp_path / "FLX_XX-Bbb_FLUXNET2015_FULLSET_MM_2001-2001_1-4.csv"
+    _write_fluxnet(mm, [200101, 200102], [1.0, 2.0])
+    assert ux.read_sites(mm).indexes["time"][0] == pd.Timestamp("2001-01-16 12:00")  # middle of January
+    ww = tmp_path / "FLX_XX-Ccc_FLUXNET2015_FULLSET_WW_2001-2001_1-4.csv"
+    pd.DataFrame({"TIMESTAMP_START": [20010101], "TIMESTAMP_END": [20010107], "NEE_VUT_REF": [1.0]}).to_csv(
+        ww, index=False
+    )
+    assert ux.read_sites(ww).indexes["time"][0] == pd.Timestamp("2001-01-04 12:00")
+
+
+def test_many_sites_and_metadata_table(tmp_path):
+    a = tmp_path / "FLX_XX-Aaa_DD.csv"
+    b = tmp_path / "FLX_XX-Bbb_DD.csv"
+    _write_fluxnet(a, [20010101, 20010102], [1.0, 2.0])
+    _write_fluxnet(b, [20010102, 20010103], [3.0, 4.0])
+    meta = tmp_path / "sites.csv"
+    pd.DataFrame(
+        {
+            "site": ["XX-Aaa", "XX-Bbb"],
+            "lat": [1.0, 2.0],
+            "lon": [3.0, 4.0],
+            "igbp": ["GRA", "ENF"],
+            "elevation": [10.0, 20.0],
+        }
+    ).to_csv(meta, index=False)
+    ds = ux.read_sites([a, b], metadata=meta)
+    assert dict(ds.sizes) == {"site": 2, "time": 3}
+    assert ds["igbp"].values.tolist() == ["GRA", "ENF"] and ds["lat"].values.tolist() == [1.0, 2.0]
+    assert np.isnan(ds["NEE"].sel(site="XX-Aaa").values[2]) and ds["NEE"].sel(site="XX-Bbb").values[2] == 4.0
+
+
+def test_bad_tower_files_name_file_and_problem(tmp_path):
+    dup = tmp_path / "FLX_XX-Dup_DD.csv"
+    _write_fluxnet(dup, [20010101, 20010101], [1.0, 2.0])
+    with pytest.raises(TowerFileError, match=r"FLX_XX-Dup_DD.csv: duplicate timestamps"):
+        ux.read_sites(dup)
+    back = tmp_path / "FLX_XX-Bck_DD.csv"
+    _write_fluxnet(back, [20010102, 20010101], [1.0, 2.0])
+    with pytest.raises(TowerFileError, match="not increasing at row 1"):
+        ux.read_sites(back)
+    units = tmp_path / "XX-Unt_2001.txt"
+    units.write_text("Day\tHour\tNEE\tTair\n--\t--\tumolm-2s-1\tfurlongs\n1\t0.5\t1.0\t2.0\n1\t1.0\t1.0\t2.0\n")
+    with pytest.raises(TowerFileError, match=r"column 'Tair' has unknown units 'furlongs'"):
+        ux.read_sites(units)
+    notime = tmp_path / "FLX_XX-Ntm_DD.csv"
+    pd.DataFrame({"DATE": [1], "NEE_VUT_REF": [1.0]}).to_csv(notime, index=False)
+    with pytest.raises(TowerFileError, match="unknown tower file format"):
+        ux.read_sites(notime)
+    with pytest.raises(TowerFileError, match="no FLUXNET timestamp columns"):
+        ux.read_sites(notime, format="fluxnet")
+    nosite = tmp_path / "fluxes.csv"
+    _write_fluxnet(nosite, [20010101], [1.0])
+    with pytest.raises(TowerFileError, match="no site id"):
+        ux.read_sites(nosite)
+    assert ux.read_sites(nosite, site="XX-Set")["site"].values.tolist() == ["XX-Set"]
+    novars = tmp_path / "FLX_XX-Nov_DD.csv"
+    pd.DataFrame({"TIMESTAMP": [20010101], "FOO": [1.0]}).to_csv(novars, index=False)
+    with pytest.raises(TowerFileError, match="none of the FLUXNET variables"):
+        ux.read_sites(novars)
+    with pytest.raises(FileNotFoundError, match="tower file not found"):
+        ux.read_sites(tmp_path / "missing.csv")

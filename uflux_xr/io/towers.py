@@ -1,0 +1,430 @@
+"""Readers of eddy-covariance tower files into the site dataset of DESIGN.md.
+
+Formats (``format=`` of :func:`read_sites`):
+
+``fluxnet``
+    FLUXNET2015 / ONEFlux FULLSET and SUBSET CSV files at HH, HR, DD, WW, MM
+    resolution (ICOS and AmeriFlux FLUXNET-format releases share the layout).
+``reddyproc``
+    The REddyProc / hesseflux text format: a row of names, a row of units, then
+    data; time from ``Year DoY Hour`` or, in hesseflux files, ``Day Hour`` plus
+    the year (from ``year=`` or the file name).  ``Hour`` is the END of the
+    half hour.
+``diive``
+    The parquet layout of the CH-Dav example (index ``TIMESTAMP_MIDDLE``,
+    REddyProc output columns), FLUXNET units.
+
+Every reader returns canonical names (``NEE GPP RECO LE H TA SW_IN ...``) with
+``units`` attributes, -9999 as NaN, quality flags as ``<VAR>_QC``, and time at
+the middle of the averaging period (timezone-naive local standard time, as
+FLUXNET ships it).
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import xarray as xr
+
+from uflux_xr.variables import canonical_units
+
+log = logging.getLogger(__name__)
+
+MISSING = -9999.0
+
+#: FLUXNET column chosen for each canonical variable, in order of preference.
+FLUXNET_COLUMNS = {
+    "NEE": ["NEE_VUT_REF", "NEE_CUT_REF"],
+    "GPP": ["GPP_NT_VUT_REF", "GPP_NT_CUT_REF"],
+    "RECO": ["RECO_NT_VUT_REF", "RECO_NT_CUT_REF"],
+    "GPP_DT": ["GPP_DT_VUT_REF", "GPP_DT_CUT_REF"],
+    "RECO_DT": ["RECO_DT_VUT_REF", "RECO_DT_CUT_REF"],
+    "LE": ["LE_F_MDS", "LE_CORR"],
+    "H": ["H_F_MDS", "H_CORR"],
+    "TA": ["TA_F", "TA_F_MDS"],
+    "SW_IN": ["SW_IN_F", "SW_IN_F_MDS"],
+    "LW_IN": ["LW_IN_F", "LW_IN_F_MDS"],
+    "VPD": ["VPD_F", "VPD_F_MDS"],
+    "P": ["P_F", "P"],
+    "PA": ["PA_F", "PA"],
+    "WS": ["WS_F", "WS"],
+    "USTAR": ["USTAR"],
+    "SWC": ["SWC_F_MDS_1"],
+    "TS": ["TS_F_MDS_1"],
+    "RH": ["RH"],
+}
+
+# Units of the FLUXNET columns above, from ONEFlux's variable tables
+# (var_info_definitions_*.txt): half-hourly/hourly, and daily or coarser.
+_FLUXNET_UNITS_HH = {
+    "NEE": "umol m-2 s-1",
+    "GPP": "umol m-2 s-1",
+    "RECO": "umol m-2 s-1",
+    "GPP_DT": "umol m-2 s-1",
+    "RECO_DT": "umol m-2 s-1",
+    "LE": "W m-2",
+    "H": "W m-2",
+    "TA": "degC",
+    "SW_IN": "W m-2",
+    "LW_IN": "W m-2",
+    "VPD": "hPa",
+    "P": "mm",
+    "PA": "kPa",
+    "WS": "m s-1",
+    "USTAR": "m s-1",
+    "SWC": "%",
+    "TS": "degC",
+    "RH": "%",
+}
+_FLUXNET_UNITS_DAILY = {
+    **_FLUXNET_UNITS_HH,
+    **{k: "g m-2 d-1" for k in ("NEE", "GPP", "RECO", "GPP_DT", "RECO_DT")},
+    "P": "mm d-1",
+}
+
+#: REddyProc / hesseflux column names -> canonical names.
+REDDYPROC_COLUMNS = {
+    "NEE": "NEE",
+    "LE": "LE",
+    "H": "H",
+    "Rg": "SW_IN",
+    "Tair": "TA",
+    "Tsoil": "TS",
+    "rH": "RH",
+    "RH": "RH",
+    "VPD": "VPD",
+    "Ustar": "USTAR",
+    "qcNEE": "NEE_QC",
+    "qcLE": "LE_QC",
+    "qcH": "H_QC",
+}
+
+#: CH-Dav (diive) parquet columns -> canonical names, and their units (FLUXNET's).
+DIIVE_COLUMNS = {
+    "NEE_CUT_REF_orig": ("NEE", "umol m-2 s-1"),
+    "QCF_NEE": ("NEE_QC", "1"),
+    "LE_orig": ("LE", "W m-2"),
+    "QCF_LE": ("LE_QC", "1"),
+    "GPP_CUT_REF_f": ("GPP", "umol m-2 s-1"),
+    "Reco_CUT_REF": ("RECO", "umol m-2 s-1"),
+    "GPP_DT_CUT_REF": ("GPP_DT", "umol m-2 s-1"),
+    "Reco_DT_CUT_REF": ("RECO_DT", "umol m-2 s-1"),
+    "NEE_CUT_REF_f": ("NEE_REF_f", "umol m-2 s-1"),
+    "LE_f": ("LE_REF_f", "W m-2"),
+    "Tair_f": ("TA", "degC"),
+    "Rg_f": ("SW_IN", "W m-2"),
+    "VPD_f": ("VPD", "hPa"),
+    "Tair_orig": ("TA_orig", "degC"),
+    "Rg_orig": ("SW_IN_orig", "W m-2"),
+    "VPD_orig": ("VPD_orig", "hPa"),
+    "LW_IN": ("LW_IN", "W m-2"),
+    "PA": ("PA", "kPa"),
+    "RH": ("RH", "%"),
+    "PPFD": ("PPFD_IN", "umol m-2 s-1"),
+    "SWC_FF0_0.15_1": ("SWC", "%"),
+    "PREC_TOT_T1_25+20_1": ("P", "mm"),
+}
+
+_SITE_ID = re.compile(r"([A-Z]{2}-[A-Za-z0-9]{3})")
+
+
+class TowerFileError(ValueError):
+    """A tower file cannot be read into the site dataset."""
+
+
+def _site_from_name(path: Path) -> str | None:
+    match = _SITE_ID.search(path.name)
+    return match.group(1) if match else None
+
+
+def _check_time(time: pd.DatetimeIndex, path: Path) -> None:
+    if time.has_duplicates:
+        dups = time[time.duplicated()].unique()[:3]
+        raise TowerFileError(f"{path}: duplicate timestamps, e.g. {[str(t) for t in dups]}")
+    if not time.is_monotonic_increasing:
+        bad = int(np.flatnonzero(np.diff(time.values) < np.timedelta64(0))[0])
+        raise TowerFileError(
+            f"{path}: timestamps are not increasing at row {bad + 1} ({time[bad]} then {time[bad + 1]})"
+        )
+
+
+def _to_dataset(frame: pd.DataFrame, units: dict[str, str], path: Path) -> xr.Dataset:
+    """Site dataset (time) from canonical columns; -9999 -> NaN; units checked."""
+    ds = xr.Dataset()
+    for name, series in frame.items():
+        u = units.get(name, "1")
+        if canonical_units(u) is None:
+            raise TowerFileError(f"{path}: column for {name!r} has unknown units {u!r}")
+        values = pd.to_numeric(series, errors="coerce").to_numpy(dtype=np.float64, copy=True)
+        values[values == MISSING] = np.nan
+        ds[name] = ("time", values, {"units": canonical_units(u)})
+    return ds.assign_coords(time=frame.index.values)
+
+
+# ---------------------------------------------------------------------------
+# FLUXNET2015 / ONEFlux
+# ---------------------------------------------------------------------------
+
+
+def _fluxnet_time(frame: pd.DataFrame, path: Path) -> tuple[pd.DatetimeIndex, str]:
+    """Middle of each averaging period, and the resolution label (HH, DD, WW, MM, YY)."""
+
+    def parse(col, fmt):
+        try:
+            return pd.to_datetime(frame[col].astype("int64").astype(str), format=fmt)
+        except (ValueError, TypeError) as err:
+            raise TowerFileError(f"{path}: column {col!r} is not {fmt} timestamps ({err})") from None
+
+    if "TIMESTAMP_START" in frame and "TIMESTAMP_END" in frame:
+        width = len(str(int(frame["TIMESTAMP_START"].iloc[0])))
+        if width == 12:
+            start, end = parse("TIMESTAMP_START", "%Y%m%d%H%M"), parse("TIMESTAMP_END", "%Y%m%d%H%M")
+            return pd.DatetimeIndex(start + (end - start) / 2), "HH"
+        start = parse("TIMESTAMP_START", "%Y%m%d")
+        end = parse("TIMESTAMP_END", "%Y%m%d") + pd.Timedelta(days=1)  # weekly: END is the last day
+        return pd.DatetimeIndex(start + (end - start) / 2), "WW"
+    if "TIMESTAMP" in frame:
+        width = len(str(int(frame["TIMESTAMP"].iloc[0])))
+        if width == 8:
+            return pd.DatetimeIndex(parse("TIMESTAMP", "%Y%m%d") + pd.Timedelta(hours=12)), "DD"
+        if width == 6:
+            start = parse("TIMESTAMP", "%Y%m")
+            end = start + pd.offsets.MonthBegin(1)
+            return pd.DatetimeIndex(start + (end - start) / 2), "MM"
+        if width == 4:
+            start = parse("TIMESTAMP", "%Y")
+            end = start + pd.offsets.YearBegin(1)
+            return pd.DatetimeIndex(start + (end - start) / 2), "YY"
+    raise TowerFileError(f"{path}: no FLUXNET timestamp columns (TIMESTAMP_START/TIMESTAMP_END or TIMESTAMP)")
+
+
+def read_fluxnet(path: str | Path) -> xr.Dataset:
+    """Read one FLUXNET2015 / ONEFlux CSV file (any resolution) into a site dataset (time).
+
+    The canonical variables are taken from the preferred FLUXNET column
+    (:data:`FLUXNET_COLUMNS`; NEE from ``NEE_VUT_REF``, GPP/RECO from the
+    night-time partitioning, daytime ones as ``GPP_DT``/``RECO_DT``) with its
+    ``_QC`` column as ``<VAR>_QC``; units follow ONEFlux's tables for the file's
+    resolution (µmol CO2 m-2 s-1 half-hourly, g C m-2 d-1 daily and coarser).
+    """
+    path = Path(path)
+    frame = pd.read_csv(path, na_values=[MISSING, str(int(MISSING))], low_memory=False)
+    time, resolution = _fluxnet_time(frame, path)
+    units = _FLUXNET_UNITS_HH if resolution == "HH" else _FLUXNET_UNITS_DAILY
+    out, out_units, sources = {}, {}, {}
+    for name, candidates in FLUXNET_COLUMNS.items():
+        col = next((c for c in candidates if c in frame), None)
+        if col is None:
+            continue
+        out[name], out_units[name], sources[name] = frame[col], units[name], col
+        if f"{col}_QC" in frame:
+            out[f"{name}_QC"], out_units[f"{name}_QC"] = frame[f"{col}_QC"], "1"
+    if not out:
+        raise TowerFileError(f"{path}: none of the FLUXNET variables {sorted(FLUXNET_COLUMNS)} found")
+    table = pd.DataFrame(out)
+    table.index = time
+    _check_time(table.index, path)
+    ds = _to_dataset(table, out_units, path)
+    for name, col in sources.items():
+        ds[name].attrs["source_column"] = col
+    ds.attrs.update({"source_file": path.name, "source_format": f"FLUXNET {resolution}"})
+    return ds
+
+
+# ---------------------------------------------------------------------------
+# REddyProc / hesseflux text
+# ---------------------------------------------------------------------------
+
+_REDDYPROC_UNITS = {
+    "umolm-2s-1": "umol m-2 s-1",
+    "wm-2": "W m-2",
+    "degc": "degC",
+    "%": "%",
+    "hpa": "hPa",
+    "ms-1": "m s-1",
+    "--": "1",
+    "-": "1",
+    "kpa": "kPa",
+    "mm": "mm",
+}
+
+
+def read_reddyproc(path: str | Path, year: int | None = None) -> xr.Dataset:
+    """Read a REddyProc / hesseflux text file (names row, units row, data) into a site dataset.
+
+    Parameters
+    ----------
+    path : str or path-like
+        Tab- or whitespace-separated file.
+    year : int, optional
+        Year of a ``Day Hour`` file without a ``Year`` column (default: a
+        4-digit year in the file name).
+    """
+    path = Path(path)
+    with open(path, encoding="latin-1") as fh:
+        names = fh.readline().split()
+        unit_row = fh.readline().split()
+    if len(unit_row) != len(names):
+        raise TowerFileError(f"{path}: the units row has {len(unit_row)} fields for {len(names)} names")
+    frame = pd.read_csv(path, sep=r"\s+", skiprows=2, header=None, names=names, engine="python")
+    if {"Year", "DoY", "Hour"} <= set(frame):
+        years = frame["Year"].astype(int)
+        days = frame["DoY"].astype(int)
+    elif {"Day", "Hour"} <= set(frame):
+        if year is None:
+            found = re.search(r"(19|20)\d{2}", path.name)
+            if found is None:
+                raise TowerFileError(f"{path}: a Day/Hour file needs year= (no year in the file name)")
+            year = int(found.group(0))
+        years = pd.Series(year, index=frame.index)
+        days = frame["Day"].astype(int)
+    else:
+        raise TowerFileError(f"{path}: missing time columns; expected Year DoY Hour or Day Hour, got {names[:4]}")
+    # Hour is the end of the averaging period; the period length is the step of Hour.
+    step_h = float(np.median(np.diff(frame["Hour"].to_numpy()[:100]))) % 24 or 0.5
+    end = (
+        pd.to_datetime(years.astype(str), format="%Y")
+        + pd.to_timedelta(days - 1, unit="D")
+        + pd.to_timedelta(frame["Hour"], unit="h")
+    )
+    time = pd.DatetimeIndex(end - pd.to_timedelta(step_h / 2, unit="h"))
+    out, out_units = {}, {}
+    for col, unit in zip(names, unit_row, strict=True):
+        if col not in REDDYPROC_COLUMNS:
+            continue
+        canon = REDDYPROC_COLUMNS[col]
+        u = _REDDYPROC_UNITS.get(unit.lower())
+        if u is None:
+            raise TowerFileError(f"{path}: column {col!r} has unknown units {unit!r}")
+        out[canon], out_units[canon] = frame[col], u
+    table = pd.DataFrame(out)
+    table.index = time
+    _check_time(table.index, path)
+    ds = _to_dataset(table, out_units, path)
+    ds.attrs.update({"source_file": path.name, "source_format": "REddyProc text"})
+    return ds
+
+
+# ---------------------------------------------------------------------------
+# diive / CH-Dav parquet
+# ---------------------------------------------------------------------------
+
+
+def read_diive_parquet(path: str | Path) -> xr.Dataset:
+    """Read the CH-Dav example parquet (index ``TIMESTAMP_MIDDLE``) into a site dataset.
+
+    Measured fluxes after QC become ``NEE`` and ``LE`` (with ``QCF_*`` as
+    ``_QC``); REddyProc's gap-filled references are kept as ``NEE_REF_f`` and
+    ``LE_REF_f``; gap-filled drivers are ``TA``, ``SW_IN``, ``VPD`` and the
+    measured ones ``*_orig``.
+    """
+    path = Path(path)
+    frame = pd.read_parquet(path)
+    if frame.index.name != "TIMESTAMP_MIDDLE":
+        raise TowerFileError(f"{path}: expected the index TIMESTAMP_MIDDLE, got {frame.index.name!r}")
+    present = {col: spec for col, spec in DIIVE_COLUMNS.items() if col in frame}
+    if "NEE_CUT_REF_orig" not in present:
+        raise TowerFileError(f"{path}: missing required column 'NEE_CUT_REF_orig'")
+    table = pd.DataFrame({name: frame[col] for col, (name, _) in present.items()})
+    table.index = pd.DatetimeIndex(frame.index)
+    _check_time(table.index, path)
+    ds = _to_dataset(table, {name: u for name, u in present.values()}, path)
+    ds.attrs.update({"source_file": path.name, "source_format": "diive parquet"})
+    return ds
+
+
+# ---------------------------------------------------------------------------
+# Many files -> one site dataset
+# ---------------------------------------------------------------------------
+
+_READERS = {"fluxnet": read_fluxnet, "reddyproc": read_reddyproc, "diive": read_diive_parquet}
+
+
+def detect_format(path: str | Path) -> str:
+    """Guess a tower file's format from its suffix and first line."""
+    path = Path(path)
+    if path.suffix == ".parquet":
+        return "diive"
+    with open(path, encoding="latin-1") as fh:
+        first = fh.readline()
+    if first.startswith(("TIMESTAMP_START", "TIMESTAMP,")) or first.startswith("TIMESTAMP\n"):
+        return "fluxnet"
+    fields = first.split()
+    if fields[:2] == ["Day", "Hour"] or fields[:3] == ["Year", "DoY", "Hour"]:
+        return "reddyproc"
+    raise TowerFileError(f"{path}: unknown tower file format (first line {first[:60]!r}); pass format=")
+
+
+def _site_metadata(metadata, site: str, path: Path) -> dict:
+    if metadata is None:
+        return {}
+    if isinstance(metadata, str | Path):
+        metadata = pd.read_csv(metadata)
+    if isinstance(metadata, pd.DataFrame):
+        if "site" not in metadata:
+            raise TowerFileError("site metadata table needs a 'site' column (and lat, lon, igbp, elevation)")
+        rows = metadata[metadata["site"] == site]
+        return rows.iloc[0].to_dict() if len(rows) else {}
+    return dict(metadata.get(site, {}))
+
+
+def read_sites(paths, format: str = "auto", metadata=None, site: str | None = None) -> xr.Dataset:
+    """Read tower files into one site dataset (site, time).
+
+    Parameters
+    ----------
+    paths : path or list of paths
+        Files of one or many sites; several files of one site are joined in time.
+    format : {"auto", "fluxnet", "reddyproc", "diive"}
+        File format (``auto`` detects it per file).
+    metadata : path, pandas.DataFrame or dict, optional
+        Site metadata with ``site``, ``lat``, ``lon`` [degrees], ``igbp`` and
+        ``elevation`` [m]: a CSV path, a table, or ``{site: {...}}``.
+    site : str, optional
+        Site id for files whose name has none (``CC-XXX`` is looked for).
+
+    Returns
+    -------
+    xarray.Dataset
+        Dims (site, time); coords ``site``, ``lat``, ``lon``, ``igbp``,
+        ``elevation`` (NaN / "unknown" where metadata are missing).
+    """
+    paths = [Path(p) for p in ([paths] if isinstance(paths, str | Path) else paths)]
+    if not paths:
+        raise TowerFileError("no tower files given")
+    per_site: dict[str, list[xr.Dataset]] = {}
+    for path in paths:
+        if not path.exists():
+            raise FileNotFoundError(f"{path}: tower file not found")
+        fmt = detect_format(path) if format == "auto" else format
+        if fmt not in _READERS:
+            raise ValueError(f"format must be one of {['auto', *_READERS]}, got {format!r}")
+        sid = site or _site_from_name(path)
+        if sid is None:
+            raise TowerFileError(f"{path}: no site id (CC-XXX) in the file name; pass site=")
+        per_site.setdefault(sid, []).append(_READERS[fmt](path))
+    datasets = []
+    for sid, parts in per_site.items():
+        ds = xr.concat(parts, dim="time", data_vars="all", join="outer") if len(parts) > 1 else parts[0]
+        _check_time(ds.indexes["time"], Path(", ".join(p.attrs.get("source_file", "?") for p in parts)))
+        meta = _site_metadata(metadata, sid, paths[0])
+        ds = ds.expand_dims(site=[sid]).assign_coords(
+            lat=("site", [float(meta.get("lat", np.nan))], {"units": "degrees_north"}),
+            lon=("site", [float(meta.get("lon", np.nan))], {"units": "degrees_east"}),
+            igbp=("site", [str(meta.get("igbp", "unknown"))]),
+            elevation=("site", [float(meta.get("elevation", np.nan))], {"units": "m"}),
+        )
+        datasets.append(ds)
+    out = (
+        xr.concat(datasets, dim="site", join="outer", combine_attrs="drop_conflicts")
+        if len(datasets) > 1
+        else datasets[0]
+    )
+    log.info(
+        "read %d site(s), %d time steps, variables %s", out.sizes["site"], out.sizes["time"], sorted(out.data_vars)
+    )
+    return out
