@@ -13,7 +13,7 @@ The steps of the upscaling job, each usable on its own::
     sites = ux.read_sites(["FLX_CH-Cha_FLUXNET2015_FULLSET_HH_2005-2014_1-4.csv"], metadata="sites.csv")
 """
 
-from uflux_xr import metrics, synthetic
+from uflux_xr import aggregate, metrics, synthetic
 from uflux_xr.config import ConfigError, load_config
 from uflux_xr.io import write_product
 from uflux_xr.io.towers import TowerFileError, read_sites
@@ -26,6 +26,7 @@ from uflux_xr.variables import UnitsError
 
 __all__ = [
     "CVResult",
+    "aggregate",
     "ConfigError",
     "ExtractionError",
     "FluxModel",
