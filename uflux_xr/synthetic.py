@@ -281,7 +281,7 @@ def make_world(
     resolution : float
         Grid spacing [degrees].
     start, end : str
-        First and last day (inclusive), ISO dates.
+        First and last day (inclusive), ISO dates; time steps are labelled at 12:00.
     n_sites : int
         Number of towers, placed on land cells.
 
@@ -298,7 +298,8 @@ def make_world(
         raise ValueError(f"resolution must be positive, got {resolution}")
     lat = np.arange(lat_range[0] + resolution / 2, lat_range[1], resolution)
     lon = np.arange(lon_range[0] + resolution / 2, lon_range[1], resolution)
-    time = pd.date_range(start, end, freq="D")
+    # Days labelled at their middle (12:00), as the data contracts label every period.
+    time = pd.date_range(start, end, freq="D") + pd.Timedelta(hours=12)
     if len(lat) < 2 or len(lon) < 2 or len(time) < 2:
         raise ValueError("the demo domain needs at least 2 cells in lat and lon and 2 days")
     sim = _simulate(lat, lon, time, seed)

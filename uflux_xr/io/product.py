@@ -44,13 +44,15 @@ def _bounds(values: np.ndarray) -> np.ndarray:
 
 
 def _time_bounds(time: pd.DatetimeIndex) -> np.ndarray:
-    """Averaging periods of the time steps: [t, next t), the last one as long as the one before."""
-    if len(time) > 1:
-        step = np.diff(time.values)
-        ends = np.concatenate([time.values[1:], [time.values[-1] + step[-1]]])
-    else:
-        ends = time.values + np.timedelta64(1, "D")
-    return np.stack([time.values, ends], axis=1)
+    """Averaging periods of time steps labelled at their middles (the data contract):
+    edges half-way between labels, the outer ones mirrored; one label spans a day."""
+    t = time.values
+    if len(t) == 1:
+        half = np.timedelta64(12, "h")
+        return np.array([[t[0] - half, t[0] + half]])
+    mid = t[:-1] + (t[1:] - t[:-1]) / 2
+    edges = np.concatenate([[t[0] - (mid[0] - t[0])], mid, [t[-1] + (t[-1] - mid[-1])]])
+    return np.stack([edges[:-1], edges[1:]], axis=1)
 
 
 def add_cf_metadata(product: xr.Dataset, *, attrs: dict | None = None, history: str | None = None) -> xr.Dataset:
@@ -122,7 +124,7 @@ def add_cf_metadata(product: xr.Dataset, *, attrs: dict | None = None, history: 
         ds["member"].attrs.update({"long_name": "ensemble member index", "units": "1"})
     for name in [*ds.coords, *[v for v in ds.data_vars if v.endswith("_bnds")]]:
         ds[name].encoding["_FillValue"] = None
-    ds["time"].encoding.update({"units": "days since 1970-01-01 00:00:00", "calendar": "proleptic_gregorian"})
+    ds["time"].encoding.update({"units": "hours since 1970-01-01 00:00:00", "calendar": "proleptic_gregorian"})
     ds["time_bnds"].encoding.update(ds["time"].encoding)
     for name in ds.data_vars:
         if name == "crs":
