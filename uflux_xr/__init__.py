@@ -16,6 +16,7 @@ The steps of the upscaling job, each usable on its own::
 from uflux_xr import aggregate, metrics, synthetic
 from uflux_xr.config import ConfigError, load_config
 from uflux_xr.io import write_product
+from uflux_xr.io.era5 import ERA5Error, read_era5
 from uflux_xr.io.towers import TowerFileError, read_sites
 from uflux_xr.models import FluxModel, available_models, load_model, register_model, train
 from uflux_xr.pipeline import run
@@ -28,6 +29,7 @@ __all__ = [
     "CVResult",
     "aggregate",
     "ConfigError",
+    "ERA5Error",
     "ExtractionError",
     "FluxModel",
     "TowerFileError",
@@ -38,6 +40,7 @@ __all__ = [
     "load_config",
     "load_model",
     "metrics",
+    "read_era5",
     "read_sites",
     "register_model",
     "run",
