@@ -17,6 +17,7 @@ from uflux_xr import aggregate, metrics, synthetic
 from uflux_xr.config import ConfigError, load_config
 from uflux_xr.io import write_product
 from uflux_xr.io.era5 import ERA5Error, read_era5
+from uflux_xr.io.raster import RasterError, read_raster, vegetation_indices
 from uflux_xr.io.towers import TowerFileError, read_sites
 from uflux_xr.models import FluxModel, available_models, load_model, register_model, train
 from uflux_xr.pipeline import run
@@ -32,6 +33,7 @@ __all__ = [
     "ERA5Error",
     "ExtractionError",
     "FluxModel",
+    "RasterError",
     "TowerFileError",
     "UnitsError",
     "available_models",
@@ -41,11 +43,13 @@ __all__ = [
     "load_model",
     "metrics",
     "read_era5",
+    "read_raster",
     "read_sites",
     "register_model",
     "run",
     "synthetic",
     "train",
     "upscale",
+    "vegetation_indices",
     "write_product",
 ]

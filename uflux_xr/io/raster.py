@@ -1,0 +1,151 @@
+"""Satellite rasters (GeoTIFF or NetCDF) onto a target grid, through rioxarray.
+
+Scale factors and fill values are applied on reading (``mask_and_scale``);
+rasters are reprojected and resampled onto the grid of ``like`` with an
+explicit resampling method (no silent default: averaging 500 m reflectance
+onto 0.25° is a different product from taking the nearest pixel).
+NIRv and EVI2 are derived from red and NIR reflectance bands.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import numpy as np
+import xarray as xr
+
+from uflux_xr.features import evi2, nirv
+
+log = logging.getLogger(__name__)
+
+RESAMPLING_METHODS = ("nearest", "bilinear", "cubic", "average", "mode", "min", "max", "med", "sum")
+
+
+class RasterError(ValueError):
+    """A raster cannot be read or put onto the target grid."""
+
+
+def _open(path: Path, variable: str | None) -> xr.DataArray:
+    import rioxarray
+
+    if not path.exists():
+        raise FileNotFoundError(f"{path}: raster file not found")
+    obj = rioxarray.open_rasterio(path, mask_and_scale=True)
+    if isinstance(obj, list):
+        raise RasterError(f"{path}: holds several grids; pass a single-grid file")
+    if isinstance(obj, xr.Dataset):
+        if variable is None:
+            if len(obj.data_vars) != 1:
+                raise RasterError(f"{path}: several variables {sorted(obj.data_vars)}; pass variable=")
+            variable = next(iter(obj.data_vars))
+        if variable not in obj:
+            raise RasterError(f"{path}: no variable {variable!r}; it has {sorted(obj.data_vars)}")
+        obj = obj[variable]
+    if "band" in obj.dims:
+        if obj.sizes["band"] != 1:
+            raise RasterError(f"{path}: {obj.sizes['band']} bands; pass one band per file")
+        obj = obj.isel(band=0, drop=True)
+    if obj.rio.crs is None:
+        raise RasterError(f"{path}: the raster has no CRS; write one (e.g. rio.write_crs('EPSG:4326'))")
+    return obj.astype(np.float32)
+
+
+def _target_grid(like) -> xr.DataArray:
+    grid = like if isinstance(like, xr.DataArray) else next(iter(like.data_vars.values()))
+    if "lat" in grid.dims and "lon" in grid.dims:
+        grid = grid.rename({"lat": "y", "lon": "x"})
+        if grid.rio.crs is None:
+            grid = grid.rio.write_crs("EPSG:4326")
+    for dim in [d for d in grid.dims if d not in ("y", "x")]:
+        grid = grid.isel({dim: 0}, drop=True)
+    if grid.rio.crs is None:
+        raise RasterError("the target grid (like=) has (y, x) dims but no CRS; write one with rio.write_crs")
+    return grid.rio.set_spatial_dims(x_dim="x", y_dim="y")
+
+
+def read_raster(
+    paths,
+    like=None,
+    resampling: str | None = None,
+    *,
+    variable: str | None = None,
+    name: str | None = None,
+    units: str = "1",
+) -> xr.DataArray:
+    """Read a raster (GeoTIFF or NetCDF) and put it on the grid of ``like``.
+
+    Parameters
+    ----------
+    paths : path or list of paths
+        One file, or several that tile the area (merged before reprojection).
+    like : xarray.Dataset or DataArray, optional
+        Target grid: geographic ``(lat, lon)`` (EPSG:4326 assumed when no CRS)
+        or projected ``(y, x)`` with a CRS.  None keeps the native grid.
+    resampling : str
+        Method when ``like`` is given, one of :data:`RESAMPLING_METHODS`; required.
+    variable : str, optional
+        Variable of a NetCDF file holding several.
+    name : str, optional
+        Name of the result (default: the file's variable name).
+    units : str
+        Units of the values after scaling (reflectances and indices: "1").
+
+    Returns
+    -------
+    xarray.DataArray
+        Values with scale and fill applied (NaN where missing); dims ``(lat, lon)``
+        for geographic targets or ``(y, x)`` with the CRS for projected ones.
+    """
+    paths = [Path(p) for p in ([paths] if isinstance(paths, str | Path) else paths)]
+    arrays = [_open(p, variable) for p in paths]
+    crs = {str(a.rio.crs) for a in arrays}
+    if len(crs) > 1:
+        raise RasterError(f"{', '.join(p.name for p in paths)}: tiles in different CRS {sorted(crs)}")
+    if len(arrays) > 1:
+        from rioxarray.merge import merge_arrays
+
+        data = merge_arrays(arrays)
+    else:
+        data = arrays[0]
+    if like is not None:
+        if resampling is None:
+            raise RasterError(f"resampling= is required when reprojecting; one of {RESAMPLING_METHODS}")
+        if resampling not in RESAMPLING_METHODS:
+            raise RasterError(f"unknown resampling {resampling!r}; expected one of {RESAMPLING_METHODS}")
+        from rasterio.enums import Resampling
+
+        target = _target_grid(like)
+        # GDAL skips source nodata only when it can compare against it, which NaN never
+        # equals: reproject with a finite sentinel, then turn it back into NaN.
+        sentinel = np.float32(-3.0e38)
+        source = data.fillna(sentinel).rio.write_nodata(sentinel, encoded=False)
+        data = source.rio.reproject_match(target, resampling=Resampling[resampling], nodata=sentinel)
+        data = data.where(data != sentinel)
+        data = data.assign_coords(x=target["x"], y=target["y"])
+        if "lat" in getattr(like, "dims", ()):
+            data = data.rename({"y": "lat", "x": "lon"}).drop_vars("spatial_ref", errors="ignore")
+    data = data.drop_vars("spatial_ref", errors="ignore") if like is not None and "lat" in data.dims else data
+    data.name = name or data.name
+    data.attrs = {"units": units, "source_file": ", ".join(p.name for p in paths)}
+    log.info("raster %s -> %s", data.attrs["source_file"], dict(data.sizes))
+    return data
+
+
+def vegetation_indices(red: xr.DataArray, nir: xr.DataArray) -> xr.Dataset:
+    """NDVI, NIRv and EVI2 [-] from red and NIR reflectance on the same grid.
+
+    Raises
+    ------
+    RasterError
+        When the two bands are not on the same grid.
+    """
+    try:
+        xr.align(red, nir, join="exact")
+    except ValueError:
+        raise RasterError("red and NIR bands are not on the same grid; read both with the same like=") from None
+    ndvi = (nir - red) / (nir + red)
+    out = xr.Dataset({"NDVI": ndvi, "NIRv": nirv(ndvi, nir), "EVI2": evi2(nir, red)})
+    for v in out.data_vars:
+        out[v].attrs = {"units": "1"}
+    return out
