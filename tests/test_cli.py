@@ -9,6 +9,8 @@ import yaml
 
 from uflux_xr.cli import main
 
+from .conftest import SHARED_DATA
+
 TINY = {
     "name": "tiny",
     "data": {
@@ -72,6 +74,51 @@ def test_bad_config_exits_2_with_message(tmp_path, capsys):
     err = capsys.readouterr().err
     assert "bad.yaml: models[0].name: unknown model 'svm'" in err
     assert not (tmp_path / "o").exists()
+
+
+@pytest.mark.skipif(not SHARED_DATA.exists(), reason="../shared/data (real tower files) is absent")
+def test_ingest_sites(tmp_path, capsys):
+    out = tmp_path / "tha.zarr"
+    assert main(["ingest", "sites", str(SHARED_DATA / "DE-Tha_1998_halfhourly.tsv"), "--out", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert "DE-Tha" in printed and "NEE" in printed and "missing  35.7 %" in printed
+    ds = xr.open_zarr(out, consolidated=False)
+    assert ds.sizes["time"] == 17520 and ds["NEE"].attrs["units"] == "umol m-2 s-1"
+    daily = tmp_path / "tha_daily.nc"
+    assert (
+        main(
+            [
+                "ingest",
+                "sites",
+                str(SHARED_DATA / "DE-Tha_1998_halfhourly.tsv"),
+                "--out",
+                str(daily),
+                "--daily",
+                "--min-coverage",
+                "0.5",
+            ]
+        )
+        == 0
+    )
+    assert xr.open_dataset(daily)["NEE"].attrs["units"] == "g m-2 d-1"
+
+
+def test_ingest_era5_and_raster(tmp_path, capsys):
+    from .test_era5 import write_old_layout
+    from .test_raster import target, write_band
+
+    cube = tmp_path / "era5.nc"
+    assert main(["ingest", "era5", str(write_old_layout(tmp_path / "in.nc")), "--out", str(cube), "--freq", "D"]) == 0
+    assert "TA" in capsys.readouterr().out
+    assert xr.open_dataset(cube)["P"].attrs["units"] == "mm d-1"
+    grid = tmp_path / "grid.nc"
+    target().to_netcdf(grid)
+    red = tmp_path / "red.nc"
+    args = ["ingest", "raster", str(write_band(tmp_path / "red.tif", 0.1, 0.3)), "--out", str(red), "--like", str(grid)]
+    assert main(args) == 2
+    assert "needs --like GRID and --resampling" in capsys.readouterr().err
+    assert main([*args, "--resampling", "average", "--name", "red"]) == 0
+    np.testing.assert_allclose(xr.open_dataset(red)["red"].values, [[0.1, 0.3], [0.1, 0.3]], atol=1e-6)
 
 
 def test_console_script_help():

@@ -46,6 +46,50 @@ def _cmd_run(args) -> int:
     return 0
 
 
+def _open_any(path: str):
+    import xarray as xr
+
+    return xr.open_zarr(path, consolidated=False) if path.rstrip("/").endswith(".zarr") else xr.open_dataset(path)
+
+
+def _cmd_ingest(args) -> int:
+    from uflux_xr.ingest import summarize_cube, summarize_sites
+    from uflux_xr.io import write_dataset
+
+    if args.kind == "sites":
+        from uflux_xr.aggregate import to_daily
+        from uflux_xr.io.towers import read_sites
+
+        ds = read_sites(args.files, format=args.format, metadata=args.metadata, site=args.site)
+        if args.daily:
+            ds = to_daily(ds, min_coverage=args.min_coverage)
+        summary = summarize_sites(ds)
+    elif args.kind == "era5":
+        from uflux_xr.io.era5 import read_era5
+
+        ds = read_era5(args.files, freq=args.freq, land=args.land or None)
+        summary = summarize_cube(ds)
+    else:
+        from uflux_xr.io.raster import read_raster
+
+        if not args.like or not args.resampling:
+            raise ValueError("ingest raster needs --like GRID and --resampling METHOD")
+        da = read_raster(
+            args.files,
+            like=_open_any(args.like),
+            resampling=args.resampling,
+            variable=args.variable,
+            name=args.name,
+            units=args.units,
+        )
+        ds = da.to_dataset(name=args.name or da.name or "value")
+        summary = summarize_cube(ds)
+    write_dataset(ds, args.out, progress=False)
+    print(summary)
+    print(f"wrote {args.out}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="uflux-xr", description=__doc__.split("\n\n")[0])
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
@@ -58,6 +102,24 @@ def build_parser() -> argparse.ArgumentParser:
     sched.add_argument("--scheduler", metavar="ADDRESS", help="use an existing dask scheduler (tcp://host:port)")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=_cmd_run)
+
+    ing = sub.add_parser("ingest", help="read tower, ERA5 or raster files into a site dataset or cube on disk")
+    ing.add_argument("kind", choices=["sites", "era5", "raster"])
+    ing.add_argument("files", nargs="+", help="input files")
+    ing.add_argument("--out", required=True, help="output .nc or .zarr")
+    ing.add_argument("--format", default="auto", help="tower file format (sites): auto, fluxnet, reddyproc, diive")
+    ing.add_argument("--metadata", help="site metadata CSV: site, lat, lon, igbp, elevation (sites)")
+    ing.add_argument("--site", help="site id for files whose name has none (sites)")
+    ing.add_argument("--daily", action="store_true", help="aggregate to daily values (sites)")
+    ing.add_argument("--min-coverage", type=float, default=1.0, help="fraction of a day needed (sites --daily)")
+    ing.add_argument("--freq", choices=["D", "MS"], help="aggregate ERA5 to daily or monthly (era5)")
+    ing.add_argument("--land", action="store_true", help="ERA5-Land accumulations (era5; else detected)")
+    ing.add_argument("--like", help="target grid file (.nc/.zarr) (raster)")
+    ing.add_argument("--resampling", help="resampling method, e.g. average, nearest (raster)")
+    ing.add_argument("--variable", help="variable of a NetCDF raster (raster)")
+    ing.add_argument("--name", help="name of the output variable (raster)")
+    ing.add_argument("--units", default="1", help="units of the raster values after scaling (raster)")
+    ing.set_defaults(func=_cmd_ingest)
     return parser
 
 

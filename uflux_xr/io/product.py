@@ -220,6 +220,46 @@ def _netcdf_encoding(ds: xr.Dataset) -> dict:
     return enc
 
 
+def write_dataset(ds: xr.Dataset, path: str | os.PathLike, *, progress: bool = True) -> Path:
+    """Compute and write any dataset to NetCDF-4 (``.nc``) or Zarr v3 (``.zarr``), atomically.
+
+    The data go to a temporary file or store beside ``path`` that is renamed to
+    ``path`` only after every chunk is written; an existing file at ``path`` is
+    replaced only then, so a failed run never leaves a complete-looking output.
+
+    Parameters
+    ----------
+    ds : xarray.Dataset
+        Lazy or in-memory dataset.
+    path : str or path-like
+        Destination; the suffix picks the format.
+    progress : bool
+        Show dask's progress bar while computing (local schedulers).
+    """
+    path = Path(path)
+    fmt = _product_format(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}.", suffix=".partial"))
+    target = tmp / path.name
+    try:
+        with _progress(progress):
+            if fmt == "netcdf":
+                ds.to_netcdf(target, engine="netcdf4", format="NETCDF4", encoding=_netcdf_encoding(ds))
+            else:
+                ds = ds.copy()
+                for name, var in ds.variables.items():
+                    var.encoding.pop("chunksizes", None)
+                    var.encoding.pop("zlib", None)
+                    if var.dtype.kind == "U":  # fixed-width unicode has no Zarr v3 spec; vlen UTF-8 does
+                        ds[name] = var.astype(object)
+                ds.to_zarr(target, mode="w", zarr_format=3, consolidated=False)
+        _replace(target, path)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    log.info("wrote %s", path)
+    return path
+
+
 def write_product(
     product: xr.Dataset,
     path: str | os.PathLike,
@@ -230,9 +270,8 @@ def write_product(
 ) -> Path:
     """Compute and write a product to NetCDF-4 (``.nc``) or Zarr v3 (``.zarr``), atomically.
 
-    The data go to a temporary file or store beside ``path`` that is renamed to
-    ``path`` only after every chunk is written; an existing product at ``path``
-    is replaced only then.  CF/ACDD metadata are added by :func:`add_cf_metadata`.
+    CF/ACDD metadata are added by :func:`add_cf_metadata`, then the product is
+    written by :func:`write_dataset` (temporary name, renamed when complete).
 
     Parameters
     ----------
@@ -252,26 +291,7 @@ def write_product(
     pathlib.Path
         The written product.
     """
-    path = Path(path)
-    fmt = _product_format(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    ds = add_cf_metadata(product, attrs=attrs, history=history)
-    tmp = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}.", suffix=".partial"))
-    target = tmp / path.name
-    try:
-        with _progress(progress):
-            if fmt == "netcdf":
-                ds.to_netcdf(target, engine="netcdf4", format="NETCDF4", encoding=_netcdf_encoding(ds))
-            else:
-                for var in ds.variables.values():
-                    var.encoding.pop("chunksizes", None)
-                    var.encoding.pop("zlib", None)
-                ds.to_zarr(target, mode="w", zarr_format=3, consolidated=False)
-        _replace(target, path)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-    log.info("wrote %s", path)
-    return path
+    return write_dataset(add_cf_metadata(product, attrs=attrs, history=history), path, progress=progress)
 
 
 def _replace(new: Path, dest: Path) -> None:
