@@ -72,11 +72,46 @@ def test_fluxnet_daily_weekly_monthly_timestamps_and_units(tmp_path):
     mm = tmp_path / "FLX_XX-Bbb_FLUXNET2015_FULLSET_MM_2001-2001_1-4.csv"
     _write_fluxnet(mm, [200101, 200102], [1.0, 2.0])
     assert ux.read_sites(mm).indexes["time"][0] == pd.Timestamp("2001-01-16 12:00")  # middle of January
+    hr = tmp_path / "FLX_XX-Hrr_FLUXNET2015_FULLSET_HR_2001-2001_1-4.csv"
+    pd.DataFrame(
+        {
+            "TIMESTAMP_START": [200101010000, 200101010100],
+            "TIMESTAMP_END": [200101010100, 200101010200],
+            "NEE_VUT_REF": [1.0, 2.0],
+        }
+    ).to_csv(hr, index=False)
+    hourly = ux.read_sites(hr)
+    assert hourly.indexes["time"][0] == pd.Timestamp("2001-01-01 00:30")
+    assert hourly["NEE"].attrs["units"] == "umol m-2 s-1"
     ww = tmp_path / "FLX_XX-Ccc_FLUXNET2015_FULLSET_WW_2001-2001_1-4.csv"
     pd.DataFrame({"TIMESTAMP_START": [20010101], "TIMESTAMP_END": [20010107], "NEE_VUT_REF": [1.0]}).to_csv(
         ww, index=False
     )
     assert ux.read_sites(ww).indexes["time"][0] == pd.Timestamp("2001-01-04 12:00")
+
+
+def test_ameriflux_base(tmp_path):
+    path = tmp_path / "base.csv"
+    path.write_text(
+        "# Site: US-Xyz\n# Version: 1-5\n"
+        "TIMESTAMP_START,TIMESTAMP_END,FC,TA_1_2_1,TA_1_1_1,SW_IN,VPD,LE\n"
+        "202101010000,202101010030,2.5,-1,5.0,0,3.2,-9999\n"
+        "202101010030,202101010100,2.0,-1,4.5,0,3.0,10\n"
+    )
+    assert detect_format(path) == "ameriflux-base"
+    ds = ux.read_sites(path)
+    assert ds["site"].values.tolist() == ["US-Xyz"]
+    assert ds.indexes["time"][0] == pd.Timestamp("2021-01-01 00:15")
+    assert ds["NEE"].values[0].tolist() == [2.5, 2.0] and ds["NEE"].attrs["source_column"] == "FC"
+    assert ds["TA"].values[0].tolist() == [5.0, 4.5] and ds["TA"].attrs["source_column"] == "TA_1_1_1"
+    assert np.isnan(ds["LE"].values[0, 0]) and ds["VPD"].attrs["units"] == "hPa"
+    nohead = tmp_path / "US-Nhd_base.csv"
+    nohead.write_text("TIMESTAMP_START,TIMESTAMP_END,FC\n202101010000,202101010030,1.0\n")
+    assert detect_format(nohead) == "ameriflux-base"
+    notime = tmp_path / "US-Ntm_base.csv"
+    notime.write_text("# Site: US-Ntm\nTIME,FC\n1,2\n")
+    with pytest.raises(TowerFileError, match="missing required columns TIMESTAMP_START/TIMESTAMP_END"):
+        ux.read_sites(notime)
 
 
 def test_many_sites_and_metadata_table(tmp_path):
@@ -128,5 +163,11 @@ def test_bad_tower_files_name_file_and_problem(tmp_path):
     pd.DataFrame({"TIMESTAMP": [20010101], "FOO": [1.0]}).to_csv(novars, index=False)
     with pytest.raises(TowerFileError, match="none of the FLUXNET variables"):
         ux.read_sites(novars)
+    parquet = tmp_path / "XX-Prq_halfhourly.parquet"
+    pd.DataFrame({"LE_orig": [1.0]}, index=pd.DatetimeIndex(["2021-01-01 00:15"], name="TIMESTAMP_MIDDLE")).to_parquet(
+        parquet
+    )
+    with pytest.raises(TowerFileError, match="missing required column 'NEE_CUT_REF_orig'"):
+        ux.read_sites(parquet)
     with pytest.raises(FileNotFoundError, match="tower file not found"):
         ux.read_sites(tmp_path / "missing.csv")

@@ -10,6 +10,10 @@ Formats (``format=`` of :func:`read_sites`):
     data; time from ``Year DoY Hour`` or, in hesseflux files, ``Day Hour`` plus
     the year (from ``year=`` or the file name).  ``Hour`` is the END of the
     half hour.
+``ameriflux-base``
+    AmeriFlux BASE CSV files (``# Site:`` header lines, ``TIMESTAMP_START``/
+    ``TIMESTAMP_END``, names such as ``FC``, ``TA_1_1_1``, ``SW_IN``; the first
+    position/replicate of a variable is used, FC as NEE without storage).
 ``diive``
     The parquet layout of the CH-Dav example (index ``TIMESTAMP_MIDDLE``,
     REddyProc output columns), FLUXNET units.
@@ -130,6 +134,7 @@ DIIVE_COLUMNS = {
 }
 
 _SITE_ID = re.compile(r"([A-Z]{2}-[A-Za-z0-9]{3})")
+_SITE_HEADER = re.compile(r"^#\s*Site:\s*([A-Z]{2}-[A-Za-z0-9]{3})", re.MULTILINE)
 
 
 class TowerFileError(ValueError):
@@ -137,6 +142,13 @@ class TowerFileError(ValueError):
 
 
 def _site_from_name(path: Path) -> str | None:
+    """Site id from an AmeriFlux '# Site:' header line, else from the file name."""
+    if path.suffix.lower() in (".csv", ".txt", ".tsv"):
+        with open(path, encoding="latin-1") as fh:
+            head = fh.read(2000)
+        match = _SITE_HEADER.search(head)
+        if match:
+            return match.group(1)
     match = _SITE_ID.search(path.name)
     return match.group(1) if match else None
 
@@ -232,6 +244,76 @@ def read_fluxnet(path: str | Path) -> xr.Dataset:
     for name, col in sources.items():
         ds[name].attrs["source_column"] = col
     ds.attrs.update({"source_file": path.name, "source_format": f"FLUXNET {resolution}"})
+    return ds
+
+
+# ---------------------------------------------------------------------------
+# AmeriFlux BASE
+# ---------------------------------------------------------------------------
+
+#: AmeriFlux BASE variable -> (canonical name, units of the AmeriFlux BASE convention).
+AMERIFLUX_BASE_VARIABLES = {
+    "FC": ("NEE", "umol m-2 s-1"),
+    "NEE": ("NEE", "umol m-2 s-1"),
+    "LE": ("LE", "W m-2"),
+    "H": ("H", "W m-2"),
+    "TA": ("TA", "degC"),
+    "SW_IN": ("SW_IN", "W m-2"),
+    "LW_IN": ("LW_IN", "W m-2"),
+    "VPD": ("VPD", "hPa"),
+    "P": ("P", "mm"),
+    "PA": ("PA", "kPa"),
+    "WS": ("WS", "m s-1"),
+    "USTAR": ("USTAR", "m s-1"),
+    "RH": ("RH", "%"),
+    "SWC": ("SWC", "%"),
+    "TS": ("TS", "degC"),
+}
+_BASE_NAME = re.compile(r"^(?P<var>[A-Z_]+?)(?:_(?P<h>\d+)_(?P<v>\d+)_(?P<r>\d+))?$")
+
+
+def read_ameriflux_base(path: str | Path) -> xr.Dataset:
+    """Read an AmeriFlux BASE CSV file into a site dataset (time).
+
+    For each variable the unsuffixed column, else the qualifier with the lowest
+    horizontal/vertical/replicate indices (``TA_1_1_1`` before ``TA_1_2_1``) is
+    used; NEE is taken from ``NEE`` when present, else from ``FC`` (the
+    turbulent flux, without the storage term).
+    """
+    path = Path(path)
+    with open(path, encoding="latin-1") as fh:
+        skip = 0
+        for line in fh:
+            if not line.startswith("#"):
+                break
+            skip += 1
+    frame = pd.read_csv(path, skiprows=skip, na_values=[MISSING, str(int(MISSING))], low_memory=False)
+    if "TIMESTAMP_START" not in frame or "TIMESTAMP_END" not in frame:
+        raise TowerFileError(f"{path}: missing required columns TIMESTAMP_START/TIMESTAMP_END")
+    time, _ = _fluxnet_time(frame, path)
+    chosen: dict[str, tuple[tuple, str]] = {}
+    for col in frame.columns:
+        m = _BASE_NAME.match(col)
+        if not m or m["var"] not in AMERIFLUX_BASE_VARIABLES:
+            continue
+        canon = AMERIFLUX_BASE_VARIABLES[m["var"]][0]
+        rank = (
+            m["var"] != "NEE" and canon == "NEE",  # NEE before FC
+            0 if m["h"] is None else 1,
+            *(int(m[k] or 0) for k in ("h", "v", "r")),
+        )
+        if canon not in chosen or rank < chosen[canon][0]:
+            chosen[canon] = (rank, col)
+    if not chosen:
+        raise TowerFileError(f"{path}: none of the AmeriFlux BASE variables {sorted(AMERIFLUX_BASE_VARIABLES)} found")
+    table = pd.DataFrame({canon: frame[col] for canon, (_, col) in chosen.items()})
+    table.index = time
+    _check_time(table.index, path)
+    units = {canon: AMERIFLUX_BASE_VARIABLES[_BASE_NAME.match(col)["var"]][1] for canon, (_, col) in chosen.items()}
+    ds = _to_dataset(table, units, path)
+    for canon, (_, col) in chosen.items():
+        ds[canon].attrs["source_column"] = col
+    ds.attrs.update({"source_file": path.name, "source_format": "AmeriFlux BASE"})
     return ds
 
 
@@ -341,7 +423,12 @@ def read_diive_parquet(path: str | Path) -> xr.Dataset:
 # Many files -> one site dataset
 # ---------------------------------------------------------------------------
 
-_READERS = {"fluxnet": read_fluxnet, "reddyproc": read_reddyproc, "diive": read_diive_parquet}
+_READERS = {
+    "fluxnet": read_fluxnet,
+    "ameriflux-base": read_ameriflux_base,
+    "reddyproc": read_reddyproc,
+    "diive": read_diive_parquet,
+}
 
 
 def detect_format(path: str | Path) -> str:
@@ -351,8 +438,14 @@ def detect_format(path: str | Path) -> str:
         return "diive"
     with open(path, encoding="latin-1") as fh:
         first = fh.readline()
+    if first.startswith("#"):
+        return "ameriflux-base"
     if first.startswith(("TIMESTAMP_START", "TIMESTAMP,")) or first.startswith("TIMESTAMP\n"):
-        return "fluxnet"
+        header = first.strip().split(",")
+        # FLUXNET products name processed variables (..._F, ..._VUT_REF); BASE files do not.
+        if any(h.endswith(("_F", "_VUT_REF", "_F_MDS", "_CUT_REF")) for h in header) or "TIMESTAMP" in header:
+            return "fluxnet"
+        return "ameriflux-base"
     fields = first.split()
     if fields[:2] == ["Day", "Hour"] or fields[:3] == ["Year", "DoY", "Hour"]:
         return "reddyproc"
@@ -379,7 +472,7 @@ def read_sites(paths, format: str = "auto", metadata=None, site: str | None = No
     ----------
     paths : path or list of paths
         Files of one or many sites; several files of one site are joined in time.
-    format : {"auto", "fluxnet", "reddyproc", "diive"}
+    format : {"auto", "fluxnet", "ameriflux-base", "reddyproc", "diive"}
         File format (``auto`` detects it per file).
     metadata : path, pandas.DataFrame or dict, optional
         Site metadata with ``site``, ``lat``, ``lon`` [degrees], ``igbp`` and
