@@ -15,6 +15,7 @@ The steps of the upscaling job, each usable on its own::
 
 from uflux_xr import aggregate, metrics, synthetic
 from uflux_xr.config import ConfigError, load_config
+from uflux_xr.gapfill import gapfill
 from uflux_xr.io import write_product
 from uflux_xr.io.era5 import ERA5Error, read_era5
 from uflux_xr.io.raster import RasterError, read_raster, vegetation_indices
@@ -39,6 +40,7 @@ __all__ = [
     "available_models",
     "cross_validate",
     "extract_at_sites",
+    "gapfill",
     "load_config",
     "load_model",
     "metrics",

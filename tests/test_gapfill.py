@@ -1,0 +1,114 @@
+"""MDS gap filling: known answers on synthetic series and parity with hesseflux on DE-Tha 1998."""
+
+import numpy as np
+import pandas as pd
+import pytest
+import xarray as xr
+
+import uflux_xr as ux
+from uflux_xr.gapfill import gapfill
+from uflux_xr.gapfill.mds import long_gap_mask
+
+from .conftest import SHARED_DATA
+
+
+def series(days=20, seed=0):
+    """Half-hourly site dataset where NEE is a function of SW_IN only (plus noise)."""
+    time = pd.date_range("2021-05-01 00:15", periods=48 * days, freq="30min")
+    hour = (time.hour + time.minute / 60).to_numpy()
+    sw = np.clip(800 * np.sin(np.pi * (hour - 6) / 12), 0, None)
+    rng = np.random.default_rng(seed)
+    ta = 15 + 5 * np.sin(np.pi * (hour - 9) / 12)
+    vpd = 5 + 3 * np.sin(np.pi * (hour - 9) / 12)
+    nee = 2.0 - 0.02 * sw + rng.normal(0, 0.1, len(time))
+    data = {"NEE": (nee, "umol m-2 s-1"), "SW_IN": (sw, "W m-2"), "TA": (ta, "degC"), "VPD": (vpd, "hPa")}
+    return xr.Dataset(
+        {k: (("site", "time"), v[None], {"units": u}) for k, (v, u) in data.items()},
+        coords={"site": ["XX-Syn"], "time": time},
+    )
+
+
+def test_fill_is_the_mean_of_similar_conditions():
+    ds = series()
+    truth = ds["NEE"].values[0].copy()
+    ds["NEE"][0, 300] = np.nan
+    out = gapfill(ds, "NEE")
+    j = 300
+    sw, ta, vpd = (ds[v].values[0] for v in ("SW_IN", "TA", "VPD"))
+    tol = max(20, min(sw[j], 50))
+    window = np.arange(max(j - 335, 0), j + 336)
+    similar = window[
+        (np.abs(sw[window] - sw[j]) < tol)
+        & (np.abs(ta[window] - ta[j]) < 2.5)
+        & (np.abs(vpd[window] - vpd[j]) < 5)
+        & (window != j)
+    ]
+    assert out["NEE_f"].values[0, j] == pytest.approx(truth[similar].mean())
+    assert out["NEE_fsd"].values[0, j] == pytest.approx(truth[similar].std(ddof=1))
+    assert out["NEE_fnum"].values[0, j] == similar.size
+    assert out["NEE_fqc"].values[0, j] == 1 and out["NEE_fmeth"].values[0, j] == "mds_all_drivers"
+    assert out["NEE_fqc"].values[0, 0] == 0 and out["NEE_fmeth"].values[0, 0] == "measured"
+    np.testing.assert_array_equal(out["NEE_f"].values[0, :300], truth[:300])  # measured values kept
+
+
+def test_gaps_at_start_and_end_and_long_gaps():
+    ds = series(days=200)
+    ds["NEE"][0, :100] = np.nan
+    ds["NEE"][0, -100:] = np.nan
+    ds["NEE"][0, 48 * 60 : 48 * 135] = np.nan  # 75-day gap
+    out = gapfill(ds, "NEE")
+    f = out["NEE_f"].values[0]
+    assert np.isfinite(f[:100]).all() and np.isfinite(f[-100:]).all()
+    assert np.isnan(f[48 * 60 : 48 * 135]).all() and np.isnan(out["NEE_fqc"].values[0, 48 * 70])
+    assert out["NEE_fmeth"].values[0, 48 * 70] == "unfilled"
+    good = np.ones(1000, bool)
+    good[:700] = False  # a leading gap of 70 days (10 steps a day) is longer than 60: left unfilled, as hesseflux
+    assert long_gap_mask(good, n_per_day=10, long_gap_days=60)[:700].all()
+    good[:] = True
+    good[:500] = False  # 50 days: filled
+    assert not long_gap_mask(good, n_per_day=10, long_gap_days=60).any()
+
+
+def test_driver_gaps_are_filled_first_as_reddyproc():
+    ds = series()
+    ds["SW_IN"][0, 290:310] = np.nan
+    ds["NEE"][0, 300] = np.nan
+    out = gapfill(ds, "NEE")
+    assert "SW_IN_f" in out and np.isfinite(out["SW_IN_f"].values[0, 290:310]).all()
+    assert out["NEE_fmeth"].values[0, 300] == "mds_all_drivers"
+    without = gapfill(ds, "NEE", fill_drivers=False)
+    assert without["NEE_fmeth"].values[0, 300] == "mds_same_hour"  # no driver information at the gap
+
+
+def test_errors():
+    ds = series(days=3)
+    with pytest.raises(ValueError, match="unknown gap-filling method 'kriging'"):
+        gapfill(ds, "NEE", method="kriging")
+    with pytest.raises(KeyError, match="needs the driver 'VPD'"):
+        gapfill(ds.drop_vars("VPD"), "NEE")
+    with pytest.raises(ValueError, match="driver 'TA' is in 'K'"):
+        gapfill(ds.assign(TA=(ds["TA"] + 273.15).assign_attrs(units="K")), "NEE")
+    empty = ds.copy()
+    for v in ("NEE", "SW_IN", "TA", "VPD"):
+        empty[v] = empty[v] * np.nan
+    with pytest.raises(ValueError, match="NEE is all missing at site 'XX-Syn'"):
+        gapfill(empty, "NEE")
+    no_drivers = ds.copy()
+    for v in ("SW_IN", "TA", "VPD"):
+        no_drivers[v] = no_drivers[v] * np.nan
+    with pytest.raises(ValueError, match="drivers SW_IN, TA and VPD are all missing at site 'XX-Syn'"):
+        gapfill(no_drivers, "NEE")
+
+
+@pytest.mark.skipif(not SHARED_DATA.exists(), reason="../shared/data (real tower files) is absent")
+@pytest.mark.parametrize("var", ["NEE", "LE", "H"])
+def test_mds_matches_hesseflux_on_de_tha(var):
+    ds = ux.read_sites(SHARED_DATA / "DE-Tha_1998_halfhourly.tsv")
+    ref = pd.read_csv(SHARED_DATA / "DE-Tha_1998_mds_reference_hesseflux.csv")
+    out = gapfill(ds, var, fill_drivers=False)  # hesseflux does not fill drivers
+    gap = ds[var].isnull().values[0]
+    values_agree = np.abs(out[f"{var}_f"].values[0][gap] - ref[f"{var}_f"].to_numpy()[gap]) <= 0.01
+    flags_agree = out[f"{var}_fqc"].values[0][gap] == ref[f"{var}_fqc"].to_numpy()[gap]
+    assert gap.sum() > 2000
+    assert (values_agree & flags_agree).mean() >= 0.99
+    assert flags_agree.mean() == 1.0

@@ -1,0 +1,12 @@
+"""Gap filling of tower records: ``ux.gapfill(site_ds, var, method=...)``.
+
+Implemented: ``mds`` (marginal distribution sampling, REddyProc/hesseflux
+semantics; see :mod:`uflux_xr.gapfill.mds`).  Outputs follow REddyProc's
+suffixes: ``<VAR>_f`` (filled series), ``<VAR>_fqc`` (0 measured, MDS quality
+1–3, NaN unfilled), ``<VAR>_fmeth`` (how each value was obtained),
+``<VAR>_fsd`` and ``<VAR>_fnum`` (SD and number of the MDS matches).
+"""
+
+from uflux_xr.gapfill.api import gapfill
+
+__all__ = ["gapfill"]

@@ -1,0 +1,150 @@
+"""xarray adapter of the gap-filling methods."""
+
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+import xarray as xr
+
+from uflux_xr.gapfill.mds import long_gap_mask, mds_core
+from uflux_xr.variables import canonical_units
+
+log = logging.getLogger(__name__)
+
+METHODS = ("mds",)
+DRIVERS = {"SW_IN": "W m-2", "TA": "degC", "VPD": "hPa"}
+_STEP_LABELS = np.array(["unfilled", "measured", "mds_all_drivers", "mds_sw_in", "mds_same_hour"], dtype=object)
+
+
+def _steps_per_day(time) -> int:
+    step = np.median(np.diff(time.values)) / np.timedelta64(1, "s")
+    per_day = 86400.0 / step
+    if abs(per_day - round(per_day)) > 1e-6:
+        raise ValueError(f"the time step ({step} s) does not divide a day")
+    return int(round(per_day))
+
+
+def _mds_series(values, good, drivers, hour, n_per_day, long_gap, sw_dev, ta_dev, vpd_dev):
+    sw, ta, vpd = drivers["SW_IN"], drivers["TA"], drivers["VPD"]
+    sw_ok = np.isfinite(sw)
+    met_ok = sw_ok & np.isfinite(ta) & np.isfinite(vpd)
+    skip = long_gap_mask(good, n_per_day, long_gap)
+    return mds_core(
+        np.where(good, values, np.nan),
+        good,
+        np.nan_to_num(sw),
+        np.nan_to_num(ta),
+        np.nan_to_num(vpd),
+        sw_ok,
+        met_ok,
+        hour,
+        n_per_day,
+        skip,
+        float(sw_dev),
+        float(ta_dev),
+        float(vpd_dev),
+    )
+
+
+def gapfill(
+    site_ds: xr.Dataset,
+    var: str,
+    method: str = "mds",
+    *,
+    fill_drivers: bool = True,
+    good_qc: float | None = None,
+    long_gap: float = 60.0,
+    sw_dev: float = 50.0,
+    ta_dev: float = 2.5,
+    vpd_dev: float = 5.0,
+) -> xr.Dataset:
+    """Fill the gaps of ``var`` in a site dataset.
+
+    Parameters
+    ----------
+    site_ds : xarray.Dataset
+        Site dataset (site, time) at a regular sub-daily step with ``var`` and the
+        drivers SW_IN [W m-2], TA [°C] and VPD [hPa].
+    var : str
+        Variable to fill (e.g. ``NEE``, ``LE``, ``H``).
+    method : {"mds"}
+        Gap-filling method.
+    fill_drivers : bool
+        Fill gaps of SW_IN, TA and VPD with MDS first and use the filled drivers,
+        as REddyProc does; False treats steps with a missing driver as having
+        no driver information, as hesseflux does.
+    good_qc : float, optional
+        With a ``<var>_QC`` variable: values whose flag exceeds this count as gaps.
+    long_gap : float
+        Gaps longer than this [days] stay unfilled (REddyProc, hesseflux: 60).
+    sw_dev, ta_dev, vpd_dev : float
+        MDS similarity limits [W m-2, °C, hPa].
+
+    Returns
+    -------
+    xarray.Dataset
+        ``site_ds`` with ``<var>_f``, ``<var>_fqc``, ``<var>_fmeth``, ``<var>_fsd``
+        and ``<var>_fnum`` added (and ``<driver>_f``... when drivers were filled).
+    """
+    if method not in METHODS:
+        raise ValueError(f"unknown gap-filling method {method!r}; implemented: {list(METHODS)}")
+    if var not in site_ds:
+        raise KeyError(f"variable {var!r} not in the site dataset; it has {sorted(site_ds.data_vars)}")
+    for name, units in DRIVERS.items():
+        if name not in site_ds:
+            raise KeyError(f"MDS needs the driver {name!r} [{units}] in the site dataset")
+        have = canonical_units(site_ds[name].attrs.get("units"))
+        if have is not None and have != units:
+            raise ValueError(f"driver {name!r} is in {site_ds[name].attrs.get('units')!r}; MDS expects {units!r}")
+    ds = site_ds.transpose("site", "time", ...) if "site" in site_ds.dims else site_ds.expand_dims(site=["site"])
+    time = ds.indexes["time"]
+    n_per_day = _steps_per_day(time)
+    hour = (time.hour + time.minute / 60.0).to_numpy(dtype=np.float64)
+    for i, site in enumerate(map(str, ds["site"].values)):
+        if not bool(ds[var].isel(site=i).notnull().any()):
+            raise ValueError(f"{var} is all missing at site {site!r}: nothing to fill from")
+        if all(not bool(ds[d].isel(site=i).notnull().any()) for d in DRIVERS):
+            raise ValueError(f"the drivers SW_IN, TA and VPD are all missing at site {site!r}; MDS needs them")
+    if fill_drivers:
+        for name in DRIVERS:
+            if bool(ds[name].isnull().any()):
+                ds = gapfill(
+                    ds, name, fill_drivers=False, long_gap=long_gap, sw_dev=sw_dev, ta_dev=ta_dev, vpd_dev=vpd_dev
+                )
+    outputs = {k: [] for k in ("f", "fqc", "fsd", "fnum", "fmeth")}
+    for i in range(ds.sizes["site"]):
+        values = ds[var].isel(site=i).values.astype(np.float64)
+        good = np.isfinite(values)
+        if good_qc is not None and f"{var}_QC" in ds:
+            good &= ds[f"{var}_QC"].isel(site=i).values <= good_qc
+        drivers = {}
+        for name in DRIVERS:
+            filled_name = f"{name}_f" if fill_drivers and f"{name}_f" in ds else name
+            drivers[name] = ds[filled_name].isel(site=i).values.astype(np.float64)
+        filled, quality, sd, count, step = _mds_series(
+            values, good, drivers, hour, n_per_day, long_gap, sw_dev, ta_dev, vpd_dev
+        )
+        outputs["f"].append(filled)
+        outputs["fqc"].append(np.where(quality < 0, np.nan, quality.astype(float)))
+        outputs["fsd"].append(sd)
+        outputs["fnum"].append(count.astype(float))
+        label = np.where(good, 1, np.where(quality < 0, 0, step.astype(int) + 1))
+        outputs["fmeth"].append(_STEP_LABELS[label])
+    units = ds[var].attrs.get("units", "1")
+    attrs = {
+        "f": {"units": units, "long_name": f"{var} gap-filled ({method})"},
+        "fqc": {
+            "units": "1",
+            "long_name": f"{var} fill quality: 0 measured, 1-3 MDS quality (REddyProc), NaN unfilled",
+        },
+        "fsd": {"units": units, "long_name": f"standard deviation of the MDS matches filling {var}"},
+        "fnum": {"units": "1", "long_name": f"number of MDS matches filling {var}"},
+        "fmeth": {"long_name": f"how each {var} value was obtained"},
+    }
+    out = ds.copy()
+    for suffix, rows in outputs.items():
+        out[f"{var}_{suffix}"] = (("site", "time"), np.stack(rows), attrs[suffix])
+    filled_share = float(np.isfinite(out[f"{var}_f"]).mean())
+    log.info("%s filled with %s: %.1f %% of steps have a value", var, method, 100 * filled_share)
+    return out if "site" in site_ds.dims else out.isel(site=0, drop=True)
