@@ -80,6 +80,23 @@ def test_driver_gaps_are_filled_first_as_reddyproc():
     assert without["NEE_fmeth"].values[0, 300] == "mds_same_hour"  # no driver information at the gap
 
 
+def test_mdv_is_the_same_time_of_day_mean():
+    ds = series(days=30)
+    truth = ds["NEE"].values[0].copy()
+    j = 48 * 15 + 20
+    ds["NEE"][0, j] = np.nan
+    ds["NEE"][0, j + 48] = np.nan  # a missing neighbour day is skipped
+    out = gapfill(ds, "NEE", method="mdv")
+    neighbours = [j + 48 * d for d in range(-7, 8) if d not in (0, 1)]
+    assert out["NEE_f"].values[0, j] == pytest.approx(truth[neighbours].mean())
+    assert out["NEE_fsd"].values[0, j] == pytest.approx(truth[neighbours].std(ddof=1))
+    assert out["NEE_fnum"].values[0, j] == 13 and out["NEE_fqc"].values[0, j] == 1
+    assert out["NEE_fmeth"].values[0, j] == "mdv"
+    ds["NEE"][0, : 48 * 20] = np.nan  # a 20-day leading gap: the window widens, lower quality
+    wide = gapfill(ds, "NEE", method="mdv")
+    assert wide["NEE_fqc"].values[0, 0] == 3 and np.isfinite(wide["NEE_f"].values[0, 0])
+
+
 def test_errors():
     ds = series(days=3)
     with pytest.raises(ValueError, match="unknown gap-filling method 'kriging'"):

@@ -1,7 +1,8 @@
 """Gap filling of tower records: ``ux.gapfill(site_ds, var, method=...)``.
 
 Implemented: ``mds`` (marginal distribution sampling, REddyProc/hesseflux
-semantics; see :mod:`uflux_xr.gapfill.mds`).  Outputs follow REddyProc's
+semantics; see :mod:`uflux_xr.gapfill.mds`) and ``mdv`` (mean diurnal
+variation; :mod:`uflux_xr.gapfill.mdv`).  Outputs follow REddyProc's
 suffixes: ``<VAR>_f`` (filled series), ``<VAR>_fqc`` (0 measured, MDS quality
 1–3, NaN unfilled), ``<VAR>_fmeth`` (how each value was obtained),
 ``<VAR>_fsd`` and ``<VAR>_fnum`` (SD and number of the MDS matches).

@@ -8,13 +8,15 @@ import numpy as np
 import xarray as xr
 
 from uflux_xr.gapfill.mds import long_gap_mask, mds_core
+from uflux_xr.gapfill.mdv import mdv_core
 from uflux_xr.variables import canonical_units
 
 log = logging.getLogger(__name__)
 
-METHODS = ("mds",)
+METHODS = ("mds", "mdv")
 DRIVERS = {"SW_IN": "W m-2", "TA": "degC", "VPD": "hPa"}
-_STEP_LABELS = np.array(["unfilled", "measured", "mds_all_drivers", "mds_sw_in", "mds_same_hour"], dtype=object)
+_STEP_LABELS = np.array(["unfilled", "measured", "mds_all_drivers", "mds_sw_in", "mds_same_hour", "mdv"], dtype=object)
+MDV_LABEL = 5
 
 
 def _steps_per_day(time) -> int:
@@ -58,6 +60,7 @@ def gapfill(
     sw_dev: float = 50.0,
     ta_dev: float = 2.5,
     vpd_dev: float = 5.0,
+    mdv_window: int = 7,
 ) -> xr.Dataset:
     """Fill the gaps of ``var`` in a site dataset.
 
@@ -68,8 +71,9 @@ def gapfill(
         drivers SW_IN [W m-2], TA [°C] and VPD [hPa].
     var : str
         Variable to fill (e.g. ``NEE``, ``LE``, ``H``).
-    method : {"mds"}
-        Gap-filling method.
+    method : {"mds", "mdv"}
+        Gap-filling method: marginal distribution sampling, or mean diurnal
+        variation (same time of day within ±``mdv_window`` days; no drivers).
     fill_drivers : bool
         Fill gaps of SW_IN, TA and VPD with MDS first and use the filled drivers,
         as REddyProc does; False treats steps with a missing driver as having
@@ -80,6 +84,8 @@ def gapfill(
         Gaps longer than this [days] stay unfilled (REddyProc, hesseflux: 60).
     sw_dev, ta_dev, vpd_dev : float
         MDS similarity limits [W m-2, °C, hPa].
+    mdv_window : int
+        MDV window half-width [days].
 
     Returns
     -------
@@ -91,6 +97,8 @@ def gapfill(
         raise ValueError(f"unknown gap-filling method {method!r}; implemented: {list(METHODS)}")
     if var not in site_ds:
         raise KeyError(f"variable {var!r} not in the site dataset; it has {sorted(site_ds.data_vars)}")
+    if method == "mdv":
+        return _gapfill_mdv(site_ds, var, window_days=mdv_window, good_qc=good_qc)
     for name, units in DRIVERS.items():
         if name not in site_ds:
             raise KeyError(f"MDS needs the driver {name!r} [{units}] in the site dataset")
@@ -142,9 +150,48 @@ def gapfill(
         "fnum": {"units": "1", "long_name": f"number of MDS matches filling {var}"},
         "fmeth": {"long_name": f"how each {var} value was obtained"},
     }
+    return _attach(site_ds, ds, var, method, outputs, attrs)
+
+
+def _gapfill_mdv(site_ds: xr.Dataset, var: str, *, window_days: int, good_qc: float | None) -> xr.Dataset:
+    ds = site_ds.transpose("site", "time", ...) if "site" in site_ds.dims else site_ds.expand_dims(site=["site"])
+    n_per_day = _steps_per_day(ds.indexes["time"])
+    rows = {k: [] for k in ("f", "fqc", "fsd", "fnum", "fmeth")}
+    for i, site in enumerate(map(str, ds["site"].values)):
+        values = ds[var].isel(site=i).values.astype(np.float64)
+        good = np.isfinite(values)
+        if good_qc is not None and f"{var}_QC" in ds:
+            good &= ds[f"{var}_QC"].isel(site=i).values <= good_qc
+        if not good.any():
+            raise ValueError(f"{var} is all missing at site {site!r}: nothing to fill from")
+        filled, quality, sd, count = mdv_core(
+            np.where(good, values, np.nan), good, n_per_day, int(window_days), int(4 * window_days), 2
+        )
+        rows["f"].append(filled)
+        rows["fqc"].append(np.where(quality < 0, np.nan, quality.astype(float)))
+        rows["fsd"].append(sd)
+        rows["fnum"].append(count.astype(float))
+        rows["fmeth"].append(_STEP_LABELS[np.where(good, 1, np.where(quality < 0, 0, MDV_LABEL))])
+    units = ds[var].attrs.get("units", "1")
+    attrs = {
+        "f": {"units": units, "long_name": f"{var} gap-filled (mdv)"},
+        "fqc": {
+            "units": "1",
+            "long_name": f"{var} fill quality: 0 measured, MDV 1 (within ±{window_days} d), "
+            "2 (up to twice that), 3 (wider), NaN unfilled",
+        },
+        "fsd": {"units": units, "long_name": f"standard deviation of the values averaged for {var}"},
+        "fnum": {"units": "1", "long_name": f"number of values averaged for {var}"},
+        "fmeth": {"long_name": f"how each {var} value was obtained"},
+    }
+    return _attach(site_ds, ds, var, "mdv", rows, attrs)
+
+
+def _attach(site_ds: xr.Dataset, ds: xr.Dataset, var: str, method: str, rows: dict, attrs: dict) -> xr.Dataset:
+    """``ds`` with the per-site output rows added as ``<var>_<suffix>``, in the input's shape."""
     out = ds.copy()
-    for suffix, rows in outputs.items():
-        out[f"{var}_{suffix}"] = (("site", "time"), np.stack(rows), attrs[suffix])
+    for suffix, values in rows.items():
+        out[f"{var}_{suffix}"] = (("site", "time"), np.stack(values), attrs[suffix])
     filled_share = float(np.isfinite(out[f"{var}_f"]).mean())
     log.info("%s filled with %s: %.1f %% of steps have a value", var, method, 100 * filled_share)
     return out if "site" in site_ds.dims else out.isel(site=0, drop=True)
