@@ -103,6 +103,17 @@ def test_ingest_sites(tmp_path, capsys):
     assert xr.open_dataset(daily)["NEE"].attrs["units"] == "g m-2 d-1"
 
 
+@pytest.mark.skipif(not SHARED_DATA.exists(), reason="../shared/data (real tower files) is absent")
+def test_gapfill_command(tmp_path, capsys):
+    out = tmp_path / "filled.nc"
+    tsv = str(SHARED_DATA / "DE-Tha_1998_halfhourly.tsv")
+    assert main(["gapfill", tsv, "--var", "NEE", "LE", "--out", str(out), "--no-driver-fill"]) == 0
+    printed = capsys.readouterr().out
+    assert "DE-Tha NEE: 6257 gaps, 6257 filled (q1 6017, q2 198, q3 42), 0 left unfilled" in printed
+    ds = xr.open_dataset(out)
+    assert {"NEE_f", "NEE_fqc", "NEE_fmeth", "LE_f"} <= set(ds.data_vars)
+
+
 def test_ingest_era5_and_raster(tmp_path, capsys):
     from .test_era5 import write_old_layout
     from .test_raster import target, write_band

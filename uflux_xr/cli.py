@@ -90,6 +90,26 @@ def _cmd_ingest(args) -> int:
     return 0
 
 
+def _cmd_gapfill(args) -> int:
+    from uflux_xr.gapfill import gapfill
+    from uflux_xr.io import write_dataset
+    from uflux_xr.io.towers import read_sites
+
+    ds = read_sites(args.files, format=args.format, metadata=args.metadata, site=args.site)
+    for var in args.var:
+        ds = gapfill(ds, var, method=args.method, fill_drivers=not args.no_driver_fill)
+        for site in ds["site"].values:
+            one = ds.sel(site=site)
+            gaps = int(one[var].isnull().sum())
+            left = int(one[f"{var}_f"].isnull().sum())
+            quality = one[f"{var}_fqc"].where(one[var].isnull())
+            shares = ", ".join(f"q{q} {int((quality == q).sum())}" for q in (1, 2, 3))
+            print(f"{site} {var}: {gaps} gaps, {gaps - left} filled ({shares}), {left} left unfilled")
+    write_dataset(ds, args.out, progress=False)
+    print(f"wrote {args.out}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="uflux-xr", description=__doc__.split("\n\n")[0])
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
@@ -120,6 +140,17 @@ def build_parser() -> argparse.ArgumentParser:
     ing.add_argument("--name", help="name of the output variable (raster)")
     ing.add_argument("--units", default="1", help="units of the raster values after scaling (raster)")
     ing.set_defaults(func=_cmd_ingest)
+
+    gf = sub.add_parser("gapfill", help="fill gaps of tower fluxes (MDS, MDV) and write the filled dataset")
+    gf.add_argument("files", nargs="+", help="tower files (any format read_sites reads)")
+    gf.add_argument("--var", nargs="+", required=True, help="variables to fill, e.g. NEE LE H")
+    gf.add_argument("--method", default="mds", choices=["mds", "mdv"])
+    gf.add_argument("--out", required=True, help="output .nc or .zarr")
+    gf.add_argument("--format", default="auto", help="tower file format")
+    gf.add_argument("--metadata", help="site metadata CSV")
+    gf.add_argument("--site", help="site id for files whose name has none")
+    gf.add_argument("--no-driver-fill", action="store_true", help="do not fill SW_IN/TA/VPD first (hesseflux)")
+    gf.set_defaults(func=_cmd_gapfill)
     return parser
 
 
