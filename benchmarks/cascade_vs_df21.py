@@ -75,7 +75,7 @@ def chdav_daily() -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
             "GPP": g["GPP_CUT_REF_f"].mean() * 1.0377,  # µmol CO2 m-2 s-1 -> g C m-2 d-1
         }
     )
-    phase = 2 * np.pi * (daily.index.dayofyear - 1) / 365.25
+    phase = 2 * np.pi * (daily.index.day_of_year - 1) / 365.25
     daily["DOY_SIN"], daily["DOY_COS"] = np.sin(phase), np.cos(phase)
     daily = daily.dropna()
     features = [c for c in daily.columns if c != "GPP"]

@@ -97,6 +97,47 @@ def test_mdv_is_the_same_time_of_day_mean():
     assert wide["NEE_fqc"].values[0, 0] == 3 and np.isfinite(wide["NEE_f"].values[0, 0])
 
 
+def daily_years(years=4, seed=0):
+    """Daily site dataset over several years; LE depends on SW_IN and TA."""
+    time = pd.date_range("2018-01-01 12:00", periods=365 * years, freq="D")
+    rng = np.random.default_rng(seed)
+    phase = 2 * np.pi * time.day_of_year.to_numpy() / 365
+    sw = 180 - 120 * np.cos(phase) + rng.normal(0, 30, len(time))
+    ta = 8 - 10 * np.cos(phase) + rng.normal(0, 2, len(time))
+    le = 0.35 * sw + 2 * ta + rng.normal(0, 5, len(time))
+    data = {"LE": (le, "W m-2"), "SW_IN": (sw, "W m-2"), "TA": (ta, "degC")}
+    return xr.Dataset(
+        {k: (("site", "time"), v[None], {"units": u}) for k, (v, u) in data.items()},
+        coords={"site": ["XX-Syn"], "time": time},
+    )
+
+
+def test_ml_fills_a_whole_missing_year():
+    ds = daily_years()
+    truth = ds["LE"].values[0].copy()
+    year = ds["time"].dt.year.values == 2020
+    ds["LE"][0, year] = np.nan
+    out = gapfill(ds, "LE", method="ml", ml_options={"members": 2, "params": {"n_estimators": 60}})
+    filled = out["LE_f"].values[0]
+    assert np.isfinite(filled[year]).all()
+    assert ux.metrics.nse(filled[year], truth[year]) > 0.8
+    assert (out["LE_fmeth"].values[0][year] == "ml").all() and (out["LE_fqc"].values[0][year] == 1).all()
+    assert (out["LE_fsd"].values[0][year] >= 0).all()
+    np.testing.assert_array_equal(filled[~year], truth[~year])
+
+
+def test_ml_training_years():
+    from uflux_xr.gapfill.ml import training_years
+
+    years = np.array([2015, 2016, 2017, 2019, 2020])
+    assert training_years(2018, years, "all", 2) == [2015, 2016, 2017, 2019, 2020]
+    assert training_years(2018, years, "nearest", 2) == [2017, 2019]
+    assert training_years(2016, years, "nearest", 2) == [2015, 2016, 2017]  # its own other measurements too
+    assert training_years(2018, years, [2015, 2020], 2) == [2015, 2020]
+    with pytest.raises(ValueError, match=r"training years \[2010\] have no data"):
+        training_years(2018, years, [2010], 2)
+
+
 def test_errors():
     ds = series(days=3)
     with pytest.raises(ValueError, match="unknown gap-filling method 'kriging'"):

@@ -5,18 +5,23 @@ from __future__ import annotations
 import logging
 
 import numpy as np
+import pandas as pd
 import xarray as xr
 
 from uflux_xr.gapfill.mds import long_gap_mask, mds_core
 from uflux_xr.gapfill.mdv import mdv_core
+from uflux_xr.gapfill.ml import CANDIDATE_DRIVERS, feature_table, ml_fill
 from uflux_xr.variables import canonical_units
 
 log = logging.getLogger(__name__)
 
-METHODS = ("mds", "mdv")
+METHODS = ("mds", "mdv", "ml")
 DRIVERS = {"SW_IN": "W m-2", "TA": "degC", "VPD": "hPa"}
-_STEP_LABELS = np.array(["unfilled", "measured", "mds_all_drivers", "mds_sw_in", "mds_same_hour", "mdv"], dtype=object)
+_STEP_LABELS = np.array(
+    ["unfilled", "measured", "mds_all_drivers", "mds_sw_in", "mds_same_hour", "mdv", "ml"], dtype=object
+)
 MDV_LABEL = 5
+ML_LABEL = 6
 
 
 def _steps_per_day(time) -> int:
@@ -61,6 +66,7 @@ def gapfill(
     ta_dev: float = 2.5,
     vpd_dev: float = 5.0,
     mdv_window: int = 7,
+    ml_options: dict | None = None,
 ) -> xr.Dataset:
     """Fill the gaps of ``var`` in a site dataset.
 
@@ -71,9 +77,10 @@ def gapfill(
         drivers SW_IN [W m-2], TA [°C] and VPD [hPa].
     var : str
         Variable to fill (e.g. ``NEE``, ``LE``, ``H``).
-    method : {"mds", "mdv"}
-        Gap-filling method: marginal distribution sampling, or mean diurnal
-        variation (same time of day within ±``mdv_window`` days; no drivers).
+    method : {"mds", "mdv", "ml"}
+        Gap-filling method: marginal distribution sampling, mean diurnal
+        variation (same time of day within ±``mdv_window`` days; no drivers), or
+        a tree ensemble on the site's drivers and time harmonics (any gap length).
     fill_drivers : bool
         Fill gaps of SW_IN, TA and VPD with MDS first and use the filled drivers,
         as REddyProc does; False treats steps with a missing driver as having
@@ -86,6 +93,11 @@ def gapfill(
         MDS similarity limits [W m-2, °C, hPa].
     mdv_window : int
         MDV window half-width [days].
+    ml_options : dict, optional
+        For ``ml``: ``model`` (registered kind, default "lightgbm"), ``members``
+        (seeds, default 3), ``train_years`` ("all", "nearest" or a list of
+        years), ``n_nearest`` (default 2), ``drivers`` (default: those present
+        among :data:`uflux_xr.gapfill.ml.CANDIDATE_DRIVERS`), ``params``.
 
     Returns
     -------
@@ -99,6 +111,8 @@ def gapfill(
         raise KeyError(f"variable {var!r} not in the site dataset; it has {sorted(site_ds.data_vars)}")
     if method == "mdv":
         return _gapfill_mdv(site_ds, var, window_days=mdv_window, good_qc=good_qc)
+    if method == "ml":
+        return _gapfill_ml(site_ds, var, good_qc=good_qc, **(ml_options or {}))
     for name, units in DRIVERS.items():
         if name not in site_ds:
             raise KeyError(f"MDS needs the driver {name!r} [{units}] in the site dataset")
@@ -195,3 +209,41 @@ def _attach(site_ds: xr.Dataset, ds: xr.Dataset, var: str, method: str, rows: di
     filled_share = float(np.isfinite(out[f"{var}_f"]).mean())
     log.info("%s filled with %s: %.1f %% of steps have a value", var, method, 100 * filled_share)
     return out if "site" in site_ds.dims else out.isel(site=0, drop=True)
+
+
+def _gapfill_ml(site_ds: xr.Dataset, var: str, *, good_qc: float | None, drivers=None, **options) -> xr.Dataset:
+    ds = site_ds.transpose("site", "time", ...) if "site" in site_ds.dims else site_ds.expand_dims(site=["site"])
+    time = ds.indexes["time"]
+    names = [d for d in (drivers or CANDIDATE_DRIVERS) if d in ds and d != var]
+    if drivers is not None and len(names) != len(drivers):
+        raise KeyError(f"drivers {sorted(set(drivers) - set(names))} not in the site dataset")
+    rows = {k: [] for k in ("f", "fqc", "fsd", "fnum", "fmeth")}
+    for i, site in enumerate(map(str, ds["site"].values)):
+        one = ds.isel(site=i)
+        values = one[var].values.astype(np.float64)
+        good = np.isfinite(values)
+        if good_qc is not None and f"{var}_QC" in ds:
+            good &= one[f"{var}_QC"].values <= good_qc
+        if not good.any():
+            raise ValueError(f"{var} is all missing at site {site!r}: nothing to train on")
+        columns = {d: one[f"{d}_f"].values if f"{d}_f" in one else one[d].values for d in names}
+        features = feature_table(pd.DataFrame(columns), time, names)
+        filled, spread = ml_fill(values, good, features, **options)
+        done = ~good & np.isfinite(filled)
+        rows["f"].append(filled)
+        rows["fqc"].append(np.where(good, 0.0, np.where(done, 1.0, np.nan)))
+        rows["fsd"].append(spread)
+        rows["fnum"].append(np.where(done, float(options.get("members", 3)), 0.0))
+        rows["fmeth"].append(_STEP_LABELS[np.where(good, 1, np.where(done, ML_LABEL, 0))])
+    units = ds[var].attrs.get("units", "1")
+    attrs = {
+        "f": {"units": units, "long_name": f"{var} gap-filled (ml)"},
+        "fqc": {
+            "units": "1",
+            "long_name": f"{var} fill quality: 0 measured, 1 ML fill, NaN unfilled (missing drivers)",
+        },
+        "fsd": {"units": units, "long_name": f"spread (SD) of the ensemble members filling {var}"},
+        "fnum": {"units": "1", "long_name": f"number of ensemble members filling {var}"},
+        "fmeth": {"long_name": f"how each {var} value was obtained"},
+    }
+    return _attach(site_ds, ds, var, "ml", rows, attrs)
