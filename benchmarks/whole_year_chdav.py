@@ -1,0 +1,98 @@
+"""Whole-year gap filling on CH-Dav 2013-2022 at daily resolution (issue #5).
+
+Each year is held out in turn and filled with ``ux.gapfill(method="ml")``
+trained on the other years - the 2 nearest years, or all years - using the
+site's daily drivers (SW_IN, TA, VPD, LW_IN, PA, RH, P and time harmonics).
+The reference daily fluxes are REddyProc's gap-filled series (NEE_CUT_REF_f,
+night-time GPP and RECO, LE_f -> ET).  Scores pooled over the ten held-out
+years: r², RMSE, bias and slope for ET, GPP, RECO, NEE predicted directly and
+NEE as RECO - GPP.  For reference, a published SVR experiment at a Korean
+farmland site reached daily r² 0.86 (ET), 0.83 (GPP), 0.91 (RE), 0.63-0.68 (NEE).
+
+Usage: python benchmarks/whole_year_chdav.py   (needs ../shared/data)
+"""
+
+from __future__ import annotations
+
+import platform
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+import uflux_xr as ux
+from uflux_xr.aggregate import to_daily
+
+DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "CH-Dav_2013-2022_halfhourly.parquet"
+DRIVERS = ["SW_IN", "TA", "VPD", "LW_IN", "PA", "RH", "P"]
+TARGETS = ["ET", "GPP", "RECO", "NEE"]
+
+
+def daily_reference() -> pd.DataFrame:
+    hh = ux.read_sites(DATA)
+    # REddyProc's gap-filled fluxes are the complete reference series.
+    hh = hh.drop_vars(["NEE", "LE", "NEE_QC", "LE_QC"]).rename({"NEE_REF_f": "NEE", "LE_REF_f": "LE"})
+    daily = to_daily(hh[["NEE", "LE", "GPP", "RECO", *DRIVERS]], min_coverage=0.9)
+    return daily
+
+
+def main() -> None:
+    t0 = time.perf_counter()
+    daily = daily_reference()
+    years = daily["time"].dt.year.values
+    truth = {v: daily[v].values[0].copy() for v in TARGETS}
+    rows = []
+    for strategy in ("nearest", "all"):
+        filled = {v: np.full_like(truth[v], np.nan) for v in TARGETS}
+        for year in np.unique(years):
+            held = years == year
+            for var in TARGETS:
+                ds = daily[[var, *DRIVERS]].copy()
+                ds[var] = ds[var].where(~xr_mask(ds, held))
+                out = ux.gapfill(
+                    ds,
+                    var,
+                    method="ml",
+                    ml_options={
+                        "members": 3,
+                        "train_years": strategy,
+                        "n_nearest": 2,
+                        "drivers": DRIVERS,
+                        "params": {"n_estimators": 300, "learning_rate": 0.05, "num_leaves": 15},
+                    },
+                )
+                filled[var][held] = out[f"{var}_f"].values[0][held]
+        filled["NEE (RECO-GPP)"] = filled["RECO"] - filled["GPP"]
+        for var, pred in filled.items():
+            ref = truth["NEE"] if var.startswith("NEE") else truth[var]
+            m = ux.metrics.all_metrics(pred, ref)
+            rows.append(
+                {
+                    "training years": strategy,
+                    "flux": var,
+                    "n days": m["n"],
+                    "r2": m["r2"],
+                    "RMSE": m["rmse"],
+                    "bias": m["bias"],
+                    "slope": m["slope"],
+                }
+            )
+    table = pd.DataFrame(rows)
+    print(
+        f"machine: {platform.node()} {platform.machine()}; {time.strftime('%Y-%m-%d %H:%M')}; "
+        f"{time.perf_counter() - t0:.0f} s"
+    )
+    print("CH-Dav 2013-2022, daily, each year held out in turn (ML fill, LightGBM x 3 members);")
+    print("units: ET kg m-2 d-1 (mm d-1), carbon g C m-2 d-1")
+    print(table.to_string(index=False, float_format=lambda x: f"{x:.3f}"))
+
+
+def xr_mask(ds, held):
+    import xarray as xr
+
+    return xr.DataArray(held[None, :], dims=("site", "time"), coords={"site": ds["site"], "time": ds["time"]})
+
+
+if __name__ == "__main__":
+    main()
