@@ -20,10 +20,25 @@ from uflux_xr.variables import SECONDS_PER_DAY, canonical_units, convert_values,
 SUMMED = {"P"}
 
 
-def _step_seconds(time: pd.DatetimeIndex) -> float:
+def time_step(time: pd.DatetimeIndex) -> pd.Timedelta:
+    """The regular time step of a series (median difference of its timestamps).
+
+    Raises
+    ------
+    ValueError
+        With fewer than two time steps.
+    """
     if len(time) < 2:
         raise ValueError("need at least two time steps to infer the time step")
-    return float(np.median(np.diff(time.values)) / np.timedelta64(1, "s"))
+    return pd.Timedelta(np.median(np.diff(time.values)))
+
+
+def steps_per_day(time: pd.DatetimeIndex) -> int:
+    """Number of time steps in a day; the step must divide a day."""
+    per_day = pd.Timedelta(days=1) / time_step(time)
+    if abs(per_day - round(per_day)) > 1e-6:
+        raise ValueError(f"the time step ({time_step(time)}) does not divide a day")
+    return int(round(per_day))
 
 
 def _group(ds_var: xr.DataArray, keys: pd.DatetimeIndex) -> pd.core.groupby.DataFrameGroupBy:
@@ -62,7 +77,7 @@ def to_daily(ds: xr.Dataset, *, min_coverage: float = 1.0, good_qc: float = 1.0)
         ``P`` in mm d-1, ``ET`` [kg m-2 d-1] when ``LE`` and ``TA`` are present.
     """
     time = ds.indexes["time"]
-    step = _step_seconds(time)
+    step = time_step(time).total_seconds()
     per_day = SECONDS_PER_DAY / step
     day = time.floor("D")
     out = {}

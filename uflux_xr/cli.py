@@ -46,15 +46,9 @@ def _cmd_run(args) -> int:
     return 0
 
 
-def _open_any(path: str):
-    import xarray as xr
-
-    return xr.open_zarr(path, consolidated=False) if path.rstrip("/").endswith(".zarr") else xr.open_dataset(path)
-
-
 def _cmd_ingest(args) -> int:
     from uflux_xr.ingest import summarize_cube, summarize_sites
-    from uflux_xr.io import write_dataset
+    from uflux_xr.io import open_any, write_dataset
 
     if args.kind == "sites":
         from uflux_xr.aggregate import to_daily
@@ -76,7 +70,7 @@ def _cmd_ingest(args) -> int:
             raise ValueError("ingest raster needs --like GRID and --resampling METHOD")
         da = read_raster(
             args.files,
-            like=_open_any(args.like),
+            like=open_any(args.like),
             resampling=args.resampling,
             variable=args.variable,
             name=args.name,

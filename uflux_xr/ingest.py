@@ -9,6 +9,8 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
+from uflux_xr.aggregate import time_step
+
 
 def longest_gap(values: np.ndarray) -> int:
     """Length of the longest run of NaN in a 1-D array [time steps]."""
@@ -21,7 +23,7 @@ def longest_gap(values: np.ndarray) -> int:
 
 
 def _step(time: pd.DatetimeIndex) -> pd.Timedelta:
-    return pd.Timedelta(np.median(np.diff(time.values))) if len(time) > 1 else pd.Timedelta(0)
+    return time_step(time) if len(time) > 1 else pd.Timedelta(0)
 
 
 def summarize_sites(ds: xr.Dataset) -> str:

@@ -24,7 +24,7 @@ import xarray as xr
 
 from uflux_xr import synthetic
 from uflux_xr.config import RunConfig
-from uflux_xr.io import write_product
+from uflux_xr.io import open_any, write_product
 from uflux_xr.metrics import all_metrics
 from uflux_xr.models import FluxModel, train
 from uflux_xr.sites import extract_at_sites
@@ -45,15 +45,6 @@ class RunResult:
     validation: pd.DataFrame | None
     product_vs_truth: pd.DataFrame | None
     timings: dict[str, float] = field(default_factory=dict)
-
-
-def _open(path: str, **kwargs) -> xr.Dataset:
-    p = Path(path)
-    if not p.exists():
-        raise FileNotFoundError(f"{p}: input file not found")
-    if p.suffix == ".zarr" or p.is_dir():
-        return xr.open_zarr(p, **kwargs)
-    return xr.open_dataset(p, **kwargs)
 
 
 def prepare_inputs(config: RunConfig, out_dir: Path) -> tuple[xr.Dataset, xr.Dataset, xr.Dataset | None]:
@@ -80,8 +71,8 @@ def prepare_inputs(config: RunConfig, out_dir: Path) -> tuple[xr.Dataset, xr.Dat
         cube = xr.open_zarr(inputs / "cube.zarr", consolidated=False)
         truth = xr.open_zarr(inputs / "truth.zarr", consolidated=False)
         return cube, world.sites, truth
-    cube = _open(config.cube_path, chunks=config.chunks)
-    sites = _open(config.sites_path).load()
+    cube = open_any(config.cube_path, chunks=config.chunks)
+    sites = open_any(config.sites_path).load()
     return cube, sites, None
 
 

@@ -18,7 +18,8 @@ class ExtractionError(ValueError):
     """Sites and cube cannot be joined (no overlap, towers off the grid, empty predictors)."""
 
 
-def _spatial_dims(cube: xr.Dataset) -> tuple[str, str]:
+def spatial_dims(cube: xr.Dataset) -> tuple[str, str]:
+    """The horizontal dims of a cube: ("lat", "lon") for geographic grids, ("y", "x") for projected ones."""
     if "lat" in cube.dims and "lon" in cube.dims:
         return "lat", "lon"
     if "y" in cube.dims and "x" in cube.dims:
@@ -29,7 +30,7 @@ def _spatial_dims(cube: xr.Dataset) -> tuple[str, str]:
 def tower_coordinates(cube: xr.Dataset, sites: xr.Dataset) -> tuple[np.ndarray, np.ndarray]:
     """Tower positions in the cube's coordinates: (lat, lon) for geographic grids, or
     (y, x) projected with the cube's CRS (rioxarray) for projected grids."""
-    ydim, _ = _spatial_dims(cube)
+    ydim, _ = spatial_dims(cube)
     lat, lon = sites["lat"].values.astype(float), sites["lon"].values.astype(float)
     if ydim == "lat":
         return lat, lon
@@ -137,7 +138,7 @@ def extract_at_sites(
     cube = cube.sel(time=common)
     sites = sites.sel(time=common)
 
-    ydim, xdim = _spatial_dims(cube)
+    ydim, xdim = spatial_dims(cube)
     labels = sites["site"].values
     py, px = tower_coordinates(cube, sites)
     iy = nearest_index(cube[ydim].values, py, name=ydim, labels=labels)

@@ -21,6 +21,7 @@ import xarray as xr
 from uflux_xr.features import resolve_features
 from uflux_xr.models import FluxModel, load_model
 from uflux_xr.models.fluxmodel import check_feature_units
+from uflux_xr.sites import spatial_dims
 from uflux_xr.variables import SECONDS_PER_DAY, ensure_units, latent_heat_of_vaporization, variable_attrs
 
 log = logging.getLogger(__name__)
@@ -136,13 +137,6 @@ def _model_reference(model: FluxModel):
     )
 
 
-def _spatial_dims(cube: xr.Dataset) -> tuple[str, str]:
-    for dims in (("lat", "lon"), ("y", "x")):
-        if all(d in cube.dims for d in dims):
-            return dims
-    raise ValueError(f"cube dims {tuple(cube.dims)}: expected (time, lat, lon) or (time, y, x)")
-
-
 def upscale(
     models,
     cube: xr.Dataset,
@@ -177,7 +171,7 @@ def upscale(
         nothing is computed until it is written or ``.compute()``-d.
     """
     members = normalize_ensemble(models)
-    ydim, xdim = _spatial_dims(cube)
+    ydim, xdim = spatial_dims(cube)
     if cube.chunks == {} or not cube.chunks:
         cube = cube.chunk(dict(chunks or DEFAULT_CHUNKS))
     if mask is None:

@@ -14,6 +14,7 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
+from uflux_xr.aggregate import steps_per_day
 from uflux_xr.gapfill.mds import long_gap_mask, mds_core
 from uflux_xr.gapfill.mdv import mdv_core
 from uflux_xr.gapfill.ml import CANDIDATE_DRIVERS, feature_table, ml_fill
@@ -54,14 +55,6 @@ class Fill:
     sd: np.ndarray
     count: np.ndarray
     label: np.ndarray
-
-
-def _steps_per_day(time) -> int:
-    step = np.median(np.diff(time.values)) / np.timedelta64(1, "s")
-    per_day = 86400.0 / step
-    if abs(per_day - round(per_day)) > 1e-6:
-        raise ValueError(f"the time step ({step} s) does not divide a day")
-    return int(round(per_day))
 
 
 def _as_sites(site_ds: xr.Dataset) -> xr.Dataset:
@@ -188,7 +181,7 @@ def _gapfill_mds(site_ds, var, fill_drivers, good_qc, long_gap, sw_dev, ta_dev, 
             if bool(ds[name].isnull().any()):
                 ds = _gapfill_mds(ds, name, False, None, long_gap, sw_dev, ta_dev, vpd_dev)
     time = ds.indexes["time"]
-    n_per_day = _steps_per_day(time)
+    n_per_day = steps_per_day(time)
     hour = (time.hour + time.minute / 60.0).to_numpy(dtype=np.float64)
 
     def fill_one(i, values, good):
@@ -221,7 +214,7 @@ def _gapfill_mds(site_ds, var, fill_drivers, good_qc, long_gap, sw_dev, ta_dev, 
 
 
 def _gapfill_mdv(site_ds, var, window_days, good_qc) -> xr.Dataset:
-    n_per_day = _steps_per_day(site_ds.indexes["time"])
+    n_per_day = steps_per_day(site_ds.indexes["time"])
 
     def fill_one(i, values, good):
         filled, quality, sd, count = mdv_core(

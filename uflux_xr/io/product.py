@@ -193,6 +193,22 @@ def _product_format(path: Path) -> str:
     raise ValueError(f"{path}: unknown product format; use a suffix in {NETCDF_SUFFIXES + ZARR_SUFFIXES}")
 
 
+def open_any(path: str | os.PathLike, **kwargs) -> xr.Dataset:
+    """Open a NetCDF file or a Zarr store (by suffix, or a directory) lazily.
+
+    Raises
+    ------
+    FileNotFoundError
+        Naming the path when it does not exist.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"{path}: input file not found")
+    if path.suffix == ".zarr" or path.is_dir():
+        return xr.open_zarr(path, consolidated=False, **kwargs)
+    return xr.open_dataset(path, **kwargs)
+
+
 def _progress(enabled: bool):
     """dask's progress bar for the local schedulers; silent on a distributed cluster."""
     if not enabled:
