@@ -138,6 +138,25 @@ def test_ml_training_years():
         training_years(2018, years, [2010], 2)
 
 
+def test_artificial_gap_benchmark_is_reproducible_and_scores_each_method():
+    from uflux_xr.gapfill import artificial_gap_benchmark
+
+    ds = series(days=30)
+    options = {"ml": {"ml_options": {"members": 2, "params": {"n_estimators": 30}}}}
+    table = artificial_gap_benchmark(
+        ds, "NEE", gap_days=(1, 3), methods=("mds", "mdv", "ml"), n_gaps=2, seed=4, method_options=options
+    )
+    assert list(table["method"]) == ["mds", "mdv", "ml"] * 2 and list(table["gap_days"]) == [1] * 3 + [3] * 3
+    assert (table["n"] == table["gaps"] * 48 * table["gap_days"]).all()  # every removed value was measured
+    assert (table["filled_share"] == 1.0).all()
+    mds = table[(table["method"] == "mds") & (table["gap_days"] == 1)].iloc[0]
+    assert mds["nse"] > 0.9  # NEE depends on SW_IN only: MDS finds it
+    again = artificial_gap_benchmark(
+        ds, "NEE", gap_days=(1, 3), methods=("mds", "mdv", "ml"), n_gaps=2, seed=4, method_options=options
+    )
+    pd.testing.assert_frame_equal(table, again)
+
+
 def test_errors():
     ds = series(days=3)
     with pytest.raises(ValueError, match="unknown gap-filling method 'kriging'"):

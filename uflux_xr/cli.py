@@ -13,6 +13,8 @@ import contextlib
 import logging
 import sys
 
+import pandas as pd
+
 from uflux_xr.config import ConfigError, load_config
 
 log = logging.getLogger("uflux_xr")
@@ -104,6 +106,49 @@ def _cmd_gapfill(args) -> int:
     return 0
 
 
+def _cmd_gapfill_benchmark(args) -> int:
+    from uflux_xr.gapfill import artificial_gap_benchmark
+    from uflux_xr.io.towers import read_sites
+
+    ds = read_sites(args.files, format=args.format, metadata=args.metadata, site=args.site)
+    options = {"ml": {"ml_options": {"members": args.ml_members}}}
+    tables = []
+    for var in args.var:
+        table = artificial_gap_benchmark(
+            ds.isel(site=[0]),
+            var,
+            gap_days=args.gap_days,
+            methods=args.methods,
+            n_gaps=args.n_gaps,
+            seed=args.seed,
+            method_options=options,
+            min_measured=args.min_measured,
+        )
+        tables.append(table.assign(variable=var))
+    result = pd.concat(tables, ignore_index=True)
+    columns = [
+        "variable",
+        "gap_days",
+        "method",
+        "gaps",
+        "n",
+        "filled_share",
+        "bias",
+        "rmse",
+        "r",
+        "r2",
+        "nse",
+        "ioa",
+        "slope",
+    ]
+    result = result[columns]
+    print(result.to_string(index=False, float_format=lambda x: f"{x:.3f}"))
+    if args.out:
+        result.to_csv(args.out, index=False)
+        print(f"wrote {args.out}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="uflux-xr", description=__doc__.split("\n\n")[0])
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
@@ -145,6 +190,21 @@ def build_parser() -> argparse.ArgumentParser:
     gf.add_argument("--site", help="site id for files whose name has none")
     gf.add_argument("--no-driver-fill", action="store_true", help="do not fill SW_IN/TA/VPD first (hesseflux)")
     gf.set_defaults(func=_cmd_gapfill)
+
+    gb = sub.add_parser("gapfill-benchmark", help="score gap-filling methods on artificial gaps of a tower record")
+    gb.add_argument("files", nargs="+", help="tower files of one site")
+    gb.add_argument("--var", nargs="+", required=True, help="variables, e.g. NEE LE")
+    gb.add_argument("--gap-days", nargs="+", type=float, default=[1, 7, 30, 365], help="gap lengths [days]")
+    gb.add_argument("--methods", nargs="+", default=["mds", "mdv", "ml"], choices=["mds", "mdv", "ml"])
+    gb.add_argument("--n-gaps", type=int, default=5, help="gaps per length")
+    gb.add_argument("--seed", type=int, default=0, help="seed of the gap positions")
+    gb.add_argument("--min-measured", type=float, default=0.5, help="fraction of measured values a gap window needs")
+    gb.add_argument("--ml-members", type=int, default=3, help="ensemble members of the ML fill")
+    gb.add_argument("--out", help="CSV file for the table")
+    gb.add_argument("--format", default="auto", help="tower file format")
+    gb.add_argument("--metadata", help="site metadata CSV")
+    gb.add_argument("--site", help="site id for files whose name has none")
+    gb.set_defaults(func=_cmd_gapfill_benchmark)
     return parser
 
 
