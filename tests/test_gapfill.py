@@ -138,6 +138,97 @@ def test_ml_training_years():
         training_years(2018, years, [2010], 2)
 
 
+def evaporating_site(days=40, kc=0.8, seed=0):
+    """Half-hourly site whose LE is ``kc`` × the FAO-56 reference flux of its drivers, plus noise."""
+    from uflux_xr.gapfill import fao_pm
+
+    time = pd.date_range("2021-06-01 00:15", periods=48 * days, freq="30min")
+    hour = (time.hour + time.minute / 60).to_numpy()
+    rng = np.random.default_rng(seed)
+    cloud = np.repeat(rng.uniform(0.4, 1.0, days), 48)
+    sw = np.clip(850 * np.sin(np.pi * (hour - 6) / 12), 0, None) * cloud
+    ta = 16 + 6 * np.sin(np.pi * (hour - 9) / 12) + np.repeat(rng.normal(0, 2, days), 48)
+    vpd = np.clip(8 + 6 * np.sin(np.pi * (hour - 9) / 12), 0.5, None)
+    lw = np.full(time.size, 320.0)
+    le0 = fao_pm.reference_latent_heat(fao_pm.net_radiation(sw, lw, ta), ta, vpd, 101.325, 2.0, 1800.0)
+    le = kc * le0 + rng.normal(0, 5, time.size)
+    data = {"LE": (le, "W m-2"), "SW_IN": (sw, "W m-2"), "LW_IN": (lw, "W m-2"), "TA": (ta, "degC"),
+            "VPD": (vpd, "hPa")}  # fmt: skip
+    ds = xr.Dataset(
+        {k: (("site", "time"), v[None], {"units": u}) for k, (v, u) in data.items()},
+        coords={"site": ["XX-Syn"], "time": time},
+    )
+    return ds, kc * le0
+
+
+def test_fao_pm_fills_with_the_observed_crop_coefficient():
+    ds, expected = evaporating_site()
+    gap = slice(48 * 20, 48 * 22)
+    ds["LE"][0, gap] = np.nan
+    ds["TA"][0, 48 * 21 + 30] = np.nan  # a driver gap is filled first, not left as a hole
+    out = gapfill(ds, "LE", method="fao_pm")
+    filled = out["LE_f"].values[0, gap]
+    assert np.isfinite(filled).all()
+    assert np.abs(filled - expected[gap]).max() < 10.0  # noise SD 5 W m-2 enters Kc only through ratios
+    assert (out["LE_fqc"].values[0, gap] == 1).all() and (out["LE_fmeth"].values[0, gap] == "fao_pm").all()
+    assert out["LE_fsd"].values[0, gap] == pytest.approx(5.0, rel=0.2)  # residual SD of the fit
+    daily = ds.resample(time="1D").mean().assign_coords(time=lambda d: d["time"] + pd.Timedelta(hours=12))
+    et = (ux.variables.le_to_et(daily["LE"], daily["TA"])).assign_attrs(units="kg m-2 d-1")
+    out_et = gapfill(daily.assign(ET=et), "ET", method="fao_pm")
+    assert np.isfinite(out_et["ET_f"].values).all()
+    with pytest.raises(ValueError, match=r"FAO-PM fills latent heat LE .* 'SW_IN' is in 'W m-2'"):
+        gapfill(ds, "SW_IN", method="fao_pm")
+    with pytest.raises(KeyError, match=r"FAO-PM needs \['LW_IN'\]"):
+        gapfill(ds.drop_vars("LW_IN"), "LE", method="fao_pm")
+    no_ta = ds.copy()
+    no_ta["TA"] = no_ta["TA"] * np.nan
+    with pytest.raises(ValueError, match=r"drivers \['TA'\] are all missing at site 'XX-Syn'"):
+        gapfill(no_ta, "LE", method="fao_pm")
+
+
+def test_kalman_beats_its_inputs_on_short_gaps():
+    ds, _ = evaporating_site(days=60, seed=2)
+    rng = np.random.default_rng(3)
+    anomaly = np.zeros(ds.sizes["time"])
+    for t in range(1, anomaly.size):  # persistent departures from Kc x ET0 (e.g. wet canopy, advection)
+        anomaly[t] = 0.97 * anomaly[t - 1] + rng.normal(0, 4)
+    ds["LE"] = ds["LE"] + anomaly
+    truth = ds["LE"].values[0].copy()
+    holes = np.zeros(truth.size, bool)
+    for start in range(200, truth.size - 10, 97):
+        holes[start : start + 4] = True  # two-hour gaps
+    ds["LE"][0, holes] = np.nan
+    errors = {}
+    for method in ("kalman", "fao_pm", "mdv"):
+        out = gapfill(ds, "LE", method=method)
+        errors[method] = ux.metrics.rmse(out["LE_f"].values[0, holes], truth[holes])
+    assert errors["kalman"] < 0.8 * min(errors["fao_pm"], errors["mdv"])
+    out = gapfill(ds, "LE", method="kalman")
+    assert (out["LE_fmeth"].values[0, holes] == "kalman").all() and (out["LE_fqc"].values[0, holes] == 1).all()
+    assert (out["LE_fsd"].values[0, holes] > 0).all() and (out["LE_fnum"].values[0, holes] == 2).all()
+
+
+def test_svr_fills_a_whole_missing_year():
+    ds = daily_years()
+    truth = ds["LE"].values[0].copy()
+    year = ds["time"].dt.year.values == 2019
+    ds["LE"][0, year] = np.nan
+    out = gapfill(ds, "LE", method="svr")
+    assert ux.metrics.nse(out["LE_f"].values[0][year], truth[year]) > 0.8
+    assert (out["LE_fmeth"].values[0][year] == "svr").all() and np.isnan(out["LE_fsd"].values[0][year]).all()
+
+
+@pytest.mark.parametrize("method", ["mds", "mdv", "fao_pm", "kalman", "ml", "svr"])
+def test_every_method_fills_gaps_at_the_start_and_the_end(method):
+    ds, _ = evaporating_site(days=30)
+    ds["LE"][0, :30] = np.nan
+    ds["LE"][0, -30:] = np.nan
+    options = {"ml_options": {"members": 2, "params": {"n_estimators": 30}}} if method == "ml" else {}
+    out = gapfill(ds, "LE", method=method, **options)
+    assert np.isfinite(out["LE_f"].values).all()
+    assert (out["LE_fmeth"].values[0, :30] != "measured").all() and (out["LE_fqc"].values[0, -30:] > 0).all()
+
+
 def test_artificial_gap_benchmark_is_reproducible_and_scores_each_method():
     from uflux_xr.gapfill import artificial_gap_benchmark
 

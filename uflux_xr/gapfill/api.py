@@ -14,21 +14,24 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from uflux_xr.aggregate import steps_per_day
+from uflux_xr.aggregate import steps_per_day, time_step
+from uflux_xr.gapfill import fao_pm
+from uflux_xr.gapfill.kalman import kalman_fill
 from uflux_xr.gapfill.mds import long_gap_mask, mds_core
 from uflux_xr.gapfill.mdv import mdv_core
-from uflux_xr.gapfill.ml import CANDIDATE_DRIVERS, feature_table, ml_fill
-from uflux_xr.variables import canonical_units
+from uflux_xr.gapfill.ml import CANDIDATE_DRIVERS, feature_table, ml_fill, svr_fill
+from uflux_xr.variables import SECONDS_PER_DAY, canonical_units, latent_heat_of_vaporization
 
 log = logging.getLogger(__name__)
 
-METHODS = ("mds", "mdv", "ml")
+METHODS = ("mds", "mdv", "fao_pm", "kalman", "ml", "svr")
 DRIVERS = {"SW_IN": "W m-2", "TA": "degC", "VPD": "hPa"}
 #: ``<VAR>_fmeth`` labels; MDS steps 1-3 map to codes 2-4.
 FILL_LABELS = np.array(
-    ["unfilled", "measured", "mds_all_drivers", "mds_sw_in", "mds_same_hour", "mdv", "ml"], dtype=object
+    ["unfilled", "measured", "mds_all_drivers", "mds_sw_in", "mds_same_hour", "mdv", "ml", "fao_pm", "kalman", "svr"],
+    dtype=object,
 )
-UNFILLED, MEASURED, MDV, ML = 0, 1, 5, 6
+UNFILLED, MEASURED, MDV, ML, FAO_PM, KALMAN, SVR = 0, 1, 5, 6, 7, 8, 9
 
 # What _fqc, _fsd and _fnum mean for each method (long_name texts).
 _DESCRIPTIONS = {
@@ -38,11 +41,22 @@ _DESCRIPTIONS = {
         "standard deviation of the values averaged",
         "number of values averaged",
     ),
+    "fao_pm": (
+        "FAO-PM 1 crop coefficient from days within the window, 2 interpolated beyond it",
+        "RMS difference of Kc x ET0 and the measurements within the window",
+        "number of measured steps within the window",
+    ),
+    "kalman": (
+        "Kalman 1 every system input available (FAO-PM and MDV for LE/ET, MDV otherwise), 2 one missing",
+        "standard deviation of the smoothed Kalman state",
+        "number of system inputs averaged",
+    ),
     "ml": (
         "1 ML fill (NaN where drivers are missing)",
         "spread (SD) of the ensemble members",
         "number of ensemble members",
     ),
+    "svr": ("1 SVR fill (NaN where drivers are missing)", "not available for SVR (NaN)", "number of models (1)"),
 }
 
 
@@ -113,6 +127,8 @@ def gapfill(
     ta_dev: float = 2.5,
     vpd_dev: float = 5.0,
     mdv_window: int = 7,
+    kc_window: int = 7,
+    kalman_window: int = 3,
     ml_options: dict | None = None,
 ) -> xr.Dataset:
     """Fill the gaps of ``var`` in a site dataset.
@@ -124,10 +140,15 @@ def gapfill(
         the drivers SW_IN [W m-2], TA [°C] and VPD [hPa]).
     var : str
         Variable to fill (e.g. ``NEE``, ``LE``, ``H``).
-    method : {"mds", "mdv", "ml"}
-        Gap-filling method: marginal distribution sampling, mean diurnal
-        variation (same time of day within ±``mdv_window`` days; no drivers), or
-        a tree ensemble on the site's drivers and time harmonics (any gap length).
+    method : {"mds", "mdv", "fao_pm", "kalman", "ml", "svr"}
+        Gap-filling method: marginal distribution sampling; mean diurnal
+        variation (same time of day within ±``mdv_window`` days; no drivers);
+        FAO-56 Penman-Monteith ET0 × crop coefficient (LE or ET only; needs TA,
+        VPD and NETRAD or SW_IN + LW_IN, uses PA and WS when present, else
+        101.325 kPa and FAO-56's 2 m s-1); a Kalman smoother of an AR(1)
+        anomaly around the mean of the FAO-PM and MDV estimates (MDV alone
+        for other variables than LE/ET); a tree ensemble, or support vector
+        regression, on the site's drivers and time harmonics (any gap length).
     fill_drivers : bool
         MDS: fill gaps of SW_IN, TA and VPD with MDS first and use the filled
         drivers, as REddyProc does; False treats steps with a missing driver as
@@ -140,11 +161,20 @@ def gapfill(
         MDS similarity limits [W m-2, °C, hPa].
     mdv_window : int
         MDV window half-width [days].
+    kc_window : int
+        FAO-PM: half-width of the crop-coefficient smoothing window [days].
+    kalman_window : int
+        Kalman: half-width of the MDV part of the system input [days].
     ml_options : dict, optional
-        For ``ml``: ``model`` (registered kind, default "lightgbm"), ``members``
-        (seeds, default 3), ``train_years`` ("all", "nearest" or a list of
+        For ``ml`` and ``svr``: ``train_years`` ("all", "nearest" or a list of
         years), ``n_nearest`` (default 2), ``drivers`` (default: those present
-        among :data:`uflux_xr.gapfill.ml.CANDIDATE_DRIVERS`), ``params``.
+        among :data:`uflux_xr.gapfill.ml.CANDIDATE_DRIVERS`),
+        ``antecedent_days`` (trailing-mean windows [days] added as features,
+        default none), ``params`` (model options); for ``ml`` also ``model``
+        (registered kind, default "lightgbm") and ``members`` (seeds, default
+        3); for ``svr`` ``max_train`` (default 5000 rows).  Driver gaps are
+        filled with their mean diurnal variation first, so every step with a
+        driver record gets a fill.
 
     Returns
     -------
@@ -158,8 +188,12 @@ def gapfill(
         raise KeyError(f"variable {var!r} not in the site dataset; it has {sorted(site_ds.data_vars)}")
     if method == "mdv":
         return _gapfill_mdv(site_ds, var, mdv_window, good_qc)
-    if method == "ml":
-        return _gapfill_ml(site_ds, var, good_qc, **(ml_options or {}))
+    if method == "fao_pm":
+        return _gapfill_fao_pm(site_ds, var, kc_window, good_qc)
+    if method == "kalman":
+        return _gapfill_kalman(site_ds, var, kc_window, kalman_window, good_qc)
+    if method in ("ml", "svr"):
+        return _gapfill_learned(site_ds, var, method, good_qc, **(ml_options or {}))
     return _gapfill_mds(site_ds, var, fill_drivers, good_qc, long_gap, sw_dev, ta_dev, vpd_dev)
 
 
@@ -226,22 +260,158 @@ def _gapfill_mdv(site_ds, var, window_days, good_qc) -> xr.Dataset:
     return _fill_sites(site_ds, var, "mdv", good_qc, fill_one)
 
 
-def _gapfill_ml(site_ds, var, good_qc, drivers=None, **options) -> xr.Dataset:
+def _complete_driver(values: np.ndarray, n_per_day: int) -> np.ndarray:
+    """A driver without gaps: its mean diurnal variation (±7 days, widened up to 60), then linear in time."""
+    good = np.isfinite(values)
+    if good.all() or not good.any():
+        return values
+    filled = mdv_core(np.where(good, values, np.nan), good, n_per_day, 7, 60, 1)[0]
+    return pd.Series(filled).interpolate(limit_direction="both").to_numpy()
+
+
+def _site_drivers(one: xr.Dataset, names, n_per_day: int) -> dict[str, np.ndarray]:
+    """Gap-free driver series of one site (their ``_f`` versions when present)."""
+    return {
+        d: _complete_driver((one[f"{d}_f"] if f"{d}_f" in one else one[d]).values.astype(np.float64), n_per_day)
+        for d in names
+    }
+
+
+def _gapfill_learned(site_ds, var, method, good_qc, drivers=None, antecedent_days=(), **options) -> xr.Dataset:
     ds = _as_sites(site_ds)
     names = [d for d in (drivers or CANDIDATE_DRIVERS) if d in ds and d != var]
     if drivers is not None and len(names) != len(drivers):
         raise KeyError(f"drivers {sorted(set(drivers) - set(names))} not in the site dataset")
     time = ds.indexes["time"]
-    members = float(options.get("members", 3))
+    n_per_day = steps_per_day(time)
+    fill_series, code = (ml_fill, ML) if method == "ml" else (svr_fill, SVR)
+    members = float(options.get("members", 3)) if method == "ml" else 1.0
 
     def fill_one(i, values, good):
         one = ds.isel(site=i)
-        columns = {d: one[f"{d}_f"].values if f"{d}_f" in one else one[d].values for d in names}
-        filled, spread = ml_fill(values, good, feature_table(pd.DataFrame(columns), time, names), **options)
+        columns = _site_drivers(one, names, n_per_day)
+        missing = [d for d, v in columns.items() if not np.isfinite(v).any()]
+        if missing:
+            raise ValueError(f"drivers {missing} are all missing at site {str(one['site'].values)!r}")
+        features = feature_table(pd.DataFrame(columns), time, names, antecedent_days)
+        filled, spread = fill_series(values, good, features, **options)
         done = ~good & np.isfinite(filled)
         quality = np.where(good, 0.0, np.where(done, 1.0, np.nan))
-        label = np.where(good, MEASURED, np.where(done, ML, UNFILLED))
+        label = np.where(good, MEASURED, np.where(done, code, UNFILLED))
         return Fill(filled, quality, spread, np.where(done, members, 0.0), label)
 
-    result = _fill_sites(ds, var, "ml", good_qc, fill_one)
+    result = _fill_sites(ds, var, method, good_qc, fill_one)
+    return result if "site" in site_ds.dims else result.isel(site=0, drop=True)
+
+
+def _observed_as_le(da: xr.DataArray, ta: np.ndarray) -> np.ndarray:
+    """Factor turning the variable into latent heat [W m-2] (LE as is; ET [kg m-2 d-1] × λ / 86400)."""
+    units = canonical_units(da.attrs.get("units"))
+    if da.name == "LE" and units == "W m-2":
+        return np.ones_like(ta)
+    if da.name == "ET" and units in ("kg m-2 d-1", "mm d-1"):
+        return latent_heat_of_vaporization(ta) / SECONDS_PER_DAY
+    raise ValueError(
+        f"FAO-PM fills latent heat LE [W m-2] or evapotranspiration ET [kg m-2 d-1]; {da.name!r} is in "
+        f"{da.attrs.get('units')!r}"
+    )
+
+
+def _reference_flux(ds: xr.Dataset, var: str) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Per site: (FAO-56 reference flux in ``var``'s units, factor to latent heat) at every step."""
+    required = ["TA", "VPD"] + (["NETRAD"] if "NETRAD" in ds else ["SW_IN", "LW_IN"])
+    missing = [d for d in required if d not in ds]
+    if missing:
+        raise KeyError(
+            f"FAO-PM needs {missing} in the site dataset (TA [degC], VPD [hPa] and NETRAD or SW_IN + LW_IN [W m-2])"
+        )
+    for name, units in {
+        "TA": "degC",
+        "VPD": "hPa",
+        "NETRAD": "W m-2",
+        "SW_IN": "W m-2",
+        "LW_IN": "W m-2",
+        "PA": "kPa",
+        "WS": "m s-1",
+    }.items():
+        have = canonical_units(ds[name].attrs.get("units")) if name in ds else None
+        if have is not None and have != units:
+            raise ValueError(f"driver {name!r} is in {ds[name].attrs.get('units')!r}; FAO-PM expects {units!r}")
+    time = ds.indexes["time"]
+    n_per_day = steps_per_day(time)
+    seconds = time_step(time).total_seconds()
+    out = []
+    for i in range(ds.sizes["site"]):
+        one = ds.isel(site=i)
+        names = required + [d for d in ("PA", "WS") if d in ds]
+        d = _site_drivers(one, names, n_per_day)
+        empty = [k for k, v in d.items() if not np.isfinite(v).any()]
+        if empty:
+            raise ValueError(f"drivers {empty} are all missing at site {str(one['site'].values)!r}; FAO-PM needs them")
+        rn = d["NETRAD"] if "NETRAD" in d else fao_pm.net_radiation(d["SW_IN"], d["LW_IN"], d["TA"])
+        le0 = fao_pm.reference_latent_heat(
+            rn, d["TA"], d["VPD"], d.get("PA", 101.325), d.get("WS", fao_pm.DEFAULT_WIND), seconds
+        )
+        to_le = _observed_as_le(ds[var], d["TA"])
+        out.append((le0 / to_le, to_le))
+    return out
+
+
+def _day_numbers(time: pd.DatetimeIndex) -> np.ndarray:
+    days = time.normalize()
+    return ((days - days[0]) // pd.Timedelta(days=1)).to_numpy().astype(np.int64)
+
+
+def _fao_pm_estimates(ds, var, good_qc, kc_window):
+    """Per site: (Kc × reference flux at every step, Kc from the window?, residual SD, count)."""
+    day = _day_numbers(ds.indexes["time"])
+    estimates = []
+    for i, (reference, to_le) in enumerate(_reference_flux(ds, var)):
+        values = ds[var].isel(site=i).values.astype(np.float64)
+        good = np.isfinite(values)
+        if good_qc is not None and f"{var}_QC" in ds:
+            good &= ds[f"{var}_QC"].isel(site=i).values <= good_qc
+        kc, in_window = fao_pm.crop_coefficient(values * to_le, reference * to_le, good, day, kc_window)
+        fitted = kc * reference
+        sd, count = fao_pm.residual_sd(values, fitted, good, day, kc_window)
+        estimates.append((fitted, in_window, sd, count))
+    return estimates
+
+
+def _gapfill_fao_pm(site_ds, var, kc_window, good_qc) -> xr.Dataset:
+    ds = _as_sites(site_ds)
+    estimates = _fao_pm_estimates(ds, var, good_qc, kc_window)
+
+    def fill_one(i, values, good):
+        fitted, in_window, sd, count = estimates[i]
+        done = ~good & np.isfinite(fitted)
+        quality = np.where(good, 0.0, np.where(done, np.where(in_window, 1.0, 2.0), np.nan))
+        label = np.where(good, MEASURED, np.where(done, FAO_PM, UNFILLED))
+        return Fill(np.where(good, values, fitted), quality, np.where(done, sd, np.nan), count, label)
+
+    result = _fill_sites(ds, var, "fao_pm", good_qc, fill_one)
+    return result if "site" in site_ds.dims else result.isel(site=0, drop=True)
+
+
+def _gapfill_kalman(site_ds, var, kc_window, kalman_window, good_qc) -> xr.Dataset:
+    ds = _as_sites(site_ds)
+    n_per_day = steps_per_day(ds.indexes["time"])
+    evaporative = var in ("LE", "ET")
+    estimates = _fao_pm_estimates(ds, var, good_qc, kc_window) if evaporative else None
+    if not evaporative:
+        log.info("Kalman filling %s: FAO-PM applies to LE/ET only, the system input is MDV alone", var)
+
+    def fill_one(i, values, good):
+        data = np.where(good, values, np.nan)
+        mdv = mdv_core(data, good, n_per_day, int(kalman_window), int(4 * kalman_window), 2, True)[0]
+        inputs = np.stack([mdv] + ([estimates[i][0]] if estimates else []))
+        count = np.isfinite(inputs).sum(axis=0).astype(float)
+        system_input = np.where(count > 0, np.nansum(inputs, axis=0) / np.maximum(count, 1), np.nan)
+        filled, sd = kalman_fill(values, good, system_input)
+        done = ~good & np.isfinite(filled)
+        quality = np.where(good, 0.0, np.where(done, np.where(count == inputs.shape[0], 1.0, 2.0), np.nan))
+        label = np.where(good, MEASURED, np.where(done, KALMAN, UNFILLED))
+        return Fill(filled, quality, sd, np.where(done, count, 0.0), label)
+
+    result = _fill_sites(ds, var, "kalman", good_qc, fill_one)
     return result if "site" in site_ds.dims else result.isel(site=0, drop=True)

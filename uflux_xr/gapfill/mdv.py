@@ -13,8 +13,11 @@ import numpy as np
 
 
 @numba.njit(nogil=True, cache=True)
-def mdv_core(data, good, n_per_day, window_days, max_days, min_values):
+def mdv_core(data, good, n_per_day, window_days, max_days, min_values, every_step=False):
     """Fill gaps of ``data`` (``good`` False) with the same-time-of-day mean.
+
+    With ``every_step`` the mean of the other days is computed at measured
+    steps too (the Kalman filter's system input needs it everywhere).
 
     Returns filled values, quality (0 measured, 1–3, -1 unfilled), SD and count.
     """
@@ -24,7 +27,7 @@ def mdv_core(data, good, n_per_day, window_days, max_days, min_values):
     sd = np.full(n, np.nan)
     count = np.zeros(n, np.int32)
     for j in range(n):
-        if good[j]:
+        if good[j] and not every_step:
             continue
         filled[j] = np.nan
         quality[j] = -1

@@ -14,6 +14,9 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
+from sklearn.svm import SVR
 
 from uflux_xr.features import day_of_year_fraction
 from uflux_xr.models import train
@@ -21,9 +24,21 @@ from uflux_xr.models import train
 CANDIDATE_DRIVERS = ("SW_IN", "TA", "VPD", "LW_IN", "PA", "RH", "SWC", "P", "TS", "WS")
 
 
-def feature_table(site: pd.DataFrame, time: pd.DatetimeIndex, drivers) -> pd.DataFrame:
-    """Drivers plus time harmonics for every time step (rows aligned with ``time``)."""
+#: Drivers whose trailing means describe antecedent conditions (warmth, light, dryness, rain).
+ANTECEDENT_DRIVERS = ("TA", "SW_IN", "VPD", "P")
+
+
+def feature_table(site: pd.DataFrame, time: pd.DatetimeIndex, drivers, antecedent_days=()) -> pd.DataFrame:
+    """Drivers plus time harmonics for every time step (rows aligned with ``time``).
+
+    ``antecedent_days`` adds, for each driver in :data:`ANTECEDENT_DRIVERS`
+    present, its trailing mean over that many days (``TA_MEAN30D`` …): soil
+    water and phenology follow recent weather, which the same-step drivers miss.
+    """
     table = pd.DataFrame({d: site[d].to_numpy() for d in drivers}, index=time)
+    for days in antecedent_days:
+        for d in (d for d in ANTECEDENT_DRIVERS if d in drivers):
+            table[f"{d}_MEAN{days}D"] = table[d].rolling(f"{days}D", min_periods=1).mean()
     phase = day_of_year_fraction(np.asarray(time)).to_numpy()
     table["DOY_SIN"], table["DOY_COS"] = np.sin(phase), np.cos(phase)
     if len(time) > 1 and (time[1] - time[0]) < pd.Timedelta(days=1):
@@ -47,6 +62,29 @@ def training_years(gap_year: int, years: np.ndarray, train_years, n_nearest: int
     return chosen
 
 
+def fill_by_year(values, good, features: pd.DataFrame, fit_predict, train_years="all", n_nearest: int = 2):
+    """Fill the gaps of one series year by year with ``fit_predict(train_table, target_table)``.
+
+    Each year's gaps are predicted from a model trained on its training years
+    (:func:`training_years`); ``fit_predict`` returns (prediction, spread).
+    Returns (filled values, spread) with NaN where unfilled.
+    """
+    filled = np.where(good, values, np.nan)
+    spread = np.full(values.size, np.nan)
+    years = features.index.year.to_numpy()
+    complete = np.isfinite(features.to_numpy(dtype=float)).all(axis=1)
+    usable, gaps = good & complete, ~good & complete
+    table = features.assign(target=values, site="site")
+    for year in np.unique(years[gaps]):
+        chosen = training_years(int(year), years[usable], train_years, n_nearest)
+        rows = usable & np.isin(years, chosen)
+        if rows.sum() < 50:
+            raise ValueError(f"only {int(rows.sum())} measured steps in training years {chosen} to fill {year}")
+        target_rows = gaps & (years == year)
+        filled[target_rows], spread[target_rows] = fit_predict(table.loc[rows], table.loc[target_rows])
+    return filled, spread
+
+
 def ml_fill(
     values: np.ndarray,
     good: np.ndarray,
@@ -58,31 +96,51 @@ def ml_fill(
     n_nearest: int = 2,
     params: dict | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Fill the gaps of one series; returns (filled values, member spread) with NaN where unfilled.
-
-    Gaps are grouped by year so each year's gaps use their own training years.
-    """
-    filled = np.where(good, values, np.nan)
-    spread = np.full(values.size, np.nan)
-    years = features.index.year.to_numpy()
-    table = features.assign(target=values, site="site")
-    usable = good & np.isfinite(features.to_numpy(dtype=float)).all(axis=1)
-    gaps = ~good & np.isfinite(features.to_numpy(dtype=float)).all(axis=1)
+    """Fill the gaps of one series with a tree ensemble; returns (filled, member spread), NaN where unfilled."""
     cols = list(features.columns)
-    for year in np.unique(years[gaps]):
-        chosen = training_years(int(year), years[usable], train_years, n_nearest)
-        rows = usable & np.isin(years, chosen)
-        if rows.sum() < 50:
-            raise ValueError(f"only {int(rows.sum())} measured steps in training years {chosen} to fill {year}")
-        target_rows = gaps & (years == year)
+
+    def fit_predict(train_table, target_table):
         preds = np.stack(
             [
-                train(table.loc[rows], "target", cols, model=model, random_state=seed, **(params or {})).predict(
-                    table.loc[target_rows]
+                train(train_table, "target", cols, model=model, random_state=seed, **(params or {})).predict(
+                    target_table
                 )
                 for seed in range(members)
             ]
         )
-        filled[target_rows] = preds.mean(axis=0)
-        spread[target_rows] = preds.std(axis=0, ddof=1) if members > 1 else np.nan
-    return filled, spread
+        return preds.mean(axis=0), (preds.std(axis=0, ddof=1) if members > 1 else np.nan)
+
+    return fill_by_year(values, good, features, fit_predict, train_years, n_nearest)
+
+
+def svr_fill(
+    values: np.ndarray,
+    good: np.ndarray,
+    features: pd.DataFrame,
+    *,
+    train_years="all",
+    n_nearest: int = 2,
+    max_train: int = 5000,
+    seed: int = 0,
+    params: dict | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Fill the gaps of one series with support vector regression (RBF kernel, standardised features).
+
+    SVR training grows with the square of the rows, so at most ``max_train``
+    training rows are used (a seeded random subset); that is all of a
+    decade of daily data and a subsample of half-hourly records.  Returns
+    (filled, NaN spread).
+    """
+    cols = list(features.columns)
+    options = {"C": 1.0, "epsilon": 0.1, "gamma": "scale", **(params or {})}
+
+    def fit_predict(train_table, target_table):
+        if len(train_table) > max_train:
+            train_table = train_table.sample(max_train, random_state=seed)
+        y = train_table["target"].to_numpy()
+        centre, scale = y.mean(), y.std() or 1.0
+        regressor = make_pipeline(StandardScaler(), SVR(**options))
+        regressor.fit(train_table[cols].to_numpy(), (y - centre) / scale)
+        return centre + scale * regressor.predict(target_table[cols].to_numpy()), np.nan
+
+    return fill_by_year(values, good, features, fit_predict, train_years, n_nearest)
