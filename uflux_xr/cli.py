@@ -16,6 +16,7 @@ import sys
 import pandas as pd
 
 from uflux_xr.config import ConfigError, load_config
+from uflux_xr.gapfill.api import METHODS
 
 log = logging.getLogger("uflux_xr")
 
@@ -93,7 +94,9 @@ def _cmd_gapfill(args) -> int:
 
     ds = read_sites(args.files, format=args.format, metadata=args.metadata, site=args.site)
     for var in args.var:
-        ds = gapfill(ds, var, method=args.method, fill_drivers=not args.no_driver_fill)
+        ds = gapfill(
+            ds, var, method=args.method, fill_drivers=not args.no_driver_fill, ml_options=_learned_options(args)
+        )
         for site in ds["site"].values:
             one = ds.sel(site=site)
             gaps = int(one[var].isnull().sum())
@@ -106,12 +109,30 @@ def _cmd_gapfill(args) -> int:
     return 0
 
 
+def _learned_options(args) -> dict:
+    """ML/SVR options from the command line: training years and antecedent windows."""
+    years = args.train_years
+    if years not in ("all", "nearest"):
+        years = [int(y) for y in years.split(",")]
+    return {"train_years": years, "antecedent_days": tuple(args.antecedent_days)}
+
+
+def _add_learned_arguments(parser) -> None:
+    parser.add_argument(
+        "--train-years", default="all", help="ML/SVR training years: all, nearest or a list like 2015,2016"
+    )
+    parser.add_argument(
+        "--antecedent-days", nargs="*", type=int, default=[], help="ML/SVR trailing-mean driver windows [days]"
+    )
+
+
 def _cmd_gapfill_benchmark(args) -> int:
     from uflux_xr.gapfill import artificial_gap_benchmark
     from uflux_xr.io.towers import read_sites
 
     ds = read_sites(args.files, format=args.format, metadata=args.metadata, site=args.site)
-    options = {"ml": {"ml_options": {"members": args.ml_members}}}
+    learned = _learned_options(args)
+    options = {"ml": {"ml_options": {"members": args.ml_members, **learned}}, "svr": {"ml_options": learned}}
     tables = []
     for var in args.var:
         table = artificial_gap_benchmark(
@@ -180,22 +201,23 @@ def build_parser() -> argparse.ArgumentParser:
     ing.add_argument("--units", default="1", help="units of the raster values after scaling (raster)")
     ing.set_defaults(func=_cmd_ingest)
 
-    gf = sub.add_parser("gapfill", help="fill gaps of tower fluxes (MDS, MDV) and write the filled dataset")
+    gf = sub.add_parser("gapfill", help="fill gaps of tower fluxes and write the filled dataset")
     gf.add_argument("files", nargs="+", help="tower files (any format read_sites reads)")
     gf.add_argument("--var", nargs="+", required=True, help="variables to fill, e.g. NEE LE H")
-    gf.add_argument("--method", default="mds", choices=["mds", "mdv"])
+    gf.add_argument("--method", default="mds", choices=METHODS)
     gf.add_argument("--out", required=True, help="output .nc or .zarr")
     gf.add_argument("--format", default="auto", help="tower file format")
     gf.add_argument("--metadata", help="site metadata CSV")
     gf.add_argument("--site", help="site id for files whose name has none")
     gf.add_argument("--no-driver-fill", action="store_true", help="do not fill SW_IN/TA/VPD first (hesseflux)")
+    _add_learned_arguments(gf)
     gf.set_defaults(func=_cmd_gapfill)
 
     gb = sub.add_parser("gapfill-benchmark", help="score gap-filling methods on artificial gaps of a tower record")
     gb.add_argument("files", nargs="+", help="tower files of one site")
     gb.add_argument("--var", nargs="+", required=True, help="variables, e.g. NEE LE")
     gb.add_argument("--gap-days", nargs="+", type=float, default=[1, 7, 30, 365], help="gap lengths [days]")
-    gb.add_argument("--methods", nargs="+", default=["mds", "mdv", "ml"], choices=["mds", "mdv", "ml"])
+    gb.add_argument("--methods", nargs="+", default=["mds", "mdv", "ml"], choices=METHODS)
     gb.add_argument("--n-gaps", type=int, default=5, help="gaps per length")
     gb.add_argument("--seed", type=int, default=0, help="seed of the gap positions")
     gb.add_argument("--min-measured", type=float, default=0.5, help="fraction of measured values a gap window needs")
@@ -204,6 +226,7 @@ def build_parser() -> argparse.ArgumentParser:
     gb.add_argument("--format", default="auto", help="tower file format")
     gb.add_argument("--metadata", help="site metadata CSV")
     gb.add_argument("--site", help="site id for files whose name has none")
+    _add_learned_arguments(gb)
     gb.set_defaults(func=_cmd_gapfill_benchmark)
     return parser
 

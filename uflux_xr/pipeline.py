@@ -13,6 +13,8 @@ wraps it.  Everything it makes goes under one output directory::
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
 import shutil
 import time
@@ -25,8 +27,9 @@ import xarray as xr
 from uflux_xr import synthetic
 from uflux_xr.config import RunConfig
 from uflux_xr.io import open_any, write_product
+from uflux_xr.io.resumable import write_resumable
 from uflux_xr.metrics import all_metrics
-from uflux_xr.models import FluxModel, train
+from uflux_xr.models import FluxModel, load_model, train
 from uflux_xr.sites import extract_at_sites
 from uflux_xr.upscale import upscale
 from uflux_xr.validate import cross_validate
@@ -76,17 +79,37 @@ def prepare_inputs(config: RunConfig, out_dir: Path) -> tuple[xr.Dataset, xr.Dat
     return cube, sites, None
 
 
+def _training_fingerprint(table: pd.DataFrame, config: RunConfig) -> str:
+    """Hash of what the models depend on: the training table and the model settings."""
+    h = hashlib.sha256(pd.util.hash_pandas_object(table, index=False).to_numpy().tobytes())
+    settings = [config.fluxes, config.predictors, config.members, config.qc_threshold]
+    h.update(json.dumps([settings, [(m.name, m.params) for m in config.models]], sort_keys=True, default=str).encode())
+    return h.hexdigest()
+
+
 def train_ensemble(table: pd.DataFrame, config: RunConfig, model_dir: Path) -> dict[str, dict[str, FluxModel]]:
     """Fit every (model kind, seed) member for every flux and save it under ``model_dir``.
 
     Member labels are ``<kind>-<seed>``; seed ``i`` also seeds the estimator.
+    Models already saved by an earlier run of the same training table and
+    settings (``model_dir/fingerprint.txt``) are loaded instead of refitted, so
+    a restarted run continues with the very models its product started with.
     """
+    fingerprint = _training_fingerprint(table, config)
+    stamp = model_dir / "fingerprint.txt"
+    reuse = stamp.exists() and stamp.read_text() == fingerprint
+    if not reuse:
+        stamp.unlink(missing_ok=True)
     members: dict[str, dict[str, FluxModel]] = {}
     for spec in config.models:
         for seed in range(config.members):
             label = f"{spec.name}-{seed}"
             members[label] = {}
             for flux in config.fluxes:
+                path = model_dir / label / f"{flux}{MODEL_SUFFIX}"
+                if reuse and path.exists():
+                    members[label][flux] = load_model(path)
+                    continue
                 model = train(
                     table,
                     flux,
@@ -96,8 +119,12 @@ def train_ensemble(table: pd.DataFrame, config: RunConfig, model_dir: Path) -> d
                     qc_threshold=config.qc_threshold,
                     **spec.params,
                 )
-                model.save(model_dir / label / f"{flux}{MODEL_SUFFIX}")
+                model.save(path)
                 members[label][flux] = model
+    stamp.parent.mkdir(parents=True, exist_ok=True)
+    stamp.write_text(fingerprint)
+    if reuse:
+        log.info("reused the models of an earlier run with the same training table and settings")
     return members
 
 
@@ -192,7 +219,14 @@ def run(config: RunConfig, out_dir: str | Path, *, progress: bool = True) -> Run
     history = f"uflux-xr run {config.path} (name={config.name})"
     products = {}
     zarr_path = out_dir / "product.zarr"
-    written = write_product(product, zarr_path, attrs=config.attrs, history=history, progress=progress)
+    written = write_resumable(
+        product,
+        zarr_path,
+        attrs=config.attrs,
+        history=history,
+        identity=f"{_training_fingerprint(table, config)} {config.source} {config.cube_path} {config.seed}",
+        progress=progress,
+    )
     if "zarr" in config.formats:
         products["zarr"] = written
     if "netcdf" in config.formats:

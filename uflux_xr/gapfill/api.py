@@ -170,7 +170,8 @@ def gapfill(
         years), ``n_nearest`` (default 2), ``drivers`` (default: those present
         among :data:`uflux_xr.gapfill.ml.CANDIDATE_DRIVERS`),
         ``antecedent_days`` (trailing-mean windows [days] added as features,
-        default none), ``params`` (model options); for ``ml`` also ``model``
+        default none), ``time_trend`` (add the time in years as a feature,
+        default False), ``params`` (model options); for ``ml`` also ``model``
         (registered kind, default "lightgbm") and ``members`` (seeds, default
         3); for ``svr`` ``max_train`` (default 5000 rows).  Driver gaps are
         filled with their mean diurnal variation first, so every step with a
@@ -277,7 +278,9 @@ def _site_drivers(one: xr.Dataset, names, n_per_day: int) -> dict[str, np.ndarra
     }
 
 
-def _gapfill_learned(site_ds, var, method, good_qc, drivers=None, antecedent_days=(), **options) -> xr.Dataset:
+def _gapfill_learned(
+    site_ds, var, method, good_qc, drivers=None, antecedent_days=(), time_trend=False, **options
+) -> xr.Dataset:
     ds = _as_sites(site_ds)
     names = [d for d in (drivers or CANDIDATE_DRIVERS) if d in ds and d != var]
     if drivers is not None and len(names) != len(drivers):
@@ -293,7 +296,7 @@ def _gapfill_learned(site_ds, var, method, good_qc, drivers=None, antecedent_day
         missing = [d for d, v in columns.items() if not np.isfinite(v).any()]
         if missing:
             raise ValueError(f"drivers {missing} are all missing at site {str(one['site'].values)!r}")
-        features = feature_table(pd.DataFrame(columns), time, names, antecedent_days)
+        features = feature_table(pd.DataFrame(columns), time, names, antecedent_days, time_trend)
         filled, spread = fill_series(values, good, features, **options)
         done = ~good & np.isfinite(filled)
         quality = np.where(good, 0.0, np.where(done, 1.0, np.nan))

@@ -28,17 +28,24 @@ CANDIDATE_DRIVERS = ("SW_IN", "TA", "VPD", "LW_IN", "PA", "RH", "SWC", "P", "TS"
 ANTECEDENT_DRIVERS = ("TA", "SW_IN", "VPD", "P")
 
 
-def feature_table(site: pd.DataFrame, time: pd.DatetimeIndex, drivers, antecedent_days=()) -> pd.DataFrame:
+def feature_table(
+    site: pd.DataFrame, time: pd.DatetimeIndex, drivers, antecedent_days=(), time_trend: bool = False
+) -> pd.DataFrame:
     """Drivers plus time harmonics for every time step (rows aligned with ``time``).
 
     ``antecedent_days`` adds, for each driver in :data:`ANTECEDENT_DRIVERS`
     present, its trailing mean over that many days (``TA_MEAN30D`` …): soil
     water and phenology follow recent weather, which the same-step drivers miss.
+    ``time_trend`` adds the time in years (``YEARS``), letting trees tell
+    periods of the record apart (stand changes, instrument changes) the way
+    MDS's moving window does.
     """
     table = pd.DataFrame({d: site[d].to_numpy() for d in drivers}, index=time)
     for days in antecedent_days:
         for d in (d for d in ANTECEDENT_DRIVERS if d in drivers):
             table[f"{d}_MEAN{days}D"] = table[d].rolling(f"{days}D", min_periods=1).mean()
+    if time_trend:
+        table["YEARS"] = (time - time[0]) / pd.Timedelta(days=365.25)
     phase = day_of_year_fraction(np.asarray(time)).to_numpy()
     table["DOY_SIN"], table["DOY_COS"] = np.sin(phase), np.cos(phase)
     if len(time) > 1 and (time[1] - time[0]) < pd.Timedelta(days=1):

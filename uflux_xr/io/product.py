@@ -262,18 +262,23 @@ def write_dataset(ds: xr.Dataset, path: str | os.PathLike, *, progress: bool = T
             if fmt == "netcdf":
                 ds.to_netcdf(target, engine="netcdf4", format="NETCDF4", encoding=_netcdf_encoding(ds))
             else:
-                ds = ds.copy()
-                for name, var in ds.variables.items():
-                    var.encoding.pop("chunksizes", None)
-                    var.encoding.pop("zlib", None)
-                    if var.dtype.kind == "U":  # fixed-width unicode has no Zarr v3 spec; vlen UTF-8 does
-                        ds[name] = var.astype(object)
-                ds.to_zarr(target, mode="w", zarr_format=3, consolidated=False)
+                _zarr_ready(ds).to_zarr(target, mode="w", zarr_format=3, consolidated=False)
         _replace(target, path)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     log.info("wrote %s", path)
     return path
+
+
+def _zarr_ready(ds: xr.Dataset) -> xr.Dataset:
+    """Drop NetCDF encodings Zarr v3 does not take; fixed-width unicode (no Zarr v3 spec) becomes vlen UTF-8."""
+    ds = ds.copy()
+    for name, var in ds.variables.items():
+        var.encoding.pop("chunksizes", None)
+        var.encoding.pop("zlib", None)
+        if var.dtype.kind == "U":
+            ds[name] = var.astype(object)
+    return ds
 
 
 def write_product(
