@@ -56,6 +56,17 @@ def test_run_end_to_end(tiny_config, tmp_path, capsys):
     assert len(list((out / "models").glob("*/*.uxm"))) == 6
     truth = pd.read_csv(out / "product_vs_truth.csv").set_index("variable")
     assert truth.loc["GPP", "nse"] > 0.8
+    stats = xr.open_zarr(out / "product_stats.zarr", consolidated=False)
+    np.testing.assert_allclose(stats["GPP_mean"].values, zr["GPP"].mean("member").values, rtol=1e-6)
+    assert int(stats["GPP_count"].max()) == 2
+    totals = pd.read_csv(out / "totals.csv")
+    gpp = totals[totals["variable"] == "GPP"].set_index("member")
+    assert set(gpp.index) == {"xgboost-0", "lightgbm-0", "ensemble"} and set(gpp["units"]) == {"Pg yr-1"}
+    assert gpp.loc["ensemble", "total"] == pytest.approx(gpp.loc[["xgboost-0", "lightgbm-0"], "total"].mean())
+    # The same command again: models are reused and the complete product is left as it is.
+    stamp = zr.attrs["date_created"]
+    assert main(["run", str(tiny_config), "--out", str(out), "--quiet"]) == 0
+    assert xr.open_zarr(out / "product.zarr", consolidated=False).attrs["date_created"] == stamp
 
 
 def test_run_on_a_local_cluster_matches_threaded(tiny_config, tmp_path):

@@ -15,10 +15,12 @@ The steps of the upscaling job, each usable on its own::
 
 from uflux_xr import aggregate, metrics, synthetic
 from uflux_xr.config import ConfigError, load_config
+from uflux_xr.ensemble import area_weighted_total, cell_area, ensemble_statistics
 from uflux_xr.gapfill import gapfill
 from uflux_xr.io import write_product
 from uflux_xr.io.era5 import ERA5Error, read_era5
 from uflux_xr.io.raster import RasterError, read_raster, vegetation_indices
+from uflux_xr.io.resumable import write_resumable
 from uflux_xr.io.towers import TowerFileError, read_sites
 from uflux_xr.models import FluxModel, available_models, load_model, register_model, train
 from uflux_xr.pipeline import run
@@ -28,6 +30,10 @@ from uflux_xr.validate import CVResult, cross_validate
 from uflux_xr.variables import UnitsError
 
 __all__ = [
+    "area_weighted_total",
+    "cell_area",
+    "ensemble_statistics",
+    "write_resumable",
     "CVResult",
     "aggregate",
     "ConfigError",

@@ -8,6 +8,8 @@ wraps it.  Everything it makes goes under one output directory::
     validation/        metrics.csv, by_igbp.csv, by_site.csv
     models/<member>/<flux>.uxm
     product.zarr, product.nc
+    product_stats.zarr  ensemble mean, SD and member count per cell
+    totals.csv         area-weighted annual totals per member and the ensemble (Pg C yr-1, km3 yr-1)
     product_vs_truth.csv  (demo world only)
 """
 
@@ -26,7 +28,8 @@ import xarray as xr
 
 from uflux_xr import synthetic
 from uflux_xr.config import RunConfig
-from uflux_xr.io import open_any, write_product
+from uflux_xr.ensemble import area_weighted_total, ensemble_statistics
+from uflux_xr.io import open_any, write_dataset, write_product
 from uflux_xr.io.resumable import write_resumable
 from uflux_xr.metrics import all_metrics
 from uflux_xr.models import FluxModel, load_model, train
@@ -234,6 +237,10 @@ def run(config: RunConfig, out_dir: str | Path, *, progress: bool = True) -> Run
         products["netcdf"] = write_product(
             xr.open_zarr(zarr_path, consolidated=False), out_dir / "product.nc", progress=False
         )
+    complete = xr.open_zarr(zarr_path, consolidated=False)
+    products["stats"] = write_dataset(ensemble_statistics(complete), out_dir / "product_stats.zarr", progress=False)
+    totals = annual_totals(complete)
+    totals.to_csv(out_dir / "totals.csv", index=False)
     if "zarr" not in config.formats:
         shutil.rmtree(zarr_path)
     timings["upscale_write"] = time.perf_counter() - t
@@ -248,6 +255,23 @@ def run(config: RunConfig, out_dir: str | Path, *, progress: bool = True) -> Run
     timings["total"] = time.perf_counter() - t0
     log.info("run finished in %.1f s", timings["total"])
     return RunResult(out_dir, products, validation, scores, timings)
+
+
+def annual_totals(product: xr.Dataset) -> pd.DataFrame:
+    """Area-weighted totals per member and variable: Pg C yr-1, km3 yr-1 of water, or W m-2 means."""
+    rows = []
+    labels = product["member_name"].values if "member_name" in product else product["member"].values
+    for name, var in product.data_vars.items():
+        if not {"member", "time"} <= set(var.dims):
+            continue
+        total = area_weighted_total(var).compute()
+        for label, value in zip(labels, total.values, strict=True):
+            rows.append({"variable": name, "member": label, "total": float(value), "units": total.attrs["units"]})
+    table = pd.DataFrame(rows)
+    if not table.empty:
+        means = table.groupby(["variable", "units"], sort=False)["total"].agg(["mean", "std", "count"]).reset_index()
+        table = pd.concat([table, means.rename(columns={"mean": "total"}).assign(member="ensemble")], ignore_index=True)
+    return table
 
 
 def _targets(config: RunConfig, sites: xr.Dataset) -> list[str]:
