@@ -114,7 +114,7 @@ def _learned_options(args) -> dict:
     years = args.train_years
     if years not in ("all", "nearest"):
         years = [int(y) for y in years.split(",")]
-    return {"train_years": years, "antecedent_days": tuple(args.antecedent_days)}
+    return {"train_years": years, "antecedent_days": tuple(args.antecedent_days), "time_trend": args.time_trend}
 
 
 def _add_learned_arguments(parser) -> None:
@@ -124,6 +124,7 @@ def _add_learned_arguments(parser) -> None:
     parser.add_argument(
         "--antecedent-days", nargs="*", type=int, default=[], help="ML/SVR trailing-mean driver windows [days]"
     )
+    parser.add_argument("--time-trend", action="store_true", help="ML/SVR: add the time in years as a feature")
 
 
 def _cmd_gapfill_benchmark(args) -> int:

@@ -1,13 +1,17 @@
 """Gap filling of tower records: ``ux.gapfill(site_ds, var, method=...)``.
 
-Implemented: ``mds`` (marginal distribution sampling, REddyProc/hesseflux
-semantics; see :mod:`uflux_xr.gapfill.mds`) and ``mdv`` (mean diurnal
-variation; :mod:`uflux_xr.gapfill.mdv`) and ``ml`` (tree ensemble on site
+Methods: ``mds`` (marginal distribution sampling, REddyProc/hesseflux
+semantics; :mod:`uflux_xr.gapfill.mds`), ``mdv`` (mean diurnal variation;
+:mod:`uflux_xr.gapfill.mdv`), ``fao_pm`` (FAO-56 Penman-Monteith ET0 × crop
+coefficient; :mod:`uflux_xr.gapfill.fao_pm`), ``kalman`` (AR(1) anomaly
+around the FAO-PM/MDV input, Kalman smoother; :mod:`uflux_xr.gapfill.kalman`),
+``ml`` and ``svr`` (tree ensemble or support vector regression on site
 drivers, any gap length; :mod:`uflux_xr.gapfill.ml`).
-:func:`artificial_gap_benchmark` scores them on injected gaps.  Outputs follow REddyProc's
-suffixes: ``<VAR>_f`` (filled series), ``<VAR>_fqc`` (0 measured, MDS quality
-1–3, NaN unfilled), ``<VAR>_fmeth`` (how each value was obtained),
-``<VAR>_fsd`` and ``<VAR>_fnum`` (SD and number of the MDS matches).
+:func:`artificial_gap_benchmark` scores them on injected gaps.  Outputs follow
+REddyProc's suffixes: ``<VAR>_f`` (filled series), ``<VAR>_fqc`` (0
+measured, 1–3 by method, NaN unfilled), ``<VAR>_fmeth`` (how each value was
+obtained), ``<VAR>_fsd`` and ``<VAR>_fnum`` (uncertainty and number of
+values behind it, per method).
 """
 
 from uflux_xr.gapfill.api import gapfill

@@ -1,13 +1,15 @@
-"""Machine-learning gap filling: a tree ensemble trained on the site's own
-measured values against its drivers and time harmonics, for gaps of any
-length (whole missing years included).
+"""Machine-learning gap filling: a tree ensemble (``ml_fill``) or support
+vector regression (``svr_fill``) trained on the site's own measured values
+against its drivers and time harmonics, for gaps of any length (whole
+missing years included).
 
 Features are the drivers present (SW_IN, TA, VPD, LW_IN, PA, RH, SWC, P, TS,
-WS; their gap-filled ``_f`` versions when present) plus the annual harmonics
-(DOY_SIN, DOY_COS) and, for sub-daily data, the daily ones (HOD_SIN,
-HOD_COS).  Training years are explicit: all years, the ``n_nearest`` years
-nearest to each gap's year, or a given list.  Several members with different
-seeds give the fill and its spread (``_fsd``).
+WS; gap-free, see :func:`uflux_xr.gapfill.api.gapfill`), optional trailing
+means and time trend, plus the annual harmonics (DOY_SIN, DOY_COS) and, for
+sub-daily data, the daily ones (HOD_SIN, HOD_COS).  Training years are
+explicit: all years, the ``n_nearest`` years nearest to each gap's year, or a
+given list.  Several members with different seeds give the fill and its
+spread (``_fsd``).
 """
 
 from __future__ import annotations
