@@ -25,7 +25,7 @@ def test_demo_config_is_valid():
     [
         (lambda c: c.update(colour="blue"), r"top level: unknown key\(s\) \['colour'\]"),
         (lambda c: c.pop("name"), "name: expected a non-empty string"),
-        (lambda c: c["data"].update(source="ftp"), "data.source: expected 'demo' or 'files'"),
+        (lambda c: c["data"].update(source="ftp"), "data.source: expected one of"),
         (lambda c: c["data"]["domain"].update(lat=[70, 35]), "data.domain.lat: min 70.0 must be below max 35.0"),
         (lambda c: c["data"]["domain"].update(resolution=-1), "data.domain.resolution: expected a positive"),
         (lambda c: c["data"]["period"].update(start="2020-13-01"), "data.period.start: expected an ISO date"),

@@ -13,11 +13,13 @@ from pathlib import Path
 
 import yaml
 
+from uflux_xr.domain import GEOGRAPHIC_CRS, STEPS, Domain
 from uflux_xr.features import HARMONIC_NAMES
 from uflux_xr.models import available_models
 from uflux_xr.variables import known_names, registry
 
 PRODUCT_FORMATS = ("zarr", "netcdf")
+SOURCES = ("demo", "lazy_demo", "files")
 #: Model used when a configuration names none: UFLUX's DF21 cascade forest.
 DEFAULT_MODEL = "deepforest"
 
@@ -32,6 +34,16 @@ class ModelSpec:
 
     name: str
     params: dict = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class MemberSpec:
+    """One ensemble member: a model kind, its seed and the predictors it sees."""
+
+    label: str
+    model: ModelSpec
+    seed: int
+    predictors: tuple[str, ...]
 
 
 @dataclass(frozen=True)
@@ -64,6 +76,27 @@ class RunConfig:
     formats: tuple[str, ...] = PRODUCT_FORMATS
     attrs: dict = field(default_factory=dict)
     path: str = "<config>"
+    domain: Domain | None = None
+    fallback: str | None = None
+    proxies: dict[str, tuple[str, ...]] = field(default_factory=dict)
+
+    @property
+    def member_specs(self) -> list[MemberSpec]:
+        """Every ensemble member, UFLUX-style: proxy set × model kind × seed.
+
+        Without an ``ensemble`` section there is one proxy set (all ``predictors``)
+        and members are labelled ``<model>-<seed>``; with one, each member sees the
+        shared predictors plus its proxy set and is labelled ``<proxy>-<model>-<seed>``.
+        """
+        proxy_names = {p for names in self.proxies.values() for p in names}
+        shared = tuple(p for p in self.predictors if p not in proxy_names)
+        sets = {name: shared + names for name, names in self.proxies.items()} or {"": tuple(self.predictors)}
+        return [
+            MemberSpec(f"{proxy}-{m.name}-{seed}" if proxy else f"{m.name}-{seed}", m, seed, predictors)
+            for proxy, predictors in sets.items()
+            for m in self.models
+            for seed in range(self.members)
+        ]
 
 
 def _check_keys(section: dict, allowed: set[str], where: str, src: str) -> None:
@@ -104,6 +137,106 @@ def _name_list(raw: dict, key: str, src: str) -> list[str]:
     return list(value)
 
 
+def _parse_domain(data: dict, src: str) -> dict:
+    """Grid and period: lat/lon in degrees (``lat``, ``lon``) or a projected CRS (``crs``, ``x``, ``y`` [m])."""
+    domain = data.get("domain") or {}
+    if not isinstance(domain, dict):
+        raise ConfigError(f"{src}: data.domain: expected a mapping")
+    _check_keys(domain, {"crs", "lat", "lon", "x", "y", "resolution"}, "data.domain", src)
+    crs = str(domain.get("crs", GEOGRAPHIC_CRS))
+    geographic = crs.upper() in (GEOGRAPHIC_CRS, "WGS84")
+    out: dict = {}
+    if geographic:
+        bad = sorted({"x", "y"} & set(domain))
+        if bad:
+            raise ConfigError(f"{src}: data.domain: {bad} are for projected grids; a lat/lon grid takes lat and lon")
+        out["lat"] = _pair(domain["lat"], "data.domain.lat", src) if "lat" in domain else (35.0, 70.0)
+        out["lon"] = _pair(domain["lon"], "data.domain.lon", src) if "lon" in domain else (-10.0, 40.0)
+        y_range, x_range = out["lat"], out["lon"]
+    else:
+        try:
+            from pyproj import CRS
+
+            CRS.from_user_input(crs)
+        except Exception as err:  # pyproj raises CRSError; any failure means the same to the user
+            raise ConfigError(f"{src}: data.domain.crs: not a CRS pyproj knows ({crs!r}): {err}") from None
+        for key in ("x", "y"):
+            if key not in domain:
+                raise ConfigError(f"{src}: data.domain.{key}: a projected grid ({crs}) needs [min, max] in metres")
+        bad = sorted({"lat", "lon"} & set(domain))
+        if bad:
+            raise ConfigError(f"{src}: data.domain: {bad} are for lat/lon grids; a {crs} grid takes x and y [m]")
+        x_range, y_range = _pair(domain["x"], "data.domain.x", src), _pair(domain["y"], "data.domain.y", src)
+    res = domain.get("resolution", 0.5)
+    unit = "degrees" if geographic else "metres"
+    if not isinstance(res, int | float) or res <= 0:
+        raise ConfigError(f"{src}: data.domain.resolution: expected a positive number of {unit}, got {res!r}")
+    out["resolution"] = float(res)
+    period = data.get("period") or {}
+    _check_keys(period, {"start", "end", "step"}, "data.period", src)
+    out["start"] = _date(period.get("start", "2020-01-01"), "data.period.start", src)
+    out["end"] = _date(period.get("end", "2020-12-31"), "data.period.end", src)
+    if out["start"] >= out["end"]:
+        raise ConfigError(f"{src}: data.period: start {out['start']} must be before end {out['end']}")
+    step = period.get("step", "daily")
+    if step not in STEPS:
+        raise ConfigError(f"{src}: data.period.step: expected one of {list(STEPS)}, got {step!r}")
+    try:
+        out["domain"] = Domain(crs, x_range, y_range, float(res), out["start"], out["end"], step)
+    except ValueError as err:
+        raise ConfigError(f"{src}: data.domain: {err}") from None
+    if len(out["domain"].time()) < 1:
+        raise ConfigError(f"{src}: data.period: no {step} step has its middle inside {out['start']}..{out['end']}")
+    return out
+
+
+def _parse_ensemble(section, src: str) -> tuple[list[str], dict[str, tuple[str, ...]], int]:
+    """Predictors, proxy sets and seeds of a UFLUX-style ensemble section."""
+    if not isinstance(section, dict):
+        raise ConfigError(f"{src}: ensemble: expected a mapping with proxies, climate, static, harmonics, seeds")
+    _check_keys(section, {"proxies", "climate", "static", "harmonics", "seeds"}, "ensemble", src)
+    proxies_raw = section.get("proxies")
+    if not isinstance(proxies_raw, dict) or not proxies_raw:
+        raise ConfigError(
+            f"{src}: ensemble.proxies: expected a mapping {{set name: [predictors]}}, got {proxies_raw!r}"
+        )
+    proxies = {}
+    for name, names in proxies_raw.items():
+        if not isinstance(names, list) or not names or not all(isinstance(v, str) for v in names):
+            raise ConfigError(f"{src}: ensemble.proxies.{name}: expected a non-empty list of predictor names")
+        proxies[str(name)] = tuple(names)
+    shared = []
+    for key in ("climate", "static", "harmonics"):
+        names = section.get(key, [])
+        if not isinstance(names, list) or not all(isinstance(v, str) for v in names):
+            raise ConfigError(f"{src}: ensemble.{key}: expected a list of predictor names, got {names!r}")
+        shared += names
+    if not shared:
+        raise ConfigError(f"{src}: ensemble: climate, static and harmonics are all empty; members need predictors")
+    in_proxies = [p for p in shared if any(p in names for names in proxies.values())]
+    if in_proxies:
+        raise ConfigError(f"{src}: ensemble: {in_proxies} are both shared predictors and vegetation proxies")
+    seeds = section.get("seeds", 1)
+    if not isinstance(seeds, int) or seeds < 1:
+        raise ConfigError(f"{src}: ensemble.seeds: expected a positive integer, got {seeds!r}")
+    every = shared + [p for names in proxies.values() for p in names if p not in shared]
+    predictors = list(dict.fromkeys(every))
+    if len(set(shared)) != len(shared):
+        raise ConfigError(f"{src}: ensemble: duplicate names in climate/static/harmonics {shared}")
+    return predictors, proxies, seeds
+
+
+def _check_predictors(predictors: list[str], where: str, fluxes: list[str], src: str) -> None:
+    bad = [p for p in predictors if p not in known_names() and p not in HARMONIC_NAMES]
+    if bad:
+        raise ConfigError(
+            f"{src}: {where}: unknown predictor(s) {bad}; expected registry names or {list(HARMONIC_NAMES)}"
+        )
+    bad = [p for p in predictors if p in fluxes]
+    if bad:
+        raise ConfigError(f"{src}: {where}: {bad} are also fluxes to predict")
+
+
 def parse_config(raw: dict, src: str = "<config>") -> RunConfig:
     """Validate a configuration mapping (as loaded from YAML).
 
@@ -126,6 +259,7 @@ def parse_config(raw: dict, src: str = "<config>") -> RunConfig:
             "training",
             "models",
             "members",
+            "ensemble",
             "validation",
             "output",
         },
@@ -137,28 +271,14 @@ def parse_config(raw: dict, src: str = "<config>") -> RunConfig:
         raise ConfigError(f"{src}: name: expected a non-empty string")
 
     data = _section(raw, "data", src)
-    _check_keys(data, {"source", "seed", "domain", "period", "n_sites", "cube", "sites"}, "data", src)
+    _check_keys(data, {"source", "seed", "domain", "period", "n_sites", "cube", "sites", "fallback"}, "data", src)
     source = data.get("source")
-    if source not in ("demo", "files"):
-        raise ConfigError(f"{src}: data.source: expected 'demo' or 'files', got {source!r}")
+    if source not in SOURCES:
+        raise ConfigError(f"{src}: data.source: expected one of {list(SOURCES)}, got {source!r}")
     kwargs: dict = {"source": source}
-    if source == "demo":
-        domain = data.get("domain") or {}
-        _check_keys(domain, {"lat", "lon", "resolution"}, "data.domain", src)
-        if "lat" in domain:
-            kwargs["lat"] = _pair(domain["lat"], "data.domain.lat", src)
-        if "lon" in domain:
-            kwargs["lon"] = _pair(domain["lon"], "data.domain.lon", src)
-        res = domain.get("resolution", 0.5)
-        if not isinstance(res, int | float) or res <= 0:
-            raise ConfigError(f"{src}: data.domain.resolution: expected a positive number of degrees, got {res!r}")
-        kwargs["resolution"] = float(res)
-        period = data.get("period") or {}
-        _check_keys(period, {"start", "end"}, "data.period", src)
-        kwargs["start"] = _date(period.get("start", "2020-01-01"), "data.period.start", src)
-        kwargs["end"] = _date(period.get("end", "2020-12-31"), "data.period.end", src)
-        if kwargs["start"] >= kwargs["end"]:
-            raise ConfigError(f"{src}: data.period: start {kwargs['start']} must be before end {kwargs['end']}")
+    if source != "files" or "domain" in data:
+        kwargs.update(_parse_domain(data, src))
+    if source in ("demo", "lazy_demo") or data.get("fallback"):
         n_sites = data.get("n_sites", 60)
         if not isinstance(n_sites, int) or n_sites < 3:
             raise ConfigError(f"{src}: data.n_sites: expected an integer of at least 3, got {n_sites!r}")
@@ -167,7 +287,13 @@ def parse_config(raw: dict, src: str = "<config>") -> RunConfig:
         if not isinstance(seed, int):
             raise ConfigError(f"{src}: data.seed: expected an integer, got {seed!r}")
         kwargs["seed"] = seed
-    else:
+    domain = kwargs.get("domain")
+    if source == "demo" and (domain.step != "daily" or not domain.geographic):
+        raise ConfigError(
+            f"{src}: data.source: 'demo' simulates a daily lat/lon world; use 'lazy_demo' for "
+            f"{domain.crs} grids or {domain.step} steps"
+        )
+    if source == "files":
         for key in ("cube", "sites"):
             if not isinstance(data.get(key), str):
                 raise ConfigError(f"{src}: data.{key}: expected a path to a NetCDF or Zarr file with source 'files'")
@@ -175,20 +301,31 @@ def parse_config(raw: dict, src: str = "<config>") -> RunConfig:
             if not path.is_absolute():
                 path = Path(src).parent / path
             kwargs[f"{key}_path"] = str(path)
+        fallback = data.get("fallback")
+        if fallback not in (None, "lazy_demo"):
+            raise ConfigError(f"{src}: data.fallback: expected 'lazy_demo' (or nothing), got {fallback!r}")
+        if fallback and "domain" not in data:
+            raise ConfigError(f"{src}: data.fallback: needs data.domain and data.period to generate the demo world")
+        kwargs["fallback"] = fallback
+    elif "fallback" in data:
+        raise ConfigError(f"{src}: data.fallback: only meaningful with source 'files'")
 
     fluxes = _name_list(raw, "fluxes", src)
     bad = [f for f in fluxes if f not in registry()["fluxes"]]
     if bad:
         raise ConfigError(f"{src}: fluxes: unknown flux(es) {bad}; expected some of {sorted(registry()['fluxes'])}")
-    predictors = _name_list(raw, "predictors", src)
-    bad = [p for p in predictors if p not in known_names() and p not in HARMONIC_NAMES]
-    if bad:
-        raise ConfigError(
-            f"{src}: predictors: unknown predictor(s) {bad}; expected registry names or {list(HARMONIC_NAMES)}"
-        )
-    bad = [p for p in predictors if p in fluxes]
-    if bad:
-        raise ConfigError(f"{src}: predictors: {bad} are also fluxes to predict")
+    if "ensemble" in raw:
+        if "predictors" in raw or "members" in raw:
+            raise ConfigError(
+                f"{src}: ensemble: replaces the top-level 'predictors' and 'members'; give one or the other"
+            )
+        predictors, proxies, members = _parse_ensemble(raw["ensemble"], src)
+    else:
+        predictors, proxies = _name_list(raw, "predictors", src), {}
+        members = raw.get("members", 1)
+        if not isinstance(members, int) or members < 1:
+            raise ConfigError(f"{src}: members: expected a positive integer (seeds per model), got {members!r}")
+    _check_predictors(predictors, "ensemble" if proxies else "predictors", fluxes, src)
 
     models_raw = raw.get("models", [DEFAULT_MODEL])
     if not isinstance(models_raw, list) or not models_raw:
@@ -209,10 +346,6 @@ def parse_config(raw: dict, src: str = "<config>") -> RunConfig:
         models.append(ModelSpec(m["name"], dict(params)))
     if len({m.name for m in models}) != len(models):
         raise ConfigError(f"{src}: models: each model kind may appear once (use 'members' for more seeds)")
-    members = raw.get("members", 1)
-    if not isinstance(members, int) or members < 1:
-        raise ConfigError(f"{src}: members: expected a positive integer (seeds per model), got {members!r}")
-
     extraction = _section(raw, "extraction", src)
     _check_keys(extraction, {"method", "window"}, "extraction", src)
     method = extraction.get("method", "nearest")
@@ -269,6 +402,7 @@ def parse_config(raw: dict, src: str = "<config>") -> RunConfig:
         formats=tuple(formats),
         attrs=dict(attrs),
         path=src,
+        proxies=proxies,
         **kwargs,
     )
 

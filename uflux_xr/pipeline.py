@@ -20,20 +20,23 @@ import json
 import logging
 import shutil
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import xarray as xr
 
-from uflux_xr import synthetic
+from uflux_xr import lazyworld, synthetic
 from uflux_xr.config import RunConfig
 from uflux_xr.ensemble import area_weighted_total, ensemble_statistics
 from uflux_xr.io import open_any, write_dataset, write_product
 from uflux_xr.io.resumable import write_resumable
+from uflux_xr.lazyworld import LazyWorld
 from uflux_xr.metrics import all_metrics
 from uflux_xr.models import FluxModel, load_model, train
-from uflux_xr.sites import extract_at_sites
+from uflux_xr.sites import extract_at_sites, spatial_dims
 from uflux_xr.upscale import upscale
 from uflux_xr.validate import cross_validate
 
@@ -53,13 +56,46 @@ class RunResult:
     timings: dict[str, float] = field(default_factory=dict)
 
 
-def prepare_inputs(config: RunConfig, out_dir: Path) -> tuple[xr.Dataset, xr.Dataset, xr.Dataset | None]:
+@dataclass
+class Inputs:
+    """What a run works from: the lazy predictor cube, the towers and, for demo worlds, the truth."""
+
+    cube: xr.Dataset
+    sites: xr.Dataset
+    truth: xr.Dataset | None
+    world: LazyWorld | None = None
+    source: str = "files"
+
+
+def input_source(config: RunConfig) -> str:
+    """The source a run uses: ``files`` only when both files exist, else the configured fallback."""
+    if config.source != "files":
+        return config.source
+    missing = [p for p in (config.cube_path, config.sites_path) if not Path(p).exists()]
+    if not missing:
+        return "files"
+    if config.fallback:
+        return config.fallback
+    raise FileNotFoundError(
+        f"{config.path}: input file(s) {missing} not found (data.cube / data.sites); "
+        "set data.fallback: lazy_demo to run on the demo world instead"
+    )
+
+
+def prepare_inputs(config: RunConfig, out_dir: Path, window: Mapping[str, slice] | None = None) -> Inputs:
     """The lazy predictor cube, the site dataset and (demo only) the truth.
 
-    The demo world is written to ``out_dir/inputs`` and read back, so the job
-    runs from a Zarr cube on disk exactly as it would from real inputs.
+    The eager demo world is written to ``out_dir/inputs`` and read back, so the
+    job runs from a Zarr cube on disk exactly as it would from real inputs.  The
+    lazy demo world (``lazy_demo``, or ``files`` with that fallback when the
+    files are absent) stays a dask graph that is evaluated chunk by chunk; only
+    its tower records are written.  ``window`` (index slices per dim) cuts the
+    cube to a part of the domain and the towers to its time steps.
     """
-    if config.source == "demo":
+    source = input_source(config)
+    inputs = out_dir / "inputs"
+    inputs.mkdir(parents=True, exist_ok=True)
+    if source == "demo":
         world = synthetic.make_world(
             config.seed,
             lat_range=config.lat,
@@ -69,31 +105,63 @@ def prepare_inputs(config: RunConfig, out_dir: Path) -> tuple[xr.Dataset, xr.Dat
             end=config.end,
             n_sites=config.n_sites,
         )
-        inputs = out_dir / "inputs"
-        inputs.mkdir(parents=True, exist_ok=True)
         world.cube.chunk(config.chunks).to_zarr(inputs / "cube.zarr", mode="w", zarr_format=3, consolidated=False)
         world.truth.chunk(config.chunks).to_zarr(inputs / "truth.zarr", mode="w", zarr_format=3, consolidated=False)
         world.sites.to_netcdf(inputs / "sites.nc")
         cube = xr.open_zarr(inputs / "cube.zarr", consolidated=False)
         truth = xr.open_zarr(inputs / "truth.zarr", consolidated=False)
-        return cube, world.sites, truth
-    cube = open_any(config.cube_path, chunks=config.chunks)
-    sites = open_any(config.sites_path).load()
-    return cube, sites, None
+        found = Inputs(cube, world.sites, truth, source=source)
+    elif source == "lazy_demo":
+        if config.source == "files":
+            log.warning("%s: inputs not found; running on the lazy demo world of the domain", config.path)
+        lazy = LazyWorld(config.domain, seed=config.seed, n_sites=config.n_sites)
+        names = [p for p in lazyworld.PREDICTORS if p in config.predictors]
+        sites = lazy.sites()
+        sites.to_netcdf(inputs / "sites.nc")
+        found = Inputs(lazy.cube(config.chunks, names), sites, lazy.truth(config.chunks), lazy, source)
+    else:
+        found = Inputs(open_any(config.cube_path, chunks=config.chunks), open_any(config.sites_path).load(), None)
+    if window:
+        found.cube = found.cube.isel({d: w for d, w in window.items() if d in found.cube.dims})
+        if found.truth is not None:
+            found.truth = found.truth.isel({d: w for d, w in window.items() if d in found.truth.dims})
+        if "time" in window:
+            found.sites = found.sites.sel(time=found.sites.indexes["time"].intersection(found.cube.indexes["time"]))
+    return found
+
+
+def training_table(config: RunConfig, inputs: Inputs) -> pd.DataFrame:
+    """Predictors at the towers joined to their records (see :func:`uflux_xr.sites.extract_at_sites`).
+
+    For the lazy demo world the predictors are evaluated at the tower cells
+    directly, which gives the same values without computing any cube chunk.
+    """
+    targets = _targets(config, inputs.sites)
+    if inputs.world is not None:
+        table = lazyworld.site_table(inputs.world, config.predictors, targets)
+        return table[table["time"].isin(inputs.sites.indexes["time"])].reset_index(drop=True)
+    return extract_at_sites(
+        inputs.cube,
+        inputs.sites,
+        config.predictors,
+        targets=targets,
+        method=config.extraction_method,
+        window=config.extraction_window,
+    )
 
 
 def _training_fingerprint(table: pd.DataFrame, config: RunConfig) -> str:
     """Hash of what the models depend on: the training table and the model settings."""
     h = hashlib.sha256(pd.util.hash_pandas_object(table, index=False).to_numpy().tobytes())
-    settings = [config.fluxes, config.predictors, config.members, config.qc_threshold]
-    h.update(json.dumps([settings, [(m.name, m.params) for m in config.models]], sort_keys=True, default=str).encode())
+    members = [(m.label, m.model.name, m.model.params, m.seed, m.predictors) for m in config.member_specs]
+    h.update(json.dumps([config.fluxes, config.qc_threshold, members], sort_keys=True, default=str).encode())
     return h.hexdigest()
 
 
 def train_ensemble(table: pd.DataFrame, config: RunConfig, model_dir: Path) -> dict[str, dict[str, FluxModel]]:
-    """Fit every (model kind, seed) member for every flux and save it under ``model_dir``.
+    """Fit every member of ``config.member_specs`` for every flux and save it under ``model_dir``.
 
-    Member labels are ``<kind>-<seed>``; seed ``i`` also seeds the estimator.
+    Member labels are ``[<proxy set>-]<kind>-<seed>``; the seed also seeds the estimator.
     Models already saved by an earlier run of the same training table and
     settings (``model_dir/fingerprint.txt``) are loaded instead of refitted, so
     a restarted run continues with the very models its product started with.
@@ -104,26 +172,24 @@ def train_ensemble(table: pd.DataFrame, config: RunConfig, model_dir: Path) -> d
     if not reuse:
         stamp.unlink(missing_ok=True)
     members: dict[str, dict[str, FluxModel]] = {}
-    for spec in config.models:
-        for seed in range(config.members):
-            label = f"{spec.name}-{seed}"
-            members[label] = {}
-            for flux in config.fluxes:
-                path = model_dir / label / f"{flux}{MODEL_SUFFIX}"
-                if reuse and path.exists():
-                    members[label][flux] = load_model(path)
-                    continue
-                model = train(
-                    table,
-                    flux,
-                    config.predictors,
-                    model=spec.name,
-                    random_state=seed,
-                    qc_threshold=config.qc_threshold,
-                    **spec.params,
-                )
-                model.save(path)
-                members[label][flux] = model
+    for spec in config.member_specs:
+        members[spec.label] = {}
+        for flux in config.fluxes:
+            path = model_dir / spec.label / f"{flux}{MODEL_SUFFIX}"
+            if reuse and path.exists():
+                members[spec.label][flux] = load_model(path)
+                continue
+            model = train(
+                table,
+                flux,
+                list(spec.predictors),
+                model=spec.model.name,
+                random_state=spec.seed,
+                qc_threshold=config.qc_threshold,
+                **spec.model.params,
+            )
+            model.save(path)
+            members[spec.label][flux] = model
     stamp.parent.mkdir(parents=True, exist_ok=True)
     stamp.write_text(fingerprint)
     if reuse:
@@ -132,14 +198,18 @@ def train_ensemble(table: pd.DataFrame, config: RunConfig, model_dir: Path) -> d
 
 
 def validate_fluxes(table: pd.DataFrame, config: RunConfig, out_dir: Path) -> pd.DataFrame:
-    """Grouped cross-validation of every flux; writes the metric tables and returns the pooled one."""
+    """Grouped cross-validation of every flux; writes the metric tables and returns the pooled one.
+
+    With proxy sets, the first set's predictors are validated.
+    """
     params = next((s.params for s in config.models if s.name == config.cv_model), {})
+    predictors = list(config.member_specs[0].predictors)
     params = {**params, **config.cv_params}
     results = [
         cross_validate(
             table,
             flux,
-            config.predictors,
+            predictors,
             config.cv_model,
             cv=config.cv,
             n_splits=config.cv_splits,
@@ -174,11 +244,26 @@ def score_against_truth(product: xr.Dataset, truth: xr.Dataset) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def run(config: RunConfig, out_dir: str | Path, *, progress: bool = True) -> RunResult:
+def run(
+    config: RunConfig, out_dir: str | Path, *, progress: bool = True, window: Mapping[str, slice] | None = None
+) -> RunResult:
     """Run the whole job of ``config`` into ``out_dir``.
 
     The dask scheduler is whatever is active (threaded by default; a
     ``distributed.Client`` when the caller made one).
+
+    Parameters
+    ----------
+    config : RunConfig
+        The job.
+    out_dir : str or path-like
+        Where everything goes (see the module docstring).
+    progress : bool
+        Show dask progress bars while the product is written.
+    window : mapping of str to slice, optional
+        Index slices of the domain to produce (e.g. ``{"time": slice(0, 8),
+        "y": slice(0, 500)}``); towers keep their positions, their records are
+        cut to the window's time steps.
 
     Returns
     -------
@@ -190,18 +275,12 @@ def run(config: RunConfig, out_dir: str | Path, *, progress: bool = True) -> Run
     timings: dict[str, float] = {}
     t0 = time.perf_counter()
 
-    cube, sites, truth = prepare_inputs(config, out_dir)
+    inputs = prepare_inputs(config, out_dir, window)
+    cube, truth = inputs.cube, inputs.truth
     timings["inputs"] = time.perf_counter() - t0
 
     t = time.perf_counter()
-    table = extract_at_sites(
-        cube,
-        sites,
-        config.predictors,
-        targets=_targets(config, sites),
-        method=config.extraction_method,
-        window=config.extraction_window,
-    )
+    table = training_table(config, inputs)
     table.to_csv(out_dir / "training_table.csv", index=False)
     timings["extract"] = time.perf_counter() - t
 
@@ -212,7 +291,7 @@ def run(config: RunConfig, out_dir: str | Path, *, progress: bool = True) -> Run
         validation = validate_fluxes(table, config, out_dir / "validation")
         timings["validate"] = time.perf_counter() - t
 
-    log.info("training %d members x %d fluxes", len(config.models) * config.members, len(config.fluxes))
+    log.info("training %d members x %d fluxes", len(config.member_specs), len(config.fluxes))
     t = time.perf_counter()
     members = train_ensemble(table, config, out_dir / "models")
     timings["train"] = time.perf_counter() - t
@@ -227,7 +306,8 @@ def run(config: RunConfig, out_dir: str | Path, *, progress: bool = True) -> Run
         zarr_path,
         attrs=config.attrs,
         history=history,
-        identity=f"{_training_fingerprint(table, config)} {config.source} {config.cube_path} {config.seed}",
+        identity=f"{_training_fingerprint(table, config)} {inputs.source} {config.cube_path} {config.seed}",
+        region_chunks=_region_chunks(product),
         progress=progress,
     )
     if "zarr" in config.formats:
@@ -246,7 +326,9 @@ def run(config: RunConfig, out_dir: str | Path, *, progress: bool = True) -> Run
     timings["upscale_write"] = time.perf_counter() - t
 
     scores = None
-    if truth is not None:
+    if truth is not None and _cells(product) > MAX_TRUTH_SCORE_VALUES:
+        log.info("product of %.2g values: not scored against the truth in memory", _cells(product))
+    elif truth is not None:
         final = (
             xr.open_zarr(zarr_path, consolidated=False) if "zarr" in products else xr.open_dataset(products["netcdf"])
         )
@@ -255,6 +337,26 @@ def run(config: RunConfig, out_dir: str | Path, *, progress: bool = True) -> Run
     timings["total"] = time.perf_counter() - t0
     log.info("run finished in %.1f s", timings["total"])
     return RunResult(out_dir, products, validation, scores, timings)
+
+
+#: Largest product (values) scored against the demo truth in memory.
+MAX_TRUTH_SCORE_VALUES = 5e7
+#: Spatial chunks per region and dim in resumable writes of large grids.
+REGION_SPATIAL_CHUNKS = 4
+
+
+def _cells(product: xr.Dataset) -> float:
+    return float(np.prod([product.sizes[d] for d in product.dims if d != "nv"]))
+
+
+def _region_chunks(product: xr.Dataset) -> dict[str, int]:
+    """One time chunk by the whole grid per region, or blocks of 4 × 4 spatial chunks on large grids,
+    so that a killed run on a big domain loses at most a few minutes of work."""
+    ydim, xdim = spatial_dims(product)
+    n_spatial = len(product.chunks[ydim]) * len(product.chunks[xdim])
+    if n_spatial <= REGION_SPATIAL_CHUNKS**2:
+        return {"time": 1}
+    return {"time": 1, ydim: REGION_SPATIAL_CHUNKS, xdim: REGION_SPATIAL_CHUNKS}
 
 
 def annual_totals(product: xr.Dataset) -> pd.DataFrame:

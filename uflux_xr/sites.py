@@ -162,8 +162,31 @@ def extract_at_sites(
             for k, v in at.items()
         }
     at = xr.Dataset(at).assign_coords(site=labels).compute()
-    at = at.broadcast_like(sites["time"])  # static layers (IGBP) repeat over time
+    for k in at.data_vars:
+        at[k].attrs = dict(arrays[k].attrs)  # window means drop them
+    return join_site_table(at, sites, features, targets)
 
+
+def join_site_table(at: xr.Dataset, sites: xr.Dataset, features, targets) -> pd.DataFrame:
+    """Join predictors at the towers (site[, time]) to the tower records as a training table.
+
+    Parameters
+    ----------
+    at : xarray.Dataset
+        Every feature at every tower (static ones without ``time``), site labels
+        as in ``sites``, time steps equal to those of ``sites``.
+    sites : xarray.Dataset
+        Tower records (site, time) holding ``targets``.
+    features, targets : sequence of str
+        Column names to keep.
+
+    Raises
+    ------
+    ExtractionError
+        A predictor that is all-NaN at a tower.
+    """
+    labels = sites["site"].values
+    at = at.broadcast_like(sites["time"])  # static layers (IGBP) repeat over time
     for name in features:
         empty = at[name].isnull().all("time") if "time" in at[name].dims else at[name].isnull()
         if bool(empty.any()):
@@ -174,17 +197,17 @@ def extract_at_sites(
             )
 
     table = xr.merge(
-        [at.transpose("site", "time"), sites[targets].drop_vars(["lat", "lon"], errors="ignore")],
+        [at[list(features)].transpose("site", "time"), sites[targets].drop_vars(["lat", "lon"], errors="ignore")],
         compat="override",
         join="exact",
     )
     frame = table.to_dataframe().reset_index()
     if "igbp" in sites.coords:
         frame["igbp"] = frame["site"].map(dict(zip(labels, sites["igbp"].values, strict=True)))
-    keep = ["site", "time"] + (["igbp"] if "igbp" in frame else []) + list(features) + targets
+    keep = ["site", "time"] + (["igbp"] if "igbp" in frame else []) + list(features) + list(targets)
     frame = frame[keep]
     frame.attrs["units"] = {
-        **{k: arrays[k].attrs.get("units", "1") for k in features},
+        **{k: at[k].attrs.get("units", "1") for k in features},
         **{k: sites[k].attrs.get("units", "1") for k in targets},
     }
     log.info("training table: %d rows, %d sites, %d features", len(frame), len(labels), len(features))

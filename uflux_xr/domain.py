@@ -1,0 +1,126 @@
+"""Product domains: the grid (CRS, extent, resolution), the period and its time step.
+
+A :class:`Domain` says where and when a product is made, independently of the
+data it is made from.  It gives the cell-centre coordinates and the time axis;
+the lazy demo world (:mod:`uflux_xr.lazyworld`) and the dry-run planner
+(:mod:`uflux_xr.plan`) both work from it, so a configuration's grid can be
+exercised and costed without its inputs.
+
+Time steps (labels follow the data contracts: the middle of each period):
+
+* ``daily``    — every day, labelled at 12:00;
+* ``monthly``  — calendar months, labelled at the middle of the month;
+* ``biannual`` — the winter (October–March) and summer (April–September)
+  half-years, labelled at their middle; a winter belongs to the year in
+  which it ends.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+STEPS = ("daily", "monthly", "biannual")
+#: Mean length of a step [days].
+STEP_DAYS = {"daily": 1.0, "monthly": 365.25 / 12, "biannual": 365.25 / 2}
+GEOGRAPHIC_CRS = "EPSG:4326"
+
+
+@dataclass(frozen=True)
+class Domain:
+    """A product grid and period.
+
+    Parameters
+    ----------
+    crs : str
+        ``EPSG:4326`` for a lat/lon grid, otherwise a projected CRS (``EPSG:27700``).
+    x_range, y_range : tuple of float
+        Outer edges of the grid: longitude / latitude [degrees] for EPSG:4326,
+        easting / northing [m] for projected grids.
+    resolution : float
+        Cell size [degrees or m].
+    start, end : str
+        First and last day of the period (inclusive), ISO dates.
+    step : {"daily", "monthly", "biannual"}
+        Time step of the product.
+    """
+
+    crs: str = GEOGRAPHIC_CRS
+    x_range: tuple[float, float] = (-10.0, 40.0)
+    y_range: tuple[float, float] = (35.0, 70.0)
+    resolution: float = 0.5
+    start: str = "2020-01-01"
+    end: str = "2020-12-31"
+    step: str = "daily"
+
+    def __post_init__(self):
+        if self.step not in STEPS:
+            raise ValueError(f"step must be one of {STEPS}, got {self.step!r}")
+        if self.resolution <= 0:
+            raise ValueError(f"resolution must be positive, got {self.resolution}")
+        for name, (lo, hi) in (("x_range", self.x_range), ("y_range", self.y_range)):
+            if hi - lo < 2 * self.resolution:
+                raise ValueError(f"{name} {lo}..{hi} holds fewer than 2 cells of {self.resolution}")
+
+    @property
+    def geographic(self) -> bool:
+        """True for a lat/lon grid."""
+        return self.crs.upper() in (GEOGRAPHIC_CRS, "EPSG:4326", "WGS84")
+
+    @property
+    def dims(self) -> tuple[str, str]:
+        """Horizontal dims, (y, x) order: ("lat", "lon") or ("y", "x")."""
+        return ("lat", "lon") if self.geographic else ("y", "x")
+
+    @property
+    def units(self) -> str:
+        """Units of the resolution and the ranges: "degrees" or "m"."""
+        return "degrees" if self.geographic else "m"
+
+    def x(self) -> np.ndarray:
+        """Cell-centre x coordinates (longitude [degrees east] or easting [m]), ascending."""
+        return _centres(self.x_range, self.resolution)
+
+    def y(self) -> np.ndarray:
+        """Cell-centre y coordinates (latitude [degrees north] or northing [m]), ascending."""
+        return _centres(self.y_range, self.resolution)
+
+    def time(self) -> pd.DatetimeIndex:
+        """Time labels of the period at the domain's step (middle of each period)."""
+        return time_axis(self.start, self.end, self.step)
+
+    @property
+    def shape(self) -> tuple[int, int, int]:
+        """(time, y, x) sizes."""
+        return len(self.time()), len(self.y()), len(self.x())
+
+    def describe(self) -> str:
+        """One line: grid size, resolution, CRS, period and step."""
+        nt, ny, nx = self.shape
+        res = f"{self.resolution:g}°" if self.geographic else f"{self.resolution:g} m"
+        return f"{nx} x {ny} cells at {res} ({self.crs}), {nt} {self.step} steps {self.start}..{self.end}"
+
+
+def _centres(edges: tuple[float, float], resolution: float) -> np.ndarray:
+    lo, hi = edges
+    n = int(round((hi - lo) / resolution))
+    # Built from integers so 12,500 cells of 100 m land exactly on the cell centres.
+    return lo + (np.arange(n) + 0.5) * resolution
+
+
+def time_axis(start: str, end: str, step: str) -> pd.DatetimeIndex:
+    """Period labels between ``start`` and ``end`` (inclusive days) at ``step``."""
+    first, last = pd.Timestamp(start), pd.Timestamp(end) + pd.Timedelta(days=1)
+    if step == "daily":
+        days = pd.date_range(first, last - pd.Timedelta(days=1), freq="D") + pd.Timedelta(hours=12)
+        return days.as_unit("ns")
+    if step == "monthly":
+        edges = pd.date_range(first.to_period("M").start_time, last + pd.offsets.MonthBegin(1), freq="MS")
+    else:  # biannual: half-years starting 1 April (summer) and 1 October (winter)
+        lo = pd.Timestamp(year=first.year - 1, month=10, day=1)
+        edges = pd.date_range(lo, last + pd.DateOffset(months=6), freq="6MS")
+        edges = edges[edges.month.isin([4, 10])]
+    mids = edges[:-1] + (edges[1:] - edges[:-1]) / 2
+    return pd.DatetimeIndex(mids[(mids >= first) & (mids < last)]).as_unit("ns")
