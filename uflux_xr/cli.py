@@ -1,7 +1,8 @@
 """The ``uflux-xr`` command line.
 
 ``uflux-xr run CONFIG --out DIR`` runs the whole job of a configuration and
-prints the validation summary.  ``--workers N`` starts a local dask cluster of
+prints the validation summary; ``--dry-run`` prints its plan instead, and
+``--window time=0:31,y=0:500,x=0:500`` runs it on part of the domain.  ``--workers N`` starts a local dask cluster of
 N single-threaded worker processes, ``--scheduler ADDRESS`` joins an existing
 one; by default dask's threaded scheduler is used.
 """
@@ -11,6 +12,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import logging
+import os
 import sys
 
 import pandas as pd
@@ -39,12 +41,42 @@ def _scheduler(workers: int | None, address: str | None):
     return contextlib.nullcontext()
 
 
+def parse_window(text: str) -> dict[str, slice]:
+    """``time=0:31,y=5000:5500`` -> {"time": slice(0, 31), "y": slice(5000, 5500)} (index ranges)."""
+    window = {}
+    for part in text.split(","):
+        dim, _, span = part.partition("=")
+        start, sep, stop = span.partition(":")
+        try:
+            if not dim.strip() or not sep:
+                raise ValueError
+            a, b = int(start), int(stop)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected DIM=START:STOP[,DIM=START:STOP...], got {part!r}") from None
+        if not 0 <= a < b:
+            raise argparse.ArgumentTypeError(f"{dim}: expected 0 <= START < STOP, got {a}:{b}")
+        window[dim.strip()] = slice(a, b)
+    return window
+
+
 def _cmd_run(args) -> int:
     from uflux_xr.pipeline import format_summary, run
 
     config = load_config(args.config)
+    if args.window and config.domain is not None:
+        dims = ("time", *config.domain.dims)
+        bad = [d for d in args.window if d not in dims]
+        if bad:
+            raise ValueError(f"--window: unknown dim(s) {bad}; the {config.name} domain has {list(dims)}")
+    if args.dry_run:
+        from uflux_xr.plan import plan_run
+
+        threads = 1 if args.workers or args.scheduler else os.cpu_count() or 1
+        plan = plan_run(config, window=args.window, threads_per_worker=threads, throughput=args.throughput)
+        print(plan.format())
+        return 0
     with _scheduler(args.workers, args.scheduler):
-        result = run(config, args.out, progress=not args.quiet)
+        result = run(config, args.out, progress=not args.quiet, window=args.window)
     print(format_summary(result))
     return 0
 
@@ -182,6 +214,23 @@ def build_parser() -> argparse.ArgumentParser:
     sched.add_argument("--workers", type=int, metavar="N", help="run on a local dask cluster of N worker processes")
     sched.add_argument("--scheduler", metavar="ADDRESS", help="use an existing dask scheduler (tcp://host:port)")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    p.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="print the plan (chunks, tasks, predictions, memory per worker, output size, core-hours) and stop",
+    )
+    p.add_argument(
+        "--window",
+        type=parse_window,
+        metavar="DIM=A:B,...",
+        help="produce only these index ranges of the domain, e.g. time=0:31,y=5000:5500,x=3000:3500",
+    )
+    p.add_argument(
+        "--throughput",
+        type=float,
+        metavar="PRED_PER_S",
+        help="--dry-run: assume this many predictions per second per core instead of measuring each model kind",
+    )
     p.set_defaults(func=_cmd_run)
 
     ing = sub.add_parser("ingest", help="read tower, ERA5 or raster files into a site dataset or cube on disk")

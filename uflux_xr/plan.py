@@ -1,0 +1,332 @@
+"""The dry-run plan of a run: what it will compute, hold and write, before any work.
+
+:func:`plan_run` sizes a configuration's job from its domain (or its cube's
+metadata) and ensemble alone: chunks, dask tasks, model predictions, memory per
+worker, output size, and the core-hours the predictions take at a throughput
+measured on this machine (:func:`measure_throughput`: each model kind of the
+configuration, with its hyper-parameters, fitted on demo-world tower data and
+timed predicting on one thread, as in a dask task).
+
+The memory model (per worker thread, ``C`` cells in a chunk, ``F`` features,
+``V`` cube variables, 4-byte floats) is::
+
+    inputs   V·C·4           the cube chunk (all variables, as the lazy world makes them)
+    make     16·C·8          the lazy world's float64 temporaries while it makes a chunk
+    predict  (2F + 3)·C·4    feature columns, the stacked matrix, mask and output
+    outputs  K·C·4           member outputs of the chunk waiting to be written (K ≤ 4)
+
+plus, per worker process, the interpreter and libraries (~300 MB) and every
+model it has loaded (models are loaded once per worker and kept; their size is
+measured on the calibration fit and scaled with the training rows for forests).
+The bounded-memory test checks measured peaks against this model.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from uflux_xr.config import ModelSpec, RunConfig
+from uflux_xr.domain import Domain
+
+log = logging.getLogger(__name__)
+
+BYTES = 4  # float32
+BASE_WORKER_BYTES = 300e6
+LAZY_TEMPORARIES = 16  # float64 arrays alive at once while the lazy world makes a chunk
+OUTPUTS_IN_FLIGHT = 4
+#: Derived outputs per member: NEE_RECO_GPP (GPP and RECO) and ET (LE).
+_DERIVED = {"NEE_RECO_GPP": {"GPP", "RECO"}, "ET": {"LE"}}
+#: Model kinds whose size grows with the training rows (fully grown trees).
+_FOREST_KINDS = ("deepforest", "random_forest")
+
+
+@dataclass
+class Throughput:
+    """Measured single-thread prediction rate and model size of one model kind."""
+
+    kind: str
+    predictions_per_s: float
+    model_bytes: float
+    training_rows: int
+
+
+@dataclass
+class RunPlan:
+    """What a run will do (see :func:`plan_run`); ``format()`` gives the printed plan."""
+
+    name: str
+    source: str
+    grid: str
+    shape: dict[str, int]
+    chunks: dict[str, tuple[int, ...]]
+    members: list[str]
+    fluxes: list[str]
+    outputs: list[str]
+    land_fraction: float
+    training_rows: int
+    threads_per_worker: int
+    n_features: int
+    member_kinds: dict[str, str]
+    throughput: dict[str, Throughput] = field(default_factory=dict)
+
+    @property
+    def n_chunks(self) -> int:
+        """Chunks of the (time, y, x) grid."""
+        return math.prod(len(c) for c in self.chunks.values())
+
+    @property
+    def chunk_cells(self) -> int:
+        """Cells (time steps × grid cells) of the largest chunk."""
+        return math.prod(max(c) for c in self.chunks.values())
+
+    @property
+    def cells(self) -> int:
+        """Time steps × grid cells of the whole product."""
+        return math.prod(self.shape.values())
+
+    @property
+    def predictions_per_member_flux(self) -> float:
+        """Model predictions of one member for one flux: land cells × time steps."""
+        return self.cells * self.land_fraction
+
+    @property
+    def predictions(self) -> float:
+        """Model predictions of the whole run."""
+        return self.predictions_per_member_flux * len(self.members) * len(self.fluxes)
+
+    @property
+    def tasks(self) -> int:
+        """Dask tasks: per chunk, the inputs, one prediction per member and flux, the
+        derived outputs and one write per member and output variable."""
+        n_inputs = self.n_features + 5  # cube variables, static layers and day-of-year harmonics
+        per_chunk = n_inputs + len(self.members) * (len(self.fluxes) + 2 * len(self.outputs))
+        return self.n_chunks * per_chunk
+
+    @property
+    def worker_thread_bytes(self) -> float:
+        """Peak bytes one worker thread holds for its chunk (see the module docstring)."""
+        c, f = self.chunk_cells, self.n_features
+        make = LAZY_TEMPORARIES * c * 8 if self.source == "lazy_demo" else 0
+        return c * BYTES * (f + (2 * f + 3) + OUTPUTS_IN_FLIGHT) + make
+
+    @property
+    def models_bytes(self) -> float:
+        """Bytes of every model of the run, as loaded (one copy per worker process)."""
+        total = 0.0
+        for member in self.members:
+            tp = self.throughput.get(self.member_kinds[member])
+            if tp is not None:
+                total += tp.model_bytes * len(self.fluxes)
+        return total
+
+    @property
+    def worker_bytes(self) -> float:
+        """Predicted peak memory of a worker process [bytes]."""
+        return BASE_WORKER_BYTES + self.models_bytes + self.threads_per_worker * self.worker_thread_bytes
+
+    @property
+    def output_bytes(self) -> float:
+        """Uncompressed float32 product (members × outputs) plus statistics (mean, SD, count per output)."""
+        return self.cells * BYTES * len(self.outputs) * (len(self.members) + 3)
+
+    def core_hours(self, member: str | None = None, flux_count: int | None = None) -> float:
+        """Core-hours of model inference at the measured throughput (all members and fluxes by default)."""
+        members = [member] if member else self.members
+        seconds = 0.0
+        for m in members:
+            tp = self.throughput.get(self.member_kinds[m])
+            if tp is None:
+                return float("nan")
+            seconds += self.predictions_per_member_flux * (flux_count or len(self.fluxes)) / tp.predictions_per_s
+        return seconds / 3600.0
+
+    def format(self) -> str:
+        """The plan as printed by ``uflux-xr run --dry-run``."""
+        chunk_desc = ", ".join(f"{d} {len(c)} x {max(c)}" for d, c in self.chunks.items())
+        lines = [
+            f"Dry run of {self.name} ({self.source} inputs)",
+            f"  grid          {self.grid}",
+            f"  chunks        {self.n_chunks:,} ({chunk_desc}); {self.chunk_cells / 1e6:.2f} M cells per chunk",
+            f"  ensemble      {len(self.members)} members x {len(self.fluxes)} fluxes = "
+            f"{len(self.members) * len(self.fluxes)} models; outputs {', '.join(self.outputs)}",
+            f"  land          {self.land_fraction:.1%} of cells (estimated from 20,000 sampled cells)",
+            f"  predictions   {self.predictions:.3g} ({self.predictions_per_member_flux:.3g} per member and flux)",
+            f"  tasks         {self.tasks:,}",
+            f"  memory        {_size(self.worker_bytes)} per worker with {self.threads_per_worker} thread(s): "
+            f"{_size(self.worker_thread_bytes)} per thread, {_size(self.models_bytes)} of models, "
+            f"{_size(BASE_WORKER_BYTES)} base",
+            f"  output        {_size(self.output_bytes)} uncompressed float32 (product + statistics)",
+            f"  training      {self.training_rows:,} tower rows",
+        ]
+        if self.throughput:
+            rates = ", ".join(
+                f"{k} {tp.predictions_per_s / 1e6:.2f} M/s ({_size(tp.model_bytes)} per model)"
+                for k, tp in self.throughput.items()
+            )
+            lines.append(f"  throughput    per core, measured here: {rates}")
+            first = {kind: m for m, kind in reversed(self.member_kinds.items())}
+            per = [f"{kind} {self.core_hours(m, 1):.3g}" for kind, m in first.items()]
+            lines.append(f"  core-hours    {self.core_hours():.3g} in all; per member and flux: " + ", ".join(per))
+        return "\n".join(lines)
+
+
+def _size(n: float) -> str:
+    for unit in ("B", "KB", "MB", "GB", "TB", "PB"):
+        if abs(n) < 1000 or unit == "PB":
+            return f"{n:.3g} {unit}"
+        n /= 1000
+    return f"{n:.3g} PB"  # pragma: no cover
+
+
+def _outputs(fluxes: list[str]) -> list[str]:
+    return list(fluxes) + [d for d, need in _DERIVED.items() if need <= set(fluxes)]
+
+
+def measure_throughput(
+    spec: ModelSpec, n_features: int = 10, n_rows: int = 200_000, seed: int = 0
+) -> tuple[float, float, int]:
+    """Single-thread prediction rate [predictions s-1] and saved size [bytes] of a model kind.
+
+    The model is fitted with ``spec``'s hyper-parameters on a year of daily tower
+    data from the demo world (2° Europe, 30 towers) and predicts ``n_rows`` rows
+    drawn from the same data, as a dask task would (one thread).
+
+    Returns
+    -------
+    tuple
+        (predictions per second, model file size [bytes], training rows)
+    """
+    from uflux_xr.lazyworld import LazyWorld, site_table
+    from uflux_xr.models import train
+
+    world = LazyWorld(Domain(resolution=2.0), seed=seed, n_sites=30)
+    features = ["TA", "SW_IN", "LW_IN", "VPD", "P", "SWC", "NIRv", "NDVI", "EVI2", "SIF", "IGBP", "DOY_SIN"]
+    features = features[: max(1, min(n_features, len(features)))]
+    table = site_table(world, features, ["GPP", "GPP_QC"])
+    model = train(table, "GPP", features, model=spec.name, random_state=seed, **spec.params)
+    X = table[features].to_numpy(np.float32)
+    X = X[np.isfinite(X).all(axis=1)]
+    rows = X[np.random.default_rng(seed).integers(0, len(X), n_rows)]
+    model.predict_array(rows[:1000], n_threads=1)  # warm-up: lazy loading, thread pools
+    t0 = time.perf_counter()
+    model.predict_array(rows, n_threads=1)
+    rate = n_rows / (time.perf_counter() - t0)
+    with tempfile.TemporaryDirectory() as tmp:
+        path = model.save(Path(tmp) / "m.uxm")
+        size = (
+            sum(p.stat().st_size for p in Path(path).rglob("*")) if Path(path).is_dir() else Path(path).stat().st_size
+        )
+    return rate, float(size), int(table["GPP"].notna().sum())
+
+
+def _land_fraction(config: RunConfig, source: str, cube=None, window=None) -> float:
+    if source == "lazy_demo":
+        from uflux_xr.lazyworld import LazyWorld
+
+        world = LazyWorld(config.domain, seed=config.seed, n_sites=3)
+        y, x = world._y, world._x
+        if window:
+            ydim, xdim = config.domain.dims
+            y, x = y[window.get(ydim, slice(None))], x[window.get(xdim, slice(None))]
+        rng = np.random.default_rng(0)
+        iy, ix = rng.integers(0, len(y), 20_000), rng.integers(0, len(x), 20_000)
+        return float(world._static(*world._frames(y[iy], x[ix]))["land"].mean())
+    if cube is not None and "land_mask" in cube:
+        return float((cube["land_mask"] == 1).mean().compute())
+    return 1.0
+
+
+def plan_run(
+    config: RunConfig,
+    *,
+    window: dict[str, slice] | None = None,
+    threads_per_worker: int = 1,
+    throughput: float | None = None,
+    measure: bool = True,
+) -> RunPlan:
+    """The plan of ``config``'s job without running it.
+
+    Parameters
+    ----------
+    config : RunConfig
+        The job.
+    window : dict of str to slice, optional
+        Index slices of the domain, as for :func:`uflux_xr.pipeline.run`.
+    threads_per_worker : int
+        Dask threads sharing a worker process (1 on a LocalCluster from ``--workers``).
+    throughput : float, optional
+        Predictions per second per core to assume for every model kind instead of
+        measuring them [s-1].
+    measure : bool
+        Measure each model kind's throughput and size on this machine (a few seconds each).
+
+    Returns
+    -------
+    RunPlan
+    """
+    from uflux_xr.pipeline import input_source
+
+    source = input_source(config)
+    cube = None
+    if source == "files":
+        from uflux_xr.io import open_any
+
+        cube = open_any(config.cube_path, chunks=config.chunks)
+        from uflux_xr.sites import spatial_dims
+
+        ydim, xdim = spatial_dims(cube)
+        if window:
+            cube = cube.isel({d: w for d, w in window.items() if d in cube.dims})
+        sizes = {"time": cube.sizes["time"], ydim: cube.sizes[ydim], xdim: cube.sizes[xdim]}
+        var = next(v for v in cube.data_vars.values() if v.ndim == 3)
+        chunks = dict(zip(("time", ydim, xdim), var.transpose("time", ydim, xdim).chunks, strict=True))
+        grid = f"{sizes[xdim]} x {sizes[ydim]} cells, {sizes['time']} steps from {config.cube_path}"
+        n_steps_sites = sizes["time"]
+    else:
+        import dask.array as da
+
+        domain = config.domain
+        ydim, xdim = domain.dims
+        full = dict(zip(("time", ydim, xdim), domain.shape, strict=True))
+        sizes = {d: len(range(full[d])[(window or {}).get(d, slice(None))]) for d in full}
+        chunks = {
+            d: da.core.normalize_chunks((config.chunks.get(d, sizes[d]),), (sizes[d],))[0] for d in ("time", ydim, xdim)
+        }
+        grid = domain.describe()
+        if window:
+            grid += " — window " + ", ".join(f"{d} {w.start}:{w.stop}" for d, w in window.items())
+        n_steps_sites = sizes["time"]
+    members = [m.label for m in config.member_specs]
+    plan = RunPlan(
+        name=config.name,
+        source=source,
+        grid=grid,
+        shape=sizes,
+        chunks=chunks,
+        members=members,
+        fluxes=list(config.fluxes),
+        outputs=_outputs(config.fluxes),
+        land_fraction=_land_fraction(config, source, cube, window),
+        training_rows=int(config.n_sites * n_steps_sites),
+        threads_per_worker=threads_per_worker,
+        n_features=max(len(m.predictors) for m in config.member_specs),
+        member_kinds={m.label: m.model.name for m in config.member_specs},
+    )
+    for spec in config.models:
+        if throughput is not None:
+            plan.throughput[spec.name] = Throughput(spec.name, float(throughput), 0.0, plan.training_rows)
+        elif measure:
+            t0 = time.perf_counter()
+            rate, size, rows = measure_throughput(spec, n_features=plan.n_features)
+            if spec.name in _FOREST_KINDS:
+                size *= max(1.0, plan.training_rows / rows)  # fully grown trees grow with the data
+            plan.throughput[spec.name] = Throughput(spec.name, rate, size, rows)
+            log.info("%s: %.3g predictions/s per core (%.1f s to measure)", spec.name, rate, time.perf_counter() - t0)
+    return plan
