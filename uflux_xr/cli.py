@@ -223,7 +223,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--window",
         type=parse_window,
         metavar="DIM=A:B,...",
-        help="produce only these index ranges of the domain, e.g. time=0:31,y=5000:5500,x=3000:3500",
+        help="produce only these index ranges of the domain, e.g. time=0:31,y=4000:4500,x=2000:2500",
     )
     p.add_argument(
         "--throughput",

@@ -124,13 +124,22 @@ def cell_area(ds: xr.Dataset | xr.DataArray, crs: str | None = None) -> xr.DataA
     crs = crs or _crs_of(ds)
     y, x = ds[ydim].values, ds[xdim].values
     dy, dx = float(np.median(np.diff(y))), float(np.median(np.diff(x)))
-    chunks = (ds.chunksizes.get(ydim, (len(y),)), ds.chunksizes.get(xdim, (len(x),)))
+    chunks = (_dim_chunks(ds, ydim), _dim_chunks(ds, xdim))
     ys = da.from_array(y, chunks=(chunks[0],))
     xs = da.from_array(x, chunks=(chunks[1],))
     area = da.blockwise(
         lambda yb, xb: _projected_area_block(yb, xb, dy, dx, crs), "ij", ys, "i", xs, "j", dtype=np.float64
     )
     return xr.DataArray(area, dims=(ydim, xdim), coords={ydim: ds[ydim], xdim: ds[xdim]}, attrs={"units": "m2"})
+
+
+def _dim_chunks(obj, dim: str) -> tuple[int, ...]:
+    """Dask chunks of the data along ``dim`` (coordinates such as ``member_name`` may be chunked otherwise)."""
+    arrays = [obj] if isinstance(obj, xr.DataArray) else list(obj.data_vars.values())
+    for arr in arrays:
+        if dim in arr.dims and arr.chunks:
+            return arr.chunks[arr.dims.index(dim)]
+    return (obj.sizes[dim],)
 
 
 def _crs_of(ds) -> str:

@@ -129,7 +129,7 @@ class LazyWorld:
         self._amplitudes = {
             name: _ar1_amplitudes(rng, len(self.time), n, ar1, step_days) for name, (n, _, _, ar1) in _WEATHER.items()
         }
-        self._doy = (self.time.dayofyear.to_numpy() + self.time.hour.to_numpy() / 24.0).astype(np.float32)
+        self._doy = (self.time.day_of_year.to_numpy() + self.time.hour.to_numpy() / 24.0).astype(np.float32)
         self._x, self._y = domain.x(), domain.y()
         self._site_rng_seed = seed + 1
 
@@ -176,7 +176,7 @@ class LazyWorld:
             "igbp": igbp,
         }
 
-    def _fields(self, t: slice, lat, lon, px, py, names) -> dict[str, np.ndarray]:
+    def _fields(self, t: np.ndarray, lat, lon, px, py, names) -> dict[str, np.ndarray]:
         """Every time-varying field named in ``names`` at steps ``t`` and points (lat, lon, px, py).
 
         Returns float32 arrays of shape (steps, *lat.shape); land-surface
@@ -246,49 +246,52 @@ class LazyWorld:
         return result
 
     # ----------------------------------------------------------------- dask
-    def _grid_block(self, names, block_info=None):
+    def _axes(self, window) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Time indices and y, x coordinates of the grid, cut to ``window`` (index slices per dim)."""
+        window = window or {}
+        ydim, xdim = self.domain.dims
+        t = np.arange(len(self.time))[window.get("time", slice(None))]
+        return t, self._y[window.get(ydim, slice(None))], self._x[window.get(xdim, slice(None))]
+
+    def _grid_block(self, names, axes, block_info=None):
         (_, _), (t0, t1), (y0, y1), (x0, x1) = block_info[None]["array-location"]
-        y2d, x2d = np.meshgrid(self._y[y0:y1], self._x[x0:x1], indexing="ij")
-        fields = self._fields(slice(t0, t1), *self._frames(y2d, x2d), names)
+        t, y, x = axes
+        y2d, x2d = np.meshgrid(y[y0:y1], x[x0:x1], indexing="ij")
+        fields = self._fields(t[t0:t1], *self._frames(y2d, x2d), names)
         return np.stack([fields[n] for n in names])
 
-    def _static_block(self, block_info=None):
+    def _static_block(self, axes, block_info=None):
         (_, _), (y0, y1), (x0, x1) = block_info[None]["array-location"]
-        y2d, x2d = np.meshgrid(self._y[y0:y1], self._x[x0:x1], indexing="ij")
+        _, y, x = axes
+        y2d, x2d = np.meshgrid(y[y0:y1], x[x0:x1], indexing="ij")
         s = self._static(*self._frames(y2d, x2d))
         return np.stack([s["land"].astype(np.float32), s["igbp"].astype(np.float32), s["elevation"]])
 
-    def _coords(self) -> dict:
+    def _coords(self, axes) -> dict:
         ydim, xdim = self.domain.dims
+        t, y, x = axes
         if self.domain.geographic:
             y_attrs = {"units": "degrees_north", "standard_name": "latitude", "long_name": "latitude", "axis": "Y"}
             x_attrs = {"units": "degrees_east", "standard_name": "longitude", "long_name": "longitude", "axis": "X"}
         else:
             y_attrs = {"units": "m", "standard_name": "projection_y_coordinate", "axis": "Y"}
             x_attrs = {"units": "m", "standard_name": "projection_x_coordinate", "axis": "X"}
-        return {"time": self.time, ydim: (ydim, self._y, y_attrs), xdim: (xdim, self._x, x_attrs)}
+        return {"time": self.time[t], ydim: (ydim, y, y_attrs), xdim: (xdim, x, x_attrs)}
 
-    def _stacked(self, names, chunks) -> da.Array:
-        nt, ny, nx = len(self.time), len(self._y), len(self._x)
-        shape = (len(names), nt, ny, nx)
-        blocks = da.core.normalize_chunks(
-            (
-                (len(names),),
-                chunks.get("time", nt),
-                chunks.get(self.domain.dims[0], ny),
-                chunks.get(self.domain.dims[1], nx),
-            ),
-            shape,
-        )
+    def _stacked(self, names, chunks, axes) -> da.Array:
+        ydim, xdim = self.domain.dims
+        shape = (len(names), *(len(a) for a in axes))
+        sizes = ((len(names),), chunks.get("time", shape[1]), chunks.get(ydim, shape[2]), chunks.get(xdim, shape[3]))
+        blocks = da.core.normalize_chunks(sizes, shape)
         return da.map_blocks(
-            functools.partial(self._grid_block, tuple(names)),
+            functools.partial(self._grid_block, tuple(names), axes),
             chunks=blocks,
             dtype=np.float32,
-            name="lazyworld-" + tokenize(self.seed, self.domain, names, blocks),
+            name="lazyworld-" + tokenize(self.seed, self.domain, names, blocks, axes),
             meta=np.empty((0, 0, 0, 0), np.float32),
         )
 
-    def cube(self, chunks: dict[str, int], names=PREDICTORS) -> xr.Dataset:
+    def cube(self, chunks: dict[str, int], names=PREDICTORS, window: dict[str, slice] | None = None) -> xr.Dataset:
         """The predictor cube, lazy: (time, y, x) variables computed one chunk at a time.
 
         Parameters
@@ -298,25 +301,29 @@ class LazyWorld:
             are one chunk.
         names : sequence of str
             Time-varying predictors to include (see :data:`PREDICTORS`).
+        window : dict of str to slice, optional
+            Index slices of the domain to generate (the same values as slicing the
+            whole cube, without a graph over the whole domain).
         """
         ydim, xdim = self.domain.dims
         dims3 = ("time", ydim, xdim)
-        stacked = self._stacked(list(names), chunks)
+        axes = self._axes(window)
+        stacked = self._stacked(list(names), chunks, axes)
         data = {n: (dims3, stacked[i], _attrs(n)) for i, n in enumerate(names)}
         static_chunks = da.core.normalize_chunks(
-            ((3,), chunks.get(ydim, len(self._y)), chunks.get(xdim, len(self._x))), (3, len(self._y), len(self._x))
+            ((3,), chunks.get(ydim, len(axes[1])), chunks.get(xdim, len(axes[2]))), (3, len(axes[1]), len(axes[2]))
         )
         static = da.map_blocks(
-            self._static_block,
+            functools.partial(self._static_block, axes),
             chunks=static_chunks,
             dtype=np.float32,
-            name="lazyworld-static-" + tokenize(self.seed, self.domain, static_chunks),
+            name="lazyworld-static-" + tokenize(self.seed, self.domain, static_chunks, axes),
             meta=np.empty((0, 0, 0), np.float32),
         )
         data["land_mask"] = ((ydim, xdim), static[0].astype(np.int8), _attrs("land_mask"))
         data["IGBP"] = ((ydim, xdim), static[1].astype(np.int16), _igbp_attrs())
         data["elevation"] = ((ydim, xdim), static[2], _attrs("elevation"))
-        cube = xr.Dataset(data, coords=self._coords())
+        cube = xr.Dataset(data, coords=self._coords(axes))
         cube.attrs = {
             "title": "uflux-xr lazy demo world predictor cube",
             "source": f"uflux_xr.lazyworld seed={self.seed}",
@@ -325,12 +332,13 @@ class LazyWorld:
             cube = cube.rio.write_crs(self.domain.crs)
         return cube
 
-    def truth(self, chunks: dict[str, int], names=FLUXES) -> xr.Dataset:
+    def truth(self, chunks: dict[str, int], names=FLUXES, window: dict[str, slice] | None = None) -> xr.Dataset:
         """The noise-free fluxes on the grid, lazy like :meth:`cube`."""
         ydim, xdim = self.domain.dims
-        stacked = self._stacked(list(names), chunks)
+        axes = self._axes(window)
+        stacked = self._stacked(list(names), chunks, axes)
         data = {n: (("time", ydim, xdim), stacked[i], _attrs(n)) for i, n in enumerate(names)}
-        return xr.Dataset(data, coords=self._coords())
+        return xr.Dataset(data, coords=self._coords(axes))
 
     # ----------------------------------------------------------------- towers
     @functools.cached_property
@@ -354,7 +362,7 @@ class LazyWorld:
         """Predictors at the tower cells, (time, site): what extraction from :meth:`cube` gives."""
         iy, ix = self.site_cells
         lat, lon, px, py = self._frames(self._y[iy], self._x[ix])
-        fields = self._fields(slice(None), lat, lon, px, py, list(names))
+        fields = self._fields(np.arange(len(self.time)), lat, lon, px, py, list(names))
         static = self._static(lat, lon, px, py)
         ds = xr.Dataset(
             {n: (("time", "site"), v, _attrs(n)) for n, v in fields.items()},
@@ -375,7 +383,7 @@ class LazyWorld:
         iy, ix = self.site_cells
         lat, lon, px, py = self._frames(self._y[iy], self._x[ix])
         names = ["GPP", "RECO", "LE", "H", "TA", "SW_IN", "VPD", "P"]
-        fields = self._fields(slice(None), lat, lon, px, py, names)
+        fields = self._fields(np.arange(len(self.time)), lat, lon, px, py, names)
         sim = {k: v[:, None, :] for k, v in fields.items()}  # (time, 1, site) as _tower_records indexes it
         rng = np.random.default_rng(self._site_rng_seed + 1)
         records = _tower_records(rng, sim, self.time, np.zeros(self.n_sites, int), np.arange(self.n_sites))

@@ -118,15 +118,16 @@ def prepare_inputs(config: RunConfig, out_dir: Path, window: Mapping[str, slice]
         names = [p for p in lazyworld.PREDICTORS if p in config.predictors]
         sites = lazy.sites()
         sites.to_netcdf(inputs / "sites.nc")
-        found = Inputs(lazy.cube(config.chunks, names), sites, lazy.truth(config.chunks), lazy, source)
+        cube, truth = lazy.cube(config.chunks, names, window), lazy.truth(config.chunks, window=window)
+        found = Inputs(cube, sites, truth, lazy, source)
     else:
         found = Inputs(open_any(config.cube_path, chunks=config.chunks), open_any(config.sites_path).load(), None)
-    if window:
+    if window and found.world is None:
         found.cube = found.cube.isel({d: w for d, w in window.items() if d in found.cube.dims})
         if found.truth is not None:
             found.truth = found.truth.isel({d: w for d, w in window.items() if d in found.truth.dims})
-        if "time" in window:
-            found.sites = found.sites.sel(time=found.sites.indexes["time"].intersection(found.cube.indexes["time"]))
+    if window and "time" in window:
+        found.sites = found.sites.sel(time=found.sites.indexes["time"].intersection(found.cube.indexes["time"]))
     return found
 
 

@@ -109,7 +109,9 @@ def add_cf_metadata(product: xr.Dataset, *, attrs: dict | None = None, history: 
             },
         )
     elif ds.rio.crs is not None:
-        ds = ds.rio.write_crs(ds.rio.crs, grid_mapping_name="crs")
+        crs = ds.rio.crs
+        ds = ds.drop_vars([v for v in ("spatial_ref", "crs") if v in ds.variables])
+        ds = ds.rio.write_crs(crs, grid_mapping_name="crs")
         ds["x"].attrs.update({"standard_name": "projection_x_coordinate", "units": "m", "axis": "X"})
         ds["y"].attrs.update({"standard_name": "projection_y_coordinate", "units": "m", "axis": "Y"})
     if "member" in ds.dims and not np.issubdtype(ds["member"].dtype, np.integer):
@@ -130,6 +132,7 @@ def add_cf_metadata(product: xr.Dataset, *, attrs: dict | None = None, history: 
         if name == "crs":
             continue
         if ds[name].dims[-2:] == (ydim, xdim):
+            ds[name].encoding.pop("grid_mapping", None)  # rioxarray's; CF wants the attribute
             ds[name].attrs["grid_mapping"] = "crs"
             ds[name].attrs.setdefault("coverage_content_type", "modelResult")
         if "_FillValue" not in ds[name].encoding and np.issubdtype(ds[name].dtype, np.floating):

@@ -1,0 +1,103 @@
+"""The four product-domain configurations: each passes --dry-run and runs end to end
+on a small window of its real grid (on the lazy demo world, as the real inputs are
+not on the test machine)."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+import xarray as xr
+
+from tests.conftest import REPO
+from uflux_xr.cli import main, parse_window
+from uflux_xr.config import load_config
+from uflux_xr.io.resumable import is_complete
+from uflux_xr.plan import measure_throughput, plan_run
+
+DOMAINS = {
+    "global_monthly_025": ("time=0:2,lat=400:430,lon=700:730", (240, 720, 1440), "EPSG:4326"),
+    "europe_daily_025": ("time=0:4,lat=60:90,lon=100:130", (7305, 152, 280), "EPSG:4326"),
+    "europe_biannual_100m": ("time=0:2,y=20000:20030,x=20000:20030", (40, 41_000, 50_000), "EPSG:3035"),
+    "uk_daily_100m": ("time=0:4,y=4000:4030,x=2000:2030", (366, 12_500, 7_000), "EPSG:27700"),
+}
+
+
+def _config(name):
+    return load_config(REPO / "configs" / f"{name}.yaml")
+
+
+@pytest.mark.parametrize("name", DOMAINS)
+def test_domain_config_grid_and_ensemble(name):
+    config = _config(name)
+    _, shape, crs = DOMAINS[name]
+    assert config.domain.shape == shape and config.domain.crs == crs
+    labels = [m.label for m in config.member_specs]
+    # UFLUX's enumeration: vegetation proxy sets x model kinds; each member sees one proxy.
+    assert len(labels) == 12 and len(set(labels)) == 12
+    assert {m.split("-")[0] for m in labels} == {"NIRv", "EVI2", "NDVI", "SIF"}
+    for spec in config.member_specs:
+        proxies = [p for p in ("NIRv", "EVI2", "NDVI", "SIF") if p in spec.predictors]
+        assert proxies == [spec.label.split("-")[0]]
+        assert {"TA", "SW_IN", "VPD", "SWC", "DOY_SIN", "DOY_COS", "IGBP"} <= set(spec.predictors)
+    assert len(labels) * len(config.fluxes) == 60
+
+
+@pytest.mark.parametrize("name", DOMAINS)
+def test_dry_run_plans_the_whole_domain(name, capsys):
+    config = _config(name)
+    assert (
+        main(["run", str(REPO / "configs" / f"{name}.yaml"), "--out", "unused", "--dry-run", "--throughput", "1e6"])
+        == 0
+    )
+    text = capsys.readouterr().out
+    nt, ny, nx = config.domain.shape
+    ydim, xdim = config.domain.dims
+    expected_chunks = (
+        math.ceil(nt / config.chunks["time"])
+        * math.ceil(ny / config.chunks[ydim])
+        * math.ceil(nx / config.chunks[xdim])
+    )
+    assert f"chunks        {expected_chunks:,} " in text
+    assert "12 members x 5 fluxes = 60 models" in text
+    plan = plan_run(config, throughput=1e6)
+    assert 0.2 < plan.land_fraction < 0.9
+    assert plan.predictions == pytest.approx(nt * ny * nx * plan.land_fraction * 60)
+    assert plan.core_hours() == pytest.approx(plan.predictions / 1e6 / 3600)
+    # Memory is set by the chunk, not the domain: the whole domain plans the same per worker as a window.
+    window = {"time": slice(0, config.chunks["time"]), ydim: slice(0, 100), xdim: slice(0, 100)}
+    assert plan_run(config, throughput=1e6, window=window).worker_thread_bytes <= plan.worker_thread_bytes
+    assert "per worker" in text and "core-hours" in text and "uncompressed" in text
+
+
+@pytest.mark.parametrize("name", DOMAINS)
+def test_domain_runs_end_to_end_on_a_window(name, tmp_path):
+    window, _, crs = DOMAINS[name]
+    out = tmp_path / name
+    assert main(["run", str(REPO / "configs" / f"{name}.yaml"), "--out", str(out), "--window", window, "-q"]) == 0
+    assert is_complete(out / "product.zarr")
+    product = xr.open_zarr(out / "product.zarr", consolidated=False)
+    sizes = {d: s.stop - s.start for d, s in parse_window(window).items()}
+    assert {d: product.sizes[d] for d in sizes} == sizes and product.sizes["member"] == 12
+    assert {"GPP", "RECO", "NEE", "LE", "H", "NEE_RECO_GPP", "ET"} <= set(product.data_vars)
+    gpp = product["GPP"].values
+    land = np.isfinite(gpp).any(axis=(0, 1))
+    assert land.any() and np.isfinite(gpp[:, :, land]).all()  # every member, every step, every land cell
+    if crs != "EPSG:4326":
+        assert product["crs"].attrs["crs_wkt"] and product["GPP"].attrs["grid_mapping"] == "crs"
+        assert str(crs.split(":")[1]) in product["crs"].attrs["crs_wkt"]
+    totals = pd.read_csv(out / "totals.csv")
+    assert set(totals.loc[totals["member"] == "ensemble", "variable"]) >= {"GPP", "RECO", "LE"}
+    assert len(pd.read_csv(out / "validation" / "metrics.csv")) == 5
+
+
+def test_unknown_window_dim_is_refused(capsys):
+    rc = main(["run", str(REPO / "configs" / "uk_daily_100m.yaml"), "--out", "x", "--window", "lat=0:5", "--dry-run"])
+    assert rc == 2 and "unknown dim(s) ['lat']" in capsys.readouterr().err
+
+
+def test_measured_throughput_is_positive_and_model_size_real():
+    rate, size, rows = measure_throughput(_config("uk_daily_100m").models[0], n_rows=20_000)
+    assert rate > 1e4 and 1e4 < size < 1e8 and rows > 1000

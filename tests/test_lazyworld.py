@@ -1,0 +1,80 @@
+"""The lazily generated demo world: chunk-independent, never whole in memory,
+and its towers see exactly what extraction from its cube gives."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import xarray as xr
+
+from tests.conftest import raise_if_dask_computes
+from uflux_xr.domain import Domain
+from uflux_xr.lazyworld import FLUXES, PREDICTORS, LazyWorld, site_table
+from uflux_xr.sites import extract_at_sites
+
+UK = Domain("EPSG:27700", (0, 700_000), (0, 1_250_000), 100, "2020-01-01", "2020-12-31", "daily")
+SMALL_GEO = Domain("EPSG:4326", (-10, 20), (40, 60), 1.0, "2020-01-01", "2020-03-31", "daily")
+SMALL_BNG = Domain("EPSG:27700", (300_000, 400_000), (200_000, 300_000), 2_000, "2020-06-01", "2020-06-20", "daily")
+
+
+def test_the_full_uk_year_is_a_lazy_graph_of_chunks():
+    world = LazyWorld(UK, seed=17)  # the seed of configs/uk_daily_100m.yaml
+    with raise_if_dask_computes():
+        cube = world.cube({"time": 8, "y": 500, "x": 500})
+    ta = cube["TA"]
+    assert ta.shape == (366, 12_500, 7_000) and ta.nbytes > 1e11  # 128 GB were it in memory
+    assert ta.data.npartitions == 46 * 25 * 14
+    assert cube.rio.crs.to_epsg() == 27700
+    block = cube.isel(time=slice(0, 8), y=slice(4000, 4500), x=slice(2000, 2500)).compute()  # a coast
+    land = block["land_mask"].values == 1
+    assert 0.2 < land.mean() < 0.95
+    for name in ("SWC", "NIRv", "NDVI", "EVI2", "SIF"):
+        assert np.isnan(block[name].values[:, ~land]).all() and np.isfinite(block[name].values[:, land]).all()
+    assert np.isfinite(block["TA"].values).all()  # weather everywhere, land or not
+
+
+@pytest.mark.parametrize("domain", [SMALL_GEO, SMALL_BNG], ids=["lat-lon", "bng"])
+def test_values_do_not_depend_on_the_chunking(domain):
+    world = LazyWorld(domain, seed=5)
+    a = world.cube({"time": 7, domain.dims[0]: 4, domain.dims[1]: 9}).compute()
+    b = world.cube({"time": 50}).compute()
+    window = {"time": slice(3, 40), domain.dims[0]: slice(2, 9), domain.dims[1]: slice(5, 30)}
+    c = world.cube({"time": 10, domain.dims[1]: 7}, window=window).compute()
+    for name in [*PREDICTORS, "land_mask", "IGBP"]:
+        np.testing.assert_array_equal(a[name].values, b[name].values, err_msg=name)
+        xr.testing.assert_identical(c[name], b[name].isel(window))
+
+
+@pytest.mark.parametrize("domain", [SMALL_GEO, SMALL_BNG], ids=["lat-lon", "bng"])
+def test_tower_predictors_equal_extraction_from_the_cube(domain):
+    world = LazyWorld(domain, seed=2, n_sites=12)
+    features = ["TA", "SW_IN", "SWC", "NIRv", "SIF", "IGBP", "DOY_SIN"]
+    direct = site_table(world, features, ["GPP", "GPP_QC", "LE"])
+    extracted = extract_at_sites(world.cube({"time": 30}), world.sites(), features, targets=["GPP", "GPP_QC", "LE"])
+    assert list(direct.columns) == list(extracted.columns) and len(direct) == 12 * len(domain.time())
+    for col in features + ["GPP", "LE"]:
+        np.testing.assert_allclose(direct[col].to_numpy(float), extracted[col].to_numpy(float), rtol=1e-6, err_msg=col)
+    assert direct.attrs["units"] == extracted.attrs["units"]
+
+
+def test_truth_is_physically_consistent_and_towers_are_noisy_truth():
+    world = LazyWorld(SMALL_GEO, seed=4, n_sites=20)
+    truth = world.truth({"time": 30}).compute()
+    land = world.cube({"time": 30})["land_mask"].values == 1
+    gpp, reco, nee = (truth[n].values[:, land] for n in ("GPP", "RECO", "NEE"))
+    assert (gpp >= 0).all() and (reco > 0).all()
+    np.testing.assert_allclose(nee, reco - gpp, rtol=1e-5, atol=1e-6)
+    sites = world.sites()
+    iy, ix = world.site_cells
+    true_le = truth["LE"].values[:, iy, ix].T
+    measured = sites["LE"].values
+    ok = np.isfinite(measured)
+    assert 0.3 < ok.mean() < 0.97  # gaps
+    assert np.corrcoef(measured[ok], true_le[ok])[0, 1] > 0.9
+    assert set(FLUXES) <= set(sites.data_vars)
+
+
+def test_same_seed_same_world_other_seed_other_world():
+    a = LazyWorld(SMALL_GEO, seed=1).cube({}).TA.values
+    assert np.array_equal(a, LazyWorld(SMALL_GEO, seed=1).cube({}).TA.values)
+    assert not np.allclose(a, LazyWorld(SMALL_GEO, seed=2).cube({}).TA.values)
