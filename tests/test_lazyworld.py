@@ -42,7 +42,7 @@ def test_values_do_not_depend_on_the_chunking(domain):
     c = world.cube({"time": 10, domain.dims[1]: 7}, window=window).compute()
     for name in [*PREDICTORS, "land_mask", "IGBP"]:
         np.testing.assert_array_equal(a[name].values, b[name].values, err_msg=name)
-        xr.testing.assert_identical(c[name], b[name].isel(window))
+        xr.testing.assert_identical(c[name], b[name].isel({d: w for d, w in window.items() if d in b[name].dims}))
 
 
 @pytest.mark.parametrize("domain", [SMALL_GEO, SMALL_BNG], ids=["lat-lon", "bng"])
