@@ -11,14 +11,13 @@ import resource
 import pytest
 from distributed import Client, LocalCluster
 
+from tests.conftest import REPO
 from uflux_xr.config import load_config
 from uflux_xr.io.resumable import write_resumable
 from uflux_xr.lazyworld import LazyWorld, site_table
 from uflux_xr.models import train
 from uflux_xr.plan import plan_run
 from uflux_xr.upscale import upscale
-
-from tests.conftest import REPO
 
 CHUNKS = {"time": 8, "y": 250, "x": 250}  # 0.5 M cells per chunk
 FEATURES = ["TA", "SW_IN", "LW_IN", "VPD", "P", "SWC", "NIRv", "IGBP", "DOY_SIN", "DOY_COS"]

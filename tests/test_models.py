@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 
 import uflux_xr as ux
+from uflux_xr.models.boosting import DEVICE_VARIABLE, cuda_available
 
 from .conftest import FEATURES, predict_concurrently
 
@@ -78,3 +79,30 @@ def test_units_mismatch_and_bad_files(table, tmp_path):
             dst.writestr(name, blob if name == "metadata.json" else blob.replace(b"tree", b"TREE"))
     with pytest.raises(ValueError, match="checksum mismatch"):
         ux.load_model(tampered)
+
+
+def test_xgboost_device_choice(table, monkeypatch):
+    from uflux_xr.models.boosting import xgboost_device
+
+    monkeypatch.setenv(DEVICE_VARIABLE, "cpu")
+    assert xgboost_device() == "cpu"
+    monkeypatch.setenv(DEVICE_VARIABLE, "auto")
+    assert xgboost_device() == ("cuda" if cuda_available() else "cpu")
+    monkeypatch.setenv(DEVICE_VARIABLE, "tpu")
+    with pytest.raises(RuntimeError, match="expected auto, cpu or cuda"):
+        xgboost_device()
+    if not cuda_available():
+        monkeypatch.setenv(DEVICE_VARIABLE, "cuda")
+        with pytest.raises(RuntimeError, match="cannot use a CUDA GPU"):
+            xgboost_device()
+
+
+@pytest.mark.skipif(not cuda_available(), reason="no CUDA GPU usable by XGBoost on this machine")
+def test_xgboost_gpu_predictions_equal_cpu(table, monkeypatch):
+    model = ux.train(table, "GPP", FEATURES, model="xgboost", n_estimators=50)
+    X = table[FEATURES].to_numpy(np.float32)
+    monkeypatch.setenv(DEVICE_VARIABLE, "cpu")
+    cpu = model.predict_array(X, n_threads=1)
+    monkeypatch.setenv(DEVICE_VARIABLE, "cuda")
+    gpu = model.predict_array(X, n_threads=1)
+    np.testing.assert_allclose(gpu, cpu, rtol=1e-5, atol=1e-5)

@@ -5,16 +5,30 @@ format; both are the libraries' own portable formats, read without pickle.
 Prediction uses XGBoost's thread-safe ``inplace_predict``; LightGBM gets one
 Booster per thread because concurrent ``predict`` calls on one Booster are not
 documented as safe.
+
+XGBoost predicts on a CUDA GPU (``device="cuda"``) when one is present: the
+device is chosen by the ``UFLUX_XGBOOST_DEVICE`` environment variable
+(``auto``, the default: the GPU when XGBoost can use one, else the CPU;
+``cpu``; or ``cuda``, which fails clearly without a GPU).  Tree traversal on
+the GPU gives the same predictions as on the CPU (to float32 rounding), so a
+product does not depend on where its chunks ran.
 """
 
 from __future__ import annotations
 
+import functools
+import logging
+import os
 import threading
 
 import lightgbm as lgb
 import xgboost as xgb
 
 from uflux_xr.models.registry import ModelKind, register_model
+
+log = logging.getLogger(__name__)
+
+DEVICE_VARIABLE = "UFLUX_XGBOOST_DEVICE"
 
 XGBOOST_DEFAULTS = {
     "n_estimators": 300,
@@ -37,14 +51,68 @@ LIGHTGBM_DEFAULTS = {
 }
 
 
+@functools.cache
+def cuda_available() -> bool:
+    """True when XGBoost is built with CUDA and can predict on a GPU of this machine."""
+    if not xgb.build_info().get("USE_CUDA"):
+        return False
+    import json
+    import warnings
+
+    import numpy as np
+
+    X = np.zeros((4, 1), dtype=np.float32)
+    params = {"device": "cuda", "fail_on_invalid_gpu_id": True, "verbosity": 0}
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # XGBoost warns, then falls back to the CPU, without a GPU
+            booster = xgb.train(params, xgb.DMatrix(X, label=np.arange(4.0)), 1)
+    except xgb.core.XGBoostError:
+        return False
+    device = json.loads(booster.save_config())["learner"]["generic_param"]["device"]
+    return device.startswith("cuda")
+
+
+def xgboost_device() -> str:
+    """Where XGBoost predicts: "cuda" or "cpu", from ``UFLUX_XGBOOST_DEVICE`` (auto|cpu|cuda).
+
+    Raises
+    ------
+    RuntimeError
+        ``cuda`` was asked for and no GPU is usable, or the value is unknown.
+    """
+    wanted = os.environ.get(DEVICE_VARIABLE, "auto").strip().lower()
+    if wanted not in ("auto", "cpu", "cuda"):
+        raise RuntimeError(f"{DEVICE_VARIABLE}={wanted!r}: expected auto, cpu or cuda")
+    if wanted == "cpu":
+        return "cpu"
+    if cuda_available():
+        return "cuda"
+    if wanted == "cuda":
+        raise RuntimeError(f"{DEVICE_VARIABLE}=cuda but XGBoost cannot use a CUDA GPU on this machine")
+    return "cpu"
+
+
 class XGBoostRuntime:
-    """A fitted XGBoost booster plus a single-thread twin for use inside dask tasks."""
+    """A fitted XGBoost booster plus a single-thread twin for use inside dask tasks,
+    and a GPU twin used instead of both when :func:`xgboost_device` is "cuda"."""
 
     def __init__(self, raw: bytes):
         self.raw = bytes(raw)
         self.booster = xgb.Booster(model_file=bytearray(self.raw))
         self._single = None
+        self._gpu = None
         self._lock = threading.Lock()
+
+    def gpu(self) -> xgb.Booster:
+        with self._lock:
+            if self._gpu is None:
+                twin = xgb.Booster(model_file=bytearray(self.raw))
+                # verbosity 0: host arrays on a CUDA booster make XGBoost warn on every call.
+                twin.set_param({"device": "cuda", "verbosity": 0})
+                self._gpu = twin
+                log.info("XGBoost predicts on the GPU (device=cuda)")
+            return self._gpu
 
     def single_thread(self) -> xgb.Booster:
         with self._lock:
@@ -54,7 +122,9 @@ class XGBoostRuntime:
                 self._single = twin
             return self._single
 
-    def predict(self, X, n_threads=None):
+    def predict(self, X, n_threads=None, device=None):
+        if (device or xgboost_device()) == "cuda":
+            return self.gpu().inplace_predict(X, validate_features=False)
         booster = self.single_thread() if n_threads == 1 else self.booster
         return booster.inplace_predict(X, validate_features=False)
 
