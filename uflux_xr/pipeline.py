@@ -18,6 +18,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import math
 import shutil
 import time
 from collections.abc import Mapping
@@ -344,6 +345,8 @@ def run(
 MAX_TRUTH_SCORE_VALUES = 5e7
 #: Spatial chunks per region and dim in resumable writes of large grids.
 REGION_SPATIAL_CHUNKS = 4
+#: Fewest member x space x time chunks per region (regions are written one after another).
+REGION_MIN_BLOCKS = 16
 
 
 def _cells(product: xr.Dataset) -> float:
@@ -351,13 +354,15 @@ def _cells(product: xr.Dataset) -> float:
 
 
 def _region_chunks(product: xr.Dataset) -> dict[str, int]:
-    """One time chunk by the whole grid per region, or blocks of 4 × 4 spatial chunks on large grids,
-    so that a killed run on a big domain loses at most a few minutes of work."""
+    """Regions of at least ``REGION_MIN_BLOCKS`` member x space x time chunks, so that every worker
+    has work within a region, and of at most 4 x 4 spatial chunks on large grids, so that a killed
+    run on a big domain loses at most a few minutes of work."""
     ydim, xdim = spatial_dims(product)
     n_spatial = len(product.chunks[ydim]) * len(product.chunks[xdim])
-    if n_spatial <= REGION_SPATIAL_CHUNKS**2:
-        return {"time": 1}
-    return {"time": 1, ydim: REGION_SPATIAL_CHUNKS, xdim: REGION_SPATIAL_CHUNKS}
+    n_members = len(product.chunks["member"]) if "member" in product.chunks else 1
+    if n_spatial > REGION_SPATIAL_CHUNKS**2:
+        return {"time": 1, ydim: REGION_SPATIAL_CHUNKS, xdim: REGION_SPATIAL_CHUNKS}
+    return {"time": max(1, math.ceil(REGION_MIN_BLOCKS / (n_spatial * n_members)))}
 
 
 def annual_totals(product: xr.Dataset) -> pd.DataFrame:
