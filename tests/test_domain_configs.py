@@ -101,3 +101,25 @@ def test_unknown_window_dim_is_refused(capsys):
 def test_measured_throughput_is_positive_and_model_size_real():
     rate, size, rows = measure_throughput(_config("uk_daily_100m").models[0], n_rows=20_000)
     assert rate > 1e4 and 1e4 < size < 1e8 and rows > 1000
+
+
+def test_real_inputs_must_match_the_domain_grid(tmp_path):
+    import yaml
+
+    raw = yaml.safe_load((REPO / "configs" / "uk_daily_100m.yaml").read_text())
+    # A 200 m cube where the config says 100 m: the run refuses it, naming the file.
+    from uflux_xr.domain import Domain
+    from uflux_xr.lazyworld import LazyWorld
+
+    domain = Domain("EPSG:27700", (0, 4000), (300_000, 304_000), 200, "2020-01-01", "2020-01-05")
+    coarse = LazyWorld(domain, seed=17, n_sites=3)
+    coarse.cube({}).to_zarr(tmp_path / "cube.zarr", zarr_format=3, consolidated=False)
+    coarse.sites().to_netcdf(tmp_path / "sites.nc")
+    raw["data"].update(cube=str(tmp_path / "cube.zarr"), sites=str(tmp_path / "sites.nc"))
+    cfg = tmp_path / "uk.yaml"
+    cfg.write_text(yaml.safe_dump(raw))
+    from uflux_xr.config import load_config as load
+    from uflux_xr.pipeline import prepare_inputs
+
+    with pytest.raises(ValueError, match=r"cube.zarr: y spacing 200 differs from the domain resolution 100 m"):
+        prepare_inputs(load(cfg), tmp_path / "out")

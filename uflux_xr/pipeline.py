@@ -31,6 +31,7 @@ import xarray as xr
 
 from uflux_xr import lazyworld, synthetic
 from uflux_xr.config import RunConfig
+from uflux_xr.domain import Domain
 from uflux_xr.ensemble import area_weighted_total, ensemble_statistics
 from uflux_xr.io import open_any, write_dataset, write_product
 from uflux_xr.io.resumable import write_resumable
@@ -122,7 +123,10 @@ def prepare_inputs(config: RunConfig, out_dir: Path, window: Mapping[str, slice]
         cube, truth = lazy.cube(config.chunks, names, window), lazy.truth(config.chunks, window=window)
         found = Inputs(cube, sites, truth, lazy, source)
     else:
-        found = Inputs(open_any(config.cube_path, chunks=config.chunks), open_any(config.sites_path).load(), None)
+        cube = open_any(config.cube_path, chunks=config.chunks)
+        if config.domain is not None:
+            check_grid(cube, config.domain, config.cube_path)
+        found = Inputs(cube, open_any(config.sites_path).load(), None)
     if window and found.world is None:
         found.cube = found.cube.isel({d: w for d, w in window.items() if d in found.cube.dims})
         if found.truth is not None:
@@ -130,6 +134,32 @@ def prepare_inputs(config: RunConfig, out_dir: Path, window: Mapping[str, slice]
     if window and "time" in window:
         found.sites = found.sites.sel(time=found.sites.indexes["time"].intersection(found.cube.indexes["time"]))
     return found
+
+
+def check_grid(cube: xr.Dataset, domain: Domain, path: str) -> None:
+    """Refuse a cube whose grid is not the configured domain's (dims, CRS, resolution).
+
+    Raises
+    ------
+    ValueError
+        Naming the file and what differs.
+    """
+    ydim, xdim = spatial_dims(cube)
+    if (ydim, xdim) != domain.dims:
+        raise ValueError(f"{path}: the cube has ({ydim}, {xdim}) dims; the {domain.crs} domain expects {domain.dims}")
+    if not domain.geographic:
+        from pyproj import CRS
+
+        crs = cube.rio.crs
+        if crs is None or CRS.from_user_input(crs) != CRS.from_user_input(domain.crs):
+            raise ValueError(f"{path}: the cube's CRS ({crs}) is not the domain's {domain.crs}")
+    for dim in (ydim, xdim):
+        step = float(np.median(np.abs(np.diff(cube[dim].values)))) if cube.sizes[dim] > 1 else domain.resolution
+        if not np.isclose(step, domain.resolution, rtol=1e-3):
+            raise ValueError(
+                f"{path}: {dim} spacing {step:g} differs from the domain resolution "
+                f"{domain.resolution:g} {domain.units}"
+            )
 
 
 def training_table(config: RunConfig, inputs: Inputs) -> pd.DataFrame:

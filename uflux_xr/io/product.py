@@ -208,8 +208,13 @@ def open_any(path: str | os.PathLike, **kwargs) -> xr.Dataset:
     if not path.exists():
         raise FileNotFoundError(f"{path}: input file not found")
     if path.suffix == ".zarr" or path.is_dir():
-        return xr.open_zarr(path, consolidated=False, **kwargs)
-    return xr.open_dataset(path, **kwargs)
+        ds = xr.open_zarr(path, consolidated=False, **kwargs)
+    else:
+        ds = xr.open_dataset(path, **kwargs)
+    # Zarr does not say which variables are coordinates: a CF grid-mapping variable read back
+    # as data would hide the CRS from rioxarray (and appear as a predictor).
+    mappings = {v.attrs.get("grid_mapping") for v in ds.data_vars.values()}
+    return ds.set_coords([m for m in mappings if m in ds.data_vars])
 
 
 def _progress(enabled: bool):
