@@ -15,7 +15,10 @@ from tests.conftest import REPO
 from uflux_xr.cli import main, parse_window
 from uflux_xr.config import load_config
 from uflux_xr.io.resumable import is_complete
+from uflux_xr.models import load_model
+from uflux_xr.pipeline import prepare_inputs
 from uflux_xr.plan import measure_throughput, plan_run
+from uflux_xr.upscale import upscale
 
 DOMAINS = {
     "global_monthly_025": ("time=0:2,lat=400:430,lon=700:730", (240, 720, 1440), "EPSG:4326"),
@@ -88,9 +91,25 @@ def test_domain_runs_end_to_end_on_a_window(name, tmp_path):
     if crs != "EPSG:4326":
         assert product["crs"].attrs["crs_wkt"] and product["GPP"].attrs["grid_mapping"] == "crs"
         assert str(crs.split(":")[1]) in product["crs"].attrs["crs_wkt"]
+    if name == "uk_daily_100m":
+        _check_planned_tasks(name, window, out)
     totals = pd.read_csv(out / "totals.csv")
     assert set(totals.loc[totals["member"] == "ensemble", "variable"]) >= {"GPP", "RECO", "LE"}
     assert len(pd.read_csv(out / "validation" / "metrics.csv")) == 5
+
+
+def _check_planned_tasks(name, window, out):
+    """The dry run's task count against the real graph of the run (upscale + one write per output chunk)."""
+    config = _config(name)
+    window = parse_window(window)
+    inputs = prepare_inputs(config, out, window)
+    members = {
+        d.name: {f.stem: load_model(f) for f in d.glob("*.uxm")} for d in (out / "models").iterdir() if d.is_dir()
+    }
+    product = upscale(members, inputs.cube)
+    writes = sum(math.prod(len(c) for c in v.chunks) for v in product.data_vars.values())
+    real = len(dict(product.__dask_graph__())) + writes
+    assert plan_run(config, window=window, throughput=1e6).tasks == pytest.approx(real, rel=0.1)
 
 
 def test_unknown_window_dim_is_refused(capsys):

@@ -41,6 +41,8 @@ BYTES = 4  # float32
 BASE_WORKER_BYTES = 300e6
 LAZY_TEMPORARIES = 16  # float64 arrays alive at once while the lazy world makes a chunk
 OUTPUTS_IN_FLIGHT = 4
+TASKS_PER_MODEL = 5
+TASKS_PER_DERIVED = 2
 #: Derived outputs per member: NEE_RECO_GPP (GPP and RECO) and ET (LE).
 _DERIVED = {"NEE_RECO_GPP": {"GPP", "RECO"}, "ET": {"LE"}}
 #: Model kinds whose size grows with the training rows (fully grown trees).
@@ -103,11 +105,15 @@ class RunPlan:
 
     @property
     def tasks(self) -> int:
-        """Dask tasks: per chunk, the inputs, one prediction per member and flux, the
-        derived outputs and one write per member and output variable."""
+        """Dask tasks: per chunk, the inputs, ~5 per member and flux (prediction, transpose, member
+        axis, concatenation), 2 per member and derived output, and one write per member and output.
+
+        The per-model and per-derived counts were read off the upscaler's graph (dask 2025);
+        a test checks the total against a real graph."""
+        n_derived = len(self.outputs) - len(self.fluxes)
         n_inputs = self.n_features + 5  # cube variables, static layers and day-of-year harmonics
-        per_chunk = n_inputs + len(self.members) * (len(self.fluxes) + 2 * len(self.outputs))
-        return self.n_chunks * per_chunk
+        per_member = TASKS_PER_MODEL * len(self.fluxes) + TASKS_PER_DERIVED * n_derived + len(self.outputs)
+        return self.n_chunks * (n_inputs + len(self.members) * per_member)
 
     @property
     def worker_thread_bytes(self) -> float:
