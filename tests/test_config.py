@@ -39,6 +39,13 @@ def test_demo_config_is_valid():
         (lambda c: c["output"].update(formats=["grib"]), "output.formats: expected a list from"),
         (lambda c: c.update(extraction={"method": "window", "window": 4}), "extraction.window: expected an odd"),
         (lambda c: c["data"].update(source="files"), "data.cube: expected a path"),
+        (lambda c: c["data"]["period"].update(step="weekly"), "data.period.step: expected one of"),
+        (lambda c: c["data"]["domain"].update(crs="EPSG:27700"), "data.domain.x: a projected grid"),
+        (lambda c: c["data"]["domain"].update(crs="EPSG:99999"), "data.domain.crs: not a CRS pyproj knows"),
+        (lambda c: c["data"]["domain"].update(x=[0, 1]), r"data.domain: \['x'\] are for projected grids"),
+        (lambda c: c["data"]["period"].update(step="monthly"), "data.source: 'demo' simulates a daily"),
+        (lambda c: c["data"].update(fallback="lazy_demo"), "data.fallback: only meaningful with source"),
+        (lambda c: c.update(ensemble={"proxies": {"NIRv": ["NIRv"]}}), "ensemble: replaces the top-level"),
     ],
 )
 def test_bad_config_names_file_and_key(change, message):
@@ -73,3 +80,25 @@ def test_models_default_to_the_cascade_forest():
     raw["validation"].pop("model")
     cfg = parse_config(raw, "my.yaml")
     assert [m.name for m in cfg.models] == ["deepforest"] and cfg.cv_model == "deepforest"
+
+
+def test_ensemble_members_are_proxy_sets_times_models_times_seeds():
+    raw = base()
+    del raw["predictors"], raw["members"]
+    raw["data"]["source"] = "lazy_demo"
+    raw["ensemble"] = {
+        "climate": ["TA", "SW_IN"],
+        "static": ["IGBP"],
+        "harmonics": ["DOY_SIN"],
+        "proxies": {"NIRv": ["NIRv"], "greenness": ["NDVI", "EVI2"]},
+        "seeds": 2,
+    }
+    cfg = parse_config(raw, "my.yaml")
+    specs = cfg.member_specs
+    assert len(specs) == 2 * len(cfg.models) * 2
+    assert specs[0].label == f"NIRv-{cfg.models[0].name}-0"
+    assert specs[-1].predictors == ("TA", "SW_IN", "IGBP", "DOY_SIN", "NDVI", "EVI2")
+    assert cfg.predictors == ["TA", "SW_IN", "IGBP", "DOY_SIN", "NIRv", "NDVI", "EVI2"]
+    raw["ensemble"]["climate"] = ["TA", "NIRv"]
+    with pytest.raises(ConfigError, match=r"ensemble: \['NIRv'\] are both shared predictors and vegetation proxies"):
+        parse_config(raw, "my.yaml")
