@@ -24,6 +24,7 @@ from uflux_xr.io.resumable import write_resumable
 from uflux_xr.io.towers import TowerFileError, read_sites
 from uflux_xr.models import FluxModel, available_models, load_model, register_model, train
 from uflux_xr.pipeline import run
+from uflux_xr.plausibility import PlausibilityError, check_plausible, set_options
 from uflux_xr.sites import ExtractionError, extract_at_sites
 from uflux_xr.upscale import upscale
 from uflux_xr.validate import CVResult, cross_validate
@@ -39,6 +40,9 @@ __all__ = [
     "ConfigError",
     "ERA5Error",
     "ExtractionError",
+    "PlausibilityError",
+    "check_plausible",
+    "set_options",
     "FluxModel",
     "RasterError",
     "TowerFileError",

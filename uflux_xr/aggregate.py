@@ -1,6 +1,6 @@
 """Aggregation of site datasets in time: half-hourly -> daily -> monthly.
 
-Carbon fluxes go from µmol CO2 m-2 s-1 to g C m-2 d-1 (× 1.0377), energy
+Carbon fluxes (by name, not by units) go from µmol CO2 m-2 s-1 to g C m-2 d-1 (× 1.0377), energy
 fluxes and states are averaged, precipitation is summed per day, and ET is
 added from LE with the temperature-dependent latent heat.  Each ``<VAR>_QC``
 becomes the fraction (0–1) of records in the period that are present and of
@@ -14,7 +14,14 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from uflux_xr.variables import SECONDS_PER_DAY, canonical_units, convert_values, latent_heat_of_vaporization
+from uflux_xr.plausibility import check_plausible, registry_name
+from uflux_xr.variables import (
+    SECONDS_PER_DAY,
+    UnitsError,
+    canonical_units,
+    convert_values,
+    latent_heat_of_vaporization,
+)
 
 #: Variables summed over the period (amounts per time step); everything else is averaged.
 SUMMED = {"P"}
@@ -55,61 +62,94 @@ def _as_site_time(frame: pd.DataFrame, template: xr.DataArray, name: str, attrs:
     return xr.DataArray(data, dims=[*dims, "time"], coords={**coords, "time": frame.index}, name=name, attrs=attrs)
 
 
+#: Carbon fluxes: converted from µmol CO2 m-2 s-1 to g C m-2 d-1.  Other photon or
+#: molar fluxes in µmol m-2 s-1 (PPFD_IN) stay as they are.
+CARBON_FLUXES = {"NEE", "GPP", "RECO"}
+# Gap-filling outputs that have no daily meaning as means (counts, method labels).
+_NOT_AVERAGED = ("_fqc", "_fnum", "_fsd", "_fmeth")
+
+
+def _is_carbon(name: str) -> bool:
+    return registry_name(name) in CARBON_FLUXES
+
+
 def to_daily(ds: xr.Dataset, *, min_coverage: float = 1.0, good_qc: float = 1.0) -> xr.Dataset:
     """Daily values of a sub-daily site dataset.
+
+    Gap-filled records (``<VAR>_f`` with ``<VAR>_fqc`` from :func:`uflux_xr.gapfill`
+    or REddyProc) follow FLUXNET's daily convention: the daily ``<VAR>`` is the
+    mean of ``<VAR>_f`` over the whole day, and ``<VAR>_QC`` the fraction of the
+    day's records that were measured or filled with good quality (``_fqc`` ≤
+    ``good_qc``); train on days whose fraction passes a threshold
+    (``training.qc_threshold`` in a config, 0.8 a common choice).
 
     Parameters
     ----------
     ds : xarray.Dataset
         Site dataset (site, time) at a sub-daily step, time at interval middles.
     min_coverage : float
-        Fraction [0–1] of the day's records a variable needs for a daily value;
-        below it the day is NaN.  The default 1.0 keeps only complete days,
-        because a mean of the measured records alone is biased towards the
-        hours that were measured; use gap-filled inputs or lower it knowingly.
+        Fraction [0–1] of the day's records a measured-only variable needs for
+        a daily value; below it the day is NaN.  The default 1.0 keeps only
+        complete days, because a mean of the measured records alone is biased
+        towards the hours that were measured; gap-filled variables are complete.
     good_qc : float
-        Largest quality flag that counts as good for the ``_QC`` fractions.
+        Largest quality flag that counts as good for the ``_QC`` fractions
+        (FLUXNET: 0 measured, 1 good fill).
 
     Returns
     -------
     xarray.Dataset
-        Daily dataset, time at 12:00 of each day; carbon fluxes in g C m-2 d-1,
-        ``P`` in mm d-1, ``ET`` [kg m-2 d-1] when ``LE`` and ``TA`` are present.
+        Daily dataset, time at 12:00 of each day; carbon fluxes (NEE, GPP, RECO
+        and their variants) in g C m-2 d-1, ``P`` in mm d-1, other variables in
+        their own units (PPFD_IN stays µmol m-2 s-1), ``ET`` [kg m-2 d-1] when
+        ``LE`` and ``TA`` are present.  Text variables (``_fmeth``) and
+        ``_fnum``/``_fsd`` are left out.
     """
     time = ds.indexes["time"]
     step = time_step(time).total_seconds()
+    if step >= SECONDS_PER_DAY:
+        raise ValueError(f"to_daily needs sub-daily records; the time step is {time_step(time)}")
     per_day = SECONDS_PER_DAY / step
     day = time.floor("D")
+    filled = {name[: -len("_f")] for name in ds.data_vars if name.endswith("_f") and f"{name}qc" in ds}
     out = {}
     for name, var in ds.data_vars.items():
-        if name.endswith("_QC"):
+        if name.endswith(("_QC", *_NOT_AVERAGED)) or not np.issubdtype(var.dtype, np.number):
             continue
+        if name in filled:  # the measured-only series: the daily value comes from <name>_f
+            continue
+        target = name[: -len("_f")] if name[: -len("_f")] in filled and name.endswith("_f") else name
         units = canonical_units(var.attrs.get("units"))
+        if units is None:
+            raise UnitsError(f"site dataset: variable {name!r} has no or unknown units {var.attrs.get('units')!r}")
         grouped = _group(var, day)
         coverage = grouped.count() / per_day
         if name in SUMMED:
             values, units = grouped.sum(min_count=1), "mm d-1" if units == "mm" else units
         else:
             values = grouped.mean()
-            if units == "umol m-2 s-1":
+            if units == "umol m-2 s-1" and _is_carbon(name):
                 values, units = convert_values(values, units, "g m-2 d-1"), "g m-2 d-1"
-        out[name] = _as_site_time(values.where(coverage >= min_coverage - 1e-9), var, name, {"units": units})
-        if f"{name}_QC" in ds:
-            good = (var.notnull() & (ds[f"{name}_QC"] <= good_qc)).astype(float)
-            out[f"{name}_QC"] = _as_site_time(
+        out[target] = _as_site_time(values.where(coverage >= min_coverage - 1e-9), var, target, {"units": units})
+        flags = f"{name}qc" if target != name else f"{name}_QC"
+        if flags in ds:
+            good = (var.notnull() & (ds[flags] <= good_qc)).astype(float)
+            out[f"{target}_QC"] = _as_site_time(
                 _group(good, day).sum() / per_day,
                 var,
-                f"{name}_QC",
-                {"units": "1", "long_name": f"fraction of good-quality records of {name} in the day"},
+                f"{target}_QC",
+                {"units": "1", "long_name": f"fraction of measured or good-quality records of {target} in the day"},
             )
-    if "LE" in ds and "TA" in ds:
-        et_step = ds["LE"] * step / latent_heat_of_vaporization(ds["TA"])
+    le = "LE_f" if "LE" in filled else "LE"
+    if le in ds and "TA" in ds:
+        et_step = ds[le] * step / latent_heat_of_vaporization(ds["TA"])
         grouped = _group(et_step, day)
         et = grouped.sum(min_count=1).where(grouped.count() / per_day >= min_coverage - 1e-9)
-        out["ET"] = _as_site_time(et, ds["LE"], "ET", {"units": "kg m-2 d-1"})
+        out["ET"] = _as_site_time(et, ds[le], "ET", {"units": "kg m-2 d-1"})
     daily = xr.Dataset(out)
     daily = daily.assign_coords(time=daily.indexes["time"] + pd.Timedelta(hours=12))
-    return daily.assign_coords({c: ds.coords[c] for c in ds.coords if "time" not in ds.coords[c].dims})
+    daily = daily.assign_coords({c: ds.coords[c] for c in ds.coords if "time" not in ds.coords[c].dims})
+    return check_plausible(daily, source="daily means", step=pd.Timedelta(days=1))
 
 
 def to_monthly(daily: xr.Dataset, *, min_coverage: float = 1.0) -> xr.Dataset:

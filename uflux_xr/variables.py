@@ -66,6 +66,9 @@ _UNIT_ALIASES = {
     "µmol co2 m-2 s-1": "umol m-2 s-1",
     "umol/m2/s": "umol m-2 s-1",
     "kg m-2 d-1": "kg m-2 d-1",
+    "mw m-2 nm-1 sr-1": "mW m-2 nm-1 sr-1",
+    "m3 m-3": "m3 m-3",
+    "m**3 m**-3": "m3 m-3",
 }
 
 # (from, to) -> function on values.  Only conversions with a physical basis.
@@ -78,6 +81,8 @@ _CONVERSIONS = {
     ("Pa", "kPa"): lambda x: x / 1000.0,
     ("umol m-2 s-1", "g m-2 d-1"): lambda x: x * UMOL_CO2_TO_GC_PER_DAY,
     ("g m-2 d-1", "umol m-2 s-1"): lambda x: x / UMOL_CO2_TO_GC_PER_DAY,
+    ("m3 m-3", "%"): lambda x: x * 100.0,
+    ("%", "m3 m-3"): lambda x: x / 100.0,
 }
 
 
@@ -113,6 +118,41 @@ def known_names() -> set[str]:
     return set(reg["fluxes"]) | set(reg["derived"]) | set(reg["predictors"])
 
 
+def igbp_classes() -> dict[int, str]:
+    """The IGBP land-cover classes as {code: abbreviation} (MODIS MCD12Q1 LC_Type1 codes 1-17,
+    FLUXNET's abbreviations); one table for towers and cubes alike."""
+    return {int(k): v for k, v in registry()["igbp"].items()}
+
+
+def igbp_name(value) -> str:
+    """The IGBP abbreviation (``"ENF"``) of a code (``1``) or of a spelling of the name.
+
+    Unknown or missing values give ``"unknown"``; an unrecognised text raises.
+    """
+    classes = igbp_classes()
+    if value is None or (isinstance(value, float) and np.isnan(value)):
+        return "unknown"
+    if isinstance(value, int | np.integer) or (isinstance(value, float) and float(value).is_integer()):
+        code = int(value)
+        if code not in classes:
+            raise ValueError(f"IGBP code {code} is not one of {sorted(classes)}")
+        return classes[code]
+    text = str(value).strip().upper()
+    if text in ("", "UNKNOWN", "NAN", "NONE"):
+        return "unknown"
+    if text in classes.values():
+        return text
+    raise ValueError(f"unknown IGBP class {value!r}; expected one of {sorted(set(classes.values()))} or a code 1-17")
+
+
+def igbp_code(value) -> int:
+    """The IGBP code (1-17) of an abbreviation or code; ``"unknown"`` raises."""
+    name = igbp_name(value)
+    if name == "unknown":
+        raise ValueError(f"no IGBP class for {value!r}")
+    return {v: k for k, v in igbp_classes().items()}[name]
+
+
 def canonical_units(units: str | None) -> str | None:
     """Canonical spelling of a units string, or None when it is not recognised."""
     if units is None:
@@ -145,6 +185,12 @@ def convert_values(values, from_units: str, to_units: str):
         return _CONVERSIONS[(src, dst)](values)
     except KeyError:
         raise UnitsError(f"no conversion from {from_units!r} to {to_units!r}") from None
+
+
+def can_convert(from_units: str, to_units: str) -> bool:
+    """Whether :func:`convert_values` converts between these units."""
+    src, dst = canonical_units(from_units), canonical_units(to_units)
+    return src is not None and dst is not None and (src == dst or (src, dst) in _CONVERSIONS)
 
 
 def ensure_units(da: xr.DataArray, expected: str, *, name: str, source: str) -> xr.DataArray:

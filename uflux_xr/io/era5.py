@@ -21,10 +21,35 @@ u10, v10  WS          wind speed sqrt(u² + v²) [m s-1]
 swvl1     SWC         m3 m-3 -> %
 ========  ==========  ===================================================
 
-ERA5 hourly accumulations cover the hour ending at the time label.  ERA5-Land
-hourly accumulations run from 00 UTC and the 00 UTC value holds the previous
-day's total, so they are de-accumulated by differencing within each day first
-(``land=True``, detected from the file's attributes when not given).
+Mean rates (``msdwswrf``/``avg_sdswrf``, ``msdwlwrf``/``avg_sdlwrf`` in W m-2,
+``mtpr``/``avg_tprate`` in kg m-2 s-1) are read as SW_IN, LW_IN and P.
+
+What a file is comes from the file, not from its attributes:
+
+- **Accumulation convention.** ERA5 hourly accumulations cover the hour ending
+  at the time label.  ERA5-Land accumulations run from 00 UTC and the 00 UTC
+  value holds the previous day's total, so they are de-accumulated by
+  differencing within each day.  The convention is read from the values
+  (within a day, ERA5-Land accumulations never decrease; ERA5's hourly
+  amounts do), else from the grid (0.1° ERA5-Land, 0.25° ERA5), else from
+  the attributes; ``land=`` that contradicts the values is an error.
+- **Time step.** ERA5 hourly amounts sampled every few hours hold only the
+  sampled hours' amounts (a 6-hourly file holds a sixth of the rain): refused.
+  ERA5-Land accumulations sampled every few hours are differenced over the
+  real step, which is exact, and said so in the log.  Monthly means (the CDS
+  monthly layout with a ``date`` dimension, or any monthly step) hold mean
+  daily accumulations: divided by 86400 s, P in mm d-1.
+- **Grids.** Files on different grids (ERA5 0.25° and ERA5-Land 0.1°) are not
+  combined here (that would leave an irregular grid full of holes): read each
+  product on its own and combine them with :func:`uflux_xr.cube.build_cube`,
+  which regrids to a domain.
+- **Whole days.** Daily and monthly means keep only complete days (and months);
+  partial first and last days are dropped and logged.
+- GRIB files are read through cfgrib when it is installed (``pip install
+  cfgrib``); NetCDF is the tested path.
+
+Every output variable is checked against its plausible range
+(:mod:`uflux_xr.plausibility`).
 """
 
 from __future__ import annotations
@@ -37,7 +62,8 @@ import pandas as pd
 import xarray as xr
 
 from uflux_xr.features import vpd_from_dewpoint
-from uflux_xr.variables import variable_attrs
+from uflux_xr.plausibility import check_plausible
+from uflux_xr.variables import SECONDS_PER_DAY, variable_attrs
 
 log = logging.getLogger(__name__)
 
@@ -53,19 +79,52 @@ EXPECTED_UNITS = {
     "u10": {"m s**-1", "m s-1"},
     "v10": {"m s**-1", "m s-1"},
     "swvl1": {"m**3 m**-3", "m3 m-3"},
+    "msdwswrf": {"W m**-2", "W m-2"},
+    "msdwlwrf": {"W m**-2", "W m-2"},
+    "mtpr": {"kg m**-2 s**-1", "kg m-2 s-1"},
 }
 ACCUMULATED = ("ssrd", "strd", "tp")
+#: Mean rates over the hour ending at the label: current CDS names -> the older ones.
+MEAN_RATE_NAMES = {"avg_sdswrf": "msdwswrf", "avg_sdlwrf": "msdwlwrf", "avg_tprate": "mtpr"}
+MEAN_RATES = ("msdwswrf", "msdwlwrf", "mtpr")
+#: Grid spacing [degrees] of each product on its native grid.
+NATIVE_SPACING = {"ERA5": 0.25, "ERA5-Land": 0.1}
+GRIB_SUFFIXES = (".grib", ".grb", ".grib2", ".grb2")
 
 
 class ERA5Error(ValueError):
     """An ERA5 file cannot be converted to the predictor cube."""
 
 
+def _open(path: Path, chunks) -> xr.Dataset:
+    """Open a NetCDF or (through cfgrib) GRIB file."""
+    if path.suffix.lower() in GRIB_SUFFIXES:
+        try:
+            import cfgrib  # noqa: F401
+        except ImportError:
+            raise ERA5Error(
+                f"{path.name}: GRIB needs the optional package cfgrib (pip install cfgrib), "
+                "or download NetCDF from the CDS"
+            ) from None
+        ds = xr.open_dataset(path, engine="cfgrib", chunks=chunks)
+        if "step" in ds.dims:  # accumulations as (time, step): one valid time per value
+            ds = ds.stack(vt=("time", "step")).swap_dims(vt="valid_time").drop_vars(["vt", "time", "step"])
+            ds = ds.rename(valid_time="time")
+        return ds
+    try:
+        return xr.open_dataset(path, chunks=chunks)
+    except (OSError, ValueError) as err:
+        raise ERA5Error(f"{path.name}: cannot be opened as NetCDF ({err})") from None
+
+
 def _normalise_layout(ds: xr.Dataset, source: str) -> xr.Dataset:
     if "valid_time" in ds.dims:
         ds = ds.rename({"valid_time": "time"})
+    if "date" in ds.dims and "time" not in ds.dims:  # current CDS monthly layout: date = YYYYMMDD
+        stamps = pd.to_datetime(ds["date"].values.astype("int64").astype(str), format="%Y%m%d")
+        ds = ds.assign_coords(date=stamps).rename({"date": "time"})
     if "time" not in ds.dims:
-        raise ERA5Error(f"{source}: no 'time' or 'valid_time' dimension; dims are {tuple(ds.dims)}")
+        raise ERA5Error(f"{source}: no 'time', 'valid_time' or 'date' dimension; dims are {tuple(ds.dims)}")
     if "expver" in ds.dims:  # old layout mixing final ERA5 and ERA5T: first valid value wins
         parts = [ds.isel(expver=i, drop=True) for i in range(ds.sizes["expver"])]
         merged = parts[0]
@@ -73,6 +132,7 @@ def _normalise_layout(ds: xr.Dataset, source: str) -> xr.Dataset:
             merged = merged.combine_first(part)
         ds = merged
     ds = ds.drop_vars([c for c in ("expver", "number", "step", "surface") if c in ds.variables and c not in ds.dims])
+    ds = ds.rename({k: v for k, v in MEAN_RATE_NAMES.items() if k in ds})
     renames = {k: v for k, v in (("latitude", "lat"), ("longitude", "lon")) if k in ds.dims}
     ds = ds.rename(renames)
     if "lat" not in ds.dims or "lon" not in ds.dims:
@@ -95,23 +155,77 @@ def _check_units(ds: xr.Dataset, source: str) -> None:
             raise ERA5Error(f"{source}: variable {name!r} is in {units!r}; expected {sorted(allowed)[0]!r}")
 
 
-def _deaccumulate_land(acc: xr.DataArray) -> xr.DataArray:
-    """Hourly amounts from ERA5-Land accumulations that restart at 00 UTC.
-
-    The 01 UTC value is the first hour's amount; later hours are differences,
-    and 00 UTC (the previous day's total) minus 23 UTC gives the last hour.
-    """
-    hourly = acc - acc.shift(time=1)
-    first_hour = acc["time"].dt.hour == 1
-    return xr.where(first_hour, acc, hourly)
+def grid_spacing(ds: xr.Dataset) -> float | None:
+    """Median spacing [degrees] of a (lat, lon) grid, or None for a single cell."""
+    steps = [np.abs(np.diff(ds[d].values)) for d in ("lat", "lon") if ds.sizes[d] > 1]
+    return float(np.median(np.concatenate(steps))) if steps else None
 
 
-def _is_land(ds: xr.Dataset) -> bool:
+def product_from_grid(spacing: float | None) -> str | None:
+    """``"ERA5"`` (0.25°), ``"ERA5-Land"`` (0.1°) or None (single cell or another grid)."""
+    for product, native in NATIVE_SPACING.items():
+        if spacing is not None and abs(spacing - native) < 1e-3:
+            return product
+    return None
+
+
+def _mentions_land(ds: xr.Dataset) -> bool:
     text = " ".join(str(v) for v in ds.attrs.values()).lower()
     return "era5-land" in text or "reanalysis-era5-land" in text
 
 
-def _convert(ds: xr.Dataset, land: bool, step_s: float) -> xr.Dataset:
+def accumulation_from_values(acc: xr.DataArray, step: pd.Timedelta) -> bool | None:
+    """Whether accumulations run since 00 UTC (ERA5-Land: True) or cover one step (ERA5: False).
+
+    Within a day, accumulations since 00 UTC never decrease, while ERA5's hourly
+    amounts rise and fall with the sun and the rain.  Pairs of consecutive steps
+    that cross the 00 UTC restart are left out.  None when the values cannot tell
+    (fewer than 3 changing pairs: night, no rain, constant test fields).
+    """
+    sample = acc.isel(time=slice(0, 96))
+    if sample.sizes["lat"] * sample.sizes["lon"] > 400:  # a spread of cells is enough
+        sample = sample.isel(
+            lat=np.unique(np.linspace(0, sample.sizes["lat"] - 1, 20).astype(int)),
+            lon=np.unique(np.linspace(0, sample.sizes["lon"] - 1, 20).astype(int)),
+        )
+    values = np.asarray(sample.transpose("time", ...).values, dtype=np.float64)
+    if values.shape[0] < 2:
+        return None
+    time = sample.indexes["time"]
+    same_period = np.asarray((time[1:] - time[:-1]) == step) & np.asarray(time[1:].hour * 3600 != step.total_seconds())
+    diffs = np.diff(values, axis=0)[same_period].ravel()
+    scale = np.nanmax(np.abs(values)) if np.isfinite(values).any() else 0.0
+    changing = diffs[np.isfinite(diffs) & (np.abs(diffs) > 1e-6 * max(scale, 1e-30))]
+    if changing.size < 3:
+        return None
+    falling = float((changing < 0).mean())
+    if falling < 0.01:
+        return True
+    if falling > 0.05:
+        return False
+    return None
+
+
+def _deaccumulate_since_midnight(acc: xr.DataArray, step: pd.Timedelta) -> xr.DataArray:
+    """Amounts per step from accumulations that restart at 00 UTC (ERA5-Land).
+
+    The first step after 00 UTC holds its own amount; later steps are
+    differences with the step before (exact for any step that divides a day:
+    the accumulation is a running total), and 00 UTC (the previous day's total)
+    minus the last step before it gives the day's last amount.
+    """
+    previous = acc.shift(time=1)
+    gap = acc["time"].diff("time") != np.timedelta64(step)
+    amounts = acc - previous
+    amounts = amounts.where(~gap.reindex(time=acc["time"], fill_value=True))
+    first_step = acc["time"].dt.hour * 3600 + acc["time"].dt.minute * 60 == step.total_seconds()
+    return xr.where(first_step, acc, amounts)
+
+
+def _convert(ds: xr.Dataset, land: bool, step: pd.Timedelta, monthly: bool) -> xr.Dataset:
+    """Canonical variables from CDS ones.  Accumulations become amounts per step
+    (per day for monthly means), then W m-2 or mm per step (mm d-1)."""
+    step_s = SECONDS_PER_DAY if monthly else step.total_seconds()
     out = xr.Dataset(coords={c: ds[c] for c in ("time", "lat", "lon")})
     if "t2m" in ds:
         out["TA"] = ds["t2m"] - 273.15
@@ -121,8 +235,13 @@ def _convert(ds: xr.Dataset, land: bool, step_s: float) -> xr.Dataset:
         out["TS"] = ds["stl1"] - 273.15
     for cds, name, factor in (("ssrd", "SW_IN", 1.0 / step_s), ("strd", "LW_IN", 1.0 / step_s), ("tp", "P", 1000.0)):
         if cds in ds:
-            amount = _deaccumulate_land(ds[cds]) if land else ds[cds]
+            amount = _deaccumulate_since_midnight(ds[cds], step) if land and not monthly else ds[cds]
             out[name] = np.maximum(amount * factor, 0.0)  # clip the tiny negative values of GRIB packing
+    for cds, name, factor in (("msdwswrf", "SW_IN", 1.0), ("msdwlwrf", "LW_IN", 1.0), ("mtpr", "P", step_s)):
+        if cds in ds:
+            if name in out:
+                raise ERA5Error(f"both an accumulation and the mean rate {cds!r} give {name}; pass one of them")
+            out[name] = np.maximum(ds[cds] * factor, 0.0)  # kg m-2 s-1 x s = mm per step
     if "sp" in ds:
         out["PA"] = ds["sp"] / 1000.0
     if "u10" in ds and "v10" in ds:
@@ -135,48 +254,103 @@ def _convert(ds: xr.Dataset, land: bool, step_s: float) -> xr.Dataset:
         attrs = {k: v for k, v in variable_attrs(name).items() if k in ("long_name", "units", "standard_name")}
         out[name].attrs = attrs
     if "P" in out:
-        out["P"].attrs["units"] = "mm"  # per time step
+        out["P"].attrs["units"] = "mm d-1" if monthly else "mm"  # per time step
     return out
 
 
-def _daily(hourly: xr.Dataset) -> xr.Dataset:
-    """Daily means (sums for P), labelled at 12:00.  Accumulated fluxes cover the hour
-    ending at their label, so they are assigned to the day of the hour's middle."""
+def _complete_periods(counts: xr.DataArray, expected) -> xr.DataArray:
+    """Periods whose count of values (at any cell) reaches ``expected``."""
+    return counts.max([d for d in counts.dims if d != "time"]) >= expected
+
+
+def _daily(hourly: xr.Dataset, step: pd.Timedelta, source: str) -> xr.Dataset:
+    """Daily means (sums for P), labelled at 12:00, complete days only.
+
+    Accumulated fluxes cover the step ending at their label, so they are
+    assigned to the day of the step's middle; a day needs all its steps.
+    """
+    per_day = int(round(pd.Timedelta(days=1) / step))
     parts = []
     for name, var in hourly.data_vars.items():
         accumulated = name in ("SW_IN", "LW_IN", "P")
-        shifted = var.assign_coords(time=var["time"] - pd.Timedelta(minutes=30)) if accumulated else var
+        shifted = var.assign_coords(time=var["time"] - step / 2) if accumulated else var
         resampled = shifted.resample(time="1D")
         daily = resampled.sum(min_count=1) if name == "P" else resampled.mean()
+        complete = np.asarray(_complete_periods(resampled.count(), per_day).values)  # small: one per day
+        daily = daily.isel(time=np.flatnonzero(complete))
         daily.attrs = dict(var.attrs)
         if name == "P":
             daily.attrs["units"] = "mm d-1"
         parts.append(daily.rename(name))
     out = xr.merge(parts, join="inner")
+    days = pd.date_range(hourly.indexes["time"][0].floor("D"), hourly.indexes["time"][-1].floor("D"), freq="D")
+    dropped = [str(d.date()) for d in days if d not in out.indexes["time"]]
+    if dropped:
+        log.info("%s: dropped %d incomplete day(s) of %d-step days: %s", source, len(dropped), per_day, dropped[:5])
+    if out.sizes["time"] == 0:
+        raise ERA5Error(f"{source}: no complete day (each day needs {per_day} steps of {step})")
     return out.assign_coords(time=out.indexes["time"] + pd.Timedelta(hours=12))
 
 
-def _monthly(daily: xr.Dataset) -> xr.Dataset:
-    out = daily.resample(time="1MS").mean()
+def _monthly(daily: xr.Dataset, source: str) -> xr.Dataset:
+    """Monthly means of complete months, labelled mid-month."""
+    resampled = daily.resample(time="1MS")
+    out = resampled.mean()
+    days_in_month = out.indexes["time"].days_in_month.to_numpy()
+    counts = resampled.count()
+    complete = _complete_periods(next(iter(counts.data_vars.values())), xr.DataArray(days_in_month, dims="time"))
+    complete = complete.compute()
+    if not bool(complete.any()):
+        raise ERA5Error(f"{source}: no complete month for monthly means")
+    dropped = [str(t)[:7] for t, ok in zip(out.indexes["time"], complete.values, strict=True) if not ok]
+    if dropped:
+        log.info("%s: dropped %d incomplete month(s): %s", source, len(dropped), dropped)
+    out = out.isel(time=np.flatnonzero(complete.values))
     for name in out.data_vars:
         out[name].attrs = dict(daily[name].attrs)
     start = out.indexes["time"]
     return out.assign_coords(time=start + (start + pd.offsets.MonthBegin(1) - start) / 2)
 
 
+def _decide_land(ds: xr.Dataset, land: bool | None, step: pd.Timedelta, spacing: float | None, source: str) -> bool:
+    """The accumulation convention (True: since 00 UTC, ERA5-Land), from the values first."""
+    accumulated = [v for v in ACCUMULATED if v in ds]
+    from_values = None
+    for name in accumulated:
+        from_values = accumulation_from_values(ds[name], step)
+        if from_values is not None:
+            break
+    if land is not None and from_values is not None and land != from_values:
+        kind = "run since 00 UTC (ERA5-Land)" if from_values else "are amounts per step (ERA5)"
+        raise ERA5Error(f"{source}: land={land} was passed, but the accumulations in the file {kind}")
+    if land is not None:
+        return land
+    if from_values is not None:
+        return from_values
+    by_grid = product_from_grid(spacing)
+    if by_grid is not None:
+        return by_grid == "ERA5-Land"
+    if accumulated and not _mentions_land(ds):
+        log.info("%s: accumulation convention not decidable from values or grid; reading as ERA5", source)
+    return _mentions_land(ds)
+
+
 def read_era5(paths, freq: str | None = None, *, land: bool | None = None, chunks: dict | None = None) -> xr.Dataset:
-    """Read ERA5 / ERA5-Land NetCDF files into a predictor cube (time, lat, lon).
+    """Read ERA5 / ERA5-Land NetCDF (or GRIB) files into a predictor cube (time, lat, lon).
 
     Parameters
     ----------
     paths : path or list of paths
-        CDS NetCDF files (either layout); several files are combined by coordinates.
+        CDS files of one product (either layout, files split by variable or by
+        ``stepType``); several files are combined by coordinates.
     freq : {None, "D", "MS"}
         Keep the file's step (None), or aggregate to daily (labels at 12:00) or
-        monthly means (labels mid-month); precipitation is summed per day [mm d-1].
+        monthly means (labels mid-month) of complete days and months;
+        precipitation is summed per day [mm d-1].
     land : bool, optional
-        ERA5-Land accumulations (restart at 00 UTC); detected from the file's
-        attributes when None.
+        Accumulations since 00 UTC (ERA5-Land).  Read from the values, the
+        grid or the attributes when None; a value that contradicts the file's
+        values is an error.
     chunks : dict, optional
         dask chunks for opening (default: one chunk per file variable).
 
@@ -185,33 +359,75 @@ def read_era5(paths, freq: str | None = None, *, land: bool | None = None, chunk
     xarray.Dataset
         TA, TS [°C], VPD [hPa], SW_IN, LW_IN [W m-2], P [mm per step or mm d-1],
         PA [kPa], WS [m s-1], SWC [%], as far as the inputs allow; lazy.
+        ``attrs["product"]`` is ERA5 or ERA5-Land.
+
+    Raises
+    ------
+    ERA5Error
+        Unknown layout or units, files on different grids, sub-sampled ERA5
+        accumulations, no complete day or month.
+    uflux_xr.plausibility.PlausibilityError
+        Converted values outside their plausible range.
     """
     paths = [Path(p) for p in ([paths] if isinstance(paths, str | Path) else paths)]
     for p in paths:
         if not p.exists():
             raise FileNotFoundError(f"{p}: ERA5 file not found")
     source = ", ".join(p.name for p in paths)
-    opened = [_normalise_layout(xr.open_dataset(p, chunks=chunks if chunks is not None else {}), p.name) for p in paths]
+    opened = [_normalise_layout(_open(p, chunks if chunks is not None else {}), p.name) for p in paths]
     for p, ds in zip(paths, opened, strict=True):
         _check_units(ds, p.name)
+    spacings = {p.name: grid_spacing(ds) for p, ds in zip(paths, opened, strict=True)}
+    distinct = {round(v, 4) for v in spacings.values() if v is not None}
+    if len(distinct) > 1:
+        listing = ", ".join(f"{name} {v:g}°" for name, v in spacings.items() if v is not None)
+        raise ERA5Error(
+            f"files on different grids ({listing}): read each product (ERA5 0.25°, ERA5-Land 0.1°) on its own "
+            "and combine them on one grid with uflux_xr.build_cube"
+        )
     ds = xr.combine_by_coords(opened, combine_attrs="drop_conflicts") if len(opened) > 1 else opened[0]
+    spacing = grid_spacing(ds)
+    for dim in ("lat", "lon"):
+        steps = np.diff(ds[dim].values)
+        if steps.size and not np.allclose(steps, steps[0], rtol=1e-3):
+            raise ERA5Error(f"{source}: the combined {dim} axis is irregular (files cover different cells)")
     time = ds.indexes["time"]
     if time.has_duplicates:
         raise ERA5Error(f"{source}: duplicate time steps")
     if len(time) < 2:
         raise ERA5Error(f"{source}: need at least two time steps")
-    step_s = float(np.median(np.diff(time.values)) / np.timedelta64(1, "s"))
-    land = _is_land(ds) if land is None else land
+    step = pd.Timedelta(np.median(np.diff(time.values)))
+    monthly = step >= pd.Timedelta(days=27)
+    if not monthly and (pd.Timedelta(days=1) % step != pd.Timedelta(0)):
+        raise ERA5Error(f"{source}: the time step {step} does not divide a day")
+    is_land = False if monthly else _decide_land(ds, land, step, spacing, source)
+    per_step = [v for v in (*ACCUMULATED, *MEAN_RATES) if v in ds]
+    if per_step and step > pd.Timedelta(hours=1) and not monthly:
+        if not is_land or any(v in ds for v in MEAN_RATES):
+            raise ERA5Error(
+                f"{source}: {', '.join(per_step)} cover the hour ending at each time stamp, and the file is "
+                f"sampled every {step}: it holds only the sampled hours (a 6-hourly file holds a sixth of the "
+                "rain). Download every hour, or ERA5-Land accumulations (which run since 00 UTC)"
+            )
+        log.info("%s: ERA5-Land accumulations sampled every %s, de-accumulated over that step", source, step)
     try:
-        cube = _convert(ds, land, step_s)
+        cube = _convert(ds, is_land, step, monthly)
     except ERA5Error as err:
         raise ERA5Error(f"{source}: {err}") from None
-    if freq in ("D", "MS", "M"):
-        cube = _daily(cube)
+    if monthly:
+        start = cube.indexes["time"].to_period("M").to_timestamp()
+        cube = cube.assign_coords(time=start + (start + pd.offsets.MonthBegin(1) - start) / 2)
+        if freq in ("D",):
+            raise ERA5Error(f"{source}: monthly means cannot be made daily")
+    elif freq in ("D", "MS", "M"):
+        cube = _daily(cube, step, source)
         if freq in ("MS", "M"):
-            cube = _monthly(cube)
+            cube = _monthly(cube, source)
     elif freq is not None:
         raise ValueError(f"freq must be None, 'D' or 'MS', got {freq!r}")
-    cube.attrs = {"source": f"ERA5{'-Land' if land else ''} from {source}", "Conventions": "CF-1.10"}
-    log.info("ERA5 cube %s, variables %s", dict(cube.sizes), sorted(cube.data_vars))
+    product = "ERA5-Land" if is_land or product_from_grid(spacing) == "ERA5-Land" else "ERA5"
+    cube.attrs = {"source": f"{product} from {source}", "product": product, "Conventions": "CF-1.10"}
+    out_step = step if freq is None and not monthly else pd.Timedelta(days=1)  # daily or coarser means
+    check_plausible(cube, source=source, step=out_step, max_time_steps=366)
+    log.info("%s cube %s, variables %s", product, dict(cube.sizes), sorted(cube.data_vars))
     return cube

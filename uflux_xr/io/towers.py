@@ -34,7 +34,8 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from uflux_xr.variables import canonical_units
+from uflux_xr.plausibility import check_plausible
+from uflux_xr.variables import can_convert, canonical_units, convert_values, igbp_name, registry
 
 log = logging.getLogger(__name__)
 
@@ -126,14 +127,18 @@ DIIVE_COLUMNS = {
     "Rg_orig": ("SW_IN_orig", "W m-2"),
     "VPD_orig": ("VPD_orig", "hPa"),
     "LW_IN": ("LW_IN", "W m-2"),
-    "PA": ("PA", "kPa"),
+    "PA": ("PA", "hPa"),  # 820-854 in the file: hPa (CH-Dav lies at 1,639 m, ~83 kPa)
     "RH": ("RH", "%"),
     "PPFD": ("PPFD_IN", "umol m-2 s-1"),
     "SWC_FF0_0.15_1": ("SWC", "%"),
     "PREC_TOT_T1_25+20_1": ("P", "mm"),
 }
 
-_SITE_ID = re.compile(r"([A-Z]{2}-[A-Za-z0-9]{3})")
+# Site ids only where the known file-name patterns put them: after FLX_/AMF_/ICOSETC_/
+# ICOS_/EFDC_/eddypro_ (FLUXNET, AmeriFlux, ICOS, European Fluxes Database, EddyPro
+# outputs) or at the very start of the name (``CH-Dav_2013-2022_halfhourly.parquet``).
+# A CC-XXX anywhere else is a word such as ``FLUXNET-FULLSET``, not a site.
+_SITE_ID = re.compile(r"^(?:(?:FLX|AMF|ICOSETC|ICOS|EFDC|eddypro)_)?([A-Z]{2}-[A-Za-z0-9]{3})(?=[_.\-]|$)")
 _SITE_HEADER = re.compile(r"^#\s*Site:\s*([A-Z]{2}-[A-Za-z0-9]{3})", re.MULTILINE)
 
 
@@ -149,7 +154,7 @@ def _site_from_name(path: Path) -> str | None:
         match = _SITE_HEADER.search(head)
         if match:
             return match.group(1)
-    match = _SITE_ID.search(path.name)
+    match = _SITE_ID.match(path.name)
     return match.group(1) if match else None
 
 
@@ -165,16 +170,27 @@ def _check_time(time: pd.DatetimeIndex, path: Path) -> None:
 
 
 def _to_dataset(frame: pd.DataFrame, units: dict[str, str], path: Path) -> xr.Dataset:
-    """Site dataset (time) from canonical columns; -9999 -> NaN; units checked."""
+    """Site dataset (time) from canonical columns; -9999 -> NaN; units checked.
+
+    Predictors are converted to the registry's units (PA in hPa -> kPa); fluxes
+    keep the file's units (µmol m-2 s-1 half-hourly, g C m-2 d-1 daily).  Every
+    variable is checked against its plausible range.
+    """
     ds = xr.Dataset()
+    predictors = registry()["predictors"]
     for name, series in frame.items():
         u = units.get(name, "1")
         if canonical_units(u) is None:
             raise TowerFileError(f"{path}: column for {name!r} has unknown units {u!r}")
         values = pd.to_numeric(series, errors="coerce").to_numpy(dtype=np.float64, copy=True)
         values[values == MISSING] = np.nan
-        ds[name] = ("time", values, {"units": canonical_units(u)})
-    return ds.assign_coords(time=frame.index.values)
+        u = canonical_units(u)
+        target = predictors.get(name, {}).get("units")
+        if target is not None and u != target and can_convert(u, target):
+            values, u = np.asarray(convert_values(values, u, target), dtype=np.float64), target
+        ds[name] = ("time", values, {"units": u})
+    ds = ds.assign_coords(time=frame.index.values)
+    return check_plausible(ds, source=str(path))
 
 
 # ---------------------------------------------------------------------------
@@ -452,20 +468,63 @@ def detect_format(path: str | Path) -> str:
     raise TowerFileError(f"{path}: unknown tower file format (first line {first[:60]!r}); pass format=")
 
 
-def _site_metadata(metadata, site: str, path: Path) -> dict:
+#: Column names seen in site tables (FLUXNET/ICOS/AmeriFlux BADM exports, spreadsheets) -> ours.
+METADATA_ALIASES = {
+    "site": ("site", "site_id", "SITE_ID", "Site", "SITE"),
+    "lat": ("lat", "latitude", "LAT", "Latitude", "LOCATION_LAT"),
+    "lon": ("lon", "longitude", "long", "LON", "Longitude", "LOCATION_LONG"),
+    "igbp": ("igbp", "IGBP", "landcover", "IGBP_CLASS"),
+    "elevation": ("elevation", "elev", "ELEVATION", "Elevation", "LOCATION_ELEV", "altitude"),
+}
+
+
+def _metadata_table(metadata) -> pd.DataFrame:
+    """Site metadata as a table with our column names, coordinates checked."""
+    if isinstance(metadata, str | Path):
+        source = str(metadata)
+        metadata = pd.read_csv(metadata)
+    elif isinstance(metadata, pd.DataFrame):
+        source = "site metadata table"
+    else:
+        source = "site metadata dict"
+        metadata = pd.DataFrame([{"site": k, **dict(v)} for k, v in metadata.items()])
+    renames = {}
+    for ours, spellings in METADATA_ALIASES.items():
+        found = [c for c in spellings if c in metadata.columns]
+        if len(found) > 1:
+            raise TowerFileError(f"{source}: columns {found} all mean {ours!r}; keep one")
+        if found:
+            renames[found[0]] = ours
+    table = metadata.rename(columns=renames)
+    for required in ("site", "lat", "lon"):
+        if required not in table:
+            raise TowerFileError(
+                f"{source}: no {required!r} column (accepted: {', '.join(METADATA_ALIASES[required])}); "
+                f"columns are {list(metadata.columns)}"
+            )
+    for coord, limit in (("lat", 90.0), ("lon", 180.0)):
+        values = pd.to_numeric(table[coord], errors="coerce")
+        bad = table["site"][~(values.abs() <= limit)]
+        if len(bad):
+            raise TowerFileError(
+                f"{source}: {coord} of site(s) {list(bad)[:5]} missing or outside [-{limit:g}, {limit:g}] degrees"
+            )
+        table[coord] = values
+    return table
+
+
+def _site_metadata(metadata: pd.DataFrame | None, site: str) -> dict:
     if metadata is None:
         return {}
-    if isinstance(metadata, str | Path):
-        metadata = pd.read_csv(metadata)
-    if isinstance(metadata, pd.DataFrame):
-        if "site" not in metadata:
-            raise TowerFileError("site metadata table needs a 'site' column (and lat, lon, igbp, elevation)")
-        rows = metadata[metadata["site"] == site]
-        return rows.iloc[0].to_dict() if len(rows) else {}
-    return dict(metadata.get(site, {}))
+    rows = metadata[metadata["site"] == site]
+    if not len(rows):
+        raise TowerFileError(f"site {site!r} is not in the site metadata (sites there: {list(metadata['site'])[:10]})")
+    return rows.iloc[0].to_dict()
 
 
-def read_sites(paths, format: str = "auto", metadata=None, site: str | None = None) -> xr.Dataset:
+def read_sites(
+    paths, format: str = "auto", metadata=None, site: str | None = None, year: int | None = None
+) -> xr.Dataset:
     """Read tower files into one site dataset (site, time).
 
     Parameters
@@ -478,7 +537,11 @@ def read_sites(paths, format: str = "auto", metadata=None, site: str | None = No
         Site metadata with ``site``, ``lat``, ``lon`` [degrees], ``igbp`` and
         ``elevation`` [m]: a CSV path, a table, or ``{site: {...}}``.
     site : str, optional
-        Site id for files whose name has none (``CC-XXX`` is looked for).
+        Site id for files whose name does not follow a known pattern
+        (``FLX_CC-XXX_...``, ``AMF_``, ``ICOSETC_``, ``eddypro_``, or a name that
+        starts with ``CC-XXX``).
+    year : int, optional
+        Year of REddyProc / hesseflux ``Day Hour`` files without a ``Year`` column.
 
     Returns
     -------
@@ -489,6 +552,7 @@ def read_sites(paths, format: str = "auto", metadata=None, site: str | None = No
     paths = [Path(p) for p in ([paths] if isinstance(paths, str | Path) else paths)]
     if not paths:
         raise TowerFileError("no tower files given")
+    table = None if metadata is None else _metadata_table(metadata)
     per_site: dict[str, list[xr.Dataset]] = {}
     for path in paths:
         if not path.exists():
@@ -498,17 +562,23 @@ def read_sites(paths, format: str = "auto", metadata=None, site: str | None = No
             raise ValueError(f"format must be one of {['auto', *_READERS]}, got {format!r}")
         sid = site or _site_from_name(path)
         if sid is None:
-            raise TowerFileError(f"{path}: no site id (CC-XXX) in the file name; pass site=")
-        per_site.setdefault(sid, []).append(_READERS[fmt](path))
+            raise TowerFileError(
+                f"{path}: no site id in a known file-name pattern (FLX_CC-XXX_..., AMF_, ICOSETC_, eddypro_, "
+                "or a name starting with CC-XXX); pass site="
+            )
+        if year is not None and fmt != "reddyproc":
+            raise TowerFileError(f"{path}: year= applies to REddyProc Day/Hour text files only, not {fmt!r}")
+        reader = _READERS[fmt]
+        per_site.setdefault(sid, []).append(reader(path, year=year) if fmt == "reddyproc" else reader(path))
     datasets = []
     for sid, parts in per_site.items():
         ds = xr.concat(parts, dim="time", data_vars="all", join="outer") if len(parts) > 1 else parts[0]
         _check_time(ds.indexes["time"], Path(", ".join(p.attrs.get("source_file", "?") for p in parts)))
-        meta = _site_metadata(metadata, sid, paths[0])
+        meta = _site_metadata(table, sid)
         ds = ds.expand_dims(site=[sid]).assign_coords(
             lat=("site", [float(meta.get("lat", np.nan))], {"units": "degrees_north"}),
             lon=("site", [float(meta.get("lon", np.nan))], {"units": "degrees_east"}),
-            igbp=("site", [str(meta.get("igbp", "unknown"))]),
+            igbp=("site", [igbp_name(meta.get("igbp", "unknown"))]),
             elevation=("site", [float(meta.get("elevation", np.nan))], {"units": "m"}),
         )
         datasets.append(ds)
