@@ -1,10 +1,13 @@
 """Raster reader on small GeoTIFFs and a NetCDF written here, with known values."""
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 import xarray as xr
 
 from uflux_xr.io.raster import RasterError, read_raster, vegetation_indices
+from uflux_xr.plausibility import PlausibilityError
 
 rioxarray = pytest.importorskip("rioxarray")
 
@@ -93,3 +96,38 @@ def test_errors(tmp_path):
         read_raster(red, like=nocrs, resampling="nearest")
     with pytest.raises(FileNotFoundError):
         read_raster(tmp_path / "missing.tif")
+
+
+def test_raster_outside_the_grid_is_an_error(tmp_path):
+    path = write_band(tmp_path / "red.tif", 0.1, 0.3)
+    far = target().assign_coords(lat=target()["lat"] + 10.0)
+    with pytest.raises(RasterError, match=r"red.tif: no value on the target grid: the raster .* does not overlap"):
+        read_raster(path, like=far, resampling="average")
+
+
+def test_unreadable_hdf4_names_the_way_out(tmp_path):
+    (tmp_path / "MOD09GA.A2020001.h18v03.hdf").write_bytes(b"\x0e\x03\x13\x01" + b"\0" * 100)
+    with pytest.raises(RasterError, match=r"MOD09GA.*cannot be read as a raster .*HDF4 .* gdal_translate"):
+        read_raster(tmp_path / "MOD09GA.A2020001.h18v03.hdf")
+
+
+MODIS = (
+    Path(__file__).resolve().parents[2] / "shared/data/real_inputs/modis_rioxarray/MODIS_MYD09GQ_15TWF79_20171019.nc"
+)
+
+
+@pytest.mark.skipif(not MODIS.exists(), reason="../shared/data/real_inputs not present")
+def test_real_modis_reflectance_without_scale_factor():
+    # The file stores reflectance x 10^4 and declares no scale_factor: read as is, a canonical
+    # name must stop on the range check with the likely cause, and scale_factor= fixes it.
+    with pytest.raises(PlausibilityError, match=r"RED has .* outside .*likely cause: reflectance stored x 10\^4"):
+        read_raster(MODIS, variable="sur_refl_b01_1_MYD09GQ", name="RED")
+    raw_red = read_raster(MODIS, variable="sur_refl_b01_1_MYD09GQ")
+    raw_nir = read_raster(MODIS, variable="sur_refl_b02_1_MYD09GQ")
+    with pytest.raises(PlausibilityError, match="RED has"):
+        vegetation_indices(raw_red, raw_nir)
+    red = read_raster(MODIS, variable="sur_refl_b01_1_MYD09GQ", name="RED", scale_factor=1e-4)
+    nir = read_raster(MODIS, variable="sur_refl_b02_1_MYD09GQ", name="NIR", scale_factor=1e-4)
+    vi = vegetation_indices(red, nir)
+    # Iowa farmland on 19 October (after harvest): low NIRv, NDVI within (-1, 1)
+    assert 0.0 < float(vi["NIRv"].mean()) < 0.3 and float(vi["NDVI"].max()) < 1.0

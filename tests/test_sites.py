@@ -45,7 +45,7 @@ def test_errors_are_explicit(world):
     with pytest.raises(ExtractionError, match="no overlap in time"):
         ux.extract_at_sites(cube, sites.assign_coords(time=sites.time + np.timedelta64(3650, "D")), ["TA"])
     far = sites.assign_coords(lat=sites["lat"].where(sites.site != sites.site[2], 80.0))
-    with pytest.raises(ExtractionError, match=rf"outside the cube's lat range.*{sites.site.values[2]}"):
+    with pytest.raises(ExtractionError, match=rf"outside the cube's lat cells.*{sites.site.values[2]}"):
         ux.extract_at_sites(cube, far, ["TA"])
     dup = xr.concat([sites.isel(time=[0]), sites], dim="time")
     with pytest.raises(ExtractionError, match="duplicate timestamps"):
@@ -56,7 +56,50 @@ def test_errors_are_explicit(world):
         ux.extract_at_sites(cube, sites, ["EVI"])
     holed = cube.copy()
     holed["NIRv"] = cube["NIRv"].where(cube["lat"] > 100)  # all NaN
-    with pytest.raises(ExtractionError, match="predictor 'NIRv' is all-NaN at tower"):
+    with pytest.raises(ExtractionError, match=r"predictor\(s\) \['NIRv'\] are NaN at every time step .* all 8 cells"):
         ux.extract_at_sites(holed, sites, ["NIRv"])
     with pytest.raises(ValueError, match="odd number"):
         ux.extract_at_sites(cube, sites, ["TA"], method="window", window=2)
+
+
+def test_towers_need_coordinates(world):
+    cube, sites, _ = world
+    lost = sites.assign_coords(lat=sites["lat"].where(sites.site != sites.site[1]))
+    with pytest.raises(ExtractionError, match=rf"tower\(s\) \['{sites.site.values[1]}'\] have no coordinates"):
+        ux.extract_at_sites(cube, lost, ["TA"])
+
+
+def test_one_point_cube_refuses_a_distant_tower(world):
+    # A one-cell ERA5 file (Copenhagen, 55.75 N 12.5 E) must not lend its weather to Davos.
+    cube, sites, _ = world
+    point = cube[["TA"]].isel(lat=[0], lon=[0]).assign_coords(lat=[55.75], lon=[12.5])
+    davos = sites.isel(site=[0]).assign_coords(lat=("site", [46.815]), lon=("site", [9.856]))
+    with pytest.raises(ExtractionError, match=r"outside the cube's lat cells \[55.6250, 55.8750\]"):
+        ux.extract_at_sites(point, davos, ["TA"])
+    near = davos.assign_coords(lat=("site", [55.68]), lon=("site", [12.57]))  # within the 0.25° cell
+    table = ux.extract_at_sites(point, near, ["TA"])
+    assert table.attrs["tower_cells"]["distance_km"].iloc[0] == pytest.approx(9.0, abs=1.0)
+
+
+def test_coastal_tower_takes_the_nearest_land_cell_and_reports_it(world):
+    cube, sites, _ = world
+    table0 = ux.extract_at_sites(cube, sites, ["TA", "NIRv"])
+    cells = table0.attrs["tower_cells"]
+    assert not cells["moved"].any() and (cells["distance_km"] < 100).all()
+    site0 = cells.iloc[0]
+    holed = cube.copy()
+    # the tower's own cell loses its vegetation data (sea in a land-only product)
+    holed["NIRv"] = cube["NIRv"].where(
+        ~((cube["lat"] == cube["lat"][site0.iy]) & (cube["lon"] == cube["lon"][site0.ix]))
+    )
+    table = ux.extract_at_sites(holed, sites, ["TA", "NIRv"])
+    moved = table.attrs["tower_cells"].iloc[0]
+    assert moved["moved"] and abs(moved["iy"] - site0.iy) <= 1 and abs(moved["ix"] - site0.ix) <= 1
+    assert moved["distance_km"] > site0.distance_km
+
+
+def test_daily_towers_against_a_monthly_cube_are_refused(world):
+    cube, sites, _ = world
+    monthly = cube.resample(time="1MS").mean()
+    with pytest.raises(ExtractionError, match="Aggregate the towers to the cube's step first"):
+        ux.extract_at_sites(monthly, sites, ["TA"])

@@ -10,6 +10,7 @@ import pandas as pd
 import xarray as xr
 
 from uflux_xr.features import resolve_features
+from uflux_xr.plausibility import check_plausible
 
 log = logging.getLogger(__name__)
 
@@ -43,8 +44,29 @@ def tower_coordinates(cube: xr.Dataset, sites: xr.Dataset) -> tuple[np.ndarray, 
     return np.asarray(y), np.asarray(x)
 
 
-def nearest_index(axis: np.ndarray, points: np.ndarray, *, name: str, labels) -> np.ndarray:
+#: Cell size [degrees] assumed along a geographic axis of one cell (ERA5's native 0.25°),
+#: the coarsest grid read; a one-cell projected axis has no such default.
+SINGLE_CELL_DEGREES = 0.25
+
+
+def nearest_index(
+    axis: np.ndarray, points: np.ndarray, *, name: str, labels, single_cell: float | None = None
+) -> np.ndarray:
     """Index of the grid cell nearest to each point along one axis.
+
+    Parameters
+    ----------
+    axis : numpy.ndarray
+        Cell centres.
+    points : numpy.ndarray
+        Positions in the axis' coordinates.
+    name : str
+        Axis name, for messages.
+    labels : sequence
+        Tower labels, for messages.
+    single_cell : float, optional
+        Cell size to assume when the axis has one cell (None: refuse every point
+        that is not at the centre).
 
     Raises
     ------
@@ -52,16 +74,152 @@ def nearest_index(axis: np.ndarray, points: np.ndarray, *, name: str, labels) ->
         When a point lies more than half a cell outside the axis.
     """
     axis = np.asarray(axis, dtype=float)
-    step = np.abs(np.diff(axis)).max() if axis.size > 1 else np.inf
+    if axis.size > 1:
+        step = np.abs(np.diff(axis)).max()
+    elif single_cell is not None:
+        step = single_cell
+    else:
+        step = 0.0
     idx = np.abs(axis[None, :] - points[:, None]).argmin(axis=1)
     off = np.abs(axis[idx] - points) > step / 2 + 1e-9
     if off.any():
         bad = [f"{labels[i]} ({name}={points[i]:.4f})" for i in np.flatnonzero(off)[:5]]
-        raise ExtractionError(
-            f"{off.sum()} tower(s) lie outside the cube's {name} range "
-            f"[{axis.min():.4f}, {axis.max():.4f}]: {', '.join(bad)}"
-        )
+        span = f"[{axis.min() - step / 2:.4f}, {axis.max() + step / 2:.4f}]"
+        raise ExtractionError(f"{off.sum()} tower(s) lie outside the cube's {name} cells {span}: {', '.join(bad)}")
     return idx
+
+
+def _distance_km(lat1, lon1, lat2, lon2) -> np.ndarray:
+    """Great-circle distance [km] on a sphere of radius 6371 km."""
+    p1, p2 = np.radians(lat1), np.radians(lat2)
+    a = np.sin((p2 - p1) / 2) ** 2 + np.cos(p1) * np.cos(p2) * np.sin(np.radians(lon2 - lon1) / 2) ** 2
+    return 2 * 6371.0 * np.arcsin(np.sqrt(np.clip(a, 0, 1)))
+
+
+def _cell_lat_lon(cube: xr.Dataset, iy, ix) -> tuple[np.ndarray, np.ndarray]:
+    """Latitude and longitude [degrees] of cell centres (iy, ix)."""
+    ydim, xdim = spatial_dims(cube)
+    y, x = cube[ydim].values[iy], cube[xdim].values[ix]
+    if ydim == "lat":
+        return np.asarray(y, float), np.asarray(x, float)
+    from pyproj import Transformer
+
+    lon, lat = Transformer.from_crs(cube.rio.crs, "EPSG:4326", always_xy=True).transform(x, y)
+    return np.asarray(lat), np.asarray(lon)
+
+
+def _empty_at(arrays: dict, ydim: str, xdim: str, iy: int, ix: int) -> list[str]:
+    """Features that are NaN at every time step in cell (iy, ix)."""
+    empty = []
+    for name, da in arrays.items():
+        if ydim not in da.dims:
+            continue
+        cell = da.isel({ydim: iy, xdim: ix})
+        if bool(cell.isnull().all().compute()):
+            empty.append(name)
+    return empty
+
+
+def place_towers(cube: xr.Dataset, sites: xr.Dataset, arrays: dict) -> pd.DataFrame:
+    """The cell each tower takes its predictors from, with the distance and elevation difference.
+
+    A tower takes its nearest cell; when a predictor is NaN at every time step
+    there (a coastal tower on a land-only grid), it takes the nearest of the 8
+    neighbouring cells that has every predictor.  A tower outside the cube, or
+    with no such cell within one cell, is an error naming it and the distance.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per tower: ``site``, ``iy``, ``ix``, ``distance_km`` (tower to
+        the centre of its cell), ``moved`` (took a neighbour), and where both
+        are known ``elevation_site``, ``elevation_cell`` and
+        ``elevation_difference`` [m] (cell minus tower).
+    """
+    labels = sites["site"].values
+    lat, lon = sites["lat"].values.astype(float), sites["lon"].values.astype(float)
+    missing = ~(np.isfinite(lat) & np.isfinite(lon))
+    if missing.any():
+        raise ExtractionError(
+            f"tower(s) {[str(v) for v in labels[missing]][:5]} have no coordinates (lat/lon NaN); "
+            "read them with read_sites(..., metadata=) giving lat and lon for every site"
+        )
+    ydim, xdim = spatial_dims(cube)
+    py, px = tower_coordinates(cube, sites)
+    single = SINGLE_CELL_DEGREES if ydim == "lat" else None
+    iy = nearest_index(cube[ydim].values, py, name=ydim, labels=labels, single_cell=single)
+    ix = nearest_index(cube[xdim].values, px, name=xdim, labels=labels, single_cell=single)
+    moved = np.zeros(len(labels), dtype=bool)
+    ny, nx = cube.sizes[ydim], cube.sizes[xdim]
+    for k, site in enumerate(labels):
+        empty = _empty_at(arrays, ydim, xdim, iy[k], ix[k])
+        if not empty:
+            continue
+        neighbours = [
+            (iy[k] + dy, ix[k] + dx)
+            for dy in (-1, 0, 1)
+            for dx in (-1, 0, 1)
+            if (dy or dx) and 0 <= iy[k] + dy < ny and 0 <= ix[k] + dx < nx
+        ]
+        if neighbours:
+            nlat, nlon = _cell_lat_lon(cube, [n[0] for n in neighbours], [n[1] for n in neighbours])
+            order = np.argsort(_distance_km(lat[k], lon[k], nlat, nlon))
+            neighbours = [neighbours[i] for i in order]
+        chosen = next((n for n in neighbours if not _empty_at(arrays, ydim, xdim, *n)), None)
+        if chosen is None:
+            clat, clon = _cell_lat_lon(cube, iy[k], ix[k])
+            raise ExtractionError(
+                f"tower {site!s} ({lat[k]:.4f}, {lon[k]:.4f}): predictor(s) {empty} are NaN at every time step in "
+                f"its cell ({_distance_km(lat[k], lon[k], clat, clon):.1f} km away) and in all 8 cells around it; "
+                "check the tower coordinates and the cube's land mask"
+            )
+        iy[k], ix[k] = chosen
+        moved[k] = True
+    clat, clon = _cell_lat_lon(cube, iy, ix)
+    placed = pd.DataFrame(
+        {"site": labels, "iy": iy, "ix": ix, "distance_km": _distance_km(lat, lon, clat, clon), "moved": moved}
+    )
+    if "elevation" in sites.coords and "elevation" in cube and set(cube["elevation"].dims) == {ydim, xdim}:
+        cell_elevation = (
+            cube["elevation"].isel({ydim: xr.DataArray(iy, dims="site"), xdim: xr.DataArray(ix, dims="site")}).values
+        )
+        placed["elevation_site"] = sites["elevation"].values.astype(float)
+        placed["elevation_cell"] = np.asarray(cell_elevation, dtype=float)
+        placed["elevation_difference"] = placed["elevation_cell"] - placed["elevation_site"]
+    for row in placed.itertuples():
+        extra = f", cell elevation {row.elevation_difference:+.0f} m" if "elevation_difference" in placed else ""
+        log.info(
+            "tower %s -> cell (%d, %d), %.2f km from its centre%s%s",
+            row.site,
+            row.iy,
+            row.ix,
+            row.distance_km,
+            " (nearest cell empty, moved to a neighbour)" if row.moved else "",
+            extra,
+        )
+    return placed
+
+
+def check_same_step(sites: xr.Dataset, cube: xr.Dataset) -> None:
+    """Refuse towers and a cube at different time steps (daily towers against a monthly cube).
+
+    Raises
+    ------
+    ExtractionError
+        Naming both steps and the aggregation to use.
+    """
+    if sites.sizes.get("time", 0) < 2 or cube.sizes.get("time", 0) < 2:
+        return
+    steps = {}
+    for label, ds in (("towers", sites), ("cube", cube)):
+        steps[label] = pd.Timedelta(np.median(np.diff(ds.indexes["time"].values)))
+    a, b = steps["towers"], steps["cube"]
+    if abs(a - b) > 0.1 * min(a, b) and not (a >= pd.Timedelta(days=27) and b >= pd.Timedelta(days=27)):
+        raise ExtractionError(
+            f"towers at a step of {a} and the cube at {b}: matching their time labels would pair a few "
+            "days with the cube's means. Aggregate the towers to the cube's step first "
+            "(uflux_xr.aggregate.to_daily / to_monthly)"
+        )
 
 
 def _is_categorical(da: xr.DataArray) -> bool:
@@ -128,6 +286,7 @@ def extract_at_sites(
     if missing:
         raise ExtractionError(f"target(s) {missing} not in the site dataset; it has {sorted(sites.data_vars)}")
 
+    check_same_step(sites, cube)
     common = sites.indexes["time"].intersection(cube.indexes["time"])
     if common.empty:
         raise ExtractionError(
@@ -140,11 +299,9 @@ def extract_at_sites(
 
     ydim, xdim = spatial_dims(cube)
     labels = sites["site"].values
-    py, px = tower_coordinates(cube, sites)
-    iy = nearest_index(cube[ydim].values, py, name=ydim, labels=labels)
-    ix = nearest_index(cube[xdim].values, px, name=xdim, labels=labels)
-
     arrays = resolve_features(cube, list(features))
+    placed = place_towers(cube, sites, arrays)
+    iy, ix = placed["iy"].to_numpy(), placed["ix"].to_numpy()
     if method == "nearest":
         sel = {ydim: xr.DataArray(iy, dims="site"), xdim: xr.DataArray(ix, dims="site")}
         at = {k: v.isel({d: sel[d] for d in (ydim, xdim) if d in v.dims}) for k, v in arrays.items()}
@@ -164,7 +321,10 @@ def extract_at_sites(
     at = xr.Dataset(at).assign_coords(site=labels).compute()
     for k in at.data_vars:
         at[k].attrs = dict(arrays[k].attrs)  # window means drop them
-    return join_site_table(at, sites, features, targets)
+    check_plausible(at, source="cube values at the towers")
+    table = join_site_table(at, sites, features, targets)
+    table.attrs["tower_cells"] = placed
+    return table
 
 
 def join_site_table(at: xr.Dataset, sites: xr.Dataset, features, targets) -> pd.DataFrame:

@@ -16,6 +16,7 @@ import numpy as np
 import xarray as xr
 
 from uflux_xr.features import evi2, nirv
+from uflux_xr.plausibility import check_plausible
 
 log = logging.getLogger(__name__)
 
@@ -26,12 +27,23 @@ class RasterError(ValueError):
     """A raster cannot be read or put onto the target grid."""
 
 
-def _open(path: Path, variable: str | None) -> xr.DataArray:
+def _open(path: Path, variable: str | None, scale_factor: float | None = None) -> xr.DataArray:
     import rioxarray
+    from rasterio.errors import RasterioIOError
 
     if not path.exists():
         raise FileNotFoundError(f"{path}: raster file not found")
-    obj = rioxarray.open_rasterio(path, mask_and_scale=True)
+    try:
+        obj = rioxarray.open_rasterio(path, mask_and_scale=True)
+    except RasterioIOError as err:
+        hint = (
+            " HDF4 (MODIS .hdf) needs a GDAL built with HDF4, which the rasterio wheels are not: convert the "
+            "subdataset to GeoTIFF (gdal_translate 'HDF4_EOS:EOS_GRID:file.hdf:grid:band' band.tif) or "
+            "download the product as GeoTIFF/NetCDF."
+            if path.suffix.lower() in (".hdf", ".hdf4", ".h4")
+            else ""
+        )
+        raise RasterError(f"{path}: cannot be read as a raster ({err}).{hint}") from None
     if isinstance(obj, list):
         raise RasterError(f"{path}: holds several grids; pass a single-grid file")
     if isinstance(obj, xr.Dataset):
@@ -48,6 +60,11 @@ def _open(path: Path, variable: str | None) -> xr.DataArray:
         obj = obj.isel(band=0, drop=True)
     if obj.rio.crs is None:
         raise RasterError(f"{path}: the raster has no CRS; write one (e.g. rio.write_crs('EPSG:4326'))")
+    if scale_factor is not None:
+        own = obj.encoding.get("scale_factor", obj.attrs.get("scale_factor"))
+        if own is not None and float(own) != 1.0:
+            raise RasterError(f"{path}: the file has its own scale_factor {own}; scale_factor= would apply a second")
+        obj = obj * scale_factor
     return obj.astype(np.float32)
 
 
@@ -72,6 +89,7 @@ def read_raster(
     variable: str | None = None,
     name: str | None = None,
     units: str = "1",
+    scale_factor: float | None = None,
 ) -> xr.DataArray:
     """Read a raster (GeoTIFF or NetCDF) and put it on the grid of ``like``.
 
@@ -87,18 +105,32 @@ def read_raster(
     variable : str, optional
         Variable of a NetCDF file holding several.
     name : str, optional
-        Name of the result (default: the file's variable name).
+        Name of the result (default: the file's variable name).  A canonical
+        name (``RED``, ``NIR``, ``NDVI``, ``EVI``, ``LAI``, ``elevation`` ...) is
+        checked against its plausible range, which catches a missing scale factor.
     units : str
         Units of the values after scaling (reflectances and indices: "1").
+    scale_factor : float, optional
+        Scale for files that store scaled integers without saying so (MODIS
+        surface reflectance written × 10^4 without a ``scale_factor``
+        attribute: ``1e-4``); refused when the file has its own.
 
     Returns
     -------
     xarray.DataArray
         Values with scale and fill applied (NaN where missing); dims ``(lat, lon)``
         for geographic targets or ``(y, x)`` with the CRS for projected ones.
+
+    Raises
+    ------
+    RasterError
+        Unreadable file, several bands, no CRS, or a raster that does not
+        overlap the target grid.
+    uflux_xr.plausibility.PlausibilityError
+        Values of a canonical ``name`` outside their plausible range.
     """
     paths = [Path(p) for p in ([paths] if isinstance(paths, str | Path) else paths)]
-    arrays = [_open(p, variable) for p in paths]
+    arrays = [_open(p, variable, scale_factor) for p in paths]
     crs = {str(a.rio.crs) for a in arrays}
     if len(crs) > 1:
         raise RasterError(f"{', '.join(p.name for p in paths)}: tiles in different CRS {sorted(crs)}")
@@ -122,6 +154,15 @@ def read_raster(
         source = data.fillna(sentinel).rio.write_nodata(sentinel, encoded=False)
         data = source.rio.reproject_match(target, resampling=Resampling[resampling], nodata=sentinel)
         data = data.where(data != sentinel)
+        covered = float(data.notnull().mean())
+        if covered == 0.0:
+            bounds = ", ".join(f"{v:.4f}" for v in arrays[0].rio.bounds())
+            grid = ", ".join(f"{v:.4f}" for v in target.rio.bounds())
+            raise RasterError(
+                f"{', '.join(p.name for p in paths)}: no value on the target grid: the raster ({bounds} in "
+                f"{arrays[0].rio.crs}) does not overlap the grid ({grid} in {target.rio.crs})"
+            )
+        log.info("raster %s covers %.1f %% of the target grid", paths[0].name, 100 * covered)
         data = data.assign_coords(x=target["x"], y=target["y"])
         if "lat" in getattr(like, "dims", ()):
             data = data.rename({"y": "lat", "x": "lon"}).drop_vars("spatial_ref", errors="ignore")
@@ -129,23 +170,31 @@ def read_raster(
     data.name = name or data.name
     data.attrs = {"units": units, "source_file": ", ".join(p.name for p in paths)}
     log.info("raster %s -> %s", data.attrs["source_file"], dict(data.sizes))
+    if data.name is not None:
+        check_plausible(data, source=data.attrs["source_file"])
     return data
 
 
 def vegetation_indices(red: xr.DataArray, nir: xr.DataArray) -> xr.Dataset:
-    """NDVI, NIRv and EVI2 [-] from red and NIR reflectance on the same grid.
+    """NDVI, NIRv and EVI2 [-] from red and NIR reflectance [-] on the same grid.
 
     Raises
     ------
     RasterError
         When the two bands are not on the same grid.
+    uflux_xr.plausibility.PlausibilityError
+        Reflectances outside [-0.01, 1.2] (a missing 1e-4 scale factor) or
+        indices outside their ranges.
     """
     try:
         xr.align(red, nir, join="exact")
     except ValueError:
         raise RasterError("red and NIR bands are not on the same grid; read both with the same like=") from None
+    source = " and ".join(str(b.attrs.get("source_file", b.name or "band")) for b in (red, nir))
+    check_plausible(red.rename("RED").assign_attrs(units="1"), source=source)
+    check_plausible(nir.rename("NIR").assign_attrs(units="1"), source=source)
     ndvi = (nir - red) / (nir + red)
     out = xr.Dataset({"NDVI": ndvi, "NIRv": nirv(ndvi, nir), "EVI2": evi2(nir, red)})
     for v in out.data_vars:
         out[v].attrs = {"units": "1"}
-    return out
+    return check_plausible(out, source=source)
