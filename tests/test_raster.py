@@ -107,7 +107,7 @@ def test_raster_outside_the_grid_is_an_error(tmp_path):
 
 def test_unreadable_hdf4_names_the_way_out(tmp_path):
     (tmp_path / "MOD09GA.A2020001.h18v03.hdf").write_bytes(b"\x0e\x03\x13\x01" + b"\0" * 100)
-    with pytest.raises(RasterError, match=r"MOD09GA.*cannot be read as a raster .*HDF4 .* gdal_translate"):
+    with pytest.raises(RasterError, match=r"MOD09GA.*cannot be read as a raster .*HDF4 .*gdal_translate"):
         read_raster(tmp_path / "MOD09GA.A2020001.h18v03.hdf")
 
 
