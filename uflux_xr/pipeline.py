@@ -25,6 +25,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import dask
 import numpy as np
 import pandas as pd
 import xarray as xr
@@ -33,11 +34,13 @@ from uflux_xr import lazyworld, synthetic
 from uflux_xr.config import RunConfig
 from uflux_xr.domain import Domain
 from uflux_xr.ensemble import area_weighted_total, ensemble_statistics
+from uflux_xr.features import resolve_features
 from uflux_xr.io import open_any, write_dataset, write_product
 from uflux_xr.io.resumable import write_resumable
 from uflux_xr.lazyworld import LazyWorld
 from uflux_xr.metrics import all_metrics
 from uflux_xr.models import FluxModel, load_model, train
+from uflux_xr.plausibility import check_plausible
 from uflux_xr.sites import extract_at_sites, spatial_dims
 from uflux_xr.upscale import upscale
 from uflux_xr.validate import cross_validate
@@ -126,7 +129,16 @@ def prepare_inputs(config: RunConfig, out_dir: Path, window: Mapping[str, slice]
         cube = open_any(config.cube_path, chunks=config.chunks)
         if config.domain is not None:
             check_grid(cube, config.domain, config.cube_path)
-        found = Inputs(cube, open_any(config.sites_path).load(), None)
+        if "land_mask" not in cube:
+            raise ValueError(
+                f"{config.cube_path}: no 'land_mask' variable (1 land, 0 water); build the cube with "
+                "uflux_xr.build_cube / uflux-xr prepare, which makes it from ERA5 'lsm' or a land-cover raster"
+            )
+        # A sample of time steps here; every chunk is checked again when it is predicted.
+        check_plausible(cube, source=str(config.cube_path), max_time_steps=12)
+        sites = open_any(config.sites_path).load()
+        check_plausible(sites, source=str(config.sites_path))
+        found = Inputs(cube, sites, None)
     if window and found.world is None:
         found.cube = found.cube.isel({d: w for d, w in window.items() if d in found.cube.dims})
         if found.truth is not None:
@@ -160,6 +172,49 @@ def check_grid(cube: xr.Dataset, domain: Domain, path: str) -> None:
                 f"{path}: {dim} spacing {step:g} differs from the domain resolution "
                 f"{domain.resolution:g} {domain.units}"
             )
+
+
+def check_predictor_coverage(cube: xr.Dataset, features, *, mask: str = "land_mask", n_steps: int = 3) -> dict:
+    """Share of land cells where each predictor is finite, on a few time steps; refuses a cube
+    whose product would be all NaN.
+
+    Returns
+    -------
+    dict
+        {feature: fraction [0-1] of land cells with a finite value}, and ``"all"``
+        for the cells where every feature is.
+
+    Raises
+    ------
+    ValueError
+        When a feature, or every feature together, is finite on no land cell.
+    """
+    if mask not in cube:
+        return {}
+    steps = np.unique(np.linspace(0, cube.sizes["time"] - 1, n_steps).round().astype(int))
+    ydim, xdim = spatial_dims(cube)
+    # at most ~1e6 cells per step: a strided subset of a big grid is enough to find an empty layer
+    stride = max(1, math.ceil(math.sqrt(cube.sizes[ydim] * cube.sizes[xdim] / 1e6)))
+    sample = cube.isel({"time": steps, ydim: slice(None, None, stride), xdim: slice(None, None, stride)})
+    land = sample[mask] == 1
+    arrays = resolve_features(sample, list(features))
+    finite = {name: (da.notnull() & land) for name, da in arrays.items()}
+    n_land = land.sum() * len(steps)
+    every = land
+    for da in finite.values():
+        every = every & da
+    computed = dask.compute(*[f.sum() / n_land for f in finite.values()], every.sum() / n_land)
+    shares = {k: float(v) for k, v in zip([*finite, "all"], computed, strict=True)}
+    log.info("predictor coverage of land cells: %s", ", ".join(f"{k} {100 * v:.1f} %" for k, v in shares.items()))
+    source = cube.attrs.get("source", "predictor cube")
+    empty = [k for k, v in shares.items() if k != "all" and v == 0.0]
+    if empty or shares.get("all", 1.0) == 0.0:
+        raise ValueError(
+            f"{source}: no land cell has {'predictor(s) ' + str(empty) if empty else 'every predictor'} "
+            f"on the sampled time steps (coverage {shares}); the product would be all NaN. Check that the "
+            "layers share the grid and the land mask"
+        )
+    return shares
 
 
 def training_table(config: RunConfig, inputs: Inputs) -> pd.DataFrame:
@@ -329,6 +384,7 @@ def run(
     timings["train"] = time.perf_counter() - t
 
     t = time.perf_counter()
+    check_predictor_coverage(cube, sorted({f for m in config.member_specs for f in m.predictors}))
     product = upscale(members, cube)
     history = f"uflux-xr run {config.path} (name={config.name})"
     products = {}

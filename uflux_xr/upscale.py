@@ -16,11 +16,13 @@ import threading
 from collections.abc import Mapping, Sequence
 
 import numpy as np
+import pandas as pd
 import xarray as xr
 
 from uflux_xr.features import resolve_features
 from uflux_xr.models import FluxModel, load_model
 from uflux_xr.models.fluxmodel import check_feature_units
+from uflux_xr.plausibility import check_values, resolution_of
 from uflux_xr.sites import spatial_dims
 from uflux_xr.variables import SECONDS_PER_DAY, ensure_units, latent_heat_of_vaporization, variable_attrs
 
@@ -42,7 +44,9 @@ def cached_model(path: str) -> FluxModel:
         return model
 
 
-def predict_block(*blocks: np.ndarray, model, n_features: int) -> np.ndarray:
+def predict_block(
+    *blocks: np.ndarray, model, n_features: int, checks: tuple = (), source: str = "predictor cube"
+) -> np.ndarray:
     """Numpy core of the upscaler: predict one block of the cube.
 
     Parameters
@@ -55,6 +59,11 @@ def predict_block(*blocks: np.ndarray, model, n_features: int) -> np.ndarray:
         The model, or the path of a model file to load once per process.
     n_features : int
         How many of ``blocks`` are features.
+    checks : tuple of (name, units, resolution)
+        Per feature, what :func:`uflux_xr.plausibility.check_values` tests its
+        values against in this block (empty: no check).
+    source : str
+        Where the cube came from, for the plausibility message.
 
     Returns
     -------
@@ -68,6 +77,8 @@ def predict_block(*blocks: np.ndarray, model, n_features: int) -> np.ndarray:
     if not valid.any():  # ocean-only block: nothing to predict
         return out
     columns = [np.broadcast_to(f, shape)[valid] for f in features]
+    for column, (name, units, resolution) in zip(columns, checks, strict=False):
+        check_values(column, name, units, source=f"{source} (a chunk being predicted)", resolution=resolution)
     X = np.stack(columns, axis=1).astype(np.float32, copy=False)
     complete = np.isfinite(X).all(axis=1)
     if not complete.any():
@@ -188,6 +199,9 @@ def upscale(
     names = sorted({f for member in members.values() for m in member.values() for f in m.features})
     arrays = resolve_features(cube, names)
     units = {k: v.attrs.get("units") for k, v in arrays.items() if "units" in v.attrs}
+    step = pd.Timedelta(np.median(np.diff(cube.indexes["time"].values))) if cube.sizes.get("time", 0) > 1 else None
+    resolution = resolution_of(step)
+    source = str(cube.attrs.get("source", "predictor cube"))
     out_dims = ("time", ydim, xdim)
     fluxes = list(next(iter(members.values())))
     data_vars = {}
@@ -200,7 +214,12 @@ def upscale(
             da = xr.apply_ufunc(
                 predict_block,
                 *args,
-                kwargs={"model": _model_reference(model), "n_features": len(model.features)},
+                kwargs={
+                    "model": _model_reference(model),
+                    "n_features": len(model.features),
+                    "checks": tuple((f, units.get(f), resolution) for f in model.features),
+                    "source": source,
+                },
                 dask="parallelized",
                 output_dtypes=[np.float32],
                 keep_attrs=False,
