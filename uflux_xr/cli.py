@@ -81,6 +81,14 @@ def _cmd_run(args) -> int:
     return 0
 
 
+def _cmd_prepare(args) -> int:
+    from uflux_xr.prepare import prepare
+
+    result = prepare(load_config(args.config))
+    print(result.format())
+    return 0
+
+
 def _cmd_ingest(args) -> int:
     from uflux_xr.ingest import summarize_cube, summarize_sites
     from uflux_xr.io import open_any, write_dataset
@@ -89,14 +97,14 @@ def _cmd_ingest(args) -> int:
         from uflux_xr.aggregate import to_daily
         from uflux_xr.io.towers import read_sites
 
-        ds = read_sites(args.files, format=args.format, metadata=args.metadata, site=args.site)
+        ds = read_sites(args.files, format=args.format, metadata=args.metadata, site=args.site, year=args.year)
         if args.daily:
             ds = to_daily(ds, min_coverage=args.min_coverage)
         summary = summarize_sites(ds)
     elif args.kind == "era5":
         from uflux_xr.io.era5 import read_era5
 
-        ds = read_era5(args.files, freq=args.freq, land=args.land or None)
+        ds = read_era5(args.files, freq=args.freq, land=args.land)
         summary = summarize_cube(ds)
     else:
         from uflux_xr.io.raster import read_raster
@@ -110,6 +118,7 @@ def _cmd_ingest(args) -> int:
             variable=args.variable,
             name=args.name,
             units=args.units,
+            scale_factor=args.scale_factor,
         )
         ds = da.to_dataset(name=args.name or da.name or "value")
         summary = summarize_cube(ds)
@@ -124,7 +133,7 @@ def _cmd_gapfill(args) -> int:
     from uflux_xr.io import write_dataset
     from uflux_xr.io.towers import read_sites
 
-    ds = read_sites(args.files, format=args.format, metadata=args.metadata, site=args.site)
+    ds = read_sites(args.files, format=args.format, metadata=args.metadata, site=args.site, year=args.year)
     for var in args.var:
         ds = gapfill(
             ds, var, method=args.method, fill_drivers=not args.no_driver_fill, ml_options=_learned_options(args)
@@ -163,7 +172,7 @@ def _cmd_gapfill_benchmark(args) -> int:
     from uflux_xr.gapfill import artificial_gap_benchmark
     from uflux_xr.io.towers import read_sites
 
-    ds = read_sites(args.files, format=args.format, metadata=args.metadata, site=args.site)
+    ds = read_sites(args.files, format=args.format, metadata=args.metadata, site=args.site, year=args.year)
     learned = _learned_options(args)
     options = {"ml": {"ml_options": {"members": args.ml_members, **learned}}, "svr": {"ml_options": learned}}
     tables = []
@@ -233,6 +242,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.set_defaults(func=_cmd_run)
 
+    prep = sub.add_parser(
+        "prepare", help="build a config's predictor cube and tower file from the raw downloads in data.inputs"
+    )
+    prep.add_argument("config", help="YAML configuration with data.inputs, data.domain and data.period")
+    prep.set_defaults(func=_cmd_prepare)
+
     ing = sub.add_parser("ingest", help="read tower, ERA5 or raster files into a site dataset or cube on disk")
     ing.add_argument("kind", choices=["sites", "era5", "raster"])
     ing.add_argument("files", nargs="+", help="input files")
@@ -240,15 +255,24 @@ def build_parser() -> argparse.ArgumentParser:
     ing.add_argument("--format", default="auto", help="tower file format (sites): auto, fluxnet, reddyproc, diive")
     ing.add_argument("--metadata", help="site metadata CSV: site, lat, lon, igbp, elevation (sites)")
     ing.add_argument("--site", help="site id for files whose name has none (sites)")
+    ing.add_argument("--year", type=int, help="year of REddyProc Day/Hour text files without a Year column")
     ing.add_argument("--daily", action="store_true", help="aggregate to daily values (sites)")
     ing.add_argument("--min-coverage", type=float, default=1.0, help="fraction of a day needed (sites --daily)")
     ing.add_argument("--freq", choices=["D", "MS"], help="aggregate ERA5 to daily or monthly (era5)")
-    ing.add_argument("--land", action="store_true", help="ERA5-Land accumulations (era5; else detected)")
+    ing.add_argument(
+        "--land",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="ERA5-Land accumulations since 00 UTC (era5; default: read from the values, grid, attributes)",
+    )
     ing.add_argument("--like", help="target grid file (.nc/.zarr) (raster)")
     ing.add_argument("--resampling", help="resampling method, e.g. average, nearest (raster)")
     ing.add_argument("--variable", help="variable of a NetCDF raster (raster)")
     ing.add_argument("--name", help="name of the output variable (raster)")
     ing.add_argument("--units", default="1", help="units of the raster values after scaling (raster)")
+    ing.add_argument(
+        "--scale-factor", type=float, help="scale of a raster storing scaled integers without saying so (raster)"
+    )
     ing.set_defaults(func=_cmd_ingest)
 
     gf = sub.add_parser("gapfill", help="fill gaps of tower fluxes and write the filled dataset")
@@ -259,6 +283,7 @@ def build_parser() -> argparse.ArgumentParser:
     gf.add_argument("--format", default="auto", help="tower file format")
     gf.add_argument("--metadata", help="site metadata CSV")
     gf.add_argument("--site", help="site id for files whose name has none")
+    gf.add_argument("--year", type=int, help="year of REddyProc Day/Hour text files without a Year column")
     gf.add_argument("--no-driver-fill", action="store_true", help="do not fill SW_IN/TA/VPD first (hesseflux)")
     _add_learned_arguments(gf)
     gf.set_defaults(func=_cmd_gapfill)
@@ -276,6 +301,7 @@ def build_parser() -> argparse.ArgumentParser:
     gb.add_argument("--format", default="auto", help="tower file format")
     gb.add_argument("--metadata", help="site metadata CSV")
     gb.add_argument("--site", help="site id for files whose name has none")
+    gb.add_argument("--year", type=int, help="year of REddyProc Day/Hour text files without a Year column")
     _add_learned_arguments(gb)
     gb.set_defaults(func=_cmd_gapfill_benchmark)
     return parser

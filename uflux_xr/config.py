@@ -8,6 +8,7 @@ Unknown keys are errors too, so a typo never silently falls back to a default.
 from __future__ import annotations
 
 import datetime as dt
+import glob
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -47,6 +48,90 @@ class MemberSpec:
 
 
 @dataclass(frozen=True)
+class RawInputs:
+    """The ``data.inputs`` section: raw downloads that ``uflux-xr prepare`` builds into the cube
+    and the tower file of a ``files`` run (paths resolved against the config's folder, globs expanded)."""
+
+    climate: tuple[tuple[str, ...], ...] = ()
+    regrid: str = "nearest"
+    satellite: dict = field(default_factory=dict)
+    land_mask: str | None = None
+    land_cover: str | None = None
+    elevation: str | None = None
+    towers: tuple[str, ...] = ()
+    tower_format: str = "auto"
+    tower_metadata: str | None = None
+    tower_year: int | None = None
+    tower_min_coverage: float = 1.0
+
+    KEYS = ("climate", "regrid", "satellite", "land_mask", "land_cover", "elevation", "towers")
+    TOWER_KEYS = ("files", "format", "metadata", "year", "min_coverage")
+    SATELLITE_KEYS = ("files", "variable", "scale_factor", "resampling", "units")
+
+    @classmethod
+    def parse(cls, section, src: str) -> RawInputs:
+        """Validate ``data.inputs``; errors name ``src`` and the key."""
+        if not isinstance(section, dict):
+            raise ConfigError(f"{src}: data.inputs: expected a mapping")
+        _check_keys(section, set(cls.KEYS), "data.inputs", src)
+        base = Path(src).parent
+
+        def files(value, where: str) -> tuple[str, ...]:
+            patterns = [value] if isinstance(value, str) else value
+            if not isinstance(patterns, list) or not patterns or not all(isinstance(p, str) for p in patterns):
+                raise ConfigError(f"{src}: {where}: expected a path, a glob or a list of them")
+            found: list[str] = []
+            for pattern in patterns:
+                full = pattern if Path(pattern).is_absolute() else str(base / pattern)
+                matches = sorted(glob.glob(full))
+                if not matches:
+                    raise ConfigError(f"{src}: {where}: no file matches {pattern!r} (looked in {base})")
+                found += matches
+            return tuple(found)
+
+        climate_raw = section.get("climate", [])
+        if not isinstance(climate_raw, list):
+            raise ConfigError(f"{src}: data.inputs.climate: expected a list of file groups (one product each)")
+        climate = tuple(files(group, f"data.inputs.climate[{i}]") for i, group in enumerate(climate_raw))
+        regrid = section.get("regrid", "nearest")
+        if regrid not in ("nearest", "bilinear"):
+            raise ConfigError(f"{src}: data.inputs.regrid: expected 'nearest' or 'bilinear', got {regrid!r}")
+        satellite = {}
+        for name, spec in (section.get("satellite") or {}).items():
+            spec = {"files": spec} if isinstance(spec, str | list) else spec
+            if not isinstance(spec, dict) or "files" not in spec:
+                raise ConfigError(f"{src}: data.inputs.satellite.{name}: expected files (and variable, scale_factor)")
+            _check_keys(spec, set(cls.SATELLITE_KEYS), f"data.inputs.satellite.{name}", src)
+            satellite[name] = {**spec, "files": files(spec["files"], f"data.inputs.satellite.{name}.files")}
+        land_mask = section.get("land_mask")
+        if land_mask not in (None, "era5", "all"):
+            land_mask = files(land_mask, "data.inputs.land_mask")[0]
+        single = {k: files(section[k], f"data.inputs.{k}")[0] for k in ("land_cover", "elevation") if section.get(k)}
+        towers = section.get("towers") or {}
+        if towers:
+            if not isinstance(towers, dict) or "files" not in towers:
+                raise ConfigError(f"{src}: data.inputs.towers: expected files (and format, metadata, year)")
+            _check_keys(towers, set(cls.TOWER_KEYS), "data.inputs.towers", src)
+        coverage = towers.get("min_coverage", 1.0)
+        if not isinstance(coverage, int | float) or not 0 < coverage <= 1:
+            raise ConfigError(f"{src}: data.inputs.towers.min_coverage: expected a fraction in (0, 1]")
+        return cls(
+            climate=climate,
+            regrid=regrid,
+            satellite=satellite,
+            land_mask=land_mask,
+            towers=files(towers["files"], "data.inputs.towers.files") if towers else (),
+            tower_format=towers.get("format", "auto"),
+            tower_metadata=files(towers["metadata"], "data.inputs.towers.metadata")[0]
+            if towers.get("metadata")
+            else None,
+            tower_year=towers.get("year"),
+            tower_min_coverage=float(coverage),
+            **single,
+        )
+
+
+@dataclass(frozen=True)
 class RunConfig:
     """A validated run configuration (see ``configs/demo.yaml`` for every key)."""
 
@@ -79,6 +164,8 @@ class RunConfig:
     domain: Domain | None = None
     fallback: str | None = None
     proxies: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    inputs: RawInputs | None = None
+    training_drivers: str = "cube"
 
     @property
     def member_specs(self) -> list[MemberSpec]:
@@ -271,7 +358,9 @@ def parse_config(raw: dict, src: str = "<config>") -> RunConfig:
         raise ConfigError(f"{src}: name: expected a non-empty string")
 
     data = _section(raw, "data", src)
-    _check_keys(data, {"source", "seed", "domain", "period", "n_sites", "cube", "sites", "fallback"}, "data", src)
+    _check_keys(
+        data, {"source", "seed", "domain", "period", "n_sites", "cube", "sites", "fallback", "inputs"}, "data", src
+    )
     source = data.get("source")
     if source not in SOURCES:
         raise ConfigError(f"{src}: data.source: expected one of {list(SOURCES)}, got {source!r}")
@@ -307,8 +396,12 @@ def parse_config(raw: dict, src: str = "<config>") -> RunConfig:
         if fallback and "domain" not in data:
             raise ConfigError(f"{src}: data.fallback: needs data.domain and data.period to generate the demo world")
         kwargs["fallback"] = fallback
-    elif "fallback" in data:
-        raise ConfigError(f"{src}: data.fallback: only meaningful with source 'files'")
+        if "inputs" in data:
+            if "domain" not in data:
+                raise ConfigError(f"{src}: data.inputs: needs data.domain and data.period (the cube's grid and steps)")
+            kwargs["inputs"] = RawInputs.parse(data["inputs"], src)
+    elif "fallback" in data or "inputs" in data:
+        raise ConfigError(f"{src}: data.{'fallback' if 'fallback' in data else 'inputs'}: only with source 'files'")
 
     fluxes = _name_list(raw, "fluxes", src)
     bad = [f for f in fluxes if f not in registry()["fluxes"]]
@@ -356,7 +449,10 @@ def parse_config(raw: dict, src: str = "<config>") -> RunConfig:
         raise ConfigError(f"{src}: extraction.window: expected an odd positive integer, got {window!r}")
 
     training = _section(raw, "training", src)
-    _check_keys(training, {"qc_threshold"}, "training", src)
+    _check_keys(training, {"qc_threshold", "drivers"}, "training", src)
+    drivers = training.get("drivers", "cube")
+    if drivers not in ("cube", "towers"):
+        raise ConfigError(f"{src}: training.drivers: expected 'cube' or 'towers', got {drivers!r}")
     qc = training.get("qc_threshold")
     if qc is not None and (not isinstance(qc, int | float) or not 0 <= qc <= 1):
         raise ConfigError(f"{src}: training.qc_threshold: expected a fraction in [0, 1], got {qc!r}")
@@ -394,6 +490,7 @@ def parse_config(raw: dict, src: str = "<config>") -> RunConfig:
         extraction_method=method,
         extraction_window=window,
         qc_threshold=qc,
+        training_drivers=drivers,
         cv=None if cv in (None, "none") else cv,
         cv_model=cv_model,
         cv_splits=n_splits,

@@ -59,6 +59,7 @@ class RunResult:
     validation: pd.DataFrame | None
     product_vs_truth: pd.DataFrame | None
     timings: dict[str, float] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -81,10 +82,12 @@ def input_source(config: RunConfig) -> str:
         return "files"
     if config.fallback:
         return config.fallback
-    raise FileNotFoundError(
-        f"{config.path}: input file(s) {missing} not found (data.cube / data.sites); "
-        "set data.fallback: lazy_demo to run on the demo world instead"
+    hint = (
+        f"build them from data.inputs with: uflux-xr prepare {config.path}"
+        if config.inputs is not None
+        else "set data.fallback: lazy_demo to run on the demo world instead"
     )
+    raise FileNotFoundError(f"{config.path}: input file(s) {missing} not found (data.cube / data.sites); {hint}")
 
 
 def prepare_inputs(config: RunConfig, out_dir: Path, window: Mapping[str, slice] | None = None) -> Inputs:
@@ -224,6 +227,12 @@ def training_table(config: RunConfig, inputs: Inputs) -> pd.DataFrame:
     directly, which gives the same values without computing any cube chunk.
     """
     targets = _targets(config, inputs.sites)
+    if config.training_drivers == "towers":
+        log.info(
+            "training on the towers' own drivers (training.drivers: towers): the cube is not sampled at the "
+            "towers, so the models learn tower weather and apply it to the cube's"
+        )
+        return tower_driver_table(inputs.sites, config.predictors, targets)
     if inputs.world is not None:
         table = lazyworld.site_table(inputs.world, config.predictors, targets)
         return table[table["time"].isin(inputs.sites.indexes["time"])].reset_index(drop=True)
@@ -235,6 +244,34 @@ def training_table(config: RunConfig, inputs: Inputs) -> pd.DataFrame:
         method=config.extraction_method,
         window=config.extraction_window,
     )
+
+
+def tower_driver_table(sites: xr.Dataset, features, targets) -> pd.DataFrame:
+    """Training table whose predictors are the towers' own records (plus day-of-year harmonics and IGBP).
+
+    For towers that lie outside the cube, or to train on measured rather than
+    reanalysis weather; the run summary says so.
+
+    Raises
+    ------
+    uflux_xr.sites.ExtractionError
+        A predictor the towers do not record.
+    """
+    from uflux_xr.sites import ExtractionError, join_site_table
+    from uflux_xr.variables import igbp_code
+
+    features = list(features)
+    at = {}
+    if "IGBP" in features:
+        codes = [igbp_code(v) for v in sites["igbp"].values]
+        at["IGBP"] = xr.DataArray(np.asarray(codes, np.int16), dims="site", attrs={"units": "1"})
+    try:
+        at.update(resolve_features(sites, [f for f in features if f != "IGBP"]))
+    except KeyError as err:
+        raise ExtractionError(f"training.drivers: towers: {err.args[0]}") from None
+    table = join_site_table(xr.Dataset(at).assign_coords(site=sites["site"].values), sites, features, targets)
+    table.attrs["drivers"] = "towers"
+    return table
 
 
 def _training_fingerprint(table: pd.DataFrame, config: RunConfig) -> str:
@@ -424,7 +461,25 @@ def run(
         scores.to_csv(out_dir / "product_vs_truth.csv", index=False)
     timings["total"] = time.perf_counter() - t0
     log.info("run finished in %.1f s", timings["total"])
-    return RunResult(out_dir, products, validation, scores, timings)
+    notes = []
+    if table.attrs.get("drivers") == "towers":
+        notes.append(
+            "Trained on the towers' own drivers (training.drivers: towers), not on the cube at the tower cells."
+        )
+    if "tower_cells" in table.attrs:
+        cells = table.attrs["tower_cells"]
+        cells.to_csv(out_dir / "tower_cells.csv", index=False)
+        notes.append(
+            f"Towers to cells: median {cells['distance_km'].median():.2f} km, {int(cells['moved'].sum())} moved to "
+            "a neighbouring cell"
+            + (
+                f", elevation difference (cell - tower) {cells['elevation_difference'].abs().max():.0f} m at most"
+                if "elevation_difference" in cells
+                else ""
+            )
+            + " (tower_cells.csv)"
+        )
+    return RunResult(out_dir, products, validation, scores, timings, notes)
 
 
 #: Largest product (values) scored against the demo truth in memory.
@@ -496,6 +551,7 @@ def format_summary(result: RunResult) -> str:
                 index=False, float_format=lambda x: f"{x:.3f}"
             )
         )
+    lines += [f"\n{note}" for note in result.notes]
     lines.append("\nProducts: " + ", ".join(str(p) for p in result.products.values()))
     lines.append("Timings [s]: " + ", ".join(f"{k} {v:.1f}" for k, v in result.timings.items()))
     return "\n".join(lines)

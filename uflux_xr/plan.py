@@ -77,6 +77,7 @@ class RunPlan:
     n_features: int
     member_kinds: dict[str, str]
     throughput: dict[str, Throughput] = field(default_factory=dict)
+    overlap: list[str] = field(default_factory=list)
 
     @property
     def n_chunks(self) -> int:
@@ -170,6 +171,7 @@ class RunPlan:
             f"{_size(BASE_WORKER_BYTES)} base",
             f"  output        {_size(self.output_bytes)} uncompressed float32 (product + statistics)",
             f"  training      {self.training_rows:,} tower rows",
+            *[f"  towers        {line}" for line in self.overlap],
         ]
         if self.throughput:
             rates = ", ".join(
@@ -249,6 +251,48 @@ def _land_fraction(config: RunConfig, source: str, cube=None, window=None) -> fl
     return 1.0
 
 
+def tower_overlap(cube, sites, fluxes) -> tuple[int, list[str]]:
+    """What a files run will find when it joins the towers to the cube, without reading the cube's values.
+
+    Returns
+    -------
+    (int, list of str)
+        Training rows (site-steps in the common period with any of ``fluxes``
+        measured) and report lines; when the run would stop, 0 rows and the
+        error it would give.
+    """
+    from uflux_xr.sites import ExtractionError, check_same_step, nearest_index, spatial_dims, tower_coordinates
+
+    try:
+        check_same_step(sites, cube)
+        common = sites.indexes["time"].intersection(cube.indexes["time"])
+        if common.empty:
+            raise ExtractionError(
+                f"no overlap in time: towers {sites.indexes['time'][0]} .. {sites.indexes['time'][-1]}, "
+                f"cube {cube.indexes['time'][0]} .. {cube.indexes['time'][-1]}"
+            )
+        lat, lon = sites["lat"].values.astype(float), sites["lon"].values.astype(float)
+        lost = ~(np.isfinite(lat) & np.isfinite(lon))
+        if lost.any():
+            raise ExtractionError(f"tower(s) {[str(s) for s in sites['site'].values[lost]][:5]} have no coordinates")
+        ydim, xdim = spatial_dims(cube)
+        py, px = tower_coordinates(cube, sites)
+        labels = sites["site"].values
+        single = 0.25 if ydim == "lat" else None
+        nearest_index(cube[ydim].values, py, name=ydim, labels=labels, single_cell=single)
+        nearest_index(cube[xdim].values, px, name=xdim, labels=labels, single_cell=single)
+    except ExtractionError as err:
+        return 0, [f"the run would stop: {err}"]
+    present = [f for f in fluxes if f in sites]
+    measured = sites[present].sel(time=common).to_array("flux").notnull().any("flux")
+    rows = int(measured.sum())
+    lines = [
+        f"{sites.sizes['site']} on the grid; {len(common):,} common time steps "
+        f"({common[0]} .. {common[-1]}); {rows:,} site-steps with {'/'.join(present)} measured",
+    ]
+    return rows, lines
+
+
 def plan_run(
     config: RunConfig,
     *,
@@ -295,6 +339,13 @@ def plan_run(
         chunks = dict(zip(("time", ydim, xdim), var.transpose("time", ydim, xdim).chunks, strict=True))
         grid = f"{sizes[xdim]} x {sizes[ydim]} cells, {sizes['time']} steps from {config.cube_path}"
         n_steps_sites = sizes["time"]
+        sites = open_any(config.sites_path)
+        if config.training_drivers == "towers":
+            present = [f for f in config.fluxes if f in sites]
+            training_rows = int(sites[present].to_array("flux").notnull().any("flux").sum())
+            overlap = [f"trained on the towers' own drivers (training.drivers: towers): {training_rows:,} site-steps"]
+        else:
+            training_rows, overlap = tower_overlap(cube, sites, config.fluxes)
     else:
         import dask.array as da
 
@@ -309,6 +360,7 @@ def plan_run(
         if window:
             grid += " — window " + ", ".join(f"{d} {w.start}:{w.stop}" for d, w in window.items())
         n_steps_sites = sizes["time"]
+        training_rows, overlap = int(config.n_sites * n_steps_sites), []
     members = [m.label for m in config.member_specs]
     plan = RunPlan(
         name=config.name,
@@ -320,7 +372,8 @@ def plan_run(
         fluxes=list(config.fluxes),
         outputs=_outputs(config.fluxes),
         land_fraction=_land_fraction(config, source, cube, window),
-        training_rows=int(config.n_sites * n_steps_sites),
+        training_rows=training_rows,
+        overlap=overlap,
         threads_per_worker=threads_per_worker,
         n_features=max(len(m.predictors) for m in config.member_specs),
         member_kinds={m.label: m.model.name for m in config.member_specs},

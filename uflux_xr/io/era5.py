@@ -19,6 +19,7 @@ tp        P           m per step -> mm per step (mm d-1 when daily)
 sp        PA          Pa -> kPa
 u10, v10  WS          wind speed sqrt(u² + v²) [m s-1]
 swvl1     SWC         m3 m-3 -> %
+lsm       land_frac.  land-sea mask fraction [0-1] (static)
 ========  ==========  ===================================================
 
 Mean rates (``msdwswrf``/``avg_sdswrf``, ``msdwlwrf``/``avg_sdlwrf`` in W m-2,
@@ -82,6 +83,7 @@ EXPECTED_UNITS = {
     "msdwswrf": {"W m**-2", "W m-2"},
     "msdwlwrf": {"W m**-2", "W m-2"},
     "mtpr": {"kg m**-2 s**-1", "kg m-2 s-1"},
+    "lsm": {"(0 - 1)", "1", "0-1", "~"},
 }
 ACCUMULATED = ("ssrd", "strd", "tp")
 #: Mean rates over the hour ending at the label: current CDS names -> the older ones.
@@ -248,6 +250,8 @@ def _convert(ds: xr.Dataset, land: bool, step: pd.Timedelta, monthly: bool) -> x
         out["WS"] = np.hypot(ds["u10"], ds["v10"])
     if "swvl1" in ds:
         out["SWC"] = ds["swvl1"] * 100.0
+    if "lsm" in ds:  # invariant: the first step is the field
+        out["land_fraction"] = ds["lsm"].isel(time=0, drop=True)
     if not out.data_vars:
         raise ERA5Error(f"no known ERA5 variables; expected some of {sorted(EXPECTED_UNITS)}")
     for name in out.data_vars:
@@ -267,23 +271,40 @@ def _daily(hourly: xr.Dataset, step: pd.Timedelta, source: str) -> xr.Dataset:
     """Daily means (sums for P), labelled at 12:00, complete days only.
 
     Accumulated fluxes cover the step ending at their label, so they are
-    assigned to the day of the step's middle; a day needs all its steps.
+    assigned to the day of the step's middle; a day needs all its steps.  A
+    regular series is reduced by ``coarsen`` over whole days (one dask task per
+    chunk, not per day).
     """
     per_day = int(round(pd.Timedelta(days=1) / step))
+    time = hourly.indexes["time"]
+    regular = bool((np.diff(time.values) == np.timedelta64(step)).all())
     parts = []
     for name, var in hourly.data_vars.items():
         accumulated = name in ("SW_IN", "LW_IN", "P")
-        shifted = var.assign_coords(time=var["time"] - step / 2) if accumulated else var
-        resampled = shifted.resample(time="1D")
-        daily = resampled.sum(min_count=1) if name == "P" else resampled.mean()
-        complete = np.asarray(_complete_periods(resampled.count(), per_day).values)  # small: one per day
-        daily = daily.isel(time=np.flatnonzero(complete))
+        middle = time - step / 2 if accumulated else time
+        if regular:
+            # whole days only: skip a partial first day, trim a partial last one
+            day_of = middle.floor("D")
+            first = int(np.flatnonzero(day_of != day_of[0])[0]) if (day_of == day_of[0]).sum() < per_day else 0
+            n_days = (len(time) - first) // per_day
+            trimmed = var.isel(time=slice(first, first + n_days * per_day))
+            labels = day_of[first : first + n_days * per_day : per_day]
+            trimmed = trimmed.assign_coords(time=np.arange(trimmed.sizes["time"]))
+            coarse = trimmed.coarsen(time=per_day)
+            daily = coarse.sum() if name == "P" else coarse.mean()
+            daily = daily.assign_coords(time=labels)
+        else:
+            shifted = var.assign_coords(time=middle)
+            resampled = shifted.resample(time="1D")
+            daily = resampled.sum(min_count=1) if name == "P" else resampled.mean()
+            complete = np.asarray(_complete_periods(resampled.count(), per_day).values)  # small: one per day
+            daily = daily.isel(time=np.flatnonzero(complete))
         daily.attrs = dict(var.attrs)
         if name == "P":
             daily.attrs["units"] = "mm d-1"
         parts.append(daily.rename(name))
     out = xr.merge(parts, join="inner")
-    days = pd.date_range(hourly.indexes["time"][0].floor("D"), hourly.indexes["time"][-1].floor("D"), freq="D")
+    days = pd.date_range(time[0].floor("D"), time[-1].floor("D"), freq="D")
     dropped = [str(d.date()) for d in days if d not in out.indexes["time"]]
     if dropped:
         log.info("%s: dropped %d incomplete day(s) of %d-step days: %s", source, len(dropped), per_day, dropped[:5])
@@ -414,6 +435,8 @@ def read_era5(paths, freq: str | None = None, *, land: bool | None = None, chunk
         cube = _convert(ds, is_land, step, monthly)
     except ERA5Error as err:
         raise ERA5Error(f"{source}: {err}") from None
+    static = cube[[n for n in cube.data_vars if "time" not in cube[n].dims]]
+    cube = cube[[n for n in cube.data_vars if "time" in cube[n].dims]]
     if monthly:
         start = cube.indexes["time"].to_period("M").to_timestamp()
         cube = cube.assign_coords(time=start + (start + pd.offsets.MonthBegin(1) - start) / 2)
@@ -425,6 +448,7 @@ def read_era5(paths, freq: str | None = None, *, land: bool | None = None, chunk
             cube = _monthly(cube, source)
     elif freq is not None:
         raise ValueError(f"freq must be None, 'D' or 'MS', got {freq!r}")
+    cube = xr.merge([cube, static.drop_vars("time", errors="ignore")]) if static.data_vars else cube
     product = "ERA5-Land" if is_land or product_from_grid(spacing) == "ERA5-Land" else "ERA5"
     cube.attrs = {"source": f"{product} from {source}", "product": product, "Conventions": "CF-1.10"}
     out_step = step if freq is None and not monthly else pd.Timedelta(days=1)  # daily or coarser means

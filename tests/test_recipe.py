@@ -1,0 +1,101 @@
+"""The README's recipe "From downloads to product" end to end on the real sample files:
+uflux-xr prepare (real ERA5 + real CH-Dav towers) then uflux-xr run, and the dry run's
+report of what the run will find."""
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import xarray as xr
+import yaml
+
+from uflux_xr.cli import main
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED = REPO.parent / "shared" / "data"
+CONFIG = REPO / "configs" / "recipe_real_inputs.yaml"
+
+pytestmark = pytest.mark.skipif(not (SHARED / "real_inputs").exists(), reason="../shared/data not present")
+
+
+def absolute(path: str) -> str:
+    return str((CONFIG.parent / path).resolve())
+
+
+def recipe_in(tmp_path: Path, **changes) -> Path:
+    """The recipe config with its inputs made absolute and its outputs under tmp_path."""
+    raw = yaml.safe_load(CONFIG.read_text())
+    data = raw["data"]
+    data["cube"], data["sites"] = str(tmp_path / "cube.zarr"), str(tmp_path / "sites.nc")
+    inputs = data["inputs"]
+    inputs["climate"] = [[absolute(p) for p in group] for group in inputs["climate"]]
+    inputs["towers"]["files"] = absolute(inputs["towers"]["files"])
+    inputs["towers"]["metadata"] = absolute(inputs["towers"]["metadata"])
+    for key, value in changes.items():
+        raw[key] = value
+    path = tmp_path / "recipe.yaml"
+    path.write_text(yaml.safe_dump(raw))
+    return path
+
+
+def test_recipe_prepare_then_run(tmp_path, capsys):
+    config = recipe_in(tmp_path)
+    assert main(["prepare", str(config)]) == 0
+    printed = capsys.readouterr().out
+    assert "TA           degC" in printed and "1 site(s), 3652 daily steps" in printed
+    cube = xr.open_zarr(tmp_path / "cube.zarr", consolidated=False)
+    # Copenhagen 2020 from the real ERA5 point: mean TA ~9.5 °C, PA ~101 kPa; the 0.25° cell
+    # centred at 55.7 N covers the two southern rows of the 0.1° domain only (north row NaN)
+    assert 8.0 < float(cube["TA"].mean()) < 11.0 and 100.0 < float(cube["PA"].mean()) < 102.5
+    assert np.isnan(cube["TA"].isel(lat=2).values).all() and np.isfinite(cube["TA"].isel(lat=0, time=0)).all()
+    sites = xr.open_dataset(tmp_path / "sites.nc")
+    assert sites["GPP"].attrs["units"] == "g m-2 d-1" and sites["PA"].attrs["units"] == "kPa"
+    assert 80 < float(sites["PA"].mean()) < 87  # Davos at 1,639 m, read from hPa
+
+    assert main(["run", str(config), "--out", str(tmp_path / "out"), "--quiet"]) == 0
+    printed = capsys.readouterr().out
+    assert "Trained on the towers' own drivers" in printed
+    product = xr.open_zarr(tmp_path / "out" / "product.zarr", consolidated=False)
+    gpp = product["GPP"].isel(member=0)
+    finite = gpp.notnull().values
+    assert finite[:, :2, :].mean() > 0.99 and not finite[:, 2, :].any()  # values where the cube has them
+    july, january = float(gpp.sel(time="2020-07").mean()), float(gpp.sel(time="2020-01").mean())
+    assert july > january + 2.0  # a spruce forest's GPP in Copenhagen's summer vs winter [g C m-2 d-1]
+    totals = pd.read_csv(tmp_path / "out" / "totals.csv")
+    assert {"GPP", "RECO"} <= set(totals["variable"]) and (totals["total"] > 0).all()
+
+
+def test_dry_run_reports_what_the_run_will_find(tmp_path, capsys):
+    config = recipe_in(tmp_path)
+    assert main(["prepare", str(config)]) == 0
+    capsys.readouterr()
+    assert main(["run", str(config), "--out", "x", "--dry-run", "--throughput", "1e6"]) == 0
+    assert "trained on the towers' own drivers (training.drivers: towers): 3,652 site-steps" in capsys.readouterr().out
+    on_cube = recipe_in(tmp_path, training={})  # train on the cube at the towers: Davos is not in it
+    assert main(["run", str(on_cube), "--out", "x", "--dry-run", "--throughput", "1e6"]) == 0
+    out = capsys.readouterr().out
+    assert "training      0 tower rows" in out
+    assert "the run would stop: towers at a step" not in out and "CH-Dav (lat=46.8153)" in out
+    assert main(["run", str(on_cube), "--out", str(tmp_path / "o2"), "--quiet"]) == 2  # and it does stop
+    assert "lie outside the cube's lat cells" in capsys.readouterr().err
+
+
+def test_data_inputs_errors_name_the_key(tmp_path):
+    from uflux_xr.config import ConfigError, load_config
+
+    raw = yaml.safe_load(CONFIG.read_text())
+    raw["data"]["cube"], raw["data"]["sites"] = "c.zarr", "s.nc"
+    raw["data"]["inputs"]["climate"] = [["era5_*.nc"]]
+    (tmp_path / "c.yaml").write_text(yaml.safe_dump(raw))
+    with pytest.raises(ConfigError, match=r"c.yaml: data.inputs.climate\[0\]: no file matches 'era5_\*.nc'"):
+        load_config(tmp_path / "c.yaml")
+    raw["data"]["inputs"] = {"climate": [], "regrid": "cubic"}
+    (tmp_path / "c.yaml").write_text(yaml.safe_dump(raw))
+    with pytest.raises(ConfigError, match=r"data.inputs.regrid: expected 'nearest' or 'bilinear'"):
+        load_config(tmp_path / "c.yaml")
+    raw["data"]["inputs"] = {}
+    raw["training"] = {"drivers": "satellite"}
+    (tmp_path / "c.yaml").write_text(yaml.safe_dump(raw))
+    with pytest.raises(ConfigError, match=r"training.drivers: expected 'cube' or 'towers'"):
+        load_config(tmp_path / "c.yaml")
