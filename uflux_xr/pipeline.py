@@ -132,6 +132,12 @@ def prepare_inputs(config: RunConfig, out_dir: Path, window: Mapping[str, slice]
         cube = open_any(config.cube_path, chunks=config.chunks)
         if config.domain is not None:
             check_grid(cube, config.domain, config.cube_path)
+        short = [d for d in spatial_dims(cube) if cube.sizes[d] < 2]
+        if short:
+            raise ValueError(
+                f"{config.cube_path}: one cell along {short}: cell sizes (and so the area-weighted totals) are "
+                "undefined; build a cube of at least 2 x 2 cells (uflux-xr prepare regrids a point file to a domain)"
+            )
         if "land_mask" not in cube:
             raise ValueError(
                 f"{config.cube_path}: no 'land_mask' variable (1 land, 0 water); build the cube with "
