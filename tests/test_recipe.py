@@ -107,7 +107,7 @@ def test_one_cell_cube_is_refused_before_anything_is_written(tmp_path, capsys):
     one = xr.open_zarr(tmp_path / "cube.zarr", consolidated=False).isel(lat=[0], lon=[0]).load()
     for name in one.variables:
         one[name].encoding = {}
-    one.to_zarr(tmp_path / "one.zarr", mode="w")
+    one.chunk({"time": 64}).to_zarr(tmp_path / "one.zarr", mode="w", consolidated=False)
     raw = yaml.safe_load(config.read_text())
     raw["data"]["cube"] = str(tmp_path / "one.zarr")
     config.write_text(yaml.safe_dump(raw))
