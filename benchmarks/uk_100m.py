@@ -46,7 +46,7 @@ def _peak_rss() -> int:
 
 
 def one_run(config, window, workers: int) -> dict:
-    out = WORK / f"{config.models[0].name}-{workers}"
+    out = WORK / f"{config.ensemble.models[0].name}-{workers}"
     shutil.rmtree(out, ignore_errors=True)
     with LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None) as cluster:
         with Client(cluster) as client:
@@ -82,14 +82,18 @@ def main() -> None:
     }
     print(f"# uk_100m — {dt.datetime.now():%Y-%m-%d %H:%M}, {platform.node()}, {os.cpu_count()} cores")
     print(f"tile: {args.cells} x {args.cells} cells x {args.days} days of {config.domain.describe()}")
-    print(f"chunks {config.chunks}; one member (NIRv proxy set) x GPP per run\n")
+    print(f"chunks {config.output.chunks}; one member (NIRv proxy set) x GPP per run\n")
     measured = {}
     print(f"{'model':<11} {'workers':>7} {'stage s':>8} {'predictions':>12} {'pred/s/core':>12} {'peak RSS':>9}")
-    for spec in config.models:
+    for spec in config.ensemble.models:
         if args.kinds and spec.name not in args.kinds:
             continue
         single = dataclasses.replace(
-            config, models=[spec], proxies={"NIRv": ("NIRv",)}, fluxes=["GPP"], cv=None, formats=("zarr",)
+            config,
+            ensemble=dataclasses.replace(config.ensemble, models=[spec], proxies={"NIRv": ("NIRv",)}),
+            fluxes=["GPP"],
+            validation=dataclasses.replace(config.validation, cv=None),
+            output=dataclasses.replace(config.output, formats=("zarr",)),
         )
         rows = {}
         for workers in (1, 2):

@@ -14,10 +14,10 @@ def base() -> dict:
 def test_demo_config_is_valid():
     cfg = ux.load_config(REPO / "configs" / "demo.yaml")
     assert cfg.fluxes == ["GPP", "RECO", "NEE", "LE", "H"]
-    assert [m.name for m in cfg.models] == ["xgboost", "lightgbm"]
-    assert cfg.members == 2 and cfg.cv == "loso" and cfg.source == "demo"
-    assert cfg.lat == (35.0, 70.0) and cfg.resolution == 0.5
-    assert cfg.attrs["title"].startswith("uflux-xr demo")
+    assert [m.name for m in cfg.ensemble.models] == ["xgboost", "lightgbm"]
+    assert cfg.ensemble.members == 2 and cfg.validation.cv == "loso" and cfg.data.source == "demo"
+    assert cfg.domain.y_range == (35.0, 70.0) and cfg.domain.resolution == 0.5
+    assert cfg.output.attrs["title"].startswith("uflux-xr demo")
 
 
 @pytest.mark.parametrize(
@@ -73,7 +73,7 @@ def test_every_shipped_config_is_valid(path):
     if path.name == "recipe_real_inputs.yaml" and not (REPO.parent / "shared" / "data").exists():
         pytest.skip("the recipe's data.inputs are the files in ../shared/data, absent here")
     cfg = ux.load_config(path)
-    assert cfg.fluxes and cfg.models
+    assert cfg.fluxes and cfg.ensemble.models
 
 
 def test_models_default_to_the_cascade_forest():
@@ -81,7 +81,7 @@ def test_models_default_to_the_cascade_forest():
     raw.pop("models")
     raw["validation"].pop("model")
     cfg = parse_config(raw, "my.yaml")
-    assert [m.name for m in cfg.models] == ["deepforest"] and cfg.cv_model == "deepforest"
+    assert [m.name for m in cfg.ensemble.models] == ["deepforest"] and cfg.validation.model == "deepforest"
 
 
 def test_ensemble_members_are_proxy_sets_times_models_times_seeds():
@@ -96,11 +96,11 @@ def test_ensemble_members_are_proxy_sets_times_models_times_seeds():
         "seeds": 2,
     }
     cfg = parse_config(raw, "my.yaml")
-    specs = cfg.member_specs
-    assert len(specs) == 2 * len(cfg.models) * 2
-    assert specs[0].label == f"NIRv-{cfg.models[0].name}-0"
+    specs = cfg.ensemble.member_specs
+    assert len(specs) == 2 * len(cfg.ensemble.models) * 2
+    assert specs[0].label == f"NIRv-{cfg.ensemble.models[0].name}-0"
     assert specs[-1].predictors == ("TA", "SW_IN", "IGBP", "DOY_SIN", "NDVI", "EVI2")
-    assert cfg.predictors == ["TA", "SW_IN", "IGBP", "DOY_SIN", "NIRv", "NDVI", "EVI2"]
+    assert cfg.ensemble.predictors == ["TA", "SW_IN", "IGBP", "DOY_SIN", "NIRv", "NDVI", "EVI2"]
     raw["ensemble"]["climate"] = ["TA", "NIRv"]
     with pytest.raises(ConfigError, match=r"ensemble: \['NIRv'\] are both shared predictors and vegetation proxies"):
         parse_config(raw, "my.yaml")

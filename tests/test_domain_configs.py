@@ -37,11 +37,11 @@ def test_domain_config_grid_and_ensemble(name):
     config = _config(name)
     _, shape, crs = DOMAINS[name]
     assert config.domain.shape == shape and config.domain.crs == crs
-    labels = [m.label for m in config.member_specs]
+    labels = [m.label for m in config.ensemble.member_specs]
     # UFLUX's enumeration: vegetation proxy sets x model kinds; each member sees one proxy.
     assert len(labels) == 12 and len(set(labels)) == 12
     assert {m.split("-")[0] for m in labels} == {"NIRv", "EVI2", "NDVI", "SIF"}
-    for spec in config.member_specs:
+    for spec in config.ensemble.member_specs:
         proxies = [p for p in ("NIRv", "EVI2", "NDVI", "SIF") if p in spec.predictors]
         assert proxies == [spec.label.split("-")[0]]
         assert {"TA", "SW_IN", "VPD", "SWC", "DOY_SIN", "DOY_COS", "IGBP"} <= set(spec.predictors)
@@ -59,9 +59,9 @@ def test_dry_run_plans_the_whole_domain(name, capsys):
     nt, ny, nx = config.domain.shape
     ydim, xdim = config.domain.dims
     expected_chunks = (
-        math.ceil(nt / config.chunks["time"])
-        * math.ceil(ny / config.chunks[ydim])
-        * math.ceil(nx / config.chunks[xdim])
+        math.ceil(nt / config.output.chunks["time"])
+        * math.ceil(ny / config.output.chunks[ydim])
+        * math.ceil(nx / config.output.chunks[xdim])
     )
     assert f"chunks        {expected_chunks:,} " in text
     assert "12 members x 5 fluxes = 60 models" in text
@@ -70,7 +70,7 @@ def test_dry_run_plans_the_whole_domain(name, capsys):
     assert plan.predictions == pytest.approx(nt * ny * nx * plan.land_fraction * 60)
     assert plan.core_hours() == pytest.approx(plan.predictions / 1e6 / 3600)
     # Memory is set by the chunk, not the domain: the whole domain plans the same per worker as a window.
-    window = {"time": slice(0, config.chunks["time"]), ydim: slice(0, 100), xdim: slice(0, 100)}
+    window = {"time": slice(0, config.output.chunks["time"]), ydim: slice(0, 100), xdim: slice(0, 100)}
     assert plan_run(config, throughput=1e6, window=window).worker_thread_bytes <= plan.worker_thread_bytes
     assert "per worker" in text and "core-hours" in text and "uncompressed" in text
 
@@ -118,7 +118,7 @@ def test_unknown_window_dim_is_refused(capsys):
 
 
 def test_measured_throughput_is_positive_and_model_size_real():
-    rate, size, rows = measure_throughput(_config("uk_daily_100m").models[0], n_rows=20_000)
+    rate, size, rows = measure_throughput(_config("uk_daily_100m").ensemble.models[0], n_rows=20_000)
     assert rate > 1e4 and 1e4 < size < 1e8 and rows > 1000
 
 

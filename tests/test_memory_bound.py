@@ -43,7 +43,7 @@ def _worker_peak_increase(world, model_path, window, out) -> int:
 @pytest.mark.slow
 def test_worker_peak_memory_does_not_grow_with_the_domain(tmp_path):
     config = load_config(REPO / "configs" / "uk_daily_100m.yaml")
-    world = LazyWorld(config.domain, seed=config.seed, n_sites=20)
+    world = LazyWorld(config.domain, seed=config.data.seed, n_sites=20)
     table = site_table(world, FEATURES, ["GPP", "GPP_QC"])
     model = train(table, "GPP", FEATURES, model="xgboost", n_estimators=30, max_depth=4)
     model_path = str(model.save(tmp_path / "GPP.uxm"))
@@ -57,5 +57,9 @@ def test_worker_peak_memory_does_not_grow_with_the_domain(tmp_path):
     # If memory followed the domain, the large run would need 4x the small one's growth.
     assert grow_large <= 1.3 * grow_small + 40 * mb, (grow_small / mb, grow_large / mb)
     # And the dry run's per-thread model (which counts no sharing) bounds what a task held.
-    plan = plan_run(dataclasses.replace(config, chunks=CHUNKS), window=large, throughput=1e6)
+    plan = plan_run(
+        dataclasses.replace(config, output=dataclasses.replace(config.output, chunks=CHUNKS)),
+        window=large,
+        throughput=1e6,
+    )
     assert grow_large <= plan.worker_thread_bytes, (grow_large / mb, plan.worker_thread_bytes / mb)

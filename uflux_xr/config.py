@@ -132,40 +132,84 @@ class RawInputs:
 
 
 @dataclass(frozen=True)
-class RunConfig:
-    """A validated run configuration (see ``configs/demo.yaml`` for every key)."""
+class DataConfig:
+    """The ``data`` section: where the inputs come from (the grid and period are the run's ``domain``)."""
 
-    name: str
     source: str
-    fluxes: list[str]
+    cube_path: str | None = None
+    sites_path: str | None = None
+    fallback: str | None = None
+    seed: int = 0
+    n_sites: int = 60
+    inputs: RawInputs | None = None
+
+    KEYS = ("source", "seed", "domain", "period", "n_sites", "cube", "sites", "fallback", "inputs")
+
+    @classmethod
+    def parse(cls, data: dict, domain: Domain | None, src: str) -> DataConfig:
+        """Validate ``data`` (its ``domain``/``period`` already parsed into ``domain``)."""
+        source = data.get("source")
+        kwargs: dict = {"source": source}
+        if source in ("demo", "lazy_demo") or data.get("fallback"):
+            n_sites = data.get("n_sites", 60)
+            if not isinstance(n_sites, int) or n_sites < 3:
+                raise ConfigError(f"{src}: data.n_sites: expected an integer of at least 3, got {n_sites!r}")
+            seed = data.get("seed", 0)
+            if not isinstance(seed, int):
+                raise ConfigError(f"{src}: data.seed: expected an integer, got {seed!r}")
+            kwargs.update(n_sites=n_sites, seed=seed)
+        if source == "demo" and (domain.step != "daily" or not domain.geographic):
+            raise ConfigError(
+                f"{src}: data.source: 'demo' simulates a daily lat/lon world; use 'lazy_demo' for "
+                f"{domain.crs} grids or {domain.step} steps"
+            )
+        if source != "files":
+            if "fallback" in data or "inputs" in data:
+                key = "fallback" if "fallback" in data else "inputs"
+                raise ConfigError(f"{src}: data.{key}: only meaningful with source 'files'")
+            return cls(**kwargs)
+        for key in ("cube", "sites"):
+            if not isinstance(data.get(key), str):
+                raise ConfigError(f"{src}: data.{key}: expected a path to a NetCDF or Zarr file with source 'files'")
+            path = Path(data[key])
+            kwargs[f"{key}_path"] = str(path if path.is_absolute() else Path(src).parent / path)
+        fallback = data.get("fallback")
+        if fallback not in (None, "lazy_demo"):
+            raise ConfigError(f"{src}: data.fallback: expected 'lazy_demo' (or nothing), got {fallback!r}")
+        if fallback and domain is None:
+            raise ConfigError(f"{src}: data.fallback: needs data.domain and data.period to generate the demo world")
+        if "inputs" in data:
+            if domain is None:
+                raise ConfigError(f"{src}: data.inputs: needs data.domain and data.period (the cube's grid and steps)")
+            kwargs["inputs"] = RawInputs.parse(data["inputs"], src)
+        return cls(fallback=fallback, **kwargs)
+
+
+@dataclass(frozen=True)
+class EnsembleConfig:
+    """Predictors, model kinds, proxy sets and seeds (``predictors``/``members``/``models``, or ``ensemble``)."""
+
     predictors: list[str]
     models: list[ModelSpec]
     members: int = 1
-    seed: int = 0
-    lat: tuple[float, float] = (35.0, 70.0)
-    lon: tuple[float, float] = (-10.0, 40.0)
-    resolution: float = 0.5
-    start: str = "2020-01-01"
-    end: str = "2020-12-31"
-    n_sites: int = 60
-    cube_path: str | None = None
-    sites_path: str | None = None
-    extraction_method: str = "nearest"
-    extraction_window: int = 3
-    qc_threshold: float | None = None
-    cv: str | None = "loso"
-    cv_model: str | None = None
-    cv_splits: int = 5
-    cv_params: dict = field(default_factory=dict)
-    chunks: dict = field(default_factory=lambda: {"time": 32})
-    formats: tuple[str, ...] = PRODUCT_FORMATS
-    attrs: dict = field(default_factory=dict)
-    path: str = "<config>"
-    domain: Domain | None = None
-    fallback: str | None = None
     proxies: dict[str, tuple[str, ...]] = field(default_factory=dict)
-    inputs: RawInputs | None = None
-    training_drivers: str = "cube"
+
+    @classmethod
+    def parse(cls, raw: dict, fluxes: list[str], src: str) -> EnsembleConfig:
+        """Validate the top-level ``predictors``, ``members``, ``ensemble`` and ``models`` keys."""
+        if "ensemble" in raw:
+            if "predictors" in raw or "members" in raw:
+                raise ConfigError(
+                    f"{src}: ensemble: replaces the top-level 'predictors' and 'members'; give one or the other"
+                )
+            predictors, proxies, members = _parse_ensemble(raw["ensemble"], src)
+        else:
+            predictors, proxies = _name_list(raw, "predictors", src), {}
+            members = raw.get("members", 1)
+            if not isinstance(members, int) or members < 1:
+                raise ConfigError(f"{src}: members: expected a positive integer (seeds per model), got {members!r}")
+        _check_predictors(predictors, "ensemble" if proxies else "predictors", fluxes, src)
+        return cls(predictors, _parse_models(raw.get("models", [DEFAULT_MODEL]), src), members, proxies)
 
     @property
     def member_specs(self) -> list[MemberSpec]:
@@ -184,6 +228,107 @@ class RunConfig:
             for m in self.models
             for seed in range(self.members)
         ]
+
+
+@dataclass(frozen=True)
+class ExtractionConfig:
+    """The ``extraction`` section: nearest cell or a window mean at each tower."""
+
+    method: str = "nearest"
+    window: int = 3
+
+    @classmethod
+    def parse(cls, section: dict, src: str) -> ExtractionConfig:
+        _check_keys(section, {"method", "window"}, "extraction", src)
+        method = section.get("method", cls.method)
+        if method not in ("nearest", "window"):
+            raise ConfigError(f"{src}: extraction.method: expected 'nearest' or 'window', got {method!r}")
+        window = section.get("window", cls.window)
+        if not isinstance(window, int) or window < 1 or window % 2 == 0:
+            raise ConfigError(f"{src}: extraction.window: expected an odd positive integer, got {window!r}")
+        return cls(method, window)
+
+
+@dataclass(frozen=True)
+class TrainingConfig:
+    """The ``training`` section: the QC fraction a training row needs, and where its drivers come from."""
+
+    qc_threshold: float | None = None
+    drivers: str = "cube"
+
+    @classmethod
+    def parse(cls, section: dict, src: str) -> TrainingConfig:
+        _check_keys(section, {"qc_threshold", "drivers"}, "training", src)
+        qc = section.get("qc_threshold", cls.qc_threshold)
+        if qc is not None and (not isinstance(qc, int | float) or not 0 <= qc <= 1):
+            raise ConfigError(f"{src}: training.qc_threshold: expected a fraction in [0, 1], got {qc!r}")
+        drivers = section.get("drivers", cls.drivers)
+        if drivers not in ("cube", "towers"):
+            raise ConfigError(f"{src}: training.drivers: expected 'cube' or 'towers', got {drivers!r}")
+        return cls(qc, drivers)
+
+
+@dataclass(frozen=True)
+class ValidationConfig:
+    """The ``validation`` section: grouped cross-validation scheme, model and folds."""
+
+    cv: str | None = "loso"
+    model: str | None = None
+    n_splits: int = 5
+    params: dict = field(default_factory=dict)
+
+    @classmethod
+    def parse(cls, section: dict, default_model: str, src: str) -> ValidationConfig:
+        _check_keys(section, {"cv", "model", "n_splits", "params"}, "validation", src)
+        cv = section.get("cv", cls.cv)
+        if cv not in ("loso", "kfold", None, "none"):
+            raise ConfigError(f"{src}: validation.cv: expected 'loso', 'kfold' or 'none', got {cv!r}")
+        model = section.get("model", default_model)
+        if model not in available_models():
+            raise ConfigError(f"{src}: validation.model: unknown model {model!r}; available: {available_models()}")
+        n_splits = section.get("n_splits", cls.n_splits)
+        if not isinstance(n_splits, int) or n_splits < 2:
+            raise ConfigError(f"{src}: validation.n_splits: expected an integer of at least 2, got {n_splits!r}")
+        return cls(None if cv in (None, "none") else cv, model, n_splits, dict(section.get("params") or {}))
+
+
+@dataclass(frozen=True)
+class OutputConfig:
+    """The ``output`` section: product formats, dask chunks and global attributes."""
+
+    formats: tuple[str, ...] = PRODUCT_FORMATS
+    chunks: dict = field(default_factory=lambda: {"time": 32})
+    attrs: dict = field(default_factory=dict)
+
+    @classmethod
+    def parse(cls, section: dict, title: str | None, src: str) -> OutputConfig:
+        _check_keys(section, {"formats", "chunks", "attrs"}, "output", src)
+        formats = section.get("formats", list(PRODUCT_FORMATS))
+        if not isinstance(formats, list) or not formats or any(f not in PRODUCT_FORMATS for f in formats):
+            raise ConfigError(f"{src}: output.formats: expected a list from {list(PRODUCT_FORMATS)}, got {formats!r}")
+        chunks = section.get("chunks", {"time": 32})
+        if not isinstance(chunks, dict) or not all(isinstance(v, int) and v > 0 for v in chunks.values()):
+            raise ConfigError(f"{src}: output.chunks: expected {{dim: positive integer}}, got {chunks!r}")
+        attrs = dict(section.get("attrs") or {})
+        if title is not None:
+            attrs = {"title": title, **attrs}
+        return cls(tuple(formats), dict(chunks), attrs)
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """A validated run configuration (see ``configs/demo.yaml`` for every key), one dataclass per section."""
+
+    name: str
+    fluxes: list[str]
+    data: DataConfig
+    ensemble: EnsembleConfig
+    domain: Domain | None = None
+    extraction: ExtractionConfig = field(default_factory=ExtractionConfig)
+    training: TrainingConfig = field(default_factory=TrainingConfig)
+    validation: ValidationConfig = field(default_factory=ValidationConfig)
+    output: OutputConfig = field(default_factory=OutputConfig)
+    path: str = "<config>"
 
 
 def _check_keys(section: dict, allowed: set[str], where: str, src: str) -> None:
@@ -224,7 +369,7 @@ def _name_list(raw: dict, key: str, src: str) -> list[str]:
     return list(value)
 
 
-def _parse_domain(data: dict, src: str) -> dict:
+def _parse_domain(data: dict, src: str) -> Domain:
     """Grid and period: lat/lon in degrees (``lat``, ``lon``) or a projected CRS (``crs``, ``x``, ``y`` [m])."""
     domain = data.get("domain") or {}
     if not isinstance(domain, dict):
@@ -232,14 +377,12 @@ def _parse_domain(data: dict, src: str) -> dict:
     _check_keys(domain, {"crs", "lat", "lon", "x", "y", "resolution"}, "data.domain", src)
     crs = str(domain.get("crs", GEOGRAPHIC_CRS))
     geographic = crs.upper() in (GEOGRAPHIC_CRS, "WGS84")
-    out: dict = {}
     if geographic:
         bad = sorted({"x", "y"} & set(domain))
         if bad:
             raise ConfigError(f"{src}: data.domain: {bad} are for projected grids; a lat/lon grid takes lat and lon")
-        out["lat"] = _pair(domain["lat"], "data.domain.lat", src) if "lat" in domain else (35.0, 70.0)
-        out["lon"] = _pair(domain["lon"], "data.domain.lon", src) if "lon" in domain else (-10.0, 40.0)
-        y_range, x_range = out["lat"], out["lon"]
+        y_range = _pair(domain["lat"], "data.domain.lat", src) if "lat" in domain else Domain.y_range
+        x_range = _pair(domain["lon"], "data.domain.lon", src) if "lon" in domain else Domain.x_range
     else:
         try:
             from pyproj import CRS
@@ -254,27 +397,26 @@ def _parse_domain(data: dict, src: str) -> dict:
         if bad:
             raise ConfigError(f"{src}: data.domain: {bad} are for lat/lon grids; a {crs} grid takes x and y [m]")
         x_range, y_range = _pair(domain["x"], "data.domain.x", src), _pair(domain["y"], "data.domain.y", src)
-    res = domain.get("resolution", 0.5)
+    res = domain.get("resolution", Domain.resolution)
     unit = "degrees" if geographic else "metres"
     if not isinstance(res, int | float) or res <= 0:
         raise ConfigError(f"{src}: data.domain.resolution: expected a positive number of {unit}, got {res!r}")
-    out["resolution"] = float(res)
     period = data.get("period") or {}
     _check_keys(period, {"start", "end", "step"}, "data.period", src)
-    out["start"] = _date(period.get("start", "2020-01-01"), "data.period.start", src)
-    out["end"] = _date(period.get("end", "2020-12-31"), "data.period.end", src)
-    if out["start"] >= out["end"]:
-        raise ConfigError(f"{src}: data.period: start {out['start']} must be before end {out['end']}")
-    step = period.get("step", "daily")
+    start = _date(period.get("start", Domain.start), "data.period.start", src)
+    end = _date(period.get("end", Domain.end), "data.period.end", src)
+    if start >= end:
+        raise ConfigError(f"{src}: data.period: start {start} must be before end {end}")
+    step = period.get("step", Domain.step)
     if step not in STEPS:
         raise ConfigError(f"{src}: data.period.step: expected one of {list(STEPS)}, got {step!r}")
     try:
-        out["domain"] = Domain(crs, x_range, y_range, float(res), out["start"], out["end"], step)
+        parsed = Domain(crs, x_range, y_range, float(res), start, end, step)
     except ValueError as err:
         raise ConfigError(f"{src}: data.domain: {err}") from None
-    if len(out["domain"].time()) < 1:
-        raise ConfigError(f"{src}: data.period: no {step} step has its middle inside {out['start']}..{out['end']}")
-    return out
+    if len(parsed.time()) < 1:
+        raise ConfigError(f"{src}: data.period: no {step} step has its middle inside {start}..{end}")
+    return parsed
 
 
 def _parse_ensemble(section, src: str) -> tuple[list[str], dict[str, tuple[str, ...]], int]:
@@ -324,105 +466,7 @@ def _check_predictors(predictors: list[str], where: str, fluxes: list[str], src:
         raise ConfigError(f"{src}: {where}: {bad} are also fluxes to predict")
 
 
-def parse_config(raw: dict, src: str = "<config>") -> RunConfig:
-    """Validate a configuration mapping (as loaded from YAML).
-
-    Raises
-    ------
-    ConfigError
-        Naming ``src``, the offending key and what was expected.
-    """
-    if not isinstance(raw, dict):
-        raise ConfigError(f"{src}: expected a YAML mapping at the top level")
-    _check_keys(
-        raw,
-        {
-            "name",
-            "title",
-            "data",
-            "predictors",
-            "fluxes",
-            "extraction",
-            "training",
-            "models",
-            "members",
-            "ensemble",
-            "validation",
-            "output",
-        },
-        "top level",
-        src,
-    )
-    name = raw.get("name")
-    if not isinstance(name, str) or not name:
-        raise ConfigError(f"{src}: name: expected a non-empty string")
-
-    data = _section(raw, "data", src)
-    _check_keys(
-        data, {"source", "seed", "domain", "period", "n_sites", "cube", "sites", "fallback", "inputs"}, "data", src
-    )
-    source = data.get("source")
-    if source not in SOURCES:
-        raise ConfigError(f"{src}: data.source: expected one of {list(SOURCES)}, got {source!r}")
-    kwargs: dict = {"source": source}
-    if source != "files" or "domain" in data:
-        kwargs.update(_parse_domain(data, src))
-    if source in ("demo", "lazy_demo") or data.get("fallback"):
-        n_sites = data.get("n_sites", 60)
-        if not isinstance(n_sites, int) or n_sites < 3:
-            raise ConfigError(f"{src}: data.n_sites: expected an integer of at least 3, got {n_sites!r}")
-        kwargs["n_sites"] = n_sites
-        seed = data.get("seed", 0)
-        if not isinstance(seed, int):
-            raise ConfigError(f"{src}: data.seed: expected an integer, got {seed!r}")
-        kwargs["seed"] = seed
-    domain = kwargs.get("domain")
-    if source == "demo" and (domain.step != "daily" or not domain.geographic):
-        raise ConfigError(
-            f"{src}: data.source: 'demo' simulates a daily lat/lon world; use 'lazy_demo' for "
-            f"{domain.crs} grids or {domain.step} steps"
-        )
-    if source == "files":
-        for key in ("cube", "sites"):
-            if not isinstance(data.get(key), str):
-                raise ConfigError(f"{src}: data.{key}: expected a path to a NetCDF or Zarr file with source 'files'")
-            path = Path(data[key])
-            if not path.is_absolute():
-                path = Path(src).parent / path
-            kwargs[f"{key}_path"] = str(path)
-        fallback = data.get("fallback")
-        if fallback not in (None, "lazy_demo"):
-            raise ConfigError(f"{src}: data.fallback: expected 'lazy_demo' (or nothing), got {fallback!r}")
-        if fallback and "domain" not in data:
-            raise ConfigError(f"{src}: data.fallback: needs data.domain and data.period to generate the demo world")
-        kwargs["fallback"] = fallback
-        if "inputs" in data:
-            if "domain" not in data:
-                raise ConfigError(f"{src}: data.inputs: needs data.domain and data.period (the cube's grid and steps)")
-            kwargs["inputs"] = RawInputs.parse(data["inputs"], src)
-    elif "fallback" in data or "inputs" in data:
-        raise ConfigError(
-            f"{src}: data.{'fallback' if 'fallback' in data else 'inputs'}: only meaningful with source 'files'"
-        )
-
-    fluxes = _name_list(raw, "fluxes", src)
-    bad = [f for f in fluxes if f not in registry()["fluxes"]]
-    if bad:
-        raise ConfigError(f"{src}: fluxes: unknown flux(es) {bad}; expected some of {sorted(registry()['fluxes'])}")
-    if "ensemble" in raw:
-        if "predictors" in raw or "members" in raw:
-            raise ConfigError(
-                f"{src}: ensemble: replaces the top-level 'predictors' and 'members'; give one or the other"
-            )
-        predictors, proxies, members = _parse_ensemble(raw["ensemble"], src)
-    else:
-        predictors, proxies = _name_list(raw, "predictors", src), {}
-        members = raw.get("members", 1)
-        if not isinstance(members, int) or members < 1:
-            raise ConfigError(f"{src}: members: expected a positive integer (seeds per model), got {members!r}")
-    _check_predictors(predictors, "ensemble" if proxies else "predictors", fluxes, src)
-
-    models_raw = raw.get("models", [DEFAULT_MODEL])
+def _parse_models(models_raw, src: str) -> list[ModelSpec]:
     if not isinstance(models_raw, list) or not models_raw:
         raise ConfigError(f"{src}: models: expected a non-empty list of {{name: ..., params: {{...}}}}")
     models = []
@@ -441,68 +485,60 @@ def parse_config(raw: dict, src: str = "<config>") -> RunConfig:
         models.append(ModelSpec(m["name"], dict(params)))
     if len({m.name for m in models}) != len(models):
         raise ConfigError(f"{src}: models: each model kind may appear once (use 'members' for more seeds)")
-    extraction = _section(raw, "extraction", src)
-    _check_keys(extraction, {"method", "window"}, "extraction", src)
-    method = extraction.get("method", "nearest")
-    if method not in ("nearest", "window"):
-        raise ConfigError(f"{src}: extraction.method: expected 'nearest' or 'window', got {method!r}")
-    window = extraction.get("window", 3)
-    if not isinstance(window, int) or window < 1 or window % 2 == 0:
-        raise ConfigError(f"{src}: extraction.window: expected an odd positive integer, got {window!r}")
+    return models
 
-    training = _section(raw, "training", src)
-    _check_keys(training, {"qc_threshold", "drivers"}, "training", src)
-    drivers = training.get("drivers", "cube")
-    if drivers not in ("cube", "towers"):
-        raise ConfigError(f"{src}: training.drivers: expected 'cube' or 'towers', got {drivers!r}")
-    qc = training.get("qc_threshold")
-    if qc is not None and (not isinstance(qc, int | float) or not 0 <= qc <= 1):
-        raise ConfigError(f"{src}: training.qc_threshold: expected a fraction in [0, 1], got {qc!r}")
 
-    validation = _section(raw, "validation", src)
-    _check_keys(validation, {"cv", "model", "n_splits", "params"}, "validation", src)
-    cv = validation.get("cv", "loso")
-    if cv not in ("loso", "kfold", None, "none"):
-        raise ConfigError(f"{src}: validation.cv: expected 'loso', 'kfold' or 'none', got {cv!r}")
-    cv_model = validation.get("model", models[0].name)
-    if cv_model not in available_models():
-        raise ConfigError(f"{src}: validation.model: unknown model {cv_model!r}; available: {available_models()}")
-    n_splits = validation.get("n_splits", 5)
-    if not isinstance(n_splits, int) or n_splits < 2:
-        raise ConfigError(f"{src}: validation.n_splits: expected an integer of at least 2, got {n_splits!r}")
+TOP_LEVEL_KEYS = (
+    "name",
+    "title",
+    "data",
+    "predictors",
+    "fluxes",
+    "extraction",
+    "training",
+    "models",
+    "members",
+    "ensemble",
+    "validation",
+    "output",
+)
 
-    output = _section(raw, "output", src)
-    _check_keys(output, {"formats", "chunks", "attrs"}, "output", src)
-    formats = output.get("formats", list(PRODUCT_FORMATS))
-    if not isinstance(formats, list) or not formats or any(f not in PRODUCT_FORMATS for f in formats):
-        raise ConfigError(f"{src}: output.formats: expected a list from {list(PRODUCT_FORMATS)}, got {formats!r}")
-    chunks = output.get("chunks", {"time": 32})
-    if not isinstance(chunks, dict) or not all(isinstance(v, int) and v > 0 for v in chunks.values()):
-        raise ConfigError(f"{src}: output.chunks: expected {{dim: positive integer}}, got {chunks!r}")
-    attrs = output.get("attrs") or {}
-    if "title" in raw:
-        attrs = {"title": raw["title"], **attrs}
 
+def parse_config(raw: dict, src: str = "<config>") -> RunConfig:
+    """Validate a configuration mapping (as loaded from YAML), section by section.
+
+    Raises
+    ------
+    ConfigError
+        Naming ``src``, the offending key and what was expected.
+    """
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{src}: expected a YAML mapping at the top level")
+    _check_keys(raw, set(TOP_LEVEL_KEYS), "top level", src)
+    name = raw.get("name")
+    if not isinstance(name, str) or not name:
+        raise ConfigError(f"{src}: name: expected a non-empty string")
+    data = _section(raw, "data", src)
+    _check_keys(data, set(DataConfig.KEYS), "data", src)
+    if data.get("source") not in SOURCES:
+        raise ConfigError(f"{src}: data.source: expected one of {list(SOURCES)}, got {data.get('source')!r}")
+    domain = _parse_domain(data, src) if data["source"] != "files" or "domain" in data else None
+    fluxes = _name_list(raw, "fluxes", src)
+    bad = [f for f in fluxes if f not in registry()["fluxes"]]
+    if bad:
+        raise ConfigError(f"{src}: fluxes: unknown flux(es) {bad}; expected some of {sorted(registry()['fluxes'])}")
+    ensemble = EnsembleConfig.parse(raw, fluxes, src)
     return RunConfig(
         name=name,
         fluxes=fluxes,
-        predictors=predictors,
-        models=models,
-        members=members,
-        extraction_method=method,
-        extraction_window=window,
-        qc_threshold=qc,
-        training_drivers=drivers,
-        cv=None if cv in (None, "none") else cv,
-        cv_model=cv_model,
-        cv_splits=n_splits,
-        cv_params=dict(validation.get("params") or {}),
-        chunks=dict(chunks),
-        formats=tuple(formats),
-        attrs=dict(attrs),
+        data=DataConfig.parse(data, domain, src),
+        ensemble=ensemble,
+        domain=domain,
+        extraction=ExtractionConfig.parse(_section(raw, "extraction", src), src),
+        training=TrainingConfig.parse(_section(raw, "training", src), src),
+        validation=ValidationConfig.parse(_section(raw, "validation", src), ensemble.models[0].name, src),
+        output=OutputConfig.parse(_section(raw, "output", src), raw.get("title"), src),
         path=src,
-        proxies=proxies,
-        **kwargs,
     )
 
 

@@ -42,7 +42,7 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from uflux_xr.domain import Domain
+from uflux_xr.domain import COORDINATE_ATTRS, Domain
 from uflux_xr.io.era5 import read_era5
 from uflux_xr.io.raster import read_raster, vegetation_indices
 from uflux_xr.plausibility import check_plausible
@@ -71,9 +71,9 @@ def domain_template(domain: Domain) -> xr.Dataset:
         {"template": ((ydim, xdim), np.zeros((len(domain.y()), len(domain.x())), dtype=np.float32))},
         coords={ydim: domain.y(), xdim: domain.x()},
     )
+    for dim in (ydim, xdim):
+        template[dim].attrs = dict(COORDINATE_ATTRS[dim])
     if domain.geographic:
-        template["lat"].attrs = {"units": "degrees_north", "standard_name": "latitude"}
-        template["lon"].attrs = {"units": "degrees_east", "standard_name": "longitude"}
         return template
     return template.rio.write_crs(domain.crs)
 

@@ -124,3 +124,57 @@ def time_axis(start: str, end: str, step: str) -> pd.DatetimeIndex:
         edges = edges[edges.month.isin([4, 10])]
     mids = edges[:-1] + (edges[1:] - edges[:-1]) / 2
     return pd.DatetimeIndex(mids[(mids >= first) & (mids < last)]).as_unit("ns")
+
+
+#: CF attributes of the horizontal coordinates, one place for cubes, worlds and products.
+COORDINATE_ATTRS = {
+    "lat": {"standard_name": "latitude", "long_name": "latitude", "units": "degrees_north", "axis": "Y"},
+    "lon": {"standard_name": "longitude", "long_name": "longitude", "units": "degrees_east", "axis": "X"},
+    "y": {"standard_name": "projection_y_coordinate", "units": "m", "axis": "Y"},
+    "x": {"standard_name": "projection_x_coordinate", "units": "m", "axis": "X"},
+}
+
+
+class GridError(ValueError):
+    """A dataset's grid is not one the toolkit reads, or not the configured domain's."""
+
+
+def spatial_dims(ds) -> tuple[str, str]:
+    """The horizontal dims of a cube or product: ("lat", "lon") for geographic grids, ("y", "x") for projected ones.
+
+    Raises
+    ------
+    GridError
+        When neither pair is present.
+    """
+    if "lat" in ds.dims and "lon" in ds.dims:
+        return "lat", "lon"
+    if "y" in ds.dims and "x" in ds.dims:
+        return "y", "x"
+    raise GridError(f"the cube has dims {tuple(ds.dims)}; expected (time, lat, lon) or (time, y, x)")
+
+
+def check_grid(cube, domain: Domain, path: str) -> None:
+    """Refuse a cube whose grid is not the configured domain's (dims, CRS, resolution).
+
+    Raises
+    ------
+    GridError
+        Naming the file and what differs.
+    """
+    ydim, xdim = spatial_dims(cube)
+    if (ydim, xdim) != domain.dims:
+        raise GridError(f"{path}: the cube has ({ydim}, {xdim}) dims; the {domain.crs} domain expects {domain.dims}")
+    if not domain.geographic:
+        from pyproj import CRS
+
+        crs = cube.rio.crs
+        if crs is None or CRS.from_user_input(crs) != CRS.from_user_input(domain.crs):
+            raise GridError(f"{path}: the cube's CRS ({crs}) is not the domain's {domain.crs}")
+    for dim in (ydim, xdim):
+        step = float(np.median(np.abs(np.diff(cube[dim].values)))) if cube.sizes[dim] > 1 else domain.resolution
+        if not np.isclose(step, domain.resolution, rtol=1e-3):
+            raise GridError(
+                f"{path}: {dim} spacing {step:g} differs from the domain resolution "
+                f"{domain.resolution:g} {domain.units}"
+            )

@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from uflux_xr.sites import spatial_dims
+from uflux_xr.domain import spatial_dims
 
 WGS84_A = 6378137.0  # semi-major axis [m]
 WGS84_E = np.sqrt(2 / 298.257223563 - (1 / 298.257223563) ** 2)  # first eccentricity

@@ -34,7 +34,7 @@ import rioxarray  # noqa: F401 - registers the .rio accessor
 import xarray as xr
 from dask.base import tokenize
 
-from uflux_xr.domain import STEP_DAYS, Domain
+from uflux_xr.domain import COORDINATE_ATTRS, STEP_DAYS, Domain
 from uflux_xr.features import saturation_vapour_pressure, toa_daily_radiation
 from uflux_xr.synthetic import (
     IGBP_CLASSES,
@@ -270,13 +270,11 @@ class LazyWorld:
     def _coords(self, axes) -> dict:
         ydim, xdim = self.domain.dims
         t, y, x = axes
-        if self.domain.geographic:
-            y_attrs = {"units": "degrees_north", "standard_name": "latitude", "long_name": "latitude", "axis": "Y"}
-            x_attrs = {"units": "degrees_east", "standard_name": "longitude", "long_name": "longitude", "axis": "X"}
-        else:
-            y_attrs = {"units": "m", "standard_name": "projection_y_coordinate", "axis": "Y"}
-            x_attrs = {"units": "m", "standard_name": "projection_x_coordinate", "axis": "X"}
-        return {"time": self.time[t], ydim: (ydim, y, y_attrs), xdim: (xdim, x, x_attrs)}
+        return {
+            "time": self.time[t],
+            ydim: (ydim, y, dict(COORDINATE_ATTRS[ydim])),
+            xdim: (xdim, x, dict(COORDINATE_ATTRS[xdim])),
+        }
 
     def _stacked(self, names, chunks, axes) -> da.Array:
         ydim, xdim = self.domain.dims

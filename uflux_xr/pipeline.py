@@ -32,7 +32,7 @@ import xarray as xr
 
 from uflux_xr import lazyworld, synthetic
 from uflux_xr.config import RunConfig
-from uflux_xr.domain import Domain
+from uflux_xr.domain import check_grid, spatial_dims
 from uflux_xr.ensemble import area_weighted_total, ensemble_statistics
 from uflux_xr.features import resolve_features
 from uflux_xr.io import open_any, write_dataset, write_product
@@ -41,7 +41,7 @@ from uflux_xr.lazyworld import LazyWorld
 from uflux_xr.metrics import all_metrics
 from uflux_xr.models import FluxModel, load_model, train
 from uflux_xr.plausibility import check_plausible
-from uflux_xr.sites import extract_at_sites, spatial_dims
+from uflux_xr.sites import extract_at_sites
 from uflux_xr.upscale import upscale
 from uflux_xr.validate import cross_validate
 
@@ -75,16 +75,16 @@ class Inputs:
 
 def input_source(config: RunConfig) -> str:
     """The source a run uses: ``files`` only when both files exist, else the configured fallback."""
-    if config.source != "files":
-        return config.source
-    missing = [p for p in (config.cube_path, config.sites_path) if not Path(p).exists()]
+    if config.data.source != "files":
+        return config.data.source
+    missing = [p for p in (config.data.cube_path, config.data.sites_path) if not Path(p).exists()]
     if not missing:
         return "files"
-    if config.fallback:
-        return config.fallback
+    if config.data.fallback:
+        return config.data.fallback
     hint = (
         f"build them from data.inputs with: uflux-xr prepare {config.path}"
-        if config.inputs is not None
+        if config.data.inputs is not None
         else "set data.fallback: lazy_demo to run on the demo world instead"
     )
     raise FileNotFoundError(f"{config.path}: input file(s) {missing} not found (data.cube / data.sites); {hint}")
@@ -105,48 +105,52 @@ def prepare_inputs(config: RunConfig, out_dir: Path, window: Mapping[str, slice]
     inputs.mkdir(parents=True, exist_ok=True)
     if source == "demo":
         world = synthetic.make_world(
-            config.seed,
-            lat_range=config.lat,
-            lon_range=config.lon,
-            resolution=config.resolution,
-            start=config.start,
-            end=config.end,
-            n_sites=config.n_sites,
+            config.data.seed,
+            lat_range=config.domain.y_range,
+            lon_range=config.domain.x_range,
+            resolution=config.domain.resolution,
+            start=config.domain.start,
+            end=config.domain.end,
+            n_sites=config.data.n_sites,
         )
-        world.cube.chunk(config.chunks).to_zarr(inputs / "cube.zarr", mode="w", zarr_format=3, consolidated=False)
-        world.truth.chunk(config.chunks).to_zarr(inputs / "truth.zarr", mode="w", zarr_format=3, consolidated=False)
+        world.cube.chunk(config.output.chunks).to_zarr(
+            inputs / "cube.zarr", mode="w", zarr_format=3, consolidated=False
+        )
+        world.truth.chunk(config.output.chunks).to_zarr(
+            inputs / "truth.zarr", mode="w", zarr_format=3, consolidated=False
+        )
         world.sites.to_netcdf(inputs / "sites.nc")
         cube = xr.open_zarr(inputs / "cube.zarr", consolidated=False)
         truth = xr.open_zarr(inputs / "truth.zarr", consolidated=False)
         found = Inputs(cube, world.sites, truth, source=source)
     elif source == "lazy_demo":
-        if config.source == "files":
+        if config.data.source == "files":
             log.warning("%s: inputs not found; running on the lazy demo world of the domain", config.path)
-        lazy = LazyWorld(config.domain, seed=config.seed, n_sites=config.n_sites)
-        names = [p for p in lazyworld.PREDICTORS if p in config.predictors]
+        lazy = LazyWorld(config.domain, seed=config.data.seed, n_sites=config.data.n_sites)
+        names = [p for p in lazyworld.PREDICTORS if p in config.ensemble.predictors]
         sites = lazy.sites()
         sites.to_netcdf(inputs / "sites.nc")
-        cube, truth = lazy.cube(config.chunks, names, window), lazy.truth(config.chunks, window=window)
+        cube, truth = lazy.cube(config.output.chunks, names, window), lazy.truth(config.output.chunks, window=window)
         found = Inputs(cube, sites, truth, lazy, source)
     else:
-        cube = open_any(config.cube_path, chunks=config.chunks)
+        cube = open_any(config.data.cube_path, chunks=config.output.chunks)
         if config.domain is not None:
-            check_grid(cube, config.domain, config.cube_path)
+            check_grid(cube, config.domain, config.data.cube_path)
         short = [d for d in spatial_dims(cube) if cube.sizes[d] < 2]
         if short:
             raise ValueError(
-                f"{config.cube_path}: one cell along {short}: cell sizes (and so the area-weighted totals) are "
+                f"{config.data.cube_path}: one cell along {short}: cell sizes (and so the area-weighted totals) are "
                 "undefined; build a cube of at least 2 x 2 cells (uflux-xr prepare regrids a point file to a domain)"
             )
         if "land_mask" not in cube:
             raise ValueError(
-                f"{config.cube_path}: no 'land_mask' variable (1 land, 0 water); build the cube with "
+                f"{config.data.cube_path}: no 'land_mask' variable (1 land, 0 water); build the cube with "
                 "uflux_xr.build_cube / uflux-xr prepare, which makes it from ERA5 'lsm' or a land-cover raster"
             )
         # A sample of time steps here; every chunk is checked again when it is predicted.
-        check_plausible(cube, source=str(config.cube_path), max_time_steps=12)
-        sites = open_any(config.sites_path).load()
-        check_plausible(sites, source=str(config.sites_path))
+        check_plausible(cube, source=str(config.data.cube_path), max_time_steps=12)
+        sites = open_any(config.data.sites_path).load()
+        check_plausible(sites, source=str(config.data.sites_path))
         found = Inputs(cube, sites, None)
     if window and found.world is None:
         found.cube = found.cube.isel({d: w for d, w in window.items() if d in found.cube.dims})
@@ -155,32 +159,6 @@ def prepare_inputs(config: RunConfig, out_dir: Path, window: Mapping[str, slice]
     if window and "time" in window:
         found.sites = found.sites.sel(time=found.sites.indexes["time"].intersection(found.cube.indexes["time"]))
     return found
-
-
-def check_grid(cube: xr.Dataset, domain: Domain, path: str) -> None:
-    """Refuse a cube whose grid is not the configured domain's (dims, CRS, resolution).
-
-    Raises
-    ------
-    ValueError
-        Naming the file and what differs.
-    """
-    ydim, xdim = spatial_dims(cube)
-    if (ydim, xdim) != domain.dims:
-        raise ValueError(f"{path}: the cube has ({ydim}, {xdim}) dims; the {domain.crs} domain expects {domain.dims}")
-    if not domain.geographic:
-        from pyproj import CRS
-
-        crs = cube.rio.crs
-        if crs is None or CRS.from_user_input(crs) != CRS.from_user_input(domain.crs):
-            raise ValueError(f"{path}: the cube's CRS ({crs}) is not the domain's {domain.crs}")
-    for dim in (ydim, xdim):
-        step = float(np.median(np.abs(np.diff(cube[dim].values)))) if cube.sizes[dim] > 1 else domain.resolution
-        if not np.isclose(step, domain.resolution, rtol=1e-3):
-            raise ValueError(
-                f"{path}: {dim} spacing {step:g} differs from the domain resolution "
-                f"{domain.resolution:g} {domain.units}"
-            )
 
 
 def check_predictor_coverage(cube: xr.Dataset, features, *, mask: str = "land_mask", n_steps: int = 3) -> dict:
@@ -233,22 +211,22 @@ def training_table(config: RunConfig, inputs: Inputs) -> pd.DataFrame:
     directly, which gives the same values without computing any cube chunk.
     """
     targets = _targets(config, inputs.sites)
-    if config.training_drivers == "towers":
+    if config.training.drivers == "towers":
         log.info(
             "training on the towers' own drivers (training.drivers: towers): the cube is not sampled at the "
             "towers, so the models learn tower weather and apply it to the cube's"
         )
-        return tower_driver_table(inputs.sites, config.predictors, targets)
+        return tower_driver_table(inputs.sites, config.ensemble.predictors, targets)
     if inputs.world is not None:
-        table = lazyworld.site_table(inputs.world, config.predictors, targets)
+        table = lazyworld.site_table(inputs.world, config.ensemble.predictors, targets)
         return table[table["time"].isin(inputs.sites.indexes["time"])].reset_index(drop=True)
     return extract_at_sites(
         inputs.cube,
         inputs.sites,
-        config.predictors,
+        config.ensemble.predictors,
         targets=targets,
-        method=config.extraction_method,
-        window=config.extraction_window,
+        method=config.extraction.method,
+        window=config.extraction.window,
     )
 
 
@@ -283,13 +261,13 @@ def tower_driver_table(sites: xr.Dataset, features, targets) -> pd.DataFrame:
 def _training_fingerprint(table: pd.DataFrame, config: RunConfig) -> str:
     """Hash of what the models depend on: the training table and the model settings."""
     h = hashlib.sha256(pd.util.hash_pandas_object(table, index=False).to_numpy().tobytes())
-    members = [(m.label, m.model.name, m.model.params, m.seed, m.predictors) for m in config.member_specs]
-    h.update(json.dumps([config.fluxes, config.qc_threshold, members], sort_keys=True, default=str).encode())
+    members = [(m.label, m.model.name, m.model.params, m.seed, m.predictors) for m in config.ensemble.member_specs]
+    h.update(json.dumps([config.fluxes, config.training.qc_threshold, members], sort_keys=True, default=str).encode())
     return h.hexdigest()
 
 
 def train_ensemble(table: pd.DataFrame, config: RunConfig, model_dir: Path) -> dict[str, dict[str, FluxModel]]:
-    """Fit every member of ``config.member_specs`` for every flux and save it under ``model_dir``.
+    """Fit every member of ``config.ensemble.member_specs`` for every flux and save it under ``model_dir``.
 
     Member labels are ``[<proxy set>-]<kind>-<seed>``; the seed also seeds the estimator.
     Models already saved by an earlier run of the same training table and
@@ -302,7 +280,7 @@ def train_ensemble(table: pd.DataFrame, config: RunConfig, model_dir: Path) -> d
     if not reuse:
         stamp.unlink(missing_ok=True)
     members: dict[str, dict[str, FluxModel]] = {}
-    for spec in config.member_specs:
+    for spec in config.ensemble.member_specs:
         members[spec.label] = {}
         for flux in config.fluxes:
             path = model_dir / spec.label / f"{flux}{MODEL_SUFFIX}"
@@ -315,7 +293,7 @@ def train_ensemble(table: pd.DataFrame, config: RunConfig, model_dir: Path) -> d
                 list(spec.predictors),
                 model=spec.model.name,
                 random_state=spec.seed,
-                qc_threshold=config.qc_threshold,
+                qc_threshold=config.training.qc_threshold,
                 **spec.model.params,
             )
             model.save(path)
@@ -332,18 +310,18 @@ def validate_fluxes(table: pd.DataFrame, config: RunConfig, out_dir: Path) -> pd
 
     With proxy sets, the first set's predictors are validated.
     """
-    params = next((s.params for s in config.models if s.name == config.cv_model), {})
-    predictors = list(config.member_specs[0].predictors)
-    params = {**params, **config.cv_params}
+    params = next((s.params for s in config.ensemble.models if s.name == config.validation.model), {})
+    predictors = list(config.ensemble.member_specs[0].predictors)
+    params = {**params, **config.validation.params}
     results = [
         cross_validate(
             table,
             flux,
             predictors,
-            config.cv_model,
-            cv=config.cv,
-            n_splits=config.cv_splits,
-            qc_threshold=config.qc_threshold,
+            config.validation.model,
+            cv=config.validation.cv,
+            n_splits=config.validation.n_splits,
+            qc_threshold=config.training.qc_threshold,
             fold_jobs=2,
             **params,
         )
@@ -415,19 +393,19 @@ def run(
     timings["extract"] = time.perf_counter() - t
 
     validation = None
-    if config.cv:
-        log.info("validating %s with %s (%s)", ", ".join(config.fluxes), config.cv_model, config.cv)
+    if config.validation.cv:
+        log.info("validating %s with %s (%s)", ", ".join(config.fluxes), config.validation.model, config.validation.cv)
         t = time.perf_counter()
         validation = validate_fluxes(table, config, out_dir / "validation")
         timings["validate"] = time.perf_counter() - t
 
-    log.info("training %d members x %d fluxes", len(config.member_specs), len(config.fluxes))
+    log.info("training %d members x %d fluxes", len(config.ensemble.member_specs), len(config.fluxes))
     t = time.perf_counter()
     members = train_ensemble(table, config, out_dir / "models")
     timings["train"] = time.perf_counter() - t
 
     t = time.perf_counter()
-    check_predictor_coverage(cube, sorted({f for m in config.member_specs for f in m.predictors}))
+    check_predictor_coverage(cube, sorted({f for m in config.ensemble.member_specs for f in m.predictors}))
     product = upscale(members, cube)
     history = f"uflux-xr run {config.path} (name={config.name})"
     products = {}
@@ -435,15 +413,15 @@ def run(
     written = write_resumable(
         product,
         zarr_path,
-        attrs=config.attrs,
+        attrs=config.output.attrs,
         history=history,
-        identity=f"{_training_fingerprint(table, config)} {inputs.source} {config.cube_path} {config.seed}",
+        identity=f"{_training_fingerprint(table, config)} {inputs.source} {config.data.cube_path} {config.data.seed}",
         region_chunks=_region_chunks(product),
         progress=progress,
     )
-    if "zarr" in config.formats:
+    if "zarr" in config.output.formats:
         products["zarr"] = written
-    if "netcdf" in config.formats:
+    if "netcdf" in config.output.formats:
         # Convert from the Zarr store so the models run once for both formats.
         products["netcdf"] = write_product(
             xr.open_zarr(zarr_path, consolidated=False), out_dir / "product.nc", progress=False
@@ -452,7 +430,7 @@ def run(
     products["stats"] = write_dataset(ensemble_statistics(complete), out_dir / "product_stats.zarr", progress=False)
     totals = annual_totals(complete)
     totals.to_csv(out_dir / "totals.csv", index=False)
-    if "zarr" not in config.formats:
+    if "zarr" not in config.output.formats:
         shutil.rmtree(zarr_path)
     timings["upscale_write"] = time.perf_counter() - t
 

@@ -238,7 +238,7 @@ def _land_fraction(config: RunConfig, source: str, cube=None, window=None) -> fl
     if source == "lazy_demo":
         from uflux_xr.lazyworld import LazyWorld
 
-        world = LazyWorld(config.domain, seed=config.seed, n_sites=3)
+        world = LazyWorld(config.domain, seed=config.data.seed, n_sites=3)
         y, x = world._y, world._x
         if window:
             ydim, xdim = config.domain.dims
@@ -261,7 +261,8 @@ def tower_overlap(cube, sites, fluxes) -> tuple[int, list[str]]:
         measured) and report lines; when the run would stop, 0 rows and the
         error it would give.
     """
-    from uflux_xr.sites import ExtractionError, check_same_step, nearest_index, spatial_dims, tower_coordinates
+    from uflux_xr.domain import spatial_dims
+    from uflux_xr.sites import ExtractionError, check_same_step, nearest_index, tower_coordinates
 
     try:
         check_same_step(sites, cube)
@@ -328,8 +329,8 @@ def plan_run(
     if source == "files":
         from uflux_xr.io import open_any
 
-        cube = open_any(config.cube_path, chunks=config.chunks)
-        from uflux_xr.sites import spatial_dims
+        cube = open_any(config.data.cube_path, chunks=config.output.chunks)
+        from uflux_xr.domain import spatial_dims
 
         ydim, xdim = spatial_dims(cube)
         if window:
@@ -337,10 +338,10 @@ def plan_run(
         sizes = {"time": cube.sizes["time"], ydim: cube.sizes[ydim], xdim: cube.sizes[xdim]}
         var = next(v for v in cube.data_vars.values() if v.ndim == 3)
         chunks = dict(zip(("time", ydim, xdim), var.transpose("time", ydim, xdim).chunks, strict=True))
-        grid = f"{sizes[xdim]} x {sizes[ydim]} cells, {sizes['time']} steps from {config.cube_path}"
+        grid = f"{sizes[xdim]} x {sizes[ydim]} cells, {sizes['time']} steps from {config.data.cube_path}"
         n_steps_sites = sizes["time"]
-        sites = open_any(config.sites_path)
-        if config.training_drivers == "towers":
+        sites = open_any(config.data.sites_path)
+        if config.training.drivers == "towers":
             present = [f for f in config.fluxes if f in sites]
             training_rows = int(sites[present].to_array("flux").notnull().any("flux").sum())
             overlap = [f"trained on the towers' own drivers (training.drivers: towers): {training_rows:,} site-steps"]
@@ -354,14 +355,15 @@ def plan_run(
         full = dict(zip(("time", ydim, xdim), domain.shape, strict=True))
         sizes = {d: len(range(full[d])[(window or {}).get(d, slice(None))]) for d in full}
         chunks = {
-            d: da.core.normalize_chunks((config.chunks.get(d, sizes[d]),), (sizes[d],))[0] for d in ("time", ydim, xdim)
+            d: da.core.normalize_chunks((config.output.chunks.get(d, sizes[d]),), (sizes[d],))[0]
+            for d in ("time", ydim, xdim)
         }
         grid = domain.describe()
         if window:
             grid += " — window " + ", ".join(f"{d} {w.start}:{w.stop}" for d, w in window.items())
         n_steps_sites = sizes["time"]
-        training_rows, overlap = int(config.n_sites * n_steps_sites), []
-    members = [m.label for m in config.member_specs]
+        training_rows, overlap = int(config.data.n_sites * n_steps_sites), []
+    members = [m.label for m in config.ensemble.member_specs]
     plan = RunPlan(
         name=config.name,
         source=source,
@@ -375,10 +377,10 @@ def plan_run(
         training_rows=training_rows,
         overlap=overlap,
         threads_per_worker=threads_per_worker,
-        n_features=max(len(m.predictors) for m in config.member_specs),
-        member_kinds={m.label: m.model.name for m in config.member_specs},
+        n_features=max(len(m.predictors) for m in config.ensemble.member_specs),
+        member_kinds={m.label: m.model.name for m in config.ensemble.member_specs},
     )
-    for spec in config.models:
+    for spec in config.ensemble.models:
         if throughput is not None:
             plan.throughput[spec.name] = Throughput(spec.name, float(throughput), 0.0, plan.training_rows)
         elif measure:

@@ -75,7 +75,7 @@ def prepare(config: RunConfig) -> Prepared:
     ConfigError
         When the config has no ``data.inputs`` or no domain.
     """
-    inputs = config.inputs
+    inputs = config.data.inputs
     if inputs is None or config.domain is None:
         raise ConfigError(f"{config.path}: prepare needs data.inputs, data.domain and data.period")
     cube_path = sites_path = None
@@ -90,12 +90,12 @@ def prepare(config: RunConfig) -> Prepared:
             elevation=inputs.elevation,
             regrid=inputs.regrid,
         )
-        cube = cube.chunk({d: config.chunks.get(d, -1) for d in cube.dims})
+        cube = cube.chunk({d: config.output.chunks.get(d, -1) for d in cube.dims})
         for name in cube.variables:
             cube[name].encoding.pop("chunks", None)
             cube[name].encoding.pop("preferred_chunks", None)
         coverage = cube_coverage(cube)
-        cube_path = write_dataset(cube, config.cube_path, progress=False)
+        cube_path = write_dataset(cube, config.data.cube_path, progress=False)
     towers = ""
     if inputs.towers:
         sites = read_sites(
@@ -108,7 +108,7 @@ def prepare(config: RunConfig) -> Prepared:
             f"{sites.sizes['site']} site(s), {sites.sizes['time']} {config.domain.step} steps "
             f"{sites.indexes['time'][0].date()} .. {sites.indexes['time'][-1].date()}; values per flux: {counts}"
         )
-        sites_path = write_dataset(sites, config.sites_path, progress=False)
+        sites_path = write_dataset(sites, config.data.sites_path, progress=False)
     if cube_path is None and sites_path is None:
         raise ConfigError(f"{config.path}: data.inputs lists neither climate/satellite files nor towers")
     return Prepared(cube_path, sites_path, coverage, towers)

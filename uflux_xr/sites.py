@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
+from uflux_xr.domain import spatial_dims
 from uflux_xr.features import resolve_features
 from uflux_xr.plausibility import check_plausible
 
@@ -17,15 +18,6 @@ log = logging.getLogger(__name__)
 
 class ExtractionError(ValueError):
     """Sites and cube cannot be joined (no overlap, towers off the grid, empty predictors)."""
-
-
-def spatial_dims(cube: xr.Dataset) -> tuple[str, str]:
-    """The horizontal dims of a cube: ("lat", "lon") for geographic grids, ("y", "x") for projected ones."""
-    if "lat" in cube.dims and "lon" in cube.dims:
-        return "lat", "lon"
-    if "y" in cube.dims and "x" in cube.dims:
-        return "y", "x"
-    raise ExtractionError(f"the cube has dims {tuple(cube.dims)}; expected (time, lat, lon) or (time, y, x)")
 
 
 def tower_coordinates(cube: xr.Dataset, sites: xr.Dataset) -> tuple[np.ndarray, np.ndarray]:

@@ -31,6 +31,7 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
+from uflux_xr.domain import COORDINATE_ATTRS
 from uflux_xr.features import saturation_vapour_pressure, toa_daily_radiation
 from uflux_xr.variables import latent_heat_of_vaporization, variable_attrs
 
@@ -305,16 +306,8 @@ def make_world(
     sim = _simulate(lat, lon, time, seed)
     coords = {
         "time": time,
-        "lat": (
-            "lat",
-            lat,
-            {"units": "degrees_north", "standard_name": "latitude", "long_name": "latitude", "axis": "Y"},
-        ),
-        "lon": (
-            "lon",
-            lon,
-            {"units": "degrees_east", "standard_name": "longitude", "long_name": "longitude", "axis": "X"},
-        ),
+        "lat": ("lat", lat, dict(COORDINATE_ATTRS["lat"])),
+        "lon": ("lon", lon, dict(COORDINATE_ATTRS["lon"])),
     }
     dims3 = ("time", "lat", "lon")
     cube = xr.Dataset(

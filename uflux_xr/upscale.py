@@ -19,11 +19,11 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
+from uflux_xr.domain import spatial_dims
 from uflux_xr.features import resolve_features
 from uflux_xr.models import FluxModel, load_model
 from uflux_xr.models.fluxmodel import check_feature_units
 from uflux_xr.plausibility import check_values, resolution_of
-from uflux_xr.sites import spatial_dims
 from uflux_xr.variables import SECONDS_PER_DAY, ensure_units, latent_heat_of_vaporization, variable_attrs
 
 log = logging.getLogger(__name__)

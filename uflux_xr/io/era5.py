@@ -62,6 +62,7 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
+from uflux_xr.domain import COORDINATE_ATTRS
 from uflux_xr.features import vpd_from_dewpoint
 from uflux_xr.plausibility import check_plausible
 from uflux_xr.variables import SECONDS_PER_DAY, variable_attrs
@@ -141,8 +142,8 @@ def _normalise_layout(ds: xr.Dataset, source: str) -> xr.Dataset:
         raise ERA5Error(f"{source}: expected latitude/longitude dimensions, got {tuple(ds.dims)}")
     lon = ((ds["lon"] + 180.0) % 360.0) - 180.0
     ds = ds.assign_coords(lon=lon).sortby("lon").sortby("lat")
-    ds["lat"].attrs = {"units": "degrees_north", "standard_name": "latitude"}
-    ds["lon"].attrs = {"units": "degrees_east", "standard_name": "longitude"}
+    ds["lat"].attrs = dict(COORDINATE_ATTRS["lat"])
+    ds["lon"].attrs = dict(COORDINATE_ATTRS["lon"])
     return ds
 
 

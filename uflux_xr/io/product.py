@@ -20,6 +20,8 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
+from uflux_xr.domain import COORDINATE_ATTRS, spatial_dims
+
 log = logging.getLogger(__name__)
 
 NETCDF_SUFFIXES = (".nc", ".nc4", ".netcdf")
@@ -73,7 +75,7 @@ def add_cf_metadata(product: xr.Dataset, *, attrs: dict | None = None, history: 
         What produced the product, for the ``history`` line.
     """
     ds = product.copy()
-    ydim, xdim = ("lat", "lon") if "lat" in ds.dims else ("y", "x")
+    ydim, xdim = spatial_dims(ds)
     time = ds.indexes["time"]
     ds = ds.assign_coords(time_bnds=(("time", "nv"), _time_bounds(time)))
     ds["time"].attrs.update({"standard_name": "time", "long_name": "time", "axis": "T", "bounds": "time_bnds"})
@@ -81,24 +83,8 @@ def add_cf_metadata(product: xr.Dataset, *, attrs: dict | None = None, history: 
         ds = ds.assign_coords(
             lat_bnds=(("lat", "nv"), _bounds(ds["lat"].values)), lon_bnds=(("lon", "nv"), _bounds(ds["lon"].values))
         )
-        ds["lat"].attrs.update(
-            {
-                "standard_name": "latitude",
-                "long_name": "latitude",
-                "units": "degrees_north",
-                "axis": "Y",
-                "bounds": "lat_bnds",
-            }
-        )
-        ds["lon"].attrs.update(
-            {
-                "standard_name": "longitude",
-                "long_name": "longitude",
-                "units": "degrees_east",
-                "axis": "X",
-                "bounds": "lon_bnds",
-            }
-        )
+        ds["lat"].attrs.update({**COORDINATE_ATTRS["lat"], "bounds": "lat_bnds"})
+        ds["lon"].attrs.update({**COORDINATE_ATTRS["lon"], "bounds": "lon_bnds"})
         ds["crs"] = xr.DataArray(
             np.int32(0),
             attrs={
@@ -112,8 +98,8 @@ def add_cf_metadata(product: xr.Dataset, *, attrs: dict | None = None, history: 
         crs = ds.rio.crs
         ds = ds.drop_vars([v for v in ("spatial_ref", "crs") if v in ds.variables])
         ds = ds.rio.write_crs(crs, grid_mapping_name="crs")
-        ds["x"].attrs.update({"standard_name": "projection_x_coordinate", "units": "m", "axis": "X"})
-        ds["y"].attrs.update({"standard_name": "projection_y_coordinate", "units": "m", "axis": "Y"})
+        ds["x"].attrs.update(COORDINATE_ATTRS["x"])
+        ds["y"].attrs.update(COORDINATE_ATTRS["y"])
     if "member" in ds.dims and not np.issubdtype(ds["member"].dtype, np.integer):
         # CF coordinate variables must be numeric and monotonic: index members 0..n-1
         # and keep their labels as a string auxiliary coordinate.
