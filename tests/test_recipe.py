@@ -117,3 +117,39 @@ def test_one_cell_cube_is_refused_before_anything_is_written(tmp_path, capsys):
         capsys.readouterr().err
     )
     assert not (tmp_path / "out" / "product.zarr").exists()
+
+
+def test_cube_that_covers_the_tower_trains_on_the_cube_at_the_tower(tmp_path, capsys):
+    # A synthetic ERA5 January 2015 over Davos (the real CH-Dav towers overlap it in place and time):
+    # the dry run reports the overlap, the run extracts the tower's cell and reports the distance.
+    hours = pd.date_range("2015-01-01 00:00", "2015-02-01 00:00", freq="h")
+    lat, lon = 47.0 - 0.25 * np.arange(4), 9.5 + 0.25 * np.arange(4)
+    shape = (len(hours), 4, 4)
+    sw = np.clip(np.sin(np.pi * ((hours.hour.to_numpy() - 7) / 10)), 0, None) * 400.0 * 3600
+    era5 = xr.Dataset(
+        {
+            "t2m": (("valid_time", "latitude", "longitude"), np.full(shape, 268.0), {"units": "K"}),
+            "ssrd": (("valid_time", "latitude", "longitude"), sw[:, None, None] * np.ones(shape), {"units": "J m**-2"}),
+        },
+        coords={"valid_time": hours, "latitude": lat, "longitude": lon},
+    )
+    era5.to_netcdf(tmp_path / "era5_davos_2015-01.nc")
+    raw = yaml.safe_load(recipe_in(tmp_path).read_text())
+    raw["data"]["domain"] = {"crs": "EPSG:4326", "lat": [46.5, 47.0], "lon": [9.5, 10.2], "resolution": 0.1}
+    raw["data"]["period"] = {"start": "2015-01-01", "end": "2015-01-31", "step": "daily"}
+    raw["data"]["inputs"]["climate"] = [[str(tmp_path / "era5_davos_2015-01.nc")]]
+    raw.pop("training")
+    config = tmp_path / "davos.yaml"
+    config.write_text(yaml.safe_dump(raw))
+    assert main(["prepare", str(config)]) == 0
+    capsys.readouterr()
+    assert main(["run", str(config), "--out", "x", "--dry-run", "--throughput", "1e6"]) == 0
+    out = capsys.readouterr().out
+    assert "1 on the grid; 31 common time steps" in out and "31 site-steps with GPP/RECO measured" in out
+    assert main(["run", str(config), "--out", str(tmp_path / "out"), "--quiet"]) == 0
+    assert "Towers to cells: median" in capsys.readouterr().out
+    cells = pd.read_csv(tmp_path / "out" / "tower_cells.csv")
+    # CH-Dav (46.8153 N, 9.8559 E) lies in the 0.1° cell centred at 46.85 N, 9.85 E: ~3.8 km away
+    assert cells.loc[0, "site"] == "CH-Dav" and cells.loc[0, "distance_km"] == pytest.approx(3.8, abs=0.3)
+    table = pd.read_csv(tmp_path / "out" / "training_table.csv")
+    assert len(table) == 31 and np.allclose(table["TA"], 268.0 - 273.15, atol=1e-4)

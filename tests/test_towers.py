@@ -171,3 +171,62 @@ def test_bad_tower_files_name_file_and_problem(tmp_path):
         ux.read_sites(parquet)
     with pytest.raises(FileNotFoundError, match="tower file not found"):
         ux.read_sites(tmp_path / "missing.csv")
+
+
+@pytest.mark.parametrize(
+    ("name", "site"),
+    [
+        ("FLX_CH-Cha_FLUXNET2015_FULLSET_HH_2005-2014_1-4.csv", "CH-Cha"),
+        ("AMF_US-Ha1_BASE_HH_15-5.csv", "US-Ha1"),
+        ("ICOSETC_DE-Tha_FLUXNET_HH_L2.csv", "DE-Tha"),
+        ("eddypro_CH-Dav_full_output_2020-06-01T000000_adv.csv", "CH-Dav"),
+        ("CH-Dav_2013-2022_halfhourly.parquet", "CH-Dav"),
+        # CC-XXX inside other words is not a site: ET-FUL from FLUXNET-FULLSET, RO-FLU from EDDYPRO-FLUXNET
+        ("tower_FLUXNET-FULLSET_2005.csv", None),
+        ("site_EDDYPRO-FLUXNET_2020.csv", None),
+    ],
+)
+def test_site_ids_only_from_known_file_name_patterns(name, site):
+    from pathlib import Path
+
+    from uflux_xr.io.towers import _site_from_name
+
+    assert _site_from_name(Path("/nonexistent") / name.replace(".csv", ".nc")) == site
+
+
+@needs_shared
+def test_year_reaches_day_hour_text_files_through_read_sites(tmp_path):
+    copy = tmp_path / "XX-Tha_halfhourly.tsv"  # no year in the name
+    copy.write_bytes((SHARED_DATA / "DE-Tha_1998_halfhourly.tsv").read_bytes())
+    with pytest.raises(TowerFileError, match="needs year="):
+        ux.read_sites(copy)
+    ds = ux.read_sites(copy, year=1998)
+    assert ds.indexes["time"][0] == pd.Timestamp("1998-01-01 00:15")
+    with pytest.raises(TowerFileError, match="year= applies to REddyProc Day/Hour text files only"):
+        ux.read_sites(SHARED_DATA / "CH-Dav_2013-2022_halfhourly.parquet", year=1998)
+
+
+def test_metadata_aliases_and_errors(tmp_path):
+    a = tmp_path / "FLX_XX-Aaa_DD.csv"
+    _write_fluxnet(a, [20010101, 20010102], [1.0, 2.0])
+    badc = pd.DataFrame({"SITE_ID": ["XX-Aaa"], "LOCATION_LAT": [46.8], "LOCATION_LONG": [9.9], "IGBP": ["enf"]})
+    ds = ux.read_sites(a, metadata=badc)
+    assert ds["lat"].values.tolist() == [46.8] and ds["igbp"].values.tolist() == ["ENF"]
+    with pytest.raises(TowerFileError, match=r"no 'lat' column \(accepted: lat, latitude"):
+        ux.read_sites(a, metadata=pd.DataFrame({"site": ["XX-Aaa"], "lon": [9.9]}))
+    with pytest.raises(TowerFileError, match=r"lat of site\(s\) \['XX-Aaa'\] missing or outside \[-90, 90\]"):
+        ux.read_sites(a, metadata=pd.DataFrame({"site": ["XX-Aaa"], "lat": [146.8], "lon": [9.9]}))
+    with pytest.raises(TowerFileError, match="site 'XX-Aaa' is not in the site metadata"):
+        ux.read_sites(a, metadata={"XX-Bbb": {"lat": 1.0, "lon": 2.0}})
+    with pytest.raises(ValueError, match="unknown IGBP class 'forest'"):
+        ux.read_sites(a, metadata={"XX-Aaa": {"lat": 1.0, "lon": 2.0, "igbp": "forest"}})
+
+
+@needs_shared
+def test_ch_dav_gap_filled_year_gives_daily_training_rows():
+    # The measured-only daily rule leaves no CH-Dav day with complete NEE; the FLUXNET rule on NEE_f does.
+    ds = ux.read_sites(SHARED_DATA / "CH-Dav_2013-2022_halfhourly.parquet").sel(time=slice("2015", "2015"))
+    assert int(ux.aggregate.to_daily(ds)["NEE"].notnull().sum()) == 0
+    daily = ux.aggregate.to_daily(ux.gapfill(ds, "NEE", method="mds"))
+    assert int(daily["NEE"].notnull().sum()) == 365
+    assert int((daily["NEE_QC"] >= 0.8).sum()) > 300
