@@ -1,6 +1,8 @@
 """build_cube / uflux-xr prepare: raw ERA5 / ERA5-Land files, dated satellite rasters, land cover,
 land mask and elevation onto one domain, with known values."""
 
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -174,3 +176,30 @@ def test_projected_domain(tmp_path):
     # the file's 0.25° cells are centred at 9.875 + 0.25 k E: around 10.5 E the nearest are 10.375 and
     # 10.625, and TA = 280 K + that cell's longitude - 273.15
     assert set(np.round(np.unique(cube["TA"].values) - 6.85, 4).tolist()) == {10.375, 10.625}
+
+
+MODIS = (
+    Path(__file__).resolve().parents[2] / "shared/data/real_inputs/modis_rioxarray/MODIS_MYD09GQ_15TWF79_20171019.nc"
+)
+
+
+@pytest.mark.skipif(not MODIS.exists(), reason="../shared/data/real_inputs not present")
+def test_real_modis_scene_onto_a_250_m_utm_domain():
+    # The README's satellite example: the real MYD09GQ piece (Iowa, 19 October 2017, reflectance x 10^4
+    # without a scale_factor) composited to an October 2017 cube on its own UTM zone.
+    iowa = Domain(
+        crs="EPSG:32615",
+        x_range=(570000, 580000),
+        y_range=(4590250, 4599750),
+        resolution=250,
+        start="2017-10-01",
+        end="2017-10-31",
+        step="monthly",
+    )
+    bands = {"RED": "sur_refl_b01_1_MYD09GQ", "NIR": "sur_refl_b02_1_MYD09GQ"}
+    satellite = {k: {"files": [MODIS], "variable": v, "scale_factor": 1e-4} for k, v in bands.items()}
+    cube = build_cube(iowa, land_mask="all", satellite=satellite).compute()
+    assert cube.rio.crs.to_epsg() == 32615 and cube.sizes == {"time": 1, "y": 38, "x": 40}
+    assert cube_coverage(cube).set_index("variable").loc["NIRv", "land_coverage"] == 1.0
+    # after harvest: NDVI 0.2-0.6, NIRv a few hundredths
+    assert 0.2 < float(cube["NDVI"].mean()) < 0.6 and 0.02 < float(cube["NIRv"].mean()) < 0.15

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 import uflux_xr as ux
-from uflux_xr import aggregate, pipeline, sites
+from uflux_xr import aggregate, cube, pipeline, sites
 from uflux_xr.io import era5, raster, towers
 from uflux_xr.pipeline import check_predictor_coverage
 from uflux_xr.plausibility import PlausibilityError, check_values, plausible_range
@@ -25,6 +25,7 @@ from .conftest import FEATURES
         raster.vegetation_indices,
         sites.extract_at_sites,
         aggregate.to_daily,
+        cube.build_cube,
         pipeline.prepare_inputs,
     ],
     ids=lambda f: f"{f.__module__}.{f.__name__}",
