@@ -131,3 +131,15 @@ def test_real_modis_reflectance_without_scale_factor():
     vi = vegetation_indices(red, nir)
     # Iowa farmland on 19 October (after harvest): low NIRv, NDVI within (-1, 1)
     assert 0.0 < float(vi["NIRv"].mean()) < 0.3 and float(vi["NDVI"].max()) < 1.0
+
+
+@pytest.mark.skipif(not MODIS.exists(), reason="../shared/data/real_inputs not present")
+def test_qa_bits_mask_pixels_before_resampling():
+    # Every pixel of the scene has QC 4096: bit 12 (atmospheric correction performed) set, MODLAND bits 00.
+    kw = {"variable": "sur_refl_b01_1_MYD09GQ", "name": "RED", "scale_factor": 1e-4}
+    ideal = read_raster(MODIS, qa_variable="QC_250m_1_MYD09GQ", qa_mask=0b11, **kw)
+    assert int(ideal.notnull().sum()) == int(read_raster(MODIS, **kw).notnull().sum())
+    with pytest.raises(RasterError, match=r"QA mask 0b1000000000000 on 'QC_250m_1_MYD09GQ' rejects every pixel"):
+        read_raster(MODIS, qa_variable="QC_250m_1_MYD09GQ", qa_mask=1 << 12, **kw)
+    with pytest.raises(RasterError, match="go together"):
+        read_raster(MODIS, qa_variable="QC_250m_1_MYD09GQ", **kw)

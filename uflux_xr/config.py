@@ -66,7 +66,7 @@ class RawInputs:
 
     KEYS = ("climate", "regrid", "satellite", "land_mask", "land_cover", "elevation", "towers")
     TOWER_KEYS = ("files", "format", "metadata", "year", "min_coverage")
-    SATELLITE_KEYS = ("files", "variable", "scale_factor", "resampling", "units")
+    SATELLITE_KEYS = ("files", "variable", "scale_factor", "resampling", "units", "qa_variable", "qa_mask")
 
     @classmethod
     def parse(cls, section, src: str) -> RawInputs:

@@ -18,7 +18,8 @@ The rules, each stated where a user can see it:
   periods are NaN.
 - **Satellite series**: many dated files per variable (dates from the file
   names: ``YYYYMMDD``, ``YYYY-MM-DD`` or MODIS ``AYYYYDDD``), each read onto
-  the grid with its scale factor, composited per domain period as the mean of
+  the grid with its scale factor and QA bit mask (applied on the native
+  pixels), composited per domain period as the mean of
   the valid observations in it.  Red and NIR reflectance (``RED``, ``NIR``)
   give NDVI, NIRv and EVI2 per date before compositing.
 - **Land mask**: ``"era5"`` (ERA5 ``lsm`` ≥ 0.5), a raster path (1 land), or
@@ -279,6 +280,8 @@ def satellite_series(
     scale_factor: float | None = None,
     resampling: str = "average",
     units: str = "1",
+    qa_variable: str | None = None,
+    qa_mask: int | None = None,
 ) -> xr.DataArray:
     """A dated series of rasters of one variable on the domain grid, one layer per file date.
 
@@ -298,6 +301,8 @@ def satellite_series(
             name=name,
             units=units,
             scale_factor=scale_factor,
+            qa_variable=qa_variable,
+            qa_mask=qa_mask,
         )
         layers.append(layer.expand_dims(time=[date_from_name(path)]))
     if not layers:
@@ -403,7 +408,7 @@ def build_cube(
         groups win for variables given twice.
     satellite : mapping of str to mapping, optional
         ``{name: {"files": [...], "variable": ..., "scale_factor": ...,
-        "resampling": "average", "units": "1"}}`` for canonical names (``RED``
+        "resampling": "average", "units": "1", "qa_variable": ..., "qa_mask": ...}}`` for canonical names (``RED``
         and ``NIR`` reflectance give NDVI, NIRv and EVI2; ``NDVI``, ``EVI``,
         ``LAI``, ``SIF`` ... are taken as they are).
     land_mask : {"era5", "all"} or path, optional

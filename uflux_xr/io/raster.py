@@ -68,6 +68,17 @@ def _open(path: Path, variable: str | None, scale_factor: float | None = None) -
     return obj.astype(np.float32)
 
 
+def _apply_qa(data: xr.DataArray, qa: xr.DataArray, mask: int, path: Path) -> xr.DataArray:
+    """``data`` where every bit of ``mask`` is 0 in ``qa`` (a missing QA value rejects the pixel)."""
+    bits = np.where(np.isfinite(qa.values), qa.values, -1).astype(np.int64)
+    good = (bits >= 0) & ((bits & int(mask)) == 0)
+    kept = float(good[np.isfinite(data.values)].mean()) if np.isfinite(data.values).any() else 0.0
+    log.info("%s: the QA mask %s keeps %.1f %% of the valid pixels", path.name, bin(int(mask)), 100 * kept)
+    if kept == 0.0:
+        raise RasterError(f"{path}: the QA mask {bin(int(mask))} on {qa.name!r} rejects every pixel")
+    return data.where(good)
+
+
 def _target_grid(like) -> xr.DataArray:
     grid = like if isinstance(like, xr.DataArray) else next(iter(like.data_vars.values()))
     if "lat" in grid.dims and "lon" in grid.dims:
@@ -90,6 +101,8 @@ def read_raster(
     name: str | None = None,
     units: str = "1",
     scale_factor: float | None = None,
+    qa_variable: str | None = None,
+    qa_mask: int | None = None,
 ) -> xr.DataArray:
     """Read a raster (GeoTIFF or NetCDF) and put it on the grid of ``like``.
 
@@ -114,6 +127,13 @@ def read_raster(
         Scale for files that store scaled integers without saying so (MODIS
         surface reflectance written × 10^4 without a ``scale_factor``
         attribute: ``1e-4``); refused when the file has its own.
+    qa_variable : str, optional
+        Quality bit-field variable of the same file(s), applied on the native
+        grid before any resampling.
+    qa_mask : int, optional
+        Bits of ``qa_variable`` that must all be 0 for a pixel to be kept
+        (MODIS MOD09/MYD09GQ: ``0b11``, the MODLAND bits "ideal quality";
+        ``0b11110011`` also demands band-1 quality 0000).
 
     Returns
     -------
@@ -131,6 +151,10 @@ def read_raster(
     """
     paths = [Path(p) for p in ([paths] if isinstance(paths, str | Path) else paths)]
     arrays = [_open(p, variable, scale_factor) for p in paths]
+    if (qa_variable is None) != (qa_mask is None):
+        raise RasterError("qa_variable= and qa_mask= go together")
+    if qa_variable is not None:
+        arrays = [_apply_qa(a, _open(p, qa_variable), qa_mask, p) for a, p in zip(arrays, paths, strict=True)]
     crs = {str(a.rio.crs) for a in arrays}
     if len(crs) > 1:
         raise RasterError(f"{', '.join(p.name for p in paths)}: tiles in different CRS {sorted(crs)}")
