@@ -14,6 +14,7 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
+from uflux_xr.domain import month_middles, time_step
 from uflux_xr.plausibility import check_plausible, registry_name
 from uflux_xr.variables import (
     SECONDS_PER_DAY,
@@ -25,19 +26,6 @@ from uflux_xr.variables import (
 
 #: Variables summed over the period (amounts per time step); everything else is averaged.
 SUMMED = {"P"}
-
-
-def time_step(time: pd.DatetimeIndex) -> pd.Timedelta:
-    """The regular time step of a series (median difference of its timestamps).
-
-    Raises
-    ------
-    ValueError
-        With fewer than two time steps.
-    """
-    if len(time) < 2:
-        raise ValueError("need at least two time steps to infer the time step")
-    return pd.Timedelta(np.median(np.diff(time.values)))
 
 
 def steps_per_day(time: pd.DatetimeIndex) -> int:
@@ -118,7 +106,7 @@ def to_daily(ds: xr.Dataset, *, min_coverage: float = 1.0, good_qc: float = 1.0)
             continue
         if name in filled:  # the measured-only series: the daily value comes from <name>_f
             continue
-        target = name[: -len("_f")] if name[: -len("_f")] in filled and name.endswith("_f") else name
+        target = name[:-2] if name.endswith("_f") and name[:-2] in filled else name
         units = canonical_units(var.attrs.get("units"))
         if units is None:
             raise UnitsError(f"site dataset: variable {name!r} has no or unknown units {var.attrs.get('units')!r}")
@@ -173,7 +161,7 @@ def to_monthly(daily: xr.Dataset, *, min_coverage: float = 1.0) -> xr.Dataset:
         out[name] = _as_site_time(values, var, name, dict(var.attrs))
     monthly = xr.Dataset(out)
     start = monthly.indexes["time"]
-    monthly = monthly.assign_coords(time=start + (start + pd.offsets.MonthBegin(1) - start) / 2)
+    monthly = monthly.assign_coords(time=month_middles(start))
     return monthly.assign_coords({c: daily.coords[c] for c in daily.coords if "time" not in daily.coords[c].dims})
 
 

@@ -43,7 +43,7 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from uflux_xr.domain import COORDINATE_ATTRS, Domain
+from uflux_xr.domain import COORDINATE_ATTRS, Domain, time_step
 from uflux_xr.io.era5 import read_era5
 from uflux_xr.io.raster import read_raster, vegetation_indices
 from uflux_xr.plausibility import check_plausible
@@ -125,7 +125,7 @@ def to_domain_steps(ds: xr.Dataset, domain: Domain, *, require_complete: bool, s
     means = grouped.mean("time")
     if require_complete:
         counts = ds["period"].to_series().value_counts()
-        src_step = pd.Timedelta(np.median(np.diff(ds.indexes["time"].values))) if ds.sizes["time"] > 1 else None
+        src_step = time_step(ds.indexes["time"]) if ds.sizes["time"] > 1 else None
         expected = {}
         for start, label in zip(starts, labels, strict=True):
             end = start + 2 * (label - start)
@@ -224,14 +224,15 @@ def read_climate(groups: Sequence[Sequence[str | Path]], domain: Domain, *, regr
         source = ", ".join(f.name for f in files)
         cube = read_era5(files, freq=freq)
         on_grid = regrid_climate(cube, domain, regrid, source=source)
-        stepped = to_domain_steps(on_grid, domain, require_complete=True, source=source)
+        static = [n for n in on_grid.data_vars if "time" not in on_grid[n].dims]  # ERA5 lsm
+        if land_fraction is None and "land_fraction" in static:
+            land_fraction = on_grid["land_fraction"]
+        stepped = to_domain_steps(on_grid.drop_vars(static), domain, require_complete=True, source=source)
         for name in stepped.data_vars:
             if name in merged:
                 log.info("%s: %s already taken from an earlier group; this one's is not used", source, name)
                 continue
             merged[name] = stepped[name].assign_attrs(source=f"{cube.attrs['product']}: {source}")
-        if "land_fraction" in cube and land_fraction is None:
-            land_fraction = regrid_climate(cube[["land_fraction"]], domain, regrid, source=source)["land_fraction"]
     out = xr.Dataset(merged)
     if land_fraction is not None:
         out["land_fraction"] = land_fraction

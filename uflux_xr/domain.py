@@ -103,6 +103,25 @@ class Domain:
         return f"{nx} x {ny} cells at {res} ({self.crs}), {nt} {self.step} steps {self.start}..{self.end}"
 
 
+def time_step(time: pd.DatetimeIndex) -> pd.Timedelta:
+    """The regular time step of a series (median difference of its timestamps).
+
+    Raises
+    ------
+    ValueError
+        With fewer than two time steps.
+    """
+    if len(time) < 2:
+        raise ValueError("need at least two time steps to infer the time step")
+    return pd.Timedelta(np.median(np.diff(pd.DatetimeIndex(time).values)))
+
+
+def month_middles(starts: pd.DatetimeIndex) -> pd.DatetimeIndex:
+    """The middle of each month that starts at ``starts`` (the label of monthly means)."""
+    starts = pd.DatetimeIndex(starts)
+    return starts + (starts + pd.offsets.MonthBegin(1) - starts) / 2
+
+
 def _centres(edges: tuple[float, float], resolution: float) -> np.ndarray:
     lo, hi = edges
     n = int(round((hi - lo) / resolution))

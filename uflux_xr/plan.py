@@ -261,27 +261,11 @@ def tower_overlap(cube, sites, fluxes) -> tuple[int, list[str]]:
         measured) and report lines; when the run would stop, 0 rows and the
         error it would give.
     """
-    from uflux_xr.domain import spatial_dims
-    from uflux_xr.sites import ExtractionError, check_same_step, nearest_index, tower_coordinates
+    from uflux_xr.sites import ExtractionError, common_time, locate_towers
 
     try:
-        check_same_step(sites, cube)
-        common = sites.indexes["time"].intersection(cube.indexes["time"])
-        if common.empty:
-            raise ExtractionError(
-                f"no overlap in time: towers {sites.indexes['time'][0]} .. {sites.indexes['time'][-1]}, "
-                f"cube {cube.indexes['time'][0]} .. {cube.indexes['time'][-1]}"
-            )
-        lat, lon = sites["lat"].values.astype(float), sites["lon"].values.astype(float)
-        lost = ~(np.isfinite(lat) & np.isfinite(lon))
-        if lost.any():
-            raise ExtractionError(f"tower(s) {[str(s) for s in sites['site'].values[lost]][:5]} have no coordinates")
-        ydim, xdim = spatial_dims(cube)
-        py, px = tower_coordinates(cube, sites)
-        labels = sites["site"].values
-        single = 0.25 if ydim == "lat" else None
-        nearest_index(cube[ydim].values, py, name=ydim, labels=labels, single_cell=single)
-        nearest_index(cube[xdim].values, px, name=xdim, labels=labels, single_cell=single)
+        common = common_time(sites, cube)
+        locate_towers(cube, sites)
     except ExtractionError as err:
         return 0, [f"the run would stop: {err}"]
     present = [f for f in fluxes if f in sites]

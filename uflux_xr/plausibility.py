@@ -22,10 +22,12 @@ import logging
 import os
 from collections.abc import Iterator, Mapping
 
+import dask
 import numpy as np
 import pandas as pd
 import xarray as xr
 
+from uflux_xr.domain import time_step
 from uflux_xr.variables import UnitsError, can_convert, canonical_units, convert_values, registry
 
 log = logging.getLogger(__name__)
@@ -223,9 +225,19 @@ def check_values(
     if spec is None:
         return 0
     lo, hi, range_units = spec
-    arr = np.asarray(
-        _to_range_units(np.asarray(values, dtype=np.float64), units, range_units, step, name=name, source=source)
-    )
+    raw = np.asarray(values)
+    if raw.size == 0:
+        return 0
+    # The registry's conversions are increasing and affine, so the extremes convert to the extremes:
+    # test those first (this runs on every chunk the upscaler predicts) and only look at every value,
+    # in float64 and in the range's units, when one of them is out.
+    extremes = np.array([np.fmin.reduce(raw, axis=None), np.fmax.reduce(raw, axis=None)], dtype=np.float64)
+    if np.isnan(extremes).any():
+        return 0  # all NaN
+    low, high = _to_range_units(extremes, units, range_units, step, name=name, source=source)
+    if lo <= low and high <= hi:
+        return 0
+    arr = np.asarray(_to_range_units(raw.astype(np.float64), units, range_units, step, name=name, source=source))
     finite = arr[np.isfinite(arr)]
     if finite.size == 0:
         return 0
@@ -251,12 +263,6 @@ def _report(name, source, resolution, lo, hi, units, n, below, above, vmin, vmax
         raise PlausibilityError(message)
     log.warning("%s", message)
     return bad
-
-
-def _time_step(obj) -> pd.Timedelta | None:
-    if "time" not in obj.dims or obj.sizes["time"] < 2:
-        return None
-    return pd.Timedelta(np.median(np.diff(obj.indexes["time"].values)))
 
 
 def check_plausible(obj, *, source: str, step=None, names=None, max_time_steps: int | None = None):
@@ -289,7 +295,8 @@ def check_plausible(obj, *, source: str, step=None, names=None, max_time_steps: 
     ds = obj.to_dataset(name=obj.name) if isinstance(obj, xr.DataArray) else obj
     if max_time_steps is not None and "time" in ds.dims and ds.sizes["time"] > max_time_steps:
         ds = ds.isel(time=np.unique(np.linspace(0, ds.sizes["time"] - 1, max_time_steps).round().astype(int)))
-    step = step if step is not None else _time_step(obj)
+    if step is None and "time" in obj.dims and obj.sizes["time"] > 1:
+        step = time_step(obj.indexes["time"])
     resolution = resolution_of(step)
     wanted = list(ds.data_vars) if names is None else [n for n in names if n in ds.data_vars]
     checked = [n for n in wanted if plausible_range(n) is not None and np.issubdtype(ds[n].dtype, np.number)]
@@ -311,8 +318,6 @@ def check_plausible(obj, *, source: str, step=None, names=None, max_time_steps: 
             da.min(),
             da.max(),
         )
-    import dask
-
     (computed,) = dask.compute(stats)
     for n, (spec, timed, count, below, above, vmin, vmax) in computed.items():
         lo, hi, units = spec

@@ -5,11 +5,12 @@ from __future__ import annotations
 
 import logging
 
+import dask
 import numpy as np
 import pandas as pd
 import xarray as xr
 
-from uflux_xr.domain import spatial_dims
+from uflux_xr.domain import spatial_dims, time_step
 from uflux_xr.features import resolve_features
 from uflux_xr.plausibility import check_plausible
 
@@ -101,32 +102,19 @@ def _cell_lat_lon(cube: xr.Dataset, iy, ix) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _empty_at(arrays: dict, ydim: str, xdim: str, iy: int, ix: int) -> list[str]:
-    """Features that are NaN at every time step in cell (iy, ix)."""
-    empty = []
-    for name, da in arrays.items():
-        if ydim not in da.dims:
-            continue
-        cell = da.isel({ydim: iy, xdim: ix})
-        if bool(cell.isnull().all().compute()):
-            empty.append(name)
-    return empty
+    """Features that are NaN at every time step in cell (iy, ix) (one compute for all of them)."""
+    names = [n for n, da in arrays.items() if ydim in da.dims]
+    flags = dask.compute(*[arrays[n].isel({ydim: iy, xdim: ix}).isnull().all() for n in names])
+    return [n for n, empty in zip(names, flags, strict=True) if bool(empty)]
 
 
-def place_towers(cube: xr.Dataset, sites: xr.Dataset, arrays: dict) -> pd.DataFrame:
-    """The cell each tower takes its predictors from, with the distance and elevation difference.
+def locate_towers(cube: xr.Dataset, sites: xr.Dataset) -> tuple[np.ndarray, np.ndarray]:
+    """(iy, ix) of the cell nearest to each tower.
 
-    A tower takes its nearest cell; when a predictor is NaN at every time step
-    there (a coastal tower on a land-only grid), it takes the nearest of the 8
-    neighbouring cells that has every predictor.  A tower outside the cube, or
-    with no such cell within one cell, is an error naming it and the distance.
-
-    Returns
-    -------
-    pandas.DataFrame
-        One row per tower: ``site``, ``iy``, ``ix``, ``distance_km`` (tower to
-        the centre of its cell), ``moved`` (took a neighbour), and where both
-        are known ``elevation_site``, ``elevation_cell`` and
-        ``elevation_difference`` [m] (cell minus tower).
+    Raises
+    ------
+    ExtractionError
+        A tower without coordinates, or outside the cube.
     """
     labels = sites["site"].values
     lat, lon = sites["lat"].values.astype(float), sites["lon"].values.astype(float)
@@ -141,12 +129,25 @@ def place_towers(cube: xr.Dataset, sites: xr.Dataset, arrays: dict) -> pd.DataFr
     single = SINGLE_CELL_DEGREES if ydim == "lat" else None
     iy = nearest_index(cube[ydim].values, py, name=ydim, labels=labels, single_cell=single)
     ix = nearest_index(cube[xdim].values, px, name=xdim, labels=labels, single_cell=single)
-    moved = np.zeros(len(labels), dtype=bool)
+    return iy, ix
+
+
+def move_off_empty_cells(cube: xr.Dataset, sites: xr.Dataset, arrays: dict, iy, ix, empty) -> None:
+    """Move each tower flagged in ``empty`` (a predictor NaN at every step in its cell, e.g. a coastal
+    tower on a land-only grid) to the nearest of its 8 neighbouring cells that has every predictor.
+
+    ``iy`` and ``ix`` are updated in place.
+
+    Raises
+    ------
+    ExtractionError
+        When no neighbouring cell has every predictor, naming the tower and the distance.
+    """
+    labels = sites["site"].values
+    lat, lon = sites["lat"].values.astype(float), sites["lon"].values.astype(float)
+    ydim, xdim = spatial_dims(cube)
     ny, nx = cube.sizes[ydim], cube.sizes[xdim]
-    for k, site in enumerate(labels):
-        empty = _empty_at(arrays, ydim, xdim, iy[k], ix[k])
-        if not empty:
-            continue
+    for k in np.flatnonzero(empty):
         neighbours = [
             (iy[k] + dy, ix[k] + dx)
             for dy in (-1, 0, 1)
@@ -155,21 +156,41 @@ def place_towers(cube: xr.Dataset, sites: xr.Dataset, arrays: dict) -> pd.DataFr
         ]
         if neighbours:
             nlat, nlon = _cell_lat_lon(cube, [n[0] for n in neighbours], [n[1] for n in neighbours])
-            order = np.argsort(_distance_km(lat[k], lon[k], nlat, nlon))
-            neighbours = [neighbours[i] for i in order]
+            neighbours = [neighbours[i] for i in np.argsort(_distance_km(lat[k], lon[k], nlat, nlon))]
         chosen = next((n for n in neighbours if not _empty_at(arrays, ydim, xdim, *n)), None)
         if chosen is None:
             clat, clon = _cell_lat_lon(cube, iy[k], ix[k])
             raise ExtractionError(
-                f"tower {site!s} ({lat[k]:.4f}, {lon[k]:.4f}): predictor(s) {empty} are NaN at every time step in "
-                f"its cell ({_distance_km(lat[k], lon[k], clat, clon):.1f} km away) and in all 8 cells around it; "
+                f"tower {labels[k]!s} ({lat[k]:.4f}, {lon[k]:.4f}): predictor(s) "
+                f"{_empty_at(arrays, ydim, xdim, iy[k], ix[k])} are NaN at every time step in its cell "
+                f"({_distance_km(lat[k], lon[k], clat, clon):.1f} km away) and in all 8 cells around it; "
                 "check the tower coordinates and the cube's land mask"
             )
         iy[k], ix[k] = chosen
-        moved[k] = True
+
+
+def tower_cells(cube: xr.Dataset, sites: xr.Dataset, iy, ix, moved) -> pd.DataFrame:
+    """The cell each tower takes its predictors from, logged and as a table.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per tower: ``site``, ``iy``, ``ix``, ``distance_km`` (tower to
+        the centre of its cell), ``moved`` (took a neighbour), and where both
+        are known ``elevation_site``, ``elevation_cell`` and
+        ``elevation_difference`` [m] (cell minus tower).
+    """
+    ydim, xdim = spatial_dims(cube)
+    lat, lon = sites["lat"].values.astype(float), sites["lon"].values.astype(float)
     clat, clon = _cell_lat_lon(cube, iy, ix)
     placed = pd.DataFrame(
-        {"site": labels, "iy": iy, "ix": ix, "distance_km": _distance_km(lat, lon, clat, clon), "moved": moved}
+        {
+            "site": sites["site"].values,
+            "iy": iy,
+            "ix": ix,
+            "distance_km": _distance_km(lat, lon, clat, clon),
+            "moved": moved,
+        }
     )
     if "elevation" in sites.coords and "elevation" in cube and set(cube["elevation"].dims) == {ydim, xdim}:
         cell_elevation = (
@@ -192,6 +213,25 @@ def place_towers(cube: xr.Dataset, sites: xr.Dataset, arrays: dict) -> pd.DataFr
     return placed
 
 
+def common_time(sites: xr.Dataset, cube: xr.Dataset) -> pd.DatetimeIndex:
+    """The time steps towers and cube share, at one time step.
+
+    Raises
+    ------
+    ExtractionError
+        Different steps (:func:`check_same_step`) or no common step.
+    """
+    check_same_step(sites, cube)
+    common = sites.indexes["time"].intersection(cube.indexes["time"])
+    if common.empty:
+        raise ExtractionError(
+            "no overlap in time between sites "
+            f"({sites.time.values[0]!s:.10}..{sites.time.values[-1]!s:.10}) and cube "
+            f"({cube.time.values[0]!s:.10}..{cube.time.values[-1]!s:.10})"
+        )
+    return common
+
+
 def check_same_step(sites: xr.Dataset, cube: xr.Dataset) -> None:
     """Refuse towers and a cube at different time steps (daily towers against a monthly cube).
 
@@ -202,10 +242,7 @@ def check_same_step(sites: xr.Dataset, cube: xr.Dataset) -> None:
     """
     if sites.sizes.get("time", 0) < 2 or cube.sizes.get("time", 0) < 2:
         return
-    steps = {}
-    for label, ds in (("towers", sites), ("cube", cube)):
-        steps[label] = pd.Timedelta(np.median(np.diff(ds.indexes["time"].values)))
-    a, b = steps["towers"], steps["cube"]
+    a, b = time_step(sites.indexes["time"]), time_step(cube.indexes["time"])
     if abs(a - b) > 0.1 * min(a, b) and not (a >= pd.Timedelta(days=27) and b >= pd.Timedelta(days=27)):
         raise ExtractionError(
             f"towers at a step of {a} and the cube at {b}: matching their time labels would pair a few "
@@ -278,22 +315,33 @@ def extract_at_sites(
     if missing:
         raise ExtractionError(f"target(s) {missing} not in the site dataset; it has {sorted(sites.data_vars)}")
 
-    check_same_step(sites, cube)
-    common = sites.indexes["time"].intersection(cube.indexes["time"])
-    if common.empty:
-        raise ExtractionError(
-            "no overlap in time between sites "
-            f"({sites.time.values[0]!s:.10}..{sites.time.values[-1]!s:.10}) and cube "
-            f"({cube.time.values[0]!s:.10}..{cube.time.values[-1]!s:.10})"
-        )
+    common = common_time(sites, cube)
     cube = cube.sel(time=common)
     sites = sites.sel(time=common)
 
-    ydim, xdim = spatial_dims(cube)
     labels = sites["site"].values
     arrays = resolve_features(cube, list(features))
-    placed = place_towers(cube, sites, arrays)
-    iy, ix = placed["iy"].to_numpy(), placed["ix"].to_numpy()
+    iy, ix = locate_towers(cube, sites)
+    at = _values_at(arrays, cube, iy, ix, method, window, labels)
+    # A predictor NaN over the whole period at a tower: its cell is empty (sea, outside a product's
+    # mask). Found on the values just read, so the common case reads the tower cells once.
+    empty = np.zeros(len(labels), dtype=bool)
+    for da in at.data_vars.values():
+        empty |= np.asarray(da.isnull().all("time") if "time" in da.dims else da.isnull())
+    moved = empty.copy()
+    if empty.any():
+        move_off_empty_cells(cube, sites, arrays, iy, ix, empty)
+        at = _values_at(arrays, cube, iy, ix, method, window, labels)
+    placed = tower_cells(cube, sites, iy, ix, moved)
+    check_plausible(at, source="cube values at the towers")
+    table = join_site_table(at, sites, features, targets)
+    table.attrs["tower_cells"] = placed
+    return table
+
+
+def _values_at(arrays: dict, cube: xr.Dataset, iy, ix, method: str, window: int, labels) -> xr.Dataset:
+    """Every feature at the towers' cells (nearest) or window means around them, computed."""
+    ydim, xdim = spatial_dims(cube)
     if method == "nearest":
         sel = {ydim: xr.DataArray(iy, dims="site"), xdim: xr.DataArray(ix, dims="site")}
         at = {k: v.isel({d: sel[d] for d in (ydim, xdim) if d in v.dims}) for k, v in arrays.items()}
@@ -313,10 +361,7 @@ def extract_at_sites(
     at = xr.Dataset(at).assign_coords(site=labels).compute()
     for k in at.data_vars:
         at[k].attrs = dict(arrays[k].attrs)  # window means drop them
-    check_plausible(at, source="cube values at the towers")
-    table = join_site_table(at, sites, features, targets)
-    table.attrs["tower_cells"] = placed
-    return table
+    return at
 
 
 def join_site_table(at: xr.Dataset, sites: xr.Dataset, features, targets) -> pd.DataFrame:

@@ -16,10 +16,9 @@ import threading
 from collections.abc import Mapping, Sequence
 
 import numpy as np
-import pandas as pd
 import xarray as xr
 
-from uflux_xr.domain import spatial_dims
+from uflux_xr.domain import spatial_dims, time_step
 from uflux_xr.features import resolve_features
 from uflux_xr.models import FluxModel, load_model
 from uflux_xr.models.fluxmodel import check_feature_units
@@ -199,7 +198,7 @@ def upscale(
     names = sorted({f for member in members.values() for m in member.values() for f in m.features})
     arrays = resolve_features(cube, names)
     units = {k: v.attrs.get("units") for k, v in arrays.items() if "units" in v.attrs}
-    step = pd.Timedelta(np.median(np.diff(cube.indexes["time"].values))) if cube.sizes.get("time", 0) > 1 else None
+    step = time_step(cube.indexes["time"]) if cube.sizes.get("time", 0) > 1 else None
     resolution = resolution_of(step)
     source = str(cube.attrs.get("source", "predictor cube"))
     out_dims = ("time", ydim, xdim)

@@ -62,7 +62,7 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from uflux_xr.domain import COORDINATE_ATTRS
+from uflux_xr.domain import COORDINATE_ATTRS, month_middles, time_step
 from uflux_xr.features import vpd_from_dewpoint
 from uflux_xr.plausibility import check_plausible
 from uflux_xr.variables import SECONDS_PER_DAY, variable_attrs
@@ -331,7 +331,7 @@ def _monthly(daily: xr.Dataset, source: str) -> xr.Dataset:
     for name in out.data_vars:
         out[name].attrs = dict(daily[name].attrs)
     start = out.indexes["time"]
-    return out.assign_coords(time=start + (start + pd.offsets.MonthBegin(1) - start) / 2)
+    return out.assign_coords(time=month_middles(start))
 
 
 def _decide_land(ds: xr.Dataset, land: bool | None, step: pd.Timedelta, spacing: float | None, source: str) -> bool:
@@ -418,7 +418,7 @@ def read_era5(paths, freq: str | None = None, *, land: bool | None = None, chunk
         raise ERA5Error(f"{source}: duplicate time steps")
     if len(time) < 2:
         raise ERA5Error(f"{source}: need at least two time steps")
-    step = pd.Timedelta(np.median(np.diff(time.values)))
+    step = time_step(time)
     monthly = step >= pd.Timedelta(days=27)
     if not monthly and (pd.Timedelta(days=1) % step != pd.Timedelta(0)):
         raise ERA5Error(f"{source}: the time step {step} does not divide a day")
@@ -440,7 +440,7 @@ def read_era5(paths, freq: str | None = None, *, land: bool | None = None, chunk
     cube = cube[[n for n in cube.data_vars if "time" in cube[n].dims]]
     if monthly:
         start = cube.indexes["time"].to_period("M").to_timestamp()
-        cube = cube.assign_coords(time=start + (start + pd.offsets.MonthBegin(1) - start) / 2)
+        cube = cube.assign_coords(time=month_middles(start))
         if freq in ("D",):
             raise ERA5Error(f"{source}: monthly means cannot be made daily")
     elif freq in ("D", "MS", "M"):
