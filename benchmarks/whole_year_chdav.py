@@ -48,7 +48,7 @@ def main() -> None:
     rows = []
     for method, strategy in itertools.product(("ml", "svr"), ("nearest", "all")):
         filled = {v: np.full_like(truth[v], np.nan) for v in TARGETS}
-        options = {"train_years": strategy, "n_nearest": 2, "drivers": DRIVERS, "antecedent_days": (7, 30)}
+        options = {"train_years": strategy, "n_nearest": 2, "drivers": tuple(DRIVERS), "antecedent_days": (7, 30)}
         if method == "ml":
             options |= {"members": 3, "params": {"n_estimators": 300, "learning_rate": 0.05, "num_leaves": 15}}
         for year in np.unique(years):
@@ -56,7 +56,7 @@ def main() -> None:
             for var in TARGETS:
                 ds = daily[[var, *DRIVERS]].copy()
                 ds[var] = ds[var].where(~xr_mask(ds, held))
-                out = ux.gapfill(ds, var, method=method, ml_options=options)
+                out = ux.gapfill(ds, var, method=method, **options)
                 filled[var][held] = out[f"{var}_f"].values[0][held]
         filled["NEE (RECO-GPP)"] = filled["RECO"] - filled["GPP"]
         for var, pred in filled.items():

@@ -118,7 +118,7 @@ def test_ingest_sites(tmp_path, capsys):
 def test_gapfill_command(tmp_path, capsys):
     out = tmp_path / "filled.nc"
     tsv = str(SHARED_DATA / "DE-Tha_1998_halfhourly.tsv")
-    assert main(["gapfill", tsv, "--var", "NEE", "LE", "--out", str(out), "--no-driver-fill"]) == 0
+    assert main(["gapfill", tsv, "--var", "NEE", "LE", "--out", str(out), "--convention", "hesseflux"]) == 0
     printed = capsys.readouterr().out
     assert "DE-Tha NEE: 6257 gaps, 6257 filled (q1 6017, q2 198, q3 42), 0 left unfilled" in printed
     ds = xr.open_dataset(out)

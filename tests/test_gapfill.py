@@ -8,8 +8,9 @@ import xarray as xr
 import uflux_xr as ux
 from uflux_xr.gapfill import gapfill
 from uflux_xr.gapfill.mds import long_gap_mask
+from uflux_xr.gapfill.mds_reddyproc import long_runs
 
-from .conftest import SHARED_DATA
+from .conftest import REPO, SHARED_DATA
 
 
 def series(days=20, seed=0):
@@ -28,15 +29,18 @@ def series(days=20, seed=0):
     )
 
 
-def test_fill_is_the_mean_of_similar_conditions():
+@pytest.mark.parametrize(("convention", "half"), [("reddyproc", 336), ("hesseflux", 335)])
+def test_fill_is_the_mean_of_similar_conditions(convention, half):
+    # REddyProc's window spans ±7 days of records with both ends (sFillLUT: Gap.i ± WinDays.i·DTS),
+    # hesseflux's one record fewer on each side
     ds = series()
     truth = ds["NEE"].values[0].copy()
     ds["NEE"][0, 300] = np.nan
-    out = gapfill(ds, "NEE")
+    out = gapfill(ds, "NEE", convention=convention)
     j = 300
     sw, ta, vpd = (ds[v].values[0] for v in ("SW_IN", "TA", "VPD"))
     tol = max(20, min(sw[j], 50))
-    window = np.arange(max(j - 335, 0), j + 336)
+    window = np.arange(max(j - half, 0), j + half + 1)
     similar = window[
         (np.abs(sw[window] - sw[j]) < tol)
         & (np.abs(ta[window] - ta[j]) < 2.5)
@@ -51,33 +55,98 @@ def test_fill_is_the_mean_of_similar_conditions():
     np.testing.assert_array_equal(out["NEE_f"].values[0, :300], truth[:300])  # measured values kept
 
 
-def test_gaps_at_start_and_end_and_long_gaps():
+@pytest.mark.parametrize("convention", ["reddyproc", "hesseflux"])
+def test_gaps_at_start_and_end_and_long_gaps(convention):
     ds = series(days=200)
     ds["NEE"][0, :100] = np.nan
     ds["NEE"][0, -100:] = np.nan
     ds["NEE"][0, 48 * 60 : 48 * 135] = np.nan  # 75-day gap
-    out = gapfill(ds, "NEE")
+    out = gapfill(ds, "NEE", convention=convention)
     f = out["NEE_f"].values[0]
     assert np.isfinite(f[:100]).all() and np.isfinite(f[-100:]).all()
     assert np.isnan(f[48 * 60 : 48 * 135]).all() and np.isnan(out["NEE_fqc"].values[0, 48 * 70])
     assert out["NEE_fmeth"].values[0, 48 * 70] == "unfilled"
+
+
+def test_long_gap_rules():
     good = np.ones(1000, bool)
-    good[:700] = False  # a leading gap of 70 days (10 steps a day) is longer than 60: left unfilled, as hesseflux
+    good[:700] = False  # a leading gap of 70 days (10 steps a day) is longer than 60: left unfilled
     assert long_gap_mask(good, n_per_day=10, long_gap_days=60)[:700].all()
+    # the MPI-BGC online tool's rule: the 60 days next to the first measurement are filled
+    near = long_gap_mask(good, n_per_day=10, long_gap_days=60, fill_near_edges=True)
+    assert near[:101].all() and not near[101:].any()  # steps 101..699 are < 600 steps from step 700
     good[:] = True
     good[:500] = False  # 50 days: filled
     assert not long_gap_mask(good, n_per_day=10, long_gap_days=60).any()
+    good[:] = True
+    good[200:801] = False  # an inner gap of 60.1 days stays whole under both rules
+    assert long_gap_mask(good, 10, 60, fill_near_edges=True)[200:801].all()
 
 
-def test_driver_gaps_are_filled_first_as_reddyproc():
+def test_drivers_are_read_as_measured_unless_asked():
     ds = series()
     ds["SW_IN"][0, 290:310] = np.nan
     ds["NEE"][0, 300] = np.nan
-    out = gapfill(ds, "NEE")
-    assert "SW_IN_f" in out and np.isfinite(out["SW_IN_f"].values[0, 290:310]).all()
-    assert out["NEE_fmeth"].values[0, 300] == "mds_all_drivers"
-    without = gapfill(ds, "NEE", fill_drivers=False)
-    assert without["NEE_fmeth"].values[0, 300] == "mds_same_hour"  # no driver information at the gap
+    out = gapfill(ds, "NEE")  # REddyProc's look-up reads the drivers as measured
+    assert "SW_IN_f" not in out and out["NEE_fmeth"].values[0, 300] == "mds_same_hour"
+    filled = gapfill(ds, "NEE", fill_drivers=True)
+    assert "SW_IN_f" in filled and np.isfinite(filled["SW_IN_f"].values[0, 290:310]).all()
+    assert filled["NEE_fmeth"].values[0, 300] == "mds_all_drivers"
+
+
+def test_options_are_checked():
+    ds = series(days=3)
+    with pytest.raises(TypeError, match=r"'mds' has no option\(s\) \['window'\]"):
+        gapfill(ds, "NEE", window=3)
+    with pytest.raises(ValueError, match=r"MDSOptions.convention must be one of \['reddyproc', 'hesseflux'\]"):
+        gapfill(ds, "NEE", convention="onlinetool")
+
+
+def de_tha():
+    return ux.read_sites(SHARED_DATA / "DE-Tha_1998_halfhourly.tsv")
+
+
+@pytest.mark.skipif(not SHARED_DATA.exists(), reason="../shared/data (real tower files) is absent")
+def test_reddyproc_testthat_expectations_on_de_tha():
+    # REddyProc tests/testthat/test_gapfilling.R, "sMDSGapFill" and "sMDSGapFill Vekuri23": Example_DETha98
+    # with long runs of NEE removed (filterLongRuns), its first 90 days, QF = 1,0,1,0,1,0,0,0,0,0 recycled
+    # over the year, Tair filled from the records with QF 0; hourly: every second record (DTS 24).
+    ds = de_tha().isel(site=0)
+    ds["NEE"] = ds["NEE"].where(~long_runs(ds["NEE"].values))
+    qf = np.resize([1, 0, 1, 0, 1, 0, 0, 0, 0, 0], ds.sizes["time"])
+    ds["TA_QC"] = ("time", qf.astype(float))
+    first = ds.isel(time=slice(0, 48 * 90))
+    nee = gapfill(first, "NEE")
+    assert nee["NEE_fnum"].values[0] == 54  # 53 with the PV-Wave windows
+    assert nee["NEE_f"].values[2] == pytest.approx(1.006569, abs=1e-6)
+    assert gapfill(first, "TA", good_qc=0)["TA_fnum"].values[0] == 173  # TA is not among its own conditions
+    hourly = ds.isel(time=slice(1, None, 2)).isel(time=slice(0, 24 * 90))
+    assert gapfill(hourly, "TA", good_qc=0)["TA_fnum"].values[0] == 124
+    vekuri = gapfill(first, "NEE", statistics="vekuri23")
+    assert vekuri["NEE_f"].values[18] == pytest.approx(-1.857619, abs=1e-6)
+    assert vekuri["NEE_fnum"].values[0] == 54
+    assert gapfill(first, "TA", good_qc=0, statistics="vekuri23")["TA_fnum"].values[0] == 173
+
+
+@pytest.mark.skipif(not SHARED_DATA.exists(), reason="../shared/data (real tower files) is absent")
+def test_reddyproc_june_frame_on_de_tha():
+    # REddyProc's regression frame (inst/tests/test_partGL.R, dsNEE): NEE filled over the whole year
+    ref = pd.read_csv(REPO / "tests" / "data" / "reddyproc_de_tha_june1998_nee_fills.csv", comment="#")
+    out = gapfill(de_tha(), "NEE", fill_all=False).isel(site=0).sel(time=pd.DatetimeIndex(ref["time"]))
+    assert len(ref) == 157 and out["NEE"].isnull().all()
+    np.testing.assert_allclose(out["NEE_f"].values, ref["NEE_f"].to_numpy(), rtol=0, atol=1e-6)  # 6-15 digits in R
+    np.testing.assert_array_equal(out["NEE_fqc"].values, ref["NEE_fqc"].to_numpy())
+    assert (ref["NEE_fqc"] == 1).sum() == 144 and (ref["NEE_fqc"] == 2).sum() == 13
+
+
+def test_long_runs_are_found_across_missing_values():
+    # REddyProc test_gapfilling.R "filterLongRunsInVector" with na.rm = TRUE
+    x = np.repeat(np.arange(6.0, 11.0), np.arange(1, 6))
+    x[[1, 12]] = np.nan
+    x[14] = 11.0
+    flagged = long_runs(x, 2)
+    assert list(np.flatnonzero(~flagged & np.isfinite(x))) == [0, 2, 14]  # R's 1, 3, 15
+    assert not long_runs(np.arange(10.0), 2).any()
 
 
 def test_mdv_is_the_same_time_of_day_mean():
@@ -117,7 +186,7 @@ def test_ml_fills_a_whole_missing_year():
     truth = ds["LE"].values[0].copy()
     year = ds["time"].dt.year.values == 2020
     ds["LE"][0, year] = np.nan
-    out = gapfill(ds, "LE", method="ml", ml_options={"members": 2, "params": {"n_estimators": 60}})
+    out = gapfill(ds, "LE", method="ml", members=2, params={"n_estimators": 60})
     filled = out["LE_f"].values[0]
     assert np.isfinite(filled[year]).all()
     assert ux.metrics.nse(filled[year], truth[year]) > 0.8
@@ -223,7 +292,7 @@ def test_every_method_fills_gaps_at_the_start_and_the_end(method):
     ds, _ = evaporating_site(days=30)
     ds["LE"][0, :30] = np.nan
     ds["LE"][0, -30:] = np.nan
-    options = {"ml_options": {"members": 2, "params": {"n_estimators": 30}}} if method == "ml" else {}
+    options = {"members": 2, "params": {"n_estimators": 30}} if method == "ml" else {}
     out = gapfill(ds, "LE", method=method, **options)
     assert np.isfinite(out["LE_f"].values).all()
     assert (out["LE_fmeth"].values[0, :30] != "measured").all() and (out["LE_fqc"].values[0, -30:] > 0).all()
@@ -233,7 +302,7 @@ def test_artificial_gap_benchmark_is_reproducible_and_scores_each_method():
     from uflux_xr.gapfill import artificial_gap_benchmark
 
     ds = series(days=30)
-    options = {"ml": {"ml_options": {"members": 2, "params": {"n_estimators": 30}}}}
+    options = {"ml": {"members": 2, "params": {"n_estimators": 30}}}
     table = artificial_gap_benchmark(
         ds, "NEE", gap_days=(1, 3), methods=("mds", "mdv", "ml"), n_gaps=2, seed=4, method_options=options
     )
@@ -273,7 +342,7 @@ def test_errors():
 def test_mds_matches_hesseflux_on_de_tha(var):
     ds = ux.read_sites(SHARED_DATA / "DE-Tha_1998_halfhourly.tsv")
     ref = pd.read_csv(SHARED_DATA / "DE-Tha_1998_mds_reference_hesseflux.csv")
-    out = gapfill(ds, var, fill_drivers=False)  # hesseflux does not fill drivers
+    out = gapfill(ds, var, convention="hesseflux")
     gap = ds[var].isnull().values[0]
     values_agree = np.abs(out[f"{var}_f"].values[0][gap] - ref[f"{var}_f"].to_numpy()[gap]) <= 0.01
     flags_agree = out[f"{var}_fqc"].values[0][gap] == ref[f"{var}_fqc"].to_numpy()[gap]

@@ -54,7 +54,7 @@ def _as_site_time(frame: pd.DataFrame, template: xr.DataArray, name: str, attrs:
 #: molar fluxes in µmol m-2 s-1 (PPFD_IN) stay as they are.
 CARBON_FLUXES = {"NEE", "GPP", "RECO"}
 # Gap-filling outputs that have no daily meaning as means (counts, method labels).
-_NOT_AVERAGED = ("_fqc", "_fnum", "_fsd", "_fmeth")
+_NOT_AVERAGED = ("_fqc", "_fnum", "_fsd", "_fmeth", "_fall", "_fwin")
 
 
 def _is_carbon(name: str) -> bool:
@@ -91,7 +91,7 @@ def to_daily(ds: xr.Dataset, *, min_coverage: float = 1.0, good_qc: float = 1.0)
         and their variants) in g C m-2 d-1, ``P`` in mm d-1, other variables in
         their own units (PPFD_IN stays µmol m-2 s-1), ``ET`` [kg m-2 d-1] when
         ``LE`` and ``TA`` are present.  Text variables (``_fmeth``) and
-        ``_fnum``/``_fsd`` are left out.
+        ``_fnum``, ``_fsd``, ``_fall`` and ``_fwin`` are left out.
     """
     time = ds.indexes["time"]
     step = time_step(time).total_seconds()

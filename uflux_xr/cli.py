@@ -18,7 +18,7 @@ import sys
 import pandas as pd
 
 from uflux_xr.config import ConfigError, load_config
-from uflux_xr.gapfill.api import METHODS
+from uflux_xr.gapfill.options import METHODS
 
 log = logging.getLogger("uflux_xr")
 
@@ -135,9 +135,7 @@ def _cmd_gapfill(args) -> int:
 
     ds = read_sites(args.files, format=args.format, metadata=args.metadata, site=args.site, year=args.year)
     for var in args.var:
-        ds = gapfill(
-            ds, var, method=args.method, fill_drivers=not args.no_driver_fill, ml_options=_learned_options(args)
-        )
+        ds = gapfill(ds, var, method=args.method, **_method_options(args, args.method))
         for site in ds["site"].values:
             one = ds.sel(site=site)
             gaps = int(one[var].isnull().sum())
@@ -150,15 +148,32 @@ def _cmd_gapfill(args) -> int:
     return 0
 
 
-def _learned_options(args) -> dict:
-    """ML/SVR options from the command line: training years and antecedent windows."""
+def _method_options(args, method: str) -> dict:
+    """Options of one gap-filling method from the command line."""
+    if method == "mds":
+        return {"convention": args.convention, "fill_drivers": args.fill_drivers}
+    if method not in ("ml", "svr"):
+        return {}
     years = args.train_years
     if years not in ("all", "nearest"):
-        years = [int(y) for y in years.split(",")]
-    return {"train_years": years, "antecedent_days": tuple(args.antecedent_days), "time_trend": args.time_trend}
+        years = tuple(int(y) for y in years.split(","))
+    learned = {"train_years": years, "antecedent_days": tuple(args.antecedent_days), "time_trend": args.time_trend}
+    return {**learned, "members": args.ml_members} if method == "ml" else learned
 
 
-def _add_learned_arguments(parser) -> None:
+def _add_method_arguments(parser) -> None:
+    parser.add_argument(
+        "--convention",
+        default="reddyproc",
+        choices=["reddyproc", "hesseflux"],
+        help="MDS rules: REddyProc's (windows, step order, quality codes) or hesseflux's",
+    )
+    parser.add_argument(
+        "--fill-drivers",
+        action="store_true",
+        help="MDS: fill SW_IN/TA/VPD first and match on the filled drivers (REddyProc and hesseflux do not)",
+    )
+    parser.add_argument("--ml-members", type=int, default=3, help="ensemble members of the ML fill")
     parser.add_argument(
         "--train-years", default="all", help="ML/SVR training years: all, nearest or a list like 2015,2016"
     )
@@ -173,8 +188,7 @@ def _cmd_gapfill_benchmark(args) -> int:
     from uflux_xr.io.towers import read_sites
 
     ds = read_sites(args.files, format=args.format, metadata=args.metadata, site=args.site, year=args.year)
-    learned = _learned_options(args)
-    options = {"ml": {"ml_options": {"members": args.ml_members, **learned}}, "svr": {"ml_options": learned}}
+    options = {method: _method_options(args, method) for method in args.methods}
     tables = []
     for var in args.var:
         table = artificial_gap_benchmark(
@@ -278,31 +292,29 @@ def build_parser() -> argparse.ArgumentParser:
     gf = sub.add_parser("gapfill", help="fill gaps of tower fluxes and write the filled dataset")
     gf.add_argument("files", nargs="+", help="tower files (any format read_sites reads)")
     gf.add_argument("--var", nargs="+", required=True, help="variables to fill, e.g. NEE LE H")
-    gf.add_argument("--method", default="mds", choices=METHODS)
+    gf.add_argument("--method", default="mds", choices=list(METHODS))
     gf.add_argument("--out", required=True, help="output .nc or .zarr")
     gf.add_argument("--format", default="auto", help="tower file format")
     gf.add_argument("--metadata", help="site metadata CSV")
     gf.add_argument("--site", help="site id for files whose name has none")
     gf.add_argument("--year", type=int, help="year of REddyProc Day/Hour text files without a Year column")
-    gf.add_argument("--no-driver-fill", action="store_true", help="do not fill SW_IN/TA/VPD first (hesseflux)")
-    _add_learned_arguments(gf)
+    _add_method_arguments(gf)
     gf.set_defaults(func=_cmd_gapfill)
 
     gb = sub.add_parser("gapfill-benchmark", help="score gap-filling methods on artificial gaps of a tower record")
     gb.add_argument("files", nargs="+", help="tower files of one site")
     gb.add_argument("--var", nargs="+", required=True, help="variables, e.g. NEE LE")
     gb.add_argument("--gap-days", nargs="+", type=float, default=[1, 7, 30, 365], help="gap lengths [days]")
-    gb.add_argument("--methods", nargs="+", default=["mds", "mdv", "ml"], choices=METHODS)
+    gb.add_argument("--methods", nargs="+", default=["mds", "mdv", "ml"], choices=list(METHODS))
     gb.add_argument("--n-gaps", type=int, default=5, help="gaps per length")
     gb.add_argument("--seed", type=int, default=0, help="seed of the gap positions")
     gb.add_argument("--min-measured", type=float, default=0.5, help="fraction of measured values a gap window needs")
-    gb.add_argument("--ml-members", type=int, default=3, help="ensemble members of the ML fill")
     gb.add_argument("--out", help="CSV file for the table")
     gb.add_argument("--format", default="auto", help="tower file format")
     gb.add_argument("--metadata", help="site metadata CSV")
     gb.add_argument("--site", help="site id for files whose name has none")
     gb.add_argument("--year", type=int, help="year of REddyProc Day/Hour text files without a Year column")
-    _add_learned_arguments(gb)
+    _add_method_arguments(gb)
     gb.set_defaults(func=_cmd_gapfill_benchmark)
     return parser
 

@@ -8,7 +8,7 @@ with REddyProc's suffixes.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import pandas as pd
@@ -18,13 +18,14 @@ from uflux_xr.aggregate import steps_per_day, time_step
 from uflux_xr.gapfill import fao_pm
 from uflux_xr.gapfill.kalman import kalman_fill
 from uflux_xr.gapfill.mds import long_gap_mask, mds_core
+from uflux_xr.gapfill.mds_reddyproc import lookup_drivers, mds_reddyproc_core
 from uflux_xr.gapfill.mdv import mdv_core
 from uflux_xr.gapfill.ml import CANDIDATE_DRIVERS, feature_table, ml_fill, svr_fill
+from uflux_xr.gapfill.options import LearnedOptions, MDSOptions, check_driver_units, method_options
 from uflux_xr.variables import SECONDS_PER_DAY, canonical_units, latent_heat_of_vaporization
 
 log = logging.getLogger(__name__)
 
-METHODS = ("mds", "mdv", "fao_pm", "kalman", "ml", "svr")
 DRIVERS = {"SW_IN": "W m-2", "TA": "degC", "VPD": "hPa"}
 #: ``<VAR>_fmeth`` labels; MDS steps 1-3 map to codes 2-4.
 FILL_LABELS = np.array(
@@ -60,15 +61,23 @@ _DESCRIPTIONS = {
 }
 
 
+# Outputs only some methods give (units None: those of the variable).
+_EXTRA_OUTPUTS = {
+    "fall": {"units": None, "long_name": "%s look-up value at every record, measured ones included (REddyProc _fall)"},
+    "fwin": {"units": "d", "long_name": "full window length of the look-up filling %s"},
+}
+
+
 @dataclass
 class Fill:
-    """One site's result: filled values, quality (NaN unfilled), SD, count and label codes."""
+    """One site's result: filled values, quality (NaN unfilled), SD, count, label codes and extra outputs."""
 
     filled: np.ndarray
     quality: np.ndarray
     sd: np.ndarray
     count: np.ndarray
     label: np.ndarray
+    extra: dict = field(default_factory=dict)
 
 
 def _as_sites(site_ds: xr.Dataset) -> xr.Dataset:
@@ -90,7 +99,7 @@ def _fill_sites(site_ds: xr.Dataset, var: str, method: str, good_qc, fill_one) -
     units = ds[var].attrs.get("units", "1")
     quality_text, sd_text, count_text = _DESCRIPTIONS[method]
     out = ds.copy()
-    for suffix, field, attrs in (
+    for suffix, name, attrs in (
         ("f", "filled", {"units": units, "long_name": f"{var} gap-filled ({method})"}),
         (
             "fqc",
@@ -100,12 +109,19 @@ def _fill_sites(site_ds: xr.Dataset, var: str, method: str, good_qc, fill_one) -
         ("fsd", "sd", {"units": units, "long_name": f"{sd_text} filling {var}"}),
         ("fnum", "count", {"units": "1", "long_name": f"{count_text} filling {var}"}),
     ):
-        out[f"{var}_{suffix}"] = (("site", "time"), np.stack([getattr(f, field) for f in fills]), attrs)
+        out[f"{var}_{suffix}"] = (("site", "time"), np.stack([getattr(f, name) for f in fills]), attrs)
     out[f"{var}_fmeth"] = (
         ("site", "time"),
         np.stack([FILL_LABELS[f.label] for f in fills]),
         {"long_name": f"how each {var} value was obtained"},
     )
+    for suffix, attrs in _EXTRA_OUTPUTS.items():
+        if suffix in fills[0].extra:
+            attrs = {
+                "units": units if attrs["units"] is None else attrs["units"],
+                "long_name": attrs["long_name"] % var,
+            }
+            out[f"{var}_{suffix}"] = (("site", "time"), np.stack([f.extra[suffix] for f in fills]), attrs)
     log.info(
         "%s filled with %s: %.1f %% of steps have a value",
         var,
@@ -116,133 +132,145 @@ def _fill_sites(site_ds: xr.Dataset, var: str, method: str, good_qc, fill_one) -
 
 
 def gapfill(
-    site_ds: xr.Dataset,
-    var: str,
-    method: str = "mds",
-    *,
-    fill_drivers: bool = True,
-    good_qc: float | None = None,
-    long_gap: float = 60.0,
-    sw_dev: float = 50.0,
-    ta_dev: float = 2.5,
-    vpd_dev: float = 5.0,
-    mdv_window: int = 7,
-    kc_window: int = 7,
-    kalman_window: int = 3,
-    ml_options: dict | None = None,
+    site_ds: xr.Dataset, var: str, method: str = "mds", *, good_qc: float | None = None, **options
 ) -> xr.Dataset:
     """Fill the gaps of ``var`` in a site dataset.
 
     Parameters
     ----------
     site_ds : xarray.Dataset
-        Site dataset (site, time) at a regular step with ``var`` (and, for MDS,
-        the drivers SW_IN [W m-2], TA [°C] and VPD [hPa]).
+        Site dataset (site, time) at a regular step with ``var`` and the
+        drivers the method reads (MDS: SW_IN [W m-2], TA [°C], VPD [hPa]).
     var : str
-        Variable to fill (e.g. ``NEE``, ``LE``, ``H``).
+        Variable to fill (e.g. ``NEE``, ``LE``, ``H``, ``TA``).
     method : {"mds", "mdv", "fao_pm", "kalman", "ml", "svr"}
-        Gap-filling method: marginal distribution sampling; mean diurnal
-        variation (same time of day within ±``mdv_window`` days; no drivers);
-        FAO-56 Penman-Monteith ET0 × crop coefficient (LE or ET only; needs TA,
-        VPD and NETRAD or SW_IN + LW_IN, uses PA and WS when present, else
-        101.325 kPa and FAO-56's 2 m s-1); a Kalman smoother of an AR(1)
-        anomaly around the mean of the FAO-PM and MDV estimates (MDV alone
-        for other variables than LE/ET); a tree ensemble, or support vector
-        regression, on the site's drivers and time harmonics (any gap length).
-    fill_drivers : bool
-        MDS: fill gaps of SW_IN, TA and VPD with MDS first and use the filled
-        drivers, as REddyProc does; False treats steps with a missing driver as
-        having no driver information, as hesseflux does.
+        Marginal distribution sampling (REddyProc's by default, hesseflux's
+        as ``convention="hesseflux"``); mean diurnal variation (same time of
+        day; no drivers); FAO-56 Penman-Monteith ET0 × crop coefficient (LE or
+        ET only; needs TA, VPD and NETRAD or SW_IN + LW_IN, uses PA and WS
+        when present, else 101.325 kPa and FAO-56's 2 m s-1); a Kalman
+        smoother of an AR(1) anomaly around the mean of the FAO-PM and MDV
+        estimates (MDV alone for other variables than LE/ET); a tree
+        ensemble, or support vector regression, on the site's drivers and
+        time harmonics (any gap length; driver gaps filled with their mean
+        diurnal variation first).
     good_qc : float, optional
         With a ``<var>_QC`` variable: values whose flag exceeds this count as gaps.
-    long_gap : float
-        MDS: gaps longer than this [days] stay unfilled (REddyProc, hesseflux: 60).
-    sw_dev, ta_dev, vpd_dev : float
-        MDS similarity limits [W m-2, °C, hPa].
-    mdv_window : int
-        MDV window half-width [days].
-    kc_window : int
-        FAO-PM: half-width of the crop-coefficient smoothing window [days].
-    kalman_window : int
-        Kalman: half-width of the MDV part of the system input [days].
-    ml_options : dict, optional
-        For ``ml`` and ``svr``: ``train_years`` ("all", "nearest" or a list of
-        years), ``n_nearest`` (default 2), ``drivers`` (default: those present
-        among :data:`uflux_xr.gapfill.ml.CANDIDATE_DRIVERS`),
-        ``antecedent_days`` (trailing-mean windows [days] added as features,
-        default none), ``time_trend`` (add the time in years as a feature,
-        default False), ``params`` (model options); for ``ml`` also ``model``
-        (registered kind, default "lightgbm") and ``members`` (seeds, default
-        3); for ``svr`` ``max_train`` (default 5000 rows).  Driver gaps are
-        filled with their mean diurnal variation first, so every step with a
-        driver record gets a fill.
+    **options
+        The method's options, each documented on its dataclass in
+        :mod:`uflux_xr.gapfill.options`: :class:`~uflux_xr.gapfill.options.MDSOptions`
+        (``convention``, ``sw_dev``, ``ta_dev``, ``vpd_dev``, ``long_gap``,
+        ``edge_gaps``, ``fill_all``, ``statistics``, ``fill_drivers``),
+        :class:`~uflux_xr.gapfill.options.MDVOptions` (``window``),
+        :class:`~uflux_xr.gapfill.options.FAOPMOptions` (``kc_window``),
+        :class:`~uflux_xr.gapfill.options.KalmanOptions` (``kc_window``,
+        ``window``), :class:`~uflux_xr.gapfill.options.LearnedOptions` for
+        ``ml`` and ``svr``.
 
     Returns
     -------
     xarray.Dataset
         ``site_ds`` with ``<var>_f``, ``<var>_fqc``, ``<var>_fmeth``, ``<var>_fsd``
-        and ``<var>_fnum`` added (and the drivers' ``_f`` outputs when MDS filled them).
+        and ``<var>_fnum`` added; REddyProc-convention MDS also adds ``<var>_fall``
+        (the look-up value at every record) and ``<var>_fwin`` (window [days]).
     """
-    if method not in METHODS:
-        raise ValueError(f"unknown gap-filling method {method!r}; implemented: {list(METHODS)}")
+    opts = method_options(method, options)
     if var not in site_ds:
         raise KeyError(f"variable {var!r} not in the site dataset; it has {sorted(site_ds.data_vars)}")
+    check_driver_units(site_ds, method)
     if method == "mdv":
-        return _gapfill_mdv(site_ds, var, mdv_window, good_qc)
+        return _gapfill_mdv(site_ds, var, opts.window, good_qc)
     if method == "fao_pm":
-        return _gapfill_fao_pm(site_ds, var, kc_window, good_qc)
+        return _gapfill_fao_pm(site_ds, var, opts.kc_window, good_qc)
     if method == "kalman":
-        return _gapfill_kalman(site_ds, var, kc_window, kalman_window, good_qc)
+        return _gapfill_kalman(site_ds, var, opts.kc_window, opts.window, good_qc)
     if method in ("ml", "svr"):
-        return _gapfill_learned(site_ds, var, method, good_qc, **(ml_options or {}))
-    return _gapfill_mds(site_ds, var, fill_drivers, good_qc, long_gap, sw_dev, ta_dev, vpd_dev)
+        return _gapfill_learned(site_ds, var, method, good_qc, opts)
+    return _gapfill_mds(site_ds, var, good_qc, opts)
 
 
-def _gapfill_mds(site_ds, var, fill_drivers, good_qc, long_gap, sw_dev, ta_dev, vpd_dev) -> xr.Dataset:
+def _gapfill_mds(site_ds, var, good_qc, opts: MDSOptions) -> xr.Dataset:
     for name, units in DRIVERS.items():
         if name not in site_ds:
             raise KeyError(f"MDS needs the driver {name!r} [{units}] in the site dataset")
-        have = canonical_units(site_ds[name].attrs.get("units"))
-        if have is not None and have != units:
-            raise ValueError(f"driver {name!r} is in {site_ds[name].attrs.get('units')!r}; MDS expects {units!r}")
     ds = _as_sites(site_ds)
     for i, site in enumerate(map(str, ds["site"].values)):
         if not bool(ds[var].isel(site=i).notnull().any()):
             raise ValueError(f"{var} is all missing at site {site!r}: nothing to fill from")
         if all(not bool(ds[d].isel(site=i).notnull().any()) for d in DRIVERS):
             raise ValueError(f"the drivers SW_IN, TA and VPD are all missing at site {site!r}; MDS needs them")
-    if fill_drivers:
+    if opts.fill_drivers:
+        unfilled = replace(opts, fill_drivers=False, fill_all=False)
         for name in DRIVERS:
-            if bool(ds[name].isnull().any()):
-                ds = _gapfill_mds(ds, name, False, None, long_gap, sw_dev, ta_dev, vpd_dev)
+            if name != var and bool(ds[name].isnull().any()):
+                ds = _gapfill_mds(ds, name, None, unfilled)
     time = ds.indexes["time"]
     n_per_day = steps_per_day(time)
-    hour = (time.hour + time.minute / 60.0).to_numpy(dtype=np.float64)
 
-    def fill_one(i, values, good):
-        sw, ta, vpd = (
-            ds[f"{d}_f" if fill_drivers and f"{d}_f" in ds else d].isel(site=i).values.astype(np.float64)
+    def drivers(i):
+        return [
+            ds[f"{d}_f" if opts.fill_drivers and f"{d}_f" in ds else d].isel(site=i).values.astype(np.float64)
             for d in DRIVERS
-        )
-        sw_ok = np.isfinite(sw)
-        met_ok = sw_ok & np.isfinite(ta) & np.isfinite(vpd)
-        filled, quality, sd, count, step = mds_core(
-            np.where(good, values, np.nan),
-            good,
-            np.nan_to_num(sw),
-            np.nan_to_num(ta),
-            np.nan_to_num(vpd),
-            sw_ok,
-            met_ok,
-            hour,
-            n_per_day,
-            long_gap_mask(good, n_per_day, long_gap),
-            float(sw_dev),
-            float(ta_dev),
-            float(vpd_dev),
-        )
-        label = np.where(good, MEASURED, np.where(quality < 0, UNFILLED, step.astype(int) + 1))
-        return Fill(filled, np.where(quality < 0, np.nan, quality.astype(float)), sd, count.astype(float), label)
+        ]
+
+    def skip_mask(good):
+        return long_gap_mask(good, n_per_day, opts.long_gap, fill_near_edges=opts.edge_gaps == "fill_near_data")
+
+    if opts.convention == "hesseflux":
+        hour = (time.hour + time.minute / 60.0).to_numpy(dtype=np.float64)
+
+        def fill_one(i, values, good):
+            sw, ta, vpd = drivers(i)
+            sw_ok = np.isfinite(sw)
+            met_ok = sw_ok & np.isfinite(ta) & np.isfinite(vpd)
+            filled, quality, sd, count, step = mds_core(
+                np.where(good, values, np.nan),
+                good,
+                np.nan_to_num(sw),
+                np.nan_to_num(ta),
+                np.nan_to_num(vpd),
+                sw_ok,
+                met_ok,
+                hour,
+                n_per_day,
+                skip_mask(good),
+                float(opts.sw_dev),
+                float(opts.ta_dev),
+                float(opts.vpd_dev),
+            )
+            label = np.where(good, MEASURED, np.where(quality < 0, UNFILLED, step.astype(int) + 1))
+            return Fill(filled, np.where(quality < 0, np.nan, quality.astype(float)), sd, count.astype(float), label)
+
+    else:
+
+        def fill_one(i, values, good):
+            rg, ta, vpd = drivers(i)
+            have = {"SW_IN": np.isfinite(rg).any(), "TA": np.isfinite(ta).any(), "VPD": np.isfinite(vpd).any()}
+            met = lookup_drivers(var, have)
+            data = np.where(good, values, np.nan)
+            targets = (~good | opts.fill_all) & ~skip_mask(good)
+            value, count, sd, meth, window, quality = mds_reddyproc_core(
+                data,
+                rg,
+                ta,
+                vpd,
+                n_per_day,
+                met,
+                targets,
+                float(opts.sw_dev),
+                float(opts.ta_dev),
+                float(opts.vpd_dev),
+                opts.statistics == "vekuri23",
+            )
+            done = ~good & (meth > 0)
+            return Fill(
+                np.where(good, values, value),
+                np.where(good, 0.0, np.where(done, quality.astype(float), np.nan)),
+                sd,
+                count.astype(float),
+                np.where(good, MEASURED, np.where(done, meth.astype(int) + 1, UNFILLED)),
+                {"fall": value, "fwin": np.where(meth > 0, window.astype(float), np.nan)},
+            )
 
     result = _fill_sites(ds, var, "mds", good_qc, fill_one)
     return result if "site" in site_ds.dims else result.isel(site=0, drop=True)
@@ -278,17 +306,21 @@ def _site_drivers(one: xr.Dataset, names, n_per_day: int) -> dict[str, np.ndarra
     }
 
 
-def _gapfill_learned(
-    site_ds, var, method, good_qc, drivers=None, antecedent_days=(), time_trend=False, **options
-) -> xr.Dataset:
+def _gapfill_learned(site_ds, var, method, good_qc, opts: LearnedOptions) -> xr.Dataset:
     ds = _as_sites(site_ds)
-    names = [d for d in (drivers or CANDIDATE_DRIVERS) if d in ds and d != var]
-    if drivers is not None and len(names) != len(drivers):
-        raise KeyError(f"drivers {sorted(set(drivers) - set(names))} not in the site dataset")
+    names = [d for d in (opts.drivers or CANDIDATE_DRIVERS) if d in ds and d != var]
+    if opts.drivers is not None and len(names) != len(opts.drivers):
+        raise KeyError(f"drivers {sorted(set(opts.drivers) - set(names))} not in the site dataset")
     time = ds.indexes["time"]
     n_per_day = steps_per_day(time)
-    fill_series, code = (ml_fill, ML) if method == "ml" else (svr_fill, SVR)
-    members = float(options.get("members", 3)) if method == "ml" else 1.0
+    years = opts.train_years if isinstance(opts.train_years, str) else list(opts.train_years)
+    common = {"train_years": years, "n_nearest": opts.n_nearest, "params": opts.params}
+    if method == "ml":
+        fill_series, code, members = ml_fill, ML, float(opts.members)
+        options = {**common, "model": opts.model, "members": opts.members}
+    else:
+        fill_series, code, members = svr_fill, SVR, 1.0
+        options = {**common, "max_train": opts.max_train}
 
     def fill_one(i, values, good):
         one = ds.isel(site=i)
@@ -296,7 +328,7 @@ def _gapfill_learned(
         missing = [d for d, v in columns.items() if not np.isfinite(v).any()]
         if missing:
             raise ValueError(f"drivers {missing} are all missing at site {str(one['site'].values)!r}")
-        features = feature_table(pd.DataFrame(columns), time, names, antecedent_days, time_trend)
+        features = feature_table(pd.DataFrame(columns), time, names, opts.antecedent_days, opts.time_trend)
         filled, spread = fill_series(values, good, features, **options)
         done = ~good & np.isfinite(filled)
         quality = np.where(good, 0.0, np.where(done, 1.0, np.nan))
@@ -328,18 +360,6 @@ def _reference_flux(ds: xr.Dataset, var: str) -> list[tuple[np.ndarray, np.ndarr
         raise KeyError(
             f"FAO-PM needs {missing} in the site dataset (TA [degC], VPD [hPa] and NETRAD or SW_IN + LW_IN [W m-2])"
         )
-    for name, units in {
-        "TA": "degC",
-        "VPD": "hPa",
-        "NETRAD": "W m-2",
-        "SW_IN": "W m-2",
-        "LW_IN": "W m-2",
-        "PA": "kPa",
-        "WS": "m s-1",
-    }.items():
-        have = canonical_units(ds[name].attrs.get("units")) if name in ds else None
-        if have is not None and have != units:
-            raise ValueError(f"driver {name!r} is in {ds[name].attrs.get('units')!r}; FAO-PM expects {units!r}")
     time = ds.indexes["time"]
     n_per_day = steps_per_day(time)
     seconds = time_step(time).total_seconds()

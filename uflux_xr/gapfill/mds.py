@@ -17,7 +17,8 @@ conditions nearby in time, trying in order (quality flag in brackets):
 matches.  A window of ``k`` days spans the ``k·n_per_day − 1`` steps on each
 side, clipped at the ends of the series (hesseflux's convention).  Gaps
 longer than ``long_gap`` days, leading and trailing ones included, are left
-unfilled (REddyProc and hesseflux: 60 days).  Same time of day compares clock
+unfilled (hesseflux: 60 days).  This is ``convention="hesseflux"``; REddyProc's
+own rules are in :mod:`uflux_xr.gapfill.mds_reddyproc`.  Same time of day compares clock
 hours of the period middles without wrapping at midnight.  The standard deviation and number of the matches are
 kept as the fill's uncertainty.
 """
@@ -176,9 +177,15 @@ def mds_core(data, good, sw, ta, vpd, sw_ok, met_ok, hour, n_per_day, skip, sw_d
     return filled, quality, sd, count, step
 
 
-def long_gap_mask(good: np.ndarray, n_per_day: int, long_gap_days: float) -> np.ndarray:
-    """Steps MDS leaves unfilled: every gap longer than ``long_gap_days`` (leading and
-    trailing gaps included) and any part of the record farther than that from data."""
+def long_gap_mask(good: np.ndarray, n_per_day: int, long_gap_days: float, fill_near_edges: bool = False) -> np.ndarray:
+    """Steps MDS leaves unfilled: every gap longer than ``long_gap_days``.
+
+    A gap longer than ``n_per_day · long_gap_days`` steps is left whole,
+    leading and trailing gaps included (REddyProc ``sFillInit``: gap length
+    > DTS · 60; hesseflux ``longgap``).  With ``fill_near_edges`` the steps
+    of a leading or trailing gap closer than that to the first or last
+    measurement are filled, as the MPI-BGC online tool did.
+    """
     n = good.size
     limit = int(n_per_day * long_gap_days)
     skip = np.zeros(n, dtype=bool)
@@ -186,13 +193,12 @@ def long_gap_mask(good: np.ndarray, n_per_day: int, long_gap_days: float) -> np.
     if valid.size == 0:
         skip[:] = True
         return skip
-    first, last = valid[0], valid[-1]
-    if first > limit:
-        skip[: first - limit] = True
-    if last < n - limit:
-        skip[last + limit :] = True
     edges = np.diff(np.concatenate([[0], (~good).astype(np.int8), [0]]))
     for start, end in zip(np.flatnonzero(edges == 1), np.flatnonzero(edges == -1), strict=True):
         if end - start > limit:
             skip[start:end] = True
+    if fill_near_edges:
+        first, last = valid[0], valid[-1]
+        skip[max(first - limit + 1, 0) : first] = False
+        skip[last + 1 : last + limit] = False
     return skip
