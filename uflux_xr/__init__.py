@@ -28,6 +28,7 @@ from uflux_xr.pipeline import run
 from uflux_xr.plausibility import PlausibilityError, check_plausible, set_options
 from uflux_xr.sites import ExtractionError, extract_at_sites
 from uflux_xr.upscale import upscale
+from uflux_xr.ustar import fill_ustar_scenarios, ustar_thresholds
 from uflux_xr.validate import CVResult, cross_validate
 from uflux_xr.variables import UnitsError
 
@@ -65,6 +66,8 @@ __all__ = [
     "synthetic",
     "train",
     "upscale",
+    "fill_ustar_scenarios",
+    "ustar_thresholds",
     "vegetation_indices",
     "write_product",
 ]
