@@ -39,6 +39,15 @@ import numpy as np
 
 #: ``_fmeth`` codes of REddyProc: LUT on three drivers, LUT on Rg, mean diurnal course.
 LUT_ALL, LUT_RG, MDC = 1, 2, 3
+#: The cascade of ``sEddyProc_sMDSGapFill``: (method, window half-width [days]) in order.
+_STEPS = (
+    [(LUT_ALL, 7), (LUT_ALL, 14), (LUT_RG, 7), (MDC, 0), (MDC, 1), (MDC, 2)]
+    + [(LUT_ALL, d) for d in range(21, 71, 7)]
+    + [(LUT_RG, d) for d in range(14, 71, 7)]
+    + [(MDC, d) for d in range(7, 211, 7)]
+)
+STEP_KINDS = np.array([k for k, _ in _STEPS], dtype=np.int64)
+STEP_DAYS = np.array([d for _, d in _STEPS], dtype=np.int64)
 #: The Rg tolerance never goes below this [W m-2] (sFillLUT: T1red.n).
 MIN_RG_TOLERANCE = 20.0
 #: Rg below which a record is night for the Vekuri23 statistics [W m-2].
@@ -166,60 +175,23 @@ def mds_reddyproc_core(data, rg, ta, vpd, n_per_day, met, targets, rg_tol, ta_to
     for j in range(n_data):
         if not targets[j]:
             continue
-        n = 0
-        m = np.nan
-        s = np.nan
-        meth = 0
-        win = 0
-        q = 0
-        # steps 1-2: LUT on all three drivers, ±7 and ±14 days
-        if met == 3:
-            for days in (7, 14):
+        for step in range(STEP_KINDS.size):
+            kind, days = STEP_KINDS[step], STEP_DAYS[step]
+            if (kind == LUT_ALL and met < 3) or (kind == LUT_RG and met < 1):
+                continue
+            if kind == MDC:
+                n, m, s = _mdc(j, days, n_per_day, data, idx, lower)
+                q = _mdc_quality(days)
+            else:
+                three = kind == LUT_ALL
                 n, m, s = _lut(
-                    j, days * n_per_day, data, rg, ta, vpd, True, rg_tol, ta_tol, vpd_tol, vekuri, idx, lower
+                    j, days * n_per_day, data, rg, ta, vpd, three, rg_tol, ta_tol, vpd_tol, vekuri, idx, lower
                 )
-                if n >= 2:
-                    meth, win, q = LUT_ALL, 2 * days, _lut_quality(True, days)
-                    break
-        # step 3: LUT on Rg, ±7 days
-        if meth == 0 and met >= 1:
-            n, m, s = _lut(j, 7 * n_per_day, data, rg, ta, vpd, False, rg_tol, ta_tol, vpd_tol, vekuri, idx, lower)
+                q = _lut_quality(three, days)
             if n >= 2:
-                meth, win, q = LUT_RG, 14, _lut_quality(False, 7)
-        # steps 4-5: MDC on the same day, ±1 and ±2 days
-        if meth == 0:
-            for days in (0, 1, 2):
-                n, m, s = _mdc(j, days, n_per_day, data, idx, lower)
-                if n >= 2:
-                    meth, win, q = MDC, 2 * days + 1, _mdc_quality(days)
-                    break
-        # step 6: LUT on all three, ±21 ... ±70 days
-        if meth == 0 and met == 3:
-            for days in range(21, 71, 7):
-                n, m, s = _lut(
-                    j, days * n_per_day, data, rg, ta, vpd, True, rg_tol, ta_tol, vpd_tol, vekuri, idx, lower
-                )
-                if n >= 2:
-                    meth, win, q = LUT_ALL, 2 * days, _lut_quality(True, days)
-                    break
-        # step 7: LUT on Rg, ±14 ... ±70 days
-        if meth == 0 and met >= 1:
-            for days in range(14, 71, 7):
-                n, m, s = _lut(
-                    j, days * n_per_day, data, rg, ta, vpd, False, rg_tol, ta_tol, vpd_tol, vekuri, idx, lower
-                )
-                if n >= 2:
-                    meth, win, q = LUT_RG, 2 * days, _lut_quality(False, days)
-                    break
-        # step 8: MDC, ±7 ... ±210 days
-        if meth == 0:
-            for days in range(7, 211, 7):
-                n, m, s = _mdc(j, days, n_per_day, data, idx, lower)
-                if n >= 2:
-                    meth, win, q = MDC, 2 * days + 1, _mdc_quality(days)
-                    break
-        if meth != 0:
-            value[j], count[j], sd[j], method[j], window[j], quality[j] = m, n, s, meth, win, q
+                value[j], count[j], sd[j], method[j], quality[j] = m, n, s, kind, q
+                window[j] = 2 * days + 1 if kind == MDC else 2 * days
+                break
     return value, count, sd, method, window, quality
 
 
