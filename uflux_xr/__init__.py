@@ -27,6 +27,7 @@ from uflux_xr.models import FluxModel, available_models, load_model, register_mo
 from uflux_xr.pipeline import run
 from uflux_xr.plausibility import PlausibilityError, check_plausible, set_options
 from uflux_xr.sites import ExtractionError, extract_at_sites
+from uflux_xr.spikes import flag_spikes
 from uflux_xr.upscale import upscale
 from uflux_xr.ustar import fill_ustar_scenarios, ustar_thresholds
 from uflux_xr.validate import CVResult, cross_validate
@@ -67,6 +68,7 @@ __all__ = [
     "train",
     "upscale",
     "fill_ustar_scenarios",
+    "flag_spikes",
     "ustar_thresholds",
     "vegetation_indices",
     "write_product",
