@@ -1,7 +1,8 @@
 """Gap filling of tower records: ``ux.gapfill(site_ds, var, method=...)``.
 
-Methods: ``mds`` (marginal distribution sampling, REddyProc/hesseflux
-semantics; :mod:`uflux_xr.gapfill.mds`), ``mdv`` (mean diurnal variation;
+Methods: ``mds`` (marginal distribution sampling, REddyProc's rules by
+default, :mod:`uflux_xr.gapfill.mds_reddyproc`, or hesseflux's,
+:mod:`uflux_xr.gapfill.mds`), ``mdv`` (mean diurnal variation;
 :mod:`uflux_xr.gapfill.mdv`), ``fao_pm`` (FAO-56 Penman-Monteith ET0 × crop
 coefficient; :mod:`uflux_xr.gapfill.fao_pm`), ``kalman`` (AR(1) anomaly
 around the FAO-PM/MDV input, Kalman smoother; :mod:`uflux_xr.gapfill.kalman`),
@@ -11,7 +12,8 @@ drivers, any gap length; :mod:`uflux_xr.gapfill.ml`).
 REddyProc's suffixes: ``<VAR>_f`` (filled series), ``<VAR>_fqc`` (0
 measured, 1–3 by method, NaN unfilled), ``<VAR>_fmeth`` (how each value was
 obtained), ``<VAR>_fsd`` and ``<VAR>_fnum`` (uncertainty and number of
-values behind it, per method).
+values behind it, per method).  Each method's options are a dataclass in
+:mod:`uflux_xr.gapfill.options`.
 """
 
 from uflux_xr.gapfill.api import gapfill

@@ -21,12 +21,12 @@ from uflux_xr.gapfill.mds import long_gap_mask, mds_core
 from uflux_xr.gapfill.mds_reddyproc import lookup_drivers, mds_reddyproc_core
 from uflux_xr.gapfill.mdv import mdv_core
 from uflux_xr.gapfill.ml import CANDIDATE_DRIVERS, feature_table, ml_fill, svr_fill
-from uflux_xr.gapfill.options import LearnedOptions, MDSOptions, check_driver_units, method_options
+from uflux_xr.gapfill.options import METHODS, LearnedOptions, MDSOptions, check_driver_units, method_options
 from uflux_xr.variables import SECONDS_PER_DAY, canonical_units, latent_heat_of_vaporization
 
 log = logging.getLogger(__name__)
 
-DRIVERS = {"SW_IN": "W m-2", "TA": "degC", "VPD": "hPa"}
+DRIVERS = METHODS["mds"].drivers  # SW_IN, TA, VPD and their units
 #: ``<VAR>_fmeth`` labels; MDS steps 1-3 map to codes 2-4.
 FILL_LABELS = np.array(
     ["unfilled", "measured", "mds_all_drivers", "mds_sw_in", "mds_same_hour", "mdv", "ml", "fao_pm", "kalman", "svr"],
