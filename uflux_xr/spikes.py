@@ -121,37 +121,27 @@ def flag_spikes(site_ds: xr.Dataset, var: str, *, good_qc: float | None = None, 
         ``scan_days`` (15) and ``fill_days`` (1).
     """
     from uflux_xr.aggregate import steps_per_day
+    from uflux_xr.gapfill.api import with_site_dim
 
     if "SW_IN" not in site_ds:
         raise KeyError("spike detection needs SW_IN [W m-2] to tell day from night")
-    n_per_day = steps_per_day(site_ds.indexes["time"])
-    values = site_ds[var].transpose(..., "time").values
-    sw = site_ds["SW_IN"].transpose(..., "time").values
+    ds = with_site_dim(site_ds)
+    n_per_day = steps_per_day(ds.indexes["time"])
+    values, sw = ds[var].values, ds["SW_IN"].values
+    usable = np.isfinite(values)
+    if good_qc is not None and f"{var}_QC" in ds:
+        usable &= ds[f"{var}_QC"].values <= good_qc
     flags = np.full(values.shape, np.nan)
-    flat_v, flat_sw, flat_f = (
-        values.reshape(-1, values.shape[-1]),
-        sw.reshape(-1, sw.shape[-1]),
-        flags.reshape(-1, values.shape[-1]),
-    )
-    qc = (
-        site_ds[f"{var}_QC"].transpose(..., "time").values.reshape(flat_v.shape)
-        if good_qc is not None and f"{var}_QC" in site_ds
-        else None
-    )
-    for i in range(flat_v.shape[0]):
-        usable = np.isfinite(flat_v[i]) & (qc[i] <= good_qc if qc is not None else True)
-        spikes = hesseflux_spikes(
-            flat_v[i], usable, np.nan_to_num(flat_sw[i], nan=-np.inf) > 10.0, n_per_day, z=z, **window
-        )
-        flat_f[i] = np.where(usable, spikes.astype(float), np.nan)
-        log.info("%s: %d spikes among %d tested records", var, int(spikes.sum()), int(usable.sum()))
-    out = site_ds.copy()
-    out[f"{var}_SPIKE"] = (
-        site_ds[var].transpose(..., "time").dims,
-        flat_f.reshape(values.shape),
-        {
+    for i in range(values.shape[0]):
+        spikes = hesseflux_spikes(values[i], usable[i], sw[i] > 10.0, n_per_day, z=z, **window)
+        flags[i][usable[i]] = spikes[usable[i]]
+        log.info("%s: %d spikes among %d tested records", var, int(spikes.sum()), int(usable[i].sum()))
+    spike = xr.DataArray(
+        flags,
+        dims=("site", "time"),
+        attrs={
             "units": "1",
             "long_name": f"{var} spike flag (MAD of double differences, z = {z}): 1 spike, 0 not, NaN not tested",
         },
     )
-    return out
+    return site_ds.assign({f"{var}_SPIKE": spike if "site" in site_ds.dims else spike.isel(site=0, drop=True)})

@@ -43,6 +43,8 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
+from uflux_xr.variables import check_units
+
 log = logging.getLogger(__name__)
 
 
@@ -239,8 +241,9 @@ def _class_thresholds(nee, ustar, ta, options: UstarOptions) -> tuple[np.ndarray
     return out, reason
 
 
-def _season_value(result: tuple[np.ndarray, str], options: UstarOptions) -> tuple[float, str]:
-    thresholds, reason = result
+def _season_value(nee, ustar, ta, options: UstarOptions) -> tuple[float, str]:
+    """Median of the temperature classes' thresholds (NaN and why, with too few of them)."""
+    thresholds, reason = _class_thresholds(nee, ustar, ta, options)
     finite = np.isfinite(thresholds)
     if finite.mean() < options.min_class_share or not finite.any():
         return np.nan, reason
@@ -281,17 +284,14 @@ def estimate_threshold(nee, ustar, ta, sw_in, seasons, years_of_season, options:
     -------
     UstarEstimate
     """
-    valid = np.isfinite(nee) & np.isfinite(ta) & np.isfinite(ustar) & np.isfinite(sw_in)
-    valid &= np.where(np.isfinite(sw_in), sw_in, np.inf) < options.night_sw_in
+    valid = np.isfinite(nee) & np.isfinite(ta) & np.isfinite(ustar) & (sw_in < options.night_sw_in)  # NaN fails
     if not valid.any():
         raise ValueError("u* threshold: no night record (SW_IN < 10 W m-2) with NEE, TA and USTAR")
     season_values, n_season, notes = {}, {}, {}
     for label in sorted(years_of_season):
         rows = valid & (seasons == label)
         n_season[label] = int(rows.sum())
-        season_values[label], reason = _season_value(
-            _class_thresholds(nee[rows], ustar[rows], ta[rows], options), options
-        )
+        season_values[label], reason = _season_value(nee[rows], ustar[rows], ta[rows], options)
         if reason:
             notes[label] = f"season {label}: {reason}; the year's value is used"
     year_values, n_year = {}, {}
@@ -303,7 +303,7 @@ def estimate_threshold(nee, ustar, ta, sw_in, seasons, years_of_season, options:
         few = options.pool_years_with_few_records and n_year[year] < options.min_records_year
         if (few or not np.isfinite(value)) and n_year[year] > 0:
             rows = valid & np.isin(seasons, labels)
-            pooled, reason = _season_value(_class_thresholds(nee[rows], ustar[rows], ta[rows], options), options)
+            pooled, reason = _season_value(nee[rows], ustar[rows], ta[rows], options)
             if np.isfinite(pooled):
                 value = pooled
                 notes[year] = f"year {year}: estimated on its pooled seasons ({n_year[year]} night records)"
@@ -412,8 +412,11 @@ def ustar_thresholds(
     """
     opts = UstarOptions(**options)
     one = _one_site(site_ds)
-    for name, units in ((nee, "umol m-2 s-1"), ("USTAR", "m s-1"), ("TA", "degC"), ("SW_IN", "W m-2")):
-        _require(one, name, units)
+    expected = {nee: "umol m-2 s-1", "USTAR": "m s-1", "TA": "degC", "SW_IN": "W m-2"}
+    for name, units in expected.items():
+        if name not in one:
+            raise KeyError(f"the u* threshold needs {name!r} [{units}] in the site dataset")
+    check_units(one, expected, user="the u* threshold")
     time = one.indexes["time"]
     seasons = season_labels(time)
     years = season_years(seasons, time)
@@ -465,7 +468,7 @@ def ustar_flags(site_ds: xr.Dataset, thresholds: np.ndarray, *, night_sw_in: flo
     one = _one_site(site_ds)
     ustar = one["USTAR"].values.astype(float)
     sw = one["SW_IN"].values.astype(float)
-    filtered = np.ones(sw.size, bool) if day else (~np.isfinite(sw) | (np.nan_to_num(sw, nan=-1) < night_sw_in))
+    filtered = np.ones(sw.size, bool) if day else ~(sw >= night_sw_in)  # a missing SW_IN counts as night
     flags = np.zeros(sw.size, np.int8)
     flags[filtered & (np.nan_to_num(ustar, nan=np.inf) < thresholds)] = 1
     flags[filtered & ~np.isfinite(ustar)] = 4
@@ -478,16 +481,6 @@ def _one_site(site_ds: xr.Dataset) -> xr.Dataset:
             raise ValueError("u* thresholds are estimated per site: select one site first")
         return site_ds.isel(site=0)
     return site_ds
-
-
-def _require(ds: xr.Dataset, name: str, units: str) -> None:
-    from uflux_xr.variables import canonical_units
-
-    if name not in ds:
-        raise KeyError(f"the u* threshold needs {name!r} [{units}] in the site dataset")
-    have = canonical_units(ds[name].attrs.get("units"))
-    if have is not None and have != units:
-        raise ValueError(f"{name!r} is in {ds[name].attrs.get('units')!r}; the u* threshold expects {units!r}")
 
 
 def fill_ustar_scenarios(
@@ -528,20 +521,19 @@ def fill_ustar_scenarios(
 
     out = site_ds
     time = _one_site(site_ds).indexes["time"]
-    dims = site_ds[var].dims
+    dims, shape = site_ds[var].dims, site_ds[var].shape
     for scenario in scenarios:
         thresholds = threshold_series(table, time, scenario)
-        flags = ustar_flags(site_ds, thresholds, day=day)
-        shape = site_ds[var].shape
+        flags = ustar_flags(site_ds, thresholds, day=day).reshape(shape)
         out = out.assign(
             {
                 f"USTAR_{scenario}_THRES": (dims, thresholds.reshape(shape), {"units": "m s-1"}),
                 f"USTAR_{scenario}_FQC": (
                     dims,
-                    flags.reshape(shape),
+                    flags,
                     {"units": "1", "long_name": "u* filter: 0 kept, 1 u* below the threshold, 4 u* missing"},
                 ),
-                f"{var}_{scenario}": site_ds[var].where(flags.reshape(shape) == 0),
+                f"{var}_{scenario}": site_ds[var].where(flags == 0),
             }
         )
         log.info("u* scenario %s: %.1f %% of records filtered", scenario, 100 * float((flags != 0).mean()))

@@ -193,6 +193,20 @@ def can_convert(from_units: str, to_units: str) -> bool:
     return src is not None and dst is not None and (src == dst or (src, dst) in _CONVERSIONS)
 
 
+def check_units(ds: xr.Dataset, expected: dict[str, str], *, user: str) -> None:
+    """Refuse a variable present in ``ds`` whose known units differ from ``expected`` (name → units).
+
+    ``user`` names what reads them, for the message ("MDS", "the u* threshold").
+    Variables that are absent, or whose units are not recognised, pass.
+    """
+    for name, units in expected.items():
+        if name not in ds:
+            continue
+        have = canonical_units(ds[name].attrs.get("units"))
+        if have is not None and have != units:
+            raise ValueError(f"driver {name!r} is in {ds[name].attrs.get('units')!r}; {user} expects {units!r}")
+
+
 def ensure_units(da: xr.DataArray, expected: str, *, name: str, source: str) -> xr.DataArray:
     """Return ``da`` in ``expected`` units, converting when a known conversion exists.
 

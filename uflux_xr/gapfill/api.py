@@ -80,13 +80,13 @@ class Fill:
     extra: dict = field(default_factory=dict)
 
 
-def _as_sites(site_ds: xr.Dataset) -> xr.Dataset:
+def with_site_dim(site_ds: xr.Dataset) -> xr.Dataset:
+    """``site_ds`` as (site, time, ...): a single-site dataset gets a site dimension of length one."""
     return site_ds.transpose("site", "time", ...) if "site" in site_ds.dims else site_ds.expand_dims(site=["site"])
 
 
-def _fill_sites(site_ds: xr.Dataset, var: str, method: str, good_qc, fill_one) -> xr.Dataset:
-    """Run ``fill_one(site_index, values, good)`` for every site and attach the outputs."""
-    ds = _as_sites(site_ds)
+def _fill_sites(ds: xr.Dataset, var: str, method: str, good_qc, fill_one) -> xr.Dataset:
+    """Run ``fill_one(site_index, values, good)`` for every site of ``ds`` (site, time) and attach the outputs."""
     fills = []
     for i, site in enumerate(map(str, ds["site"].values)):
         values = ds[var].isel(site=i).values.astype(np.float64)
@@ -128,7 +128,7 @@ def _fill_sites(site_ds: xr.Dataset, var: str, method: str, good_qc, fill_one) -
         method,
         100 * float(np.isfinite(out[f"{var}_f"]).mean()),
     )
-    return out if "site" in site_ds.dims else out.isel(site=0, drop=True)
+    return out
 
 
 def gapfill(
@@ -178,22 +178,24 @@ def gapfill(
     if var not in site_ds:
         raise KeyError(f"variable {var!r} not in the site dataset; it has {sorted(site_ds.data_vars)}")
     check_driver_units(site_ds, method)
+    ds = with_site_dim(site_ds)  # the methods work on (site, time); a single site is squeezed back below
     if method == "mdv":
-        return _gapfill_mdv(site_ds, var, opts.window, good_qc)
-    if method == "fao_pm":
-        return _gapfill_fao_pm(site_ds, var, opts.kc_window, good_qc)
-    if method == "kalman":
-        return _gapfill_kalman(site_ds, var, opts.kc_window, opts.window, good_qc)
-    if method in ("ml", "svr"):
-        return _gapfill_learned(site_ds, var, method, good_qc, opts)
-    return _gapfill_mds(site_ds, var, good_qc, opts)
+        out = _gapfill_mdv(ds, var, opts.window, good_qc)
+    elif method == "fao_pm":
+        out = _gapfill_fao_pm(ds, var, opts.kc_window, good_qc)
+    elif method == "kalman":
+        out = _gapfill_kalman(ds, var, opts.kc_window, opts.window, good_qc)
+    elif method in ("ml", "svr"):
+        out = _gapfill_learned(ds, var, method, good_qc, opts)
+    else:
+        out = _gapfill_mds(ds, var, good_qc, opts)
+    return out if "site" in site_ds.dims else out.isel(site=0, drop=True)
 
 
-def _gapfill_mds(site_ds, var, good_qc, opts: MDSOptions) -> xr.Dataset:
+def _gapfill_mds(ds, var, good_qc, opts: MDSOptions) -> xr.Dataset:
     for name, units in DRIVERS.items():
-        if name not in site_ds:
+        if name not in ds:
             raise KeyError(f"MDS needs the driver {name!r} [{units}] in the site dataset")
-    ds = _as_sites(site_ds)
     for i, site in enumerate(map(str, ds["site"].values)):
         if not bool(ds[var].isel(site=i).notnull().any()):
             raise ValueError(f"{var} is all missing at site {site!r}: nothing to fill from")
@@ -272,12 +274,11 @@ def _gapfill_mds(site_ds, var, good_qc, opts: MDSOptions) -> xr.Dataset:
                 {"fall": value, "fwin": np.where(meth > 0, window.astype(float), np.nan)},
             )
 
-    result = _fill_sites(ds, var, "mds", good_qc, fill_one)
-    return result if "site" in site_ds.dims else result.isel(site=0, drop=True)
+    return _fill_sites(ds, var, "mds", good_qc, fill_one)
 
 
-def _gapfill_mdv(site_ds, var, window_days, good_qc) -> xr.Dataset:
-    n_per_day = steps_per_day(site_ds.indexes["time"])
+def _gapfill_mdv(ds, var, window_days, good_qc) -> xr.Dataset:
+    n_per_day = steps_per_day(ds.indexes["time"])
 
     def fill_one(i, values, good):
         filled, quality, sd, count = mdv_core(
@@ -286,7 +287,7 @@ def _gapfill_mdv(site_ds, var, window_days, good_qc) -> xr.Dataset:
         label = np.where(good, MEASURED, np.where(quality < 0, UNFILLED, MDV))
         return Fill(filled, np.where(quality < 0, np.nan, quality.astype(float)), sd, count.astype(float), label)
 
-    return _fill_sites(site_ds, var, "mdv", good_qc, fill_one)
+    return _fill_sites(ds, var, "mdv", good_qc, fill_one)
 
 
 def _complete_driver(values: np.ndarray, n_per_day: int) -> np.ndarray:
@@ -306,8 +307,7 @@ def _site_drivers(one: xr.Dataset, names, n_per_day: int) -> dict[str, np.ndarra
     }
 
 
-def _gapfill_learned(site_ds, var, method, good_qc, opts: LearnedOptions) -> xr.Dataset:
-    ds = _as_sites(site_ds)
+def _gapfill_learned(ds, var, method, good_qc, opts: LearnedOptions) -> xr.Dataset:
     names = [d for d in (opts.drivers or CANDIDATE_DRIVERS) if d in ds and d != var]
     if opts.drivers is not None and len(names) != len(opts.drivers):
         raise KeyError(f"drivers {sorted(set(opts.drivers) - set(names))} not in the site dataset")
@@ -335,8 +335,7 @@ def _gapfill_learned(site_ds, var, method, good_qc, opts: LearnedOptions) -> xr.
         label = np.where(good, MEASURED, np.where(done, code, UNFILLED))
         return Fill(filled, quality, spread, np.where(done, members, 0.0), label)
 
-    result = _fill_sites(ds, var, method, good_qc, fill_one)
-    return result if "site" in site_ds.dims else result.isel(site=0, drop=True)
+    return _fill_sites(ds, var, method, good_qc, fill_one)
 
 
 def _observed_as_le(da: xr.DataArray, ta: np.ndarray) -> np.ndarray:
@@ -401,8 +400,7 @@ def _fao_pm_estimates(ds, var, good_qc, kc_window):
     return estimates
 
 
-def _gapfill_fao_pm(site_ds, var, kc_window, good_qc) -> xr.Dataset:
-    ds = _as_sites(site_ds)
+def _gapfill_fao_pm(ds, var, kc_window, good_qc) -> xr.Dataset:
     estimates = _fao_pm_estimates(ds, var, good_qc, kc_window)
 
     def fill_one(i, values, good):
@@ -412,12 +410,10 @@ def _gapfill_fao_pm(site_ds, var, kc_window, good_qc) -> xr.Dataset:
         label = np.where(good, MEASURED, np.where(done, FAO_PM, UNFILLED))
         return Fill(np.where(good, values, fitted), quality, np.where(done, sd, np.nan), count, label)
 
-    result = _fill_sites(ds, var, "fao_pm", good_qc, fill_one)
-    return result if "site" in site_ds.dims else result.isel(site=0, drop=True)
+    return _fill_sites(ds, var, "fao_pm", good_qc, fill_one)
 
 
-def _gapfill_kalman(site_ds, var, kc_window, kalman_window, good_qc) -> xr.Dataset:
-    ds = _as_sites(site_ds)
+def _gapfill_kalman(ds, var, kc_window, kalman_window, good_qc) -> xr.Dataset:
     n_per_day = steps_per_day(ds.indexes["time"])
     evaporative = var in ("LE", "ET")
     estimates = _fao_pm_estimates(ds, var, good_qc, kc_window) if evaporative else None
@@ -436,5 +432,4 @@ def _gapfill_kalman(site_ds, var, kc_window, kalman_window, good_qc) -> xr.Datas
         label = np.where(good, MEASURED, np.where(done, KALMAN, UNFILLED))
         return Fill(filled, quality, sd, np.where(done, count, 0.0), label)
 
-    result = _fill_sites(ds, var, "kalman", good_qc, fill_one)
-    return result if "site" in site_ds.dims else result.isel(site=0, drop=True)
+    return _fill_sites(ds, var, "kalman", good_qc, fill_one)

@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, fields
 from typing import Literal
 
-from uflux_xr.variables import canonical_units
+from uflux_xr.variables import check_units
 
 
 @dataclass(frozen=True)
@@ -169,13 +169,7 @@ def method_options(method: str, options: dict):
 
 def check_driver_units(ds, method: str) -> None:
     """Refuse a driver present in ``ds`` in other units than ``method`` expects."""
-    for name, units in METHODS[method].drivers.items():
-        if name not in ds:
-            continue
-        have = canonical_units(ds[name].attrs.get("units"))
-        if have is not None and have != units:
-            label = method.upper().replace("_", "-")
-            raise ValueError(f"driver {name!r} is in {ds[name].attrs.get('units')!r}; {label} expects {units!r}")
+    check_units(ds, METHODS[method].drivers, user=method.upper().replace("_", "-"))
 
 
 def _check_choice(options, name: str, choices: tuple) -> None:
