@@ -1,0 +1,113 @@
+"""Tower processing steps: uflux-xr against hesseflux on DE-Tha 1998, side by side (issue #12, part).
+
+Steps timed: spike detection (NEE, LE, H; z 7, 2nd derivatives, 15-day windows)
+and the u* threshold with bootstraps (hesseflux ``ustarfilter`` with 100
+bootstraps; ours with 100 and with REddyProc's 200).  hesseflux runs from the
+throwaway venv that ``gapfill_speed.py`` creates (``np.float`` is
+restored there for its ``ustarfilter``, which numpy 2 broke); each side runs in a fresh
+process, best of 3 after a warm-up.  Partitioning is not implemented yet and
+is not timed.
+
+Usage: python benchmarks/site_chain_speed.py   (needs ../shared/data)
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+from gapfill_speed import DATA, WORK, ensure_venv  # noqa: E402
+
+
+def best_of(fn, repeats: int = 3) -> float:
+    fn()
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return min(times)
+
+
+def run_hesseflux() -> dict:
+    import numpy as np
+    import pandas as pd
+
+    np.float = float  # noqa: NPY001 - hesseflux's ustarfilter still uses the alias numpy 2 removed
+    from hesseflux import madspikes, ustarfilter
+
+    raw = pd.read_csv(DATA, sep=r"\s+", skiprows=[1])
+    date = (
+        pd.Timestamp("1998-01-01") + pd.to_timedelta(raw["Day"] - 1, unit="D") + pd.to_timedelta(raw["Hour"], unit="h")
+    )
+    df = pd.DataFrame(
+        {"FC": raw["NEE"], "LE": raw["LE"], "H": raw["H"], "USTAR": raw["Ustar"], "TA": raw["Tair"], "SW_IN": raw["Rg"]}
+    ).set_index(pd.DatetimeIndex(date))
+    flag = pd.DataFrame(np.where(df.to_numpy() == -9999, 2, 0), index=df.index, columns=df.columns)
+    for col, qc in (("FC", "qcNEE"), ("LE", "qcLE"), ("H", "qcH")):
+        flag[col] = np.where(raw[qc].to_numpy() == 1, 0, 2)
+    isday = (df["SW_IN"] > 10.0).to_numpy()
+    fluxes = ["FC", "LE", "H"]
+
+    def spikes():
+        madspikes(df[fluxes], flag=flag[fluxes], isday=isday.copy(), undef=-9999, nscan=15 * 48, nfill=48, z=7, deriv=2)
+
+    def ustar():
+        cols = ["FC", "USTAR", "TA"]
+        ustarfilter(df[cols], flag=flag[cols], isday=isday.copy(), undef=-9999, nboot=100)
+
+    return {"spikes": best_of(spikes), "ustar_100": best_of(ustar, 1)}
+
+
+def run_ours() -> dict:
+    import uflux_xr as ux
+
+    ds = ux.read_sites(DATA)
+
+    def spikes():
+        for var in ("NEE", "LE", "H"):
+            ux.flag_spikes(ds, var, good_qc=1)
+
+    return {
+        "spikes": best_of(spikes),
+        "ustar_100": best_of(lambda: ux.ustar_thresholds(ds, n_samples=100), 1),
+        "ustar_200": best_of(lambda: ux.ustar_thresholds(ds, n_samples=200), 1),
+    }
+
+
+def measure(python: str, side: str) -> dict:
+    env = {**os.environ, "PYTHONPATH": str(HERE.parent)} if side == "ours" else dict(os.environ)
+    done = subprocess.run([python, __file__, "--side", side], capture_output=True, text=True, env=env)
+    if done.returncode != 0:
+        raise RuntimeError(f"{side} failed:\n{done.stderr[-3000:]}")
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def main() -> None:
+    if len(sys.argv) == 3 and sys.argv[1] == "--side":
+        print(json.dumps(run_ours() if sys.argv[2] == "ours" else run_hesseflux()))
+        return
+    if not DATA.exists():
+        raise SystemExit(f"{DATA} not found: this benchmark needs ../shared/data")
+    WORK.mkdir(exist_ok=True)
+    hesseflux_python = str(ensure_venv())
+    ours = measure(sys.executable, "ours")
+    theirs = measure(hesseflux_python, "hesseflux")
+    print(f"machine: {platform.node()} {platform.machine()}, {os.cpu_count()} cores; {time.strftime('%Y-%m-%d %H:%M')}")
+    print("DE-Tha 1998 half-hourly (17,520 records)")
+    print(f"  spikes NEE+LE+H : hesseflux {theirs['spikes']:7.3f} s, ours {ours['spikes']:7.3f} s"
+          f"  ({theirs['spikes'] / ours['spikes']:5.1f}x)")  # fmt: skip
+    print(f"  u* 100 boots    : hesseflux {theirs['ustar_100']:7.3f} s, ours {ours['ustar_100']:7.3f} s"
+          f"  ({theirs['ustar_100'] / ours['ustar_100']:5.1f}x)")  # fmt: skip
+    print(f"  u* 200 boots    : ours {ours['ustar_200']:7.3f} s")
+
+
+if __name__ == "__main__":
+    main()
