@@ -24,6 +24,7 @@ from uflux_xr.io.raster import RasterError, read_raster, vegetation_indices
 from uflux_xr.io.resumable import write_resumable
 from uflux_xr.io.towers import TowerFileError, read_sites
 from uflux_xr.models import FluxModel, available_models, load_model, register_model, train
+from uflux_xr.partition import PartitioningError, partition
 from uflux_xr.pipeline import run
 from uflux_xr.plausibility import PlausibilityError, check_plausible, set_options
 from uflux_xr.sites import ExtractionError, extract_at_sites
@@ -69,6 +70,8 @@ __all__ = [
     "upscale",
     "fill_ustar_scenarios",
     "flag_spikes",
+    "partition",
+    "PartitioningError",
     "ustar_thresholds",
     "vegetation_indices",
     "write_product",

@@ -1,0 +1,11 @@
+"""Partitioning of NEE into GPP and RECO: ``ux.partition(site_ds, method=...)``.
+
+``nighttime``: Reichstein et al. (2005), REddyProc's ``sMRFluxPartition``
+(:mod:`uflux_xr.partition.nighttime`).  The potential radiation that splits
+night from day is :func:`uflux_xr.solar.potential_radiation`.
+"""
+
+from uflux_xr.partition.api import partition
+from uflux_xr.partition.nighttime import NightTimeOptions, PartitioningError, lloyd_taylor
+
+__all__ = ["NightTimeOptions", "PartitioningError", "lloyd_taylor", "partition"]
