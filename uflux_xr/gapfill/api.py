@@ -82,7 +82,11 @@ class Fill:
 
 def with_site_dim(site_ds: xr.Dataset) -> xr.Dataset:
     """``site_ds`` as (site, time, ...): a single-site dataset gets a site dimension of length one."""
-    return site_ds.transpose("site", "time", ...) if "site" in site_ds.dims else site_ds.expand_dims(site=["site"])
+    if "site" in site_ds.dims:
+        return site_ds.transpose("site", "time", ...)
+    if "site" in site_ds.coords:  # a site picked with isel keeps its name as a scalar coordinate
+        return site_ds.expand_dims("site")
+    return site_ds.expand_dims(site=["site"])
 
 
 def _fill_sites(ds: xr.Dataset, var: str, method: str, good_qc, fill_one) -> xr.Dataset:

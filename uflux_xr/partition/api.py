@@ -10,6 +10,7 @@ import pandas as pd
 import xarray as xr
 
 from uflux_xr.gapfill.api import with_site_dim
+from uflux_xr.partition.daytime import DayTimeOptions, partition_daytime
 from uflux_xr.partition.nighttime import NightTimeOptions, PartitioningError, partition_nighttime
 from uflux_xr.solar import potential_radiation
 from uflux_xr.variables import check_units
@@ -17,7 +18,8 @@ from uflux_xr.variables import check_units
 log = logging.getLogger(__name__)
 
 FLUX_UNITS = "umol m-2 s-1"
-METHODS = {"nighttime": NightTimeOptions}
+METHODS = {"nighttime": NightTimeOptions, "daytime": DayTimeOptions}
+FLUX = {"units": FLUX_UNITS}
 
 
 def _options(method: str, options: dict):
@@ -49,19 +51,73 @@ def _require(ds: xr.Dataset, names: list[str], hint: str) -> None:
         )
 
 
-def _filled(ds: xr.Dataset, var: str, i: int) -> tuple[np.ndarray, np.ndarray]:
+def _filled(ds: xr.Dataset, var: str, i: int, *, allow_gaps: bool = False) -> tuple[np.ndarray, np.ndarray]:
     """A variable's filled values and fill quality: ``<var>_f``/``_fqc``, or the record itself when it has no gaps."""
     if f"{var}_f" in ds:
         values = ds[f"{var}_f"].isel(site=i).values.astype(float)
         quality = ds[f"{var}_fqc"].isel(site=i).values if f"{var}_fqc" in ds else np.zeros(values.size)
         return values, quality
     values = ds[var].isel(site=i).values.astype(float)
-    if not np.isfinite(values).all():
+    if not allow_gaps and not np.isfinite(values).all():
         raise PartitioningError(
             f"{var} has {int((~np.isfinite(values)).sum())} missing values and no {var}_f: fill it first "
             f"(ux.gapfill(ds, {var!r})), as REddyProc partitions filled series"
         )
     return values, np.zeros(values.size)
+
+
+def _nighttime_site(ds, i, names, pot, n_per_day, opts) -> tuple[dict, list[str]]:
+    """Night-time outputs of site ``i``: name -> (values, attrs) with ``names`` the input variables."""
+    nee, temperature, sw_in, sfx = names["nee"], names["temperature"], names["sw_in"], names["suffix"]
+    nee_f, nee_fqc = _filled(ds, nee, i)
+    temp_f, temp_fqc = _filled(ds, temperature, i)
+    r = partition_nighttime(nee_f, nee_fqc, temp_f, temp_fqc, _values(ds, sw_in, i), pot, n_per_day, opts)
+    log.info("site %s: night-time E0 %.2f K", str(ds["site"].values[i]), r["e0"])
+    return {
+        f"NEE_NIGHT{sfx}": (
+            r["night_nee"],
+            {**FLUX, "long_name": f"measured night-time {nee} used by the partitioning"},
+        ),
+        f"E0_NT{sfx}": (r["e0"], {"units": "K", "long_name": "Lloyd-Taylor temperature sensitivity"}),
+        f"RREF_NT{sfx}": (r["rref"], {**FLUX, "long_name": f"respiration at {opts.t_ref} degC"}),
+        f"RECO_NT{sfx}": (r["reco"], {**FLUX, "long_name": "ecosystem respiration, night-time partitioning"}),
+        f"GPP_NT{sfx}": (r["gpp"], {**FLUX, "long_name": "gross primary production, night-time partitioning"}),
+        f"GPP_NT{sfx}_fqc": (nee_fqc, {"units": "1", "long_name": f"fill quality of the {nee} behind GPP"}),
+    }, r["notes"]
+
+
+def _daytime_site(ds, i, names, pot, n_per_day, opts) -> tuple[dict, list[str]]:
+    """Day-time outputs of site ``i``."""
+    nee, temperature, sw_in, vpd, sfx = (names[k] for k in ("nee", "temperature", "sw_in", "vpd", "suffix"))
+    nee_f, nee_fqc = _filled(ds, nee, i)
+    nee_fsd = _values(ds, f"{nee}_fsd", i) if f"{nee}_fsd" in ds else np.full(nee_f.size, np.nan)
+    notes = []
+    missing_sd = int(np.sum((nee_fqc == 0) & ~np.isfinite(nee_fsd)))
+    if missing_sd:
+        notes.append(
+            f"{missing_sd} measured {nee} records have no {nee}_fsd and are weighted with 20 % of |NEE| (at least "
+            "0.7); ux.gapfill(..., fill_all=True) gives REddyProc's MDS uncertainty"
+        )
+    temp_f, _ = _filled(ds, temperature, i)
+    has_vpd = vpd in ds or f"{vpd}_f" in ds
+    vpd_f = _filled(ds, vpd, i, allow_gaps=True)[0] if has_vpd else np.full(nee_f.size, np.nan)
+    sw_in_f = _filled(ds, sw_in, i)[0]
+    r = partition_daytime(nee_f, nee_fqc, nee_fsd, temp_f, vpd_f, _values(ds, sw_in, i), sw_in_f, pot, n_per_day, opts)
+    quality = "0 fitted window, 1 parameters refitted with some fixed, 2 next window more than 14 days away"
+    return {
+        f"RECO_DT{sfx}": (r["reco"], {**FLUX, "long_name": "ecosystem respiration, day-time partitioning"}),
+        f"GPP_DT{sfx}": (r["gpp"], {**FLUX, "long_name": "gross primary production, day-time partitioning"}),
+        f"RECO_DT{sfx}_SD": (r["reco_sd"], {**FLUX, "long_name": "standard deviation of RECO_DT"}),
+        f"GPP_DT{sfx}_SD": (r["gpp_sd"], {**FLUX, "long_name": "standard deviation of GPP_DT"}),
+        f"GPP_DT{sfx}_fqc": (r["quality"], {"units": "1", "long_name": f"day-time partitioning quality: {quality}"}),
+    }, notes + r["notes"]
+
+
+_SITE_METHODS = {"nighttime": _nighttime_site, "daytime": _daytime_site}
+
+
+def _values(ds: xr.Dataset, name: str, i: int) -> np.ndarray:
+    return ds[name].isel(site=i).values.astype(float)
 
 
 def partition(
@@ -71,6 +127,7 @@ def partition(
     nee: str = "NEE",
     temperature: str = "TA",
     sw_in: str = "SW_IN",
+    vpd: str = "VPD",
     lat=None,
     lon=None,
     utc_offset=None,
@@ -85,16 +142,21 @@ def partition(
         Sites (site, time) or one site (time) with ``<nee>_f`` and
         ``<nee>_fqc`` (from :func:`uflux_xr.gapfill`) [µmol m-2 s-1],
         ``<temperature>_f``/``_fqc`` (or a temperature without gaps) [degC]
-        and the measured ``sw_in`` [W m-2].  Time stamps are the middle of
-        each record in local standard time.
-    method : {"nighttime"}
+        and the measured ``sw_in`` [W m-2].  The day-time method also reads
+        ``<nee>_fsd`` [µmol m-2 s-1] (``gapfill(..., fill_all=True)`` gives it
+        for measured records too, as REddyProc), ``<vpd>_f`` (or VPD) [hPa]
+        and ``<sw_in>_f`` (or a radiation without gaps) [W m-2].  Time stamps
+        are the middle of each record in local standard time.
+    method : {"nighttime", "daytime"}
         ``nighttime``: Reichstein et al. (2005) as REddyProc's
         ``sMRFluxPartition`` (:mod:`uflux_xr.partition.nighttime`).
+        ``daytime``: Lasslop et al. (2010) as REddyProc's ``partitionNEEGL``
+        (:mod:`uflux_xr.partition.daytime`).
     nee : str
         Flux whose ``_f`` is partitioned; a u* scenario such as ``NEE_U50``
         gives outputs with that suffix (``GPP_NT_U50``).
-    temperature, sw_in : str
-        Temperature [degC] and measured global radiation [W m-2].
+    temperature, sw_in, vpd : str
+        Temperature [degC], global radiation [W m-2] and VPD [hPa].
     lat, lon : float or array_like, optional
         Site position [degrees north/east]; default the ``lat``/``lon`` site
         coordinates.
@@ -104,41 +166,52 @@ def partition(
     solar_time : bool
         Potential radiation in solar time (REddyProc's default).
     **options
-        Fields of :class:`~uflux_xr.partition.nighttime.NightTimeOptions`.
+        Fields of :class:`~uflux_xr.partition.nighttime.NightTimeOptions` or
+        :class:`~uflux_xr.partition.daytime.DayTimeOptions`.
 
     Returns
     -------
     xarray.Dataset
-        ``site_ds`` with ``SW_IN_POT`` [W m-2], and for the night-time method
-        ``NEE_NIGHT<s>`` (night records used), ``E0_NT<s>`` [K] (per site),
-        ``RREF_NT<s>``, ``RECO_NT<s>``, ``GPP_NT<s>`` [µmol m-2 s-1] and
-        ``GPP_NT<s>_fqc`` (the NEE fill quality), where ``<s>`` is the suffix
-        of ``nee`` after ``NEE``.  ``attrs["partitioning_notes<s>"]`` says
-        what was dropped.
+        ``site_ds`` with ``SW_IN_POT`` [W m-2] and, with ``<s>`` the suffix of
+        ``nee`` after ``NEE``: night-time ``NEE_NIGHT<s>`` (night records
+        used), ``E0_NT<s>`` [K] (per site), ``RREF_NT<s>``, ``RECO_NT<s>``,
+        ``GPP_NT<s>`` [µmol m-2 s-1] and ``GPP_NT<s>_fqc`` (the NEE fill
+        quality); day-time ``RECO_DT<s>``, ``GPP_DT<s>``, their ``_SD``
+        [µmol m-2 s-1] and ``GPP_DT<s>_fqc`` (0 fitted, 1 refitted with fixed
+        parameters, 2 more than 14 days from a fit).
+        ``attrs["partitioning_notes_<method><s>"]`` says what was dropped.
 
     Raises
     ------
     PartitioningError
-        Missing inputs, no site position or UTC offset, or too few valid
-        temperature-sensitivity windows.
+        Missing inputs, no site position or UTC offset, or too few records to
+        estimate the temperature sensitivity or the light response.
     """
     opts = _options(method, options)
     ds = with_site_dim(site_ds)
     _require(ds, [f"{nee}_f", sw_in], f"run ux.gapfill(ds, {nee!r}) first and give the measured radiation")
-    if temperature not in ds and f"{temperature}_f" not in ds:
-        raise PartitioningError(f"partitioning needs the temperature {temperature!r} [degC]; not in the site dataset")
+    needed = {"temperature": (temperature, "degC")}
+    if method == "daytime" and not opts.neglect_vpd:
+        needed["VPD"] = (vpd, "hPa")
+    for role, (name, units) in needed.items():
+        if name not in ds and f"{name}_f" not in ds:
+            hint = "; without it pass neglect_vpd=True (REddyProc's isNeglectVPDEffect)" if role == "VPD" else ""
+            raise PartitioningError(
+                f"{method} partitioning needs the {role} {name!r} [{units}]; not in the site dataset{hint}"
+            )
     check_units(
         ds,
-        {f"{nee}_f": FLUX_UNITS, temperature: "degC", f"{temperature}_f": "degC", sw_in: "W m-2"},
-        user="the partitioning",
+        {f"{nee}_f": FLUX_UNITS, f"{nee}_fsd": FLUX_UNITS, sw_in: "W m-2", f"{sw_in}_f": "W m-2"}
+        | {n: u for name, u in needed.values() for n in (name, f"{name}_f")},
+        user=f"the {method} partitioning",
     )
-    suffix = nee[len("NEE") :] if nee.startswith("NEE") else f"_{nee}"
+    names = {"nee": nee, "temperature": temperature, "sw_in": sw_in, "vpd": vpd}
+    names["suffix"] = nee[len("NEE") :] if nee.startswith("NEE") else f"_{nee}"
     time = pd.DatetimeIndex(ds["time"].values)
-    step = pd.Series(time).diff().median()
-    n_per_day = int(round(pd.Timedelta(days=1) / step))
+    n_per_day = int(round(pd.Timedelta(days=1) / pd.Series(time).diff().median()))
     if n_per_day not in (24, 48):
         log.warning("partitioning a record with %d steps per day; REddyProc runs hourly or half-hourly data", n_per_day)
-    results, potentials, notes = [], [], []
+    outputs, potentials, notes = [], [], []
     for i, site in enumerate(map(str, ds["site"].values)):
         position = {k: _site_value(ds, k, v, i) for k, v in (("lat", lat), ("lon", lon), ("utc_offset", utc_offset))}
         if not all(np.isfinite(list(position.values()))):
@@ -147,54 +220,23 @@ def partition(
                 "Pass them (partition(..., lat=, lon=, utc_offset=)) or set the site coordinates"
             )
         pot = potential_radiation(time, position["lat"], position["lon"], position["utc_offset"], solar_time=solar_time)
-        nee_f, nee_fqc = _filled(ds, nee, i)
-        temp_f, temp_fqc = _filled(ds, temperature, i)
         try:
-            result = partition_nighttime(
-                nee_f, nee_fqc, temp_f, temp_fqc, ds[sw_in].isel(site=i).values.astype(float), pot, n_per_day, opts
-            )
+            result, site_notes = _SITE_METHODS[method](ds, i, names, pot, n_per_day, opts)
         except PartitioningError as err:
             raise PartitioningError(f"site {site!r}, {nee}_f: {err}") from None
-        log.info("site %s: night-time E0 %.2f K from %d windows", site, result["e0"], len(result["e0_windows"]))
-        results.append(result)
+        outputs.append(result)
         potentials.append(pot)
-        notes += [f"{site}: {n}" for n in result["notes"]]
-
-    def stack(key):
-        return (("site", "time"), np.stack([r[key] for r in results]))
-
-    flux = {"units": FLUX_UNITS}
-    out = ds.assign(
-        SW_IN_POT=(
+        notes += [f"{site}: {n}" for n in site_notes]
+    variables = {
+        "SW_IN_POT": (
             ("site", "time"),
             np.stack(potentials),
             {"units": "W m-2", "long_name": "potential (top-of-atmosphere) radiation"},
-        ),
-        **{
-            f"NEE_NIGHT{suffix}": (
-                *stack("night_nee"),
-                {**flux, "long_name": f"measured night-time {nee} used by the partitioning"},
-            ),
-            f"E0_NT{suffix}": (
-                "site",
-                np.array([r["e0"] for r in results]),
-                {"units": "K", "long_name": "Lloyd-Taylor temperature sensitivity"},
-            ),
-            f"RREF_NT{suffix}": (*stack("rref"), {**flux, "long_name": f"respiration at {opts.t_ref} degC"}),
-            f"RECO_NT{suffix}": (
-                *stack("reco"),
-                {**flux, "long_name": "ecosystem respiration, night-time partitioning"},
-            ),
-            f"GPP_NT{suffix}": (
-                *stack("gpp"),
-                {**flux, "long_name": "gross primary production, night-time partitioning"},
-            ),
-            f"GPP_NT{suffix}_fqc": (
-                ("site", "time"),
-                np.stack([_filled(ds, nee, i)[1] for i in range(ds.sizes["site"])]),
-                {"units": "1", "long_name": f"fill quality of the {nee} behind GPP"},
-            ),
-        },
-    )
-    out.attrs[f"partitioning_notes{suffix}"] = "; ".join(notes) if notes else "none"
+        )
+    }
+    for name, (_, attrs) in outputs[0].items():
+        values = np.stack([np.asarray(o[name][0], dtype=float) for o in outputs])
+        variables[name] = (("site", "time")[: values.ndim], values, attrs)
+    out = ds.assign(variables)
+    out.attrs[f"partitioning_notes_{method}{names['suffix']}"] = "; ".join(notes) if notes else "none"
     return out if "site" in site_ds.dims else out.isel(site=0)
