@@ -121,7 +121,7 @@ def flag_spikes(site_ds: xr.Dataset, var: str, *, good_qc: float | None = None, 
         ``scan_days`` (15) and ``fill_days`` (1).
     """
     from uflux_xr.aggregate import steps_per_day
-    from uflux_xr.gapfill.api import with_site_dim
+    from uflux_xr.gapfill.api import like_input, with_site_dim
 
     if "SW_IN" not in site_ds:
         raise KeyError("spike detection needs SW_IN [W m-2] to tell day from night")
@@ -144,4 +144,4 @@ def flag_spikes(site_ds: xr.Dataset, var: str, *, good_qc: float | None = None, 
             "long_name": f"{var} spike flag (MAD of double differences, z = {z}): 1 spike, 0 not, NaN not tested",
         },
     )
-    return site_ds.assign({f"{var}_SPIKE": spike if "site" in site_ds.dims else spike.isel(site=0, drop=True)})
+    return site_ds.assign({f"{var}_SPIKE": like_input(spike, site_ds)})

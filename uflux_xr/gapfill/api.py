@@ -89,6 +89,13 @@ def with_site_dim(site_ds: xr.Dataset) -> xr.Dataset:
     return site_ds.expand_dims(site=["site"])
 
 
+def like_input(out: xr.Dataset, site_ds: xr.Dataset) -> xr.Dataset:
+    """``out`` (site, time) back in the shape of ``site_ds``: a single site squeezed, its name kept if it had one."""
+    if "site" in site_ds.dims:
+        return out
+    return out.isel(site=0, drop="site" not in site_ds.coords)
+
+
 def _fill_sites(ds: xr.Dataset, var: str, method: str, good_qc, fill_one) -> xr.Dataset:
     """Run ``fill_one(site_index, values, good)`` for every site of ``ds`` (site, time) and attach the outputs."""
     fills = []
@@ -193,7 +200,7 @@ def gapfill(
         out = _gapfill_learned(ds, var, method, good_qc, opts)
     else:
         out = _gapfill_mds(ds, var, good_qc, opts)
-    return out if "site" in site_ds.dims else out.isel(site=0, drop=True)
+    return like_input(out, site_ds)
 
 
 def _gapfill_mds(ds, var, good_qc, opts: MDSOptions) -> xr.Dataset:

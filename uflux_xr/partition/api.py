@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from uflux_xr.gapfill.api import with_site_dim
+from uflux_xr.gapfill.api import like_input, with_site_dim
 from uflux_xr.partition.daytime import DayTimeOptions, partition_daytime
 from uflux_xr.partition.nighttime import NightTimeOptions, PartitioningError, partition_nighttime
 from uflux_xr.solar import potential_radiation
@@ -239,4 +239,4 @@ def partition(
         variables[name] = (("site", "time")[: values.ndim], values, attrs)
     out = ds.assign(variables)
     out.attrs[f"partitioning_notes_{method}{names['suffix']}"] = "; ".join(notes) if notes else "none"
-    return out if "site" in site_ds.dims else out.isel(site=0)
+    return like_input(out, site_ds)

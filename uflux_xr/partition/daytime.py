@@ -104,7 +104,7 @@ def window_centres(n_records: int, n_per_day: int) -> np.ndarray:
 
 def window_slices(centres: np.ndarray, n_records: int, n_per_day: int, days: int) -> list[slice]:
     """Record ranges of windows of ``days`` days around each centre."""
-    half = days // 2 * n_per_day if days % 2 == 0 else int(days / 2 * n_per_day)
+    half = days * n_per_day // 2
     return [slice(max(0, c - half), min(n_records, c + half)) for c in centres]
 
 
