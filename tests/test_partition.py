@@ -298,3 +298,14 @@ def test_chdav_daytime_against_reddyproc(chdav_chain):
     assert (deviation.abs() < 0.10).all(), deviation.round(3).to_dict()
     daily = chdav_chain.resample("D").mean()
     assert np.corrcoef(daily["GPP_DT"], daily["GPP_DT_REF"])[0, 1] ** 2 >= 0.85
+
+
+def test_fill_quality_from_the_measured_record_when_fqc_is_absent():
+    ds = filled(synthetic_site(days=60))
+    gappy = ds.assign(NEE=ds["NEE"].where(np.arange(ds.sizes["time"]) % 3 != 0)).drop_vars("NEE_fqc")
+    out = ux.partition(gappy)
+    # night records used are only the measured ones: every third record is a fill and is left out
+    used = np.isfinite(out["NEE_NIGHT"].values)
+    assert used.any() and not used[::3].any()
+    with pytest.raises(ux.PartitioningError, match="measured from filled"):
+        ux.partition(gappy.drop_vars("NEE"))

@@ -55,8 +55,11 @@ def _filled(ds: xr.Dataset, var: str, i: int, *, allow_gaps: bool = False) -> tu
     """A variable's filled values and fill quality: ``<var>_f``/``_fqc``, or the record itself when it has no gaps."""
     if f"{var}_f" in ds:
         values = ds[f"{var}_f"].isel(site=i).values.astype(float)
-        quality = ds[f"{var}_fqc"].isel(site=i).values if f"{var}_fqc" in ds else np.zeros(values.size)
-        return values, quality
+        if f"{var}_fqc" in ds:
+            return values, ds[f"{var}_fqc"].isel(site=i).values
+        if var in ds:  # no fill quality: measured where the record has a value
+            return values, np.where(np.isfinite(_values(ds, var, i)), 0.0, 1.0)
+        raise PartitioningError(f"{var}_f has no {var}_fqc and no measured {var}: cannot tell measured from filled")
     values = ds[var].isel(site=i).values.astype(float)
     if not allow_gaps and not np.isfinite(values).all():
         raise PartitioningError(
