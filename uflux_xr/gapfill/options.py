@@ -155,16 +155,20 @@ METHODS: dict[str, Method] = {
 }
 
 
+def options_from_keywords(cls: type, options: dict, what: str):
+    """``cls(**options)``; an unknown keyword is an error naming ``what`` and the valid options."""
+    known = {f.name for f in fields(cls)}
+    unknown = sorted(set(options) - known)
+    if unknown:
+        raise TypeError(f"{what} has no option(s) {unknown}; its options: {sorted(known)}")
+    return cls(**options)
+
+
 def method_options(method: str, options: dict):
     """The options dataclass of ``method`` built from keywords; unknown keywords are an error."""
     if method not in METHODS:
         raise ValueError(f"unknown gap-filling method {method!r}; implemented: {list(METHODS)}")
-    cls = METHODS[method].options
-    known = {f.name for f in fields(cls)}
-    unknown = sorted(set(options) - known)
-    if unknown:
-        raise TypeError(f"gap-filling method {method!r} has no option(s) {unknown}; its options: {sorted(known)}")
-    return cls(**options)
+    return options_from_keywords(METHODS[method].options, options, f"gap-filling method {method!r}")
 
 
 def check_driver_units(ds, method: str) -> None:

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import logging
-from dataclasses import fields
 
 import numpy as np
 import pandas as pd
 import xarray as xr
 
 from uflux_xr.gapfill.api import like_input, with_site_dim
+from uflux_xr.gapfill.options import options_from_keywords
 from uflux_xr.partition.daytime import DayTimeOptions, partition_daytime
 from uflux_xr.partition.nighttime import NightTimeOptions, PartitioningError, partition_nighttime
 from uflux_xr.solar import potential_radiation
@@ -25,12 +25,7 @@ FLUX = {"units": FLUX_UNITS}
 def _options(method: str, options: dict):
     if method not in METHODS:
         raise ValueError(f"unknown partitioning method {method!r}; implemented: {list(METHODS)}")
-    cls = METHODS[method]
-    known = sorted(f.name for f in fields(cls))
-    unknown = sorted(set(options) - set(known))
-    if unknown:
-        raise TypeError(f"partitioning method {method!r} has no option(s) {unknown}; its options: {known}")
-    return cls(**options)
+    return options_from_keywords(METHODS[method], options, f"partitioning method {method!r}")
 
 
 def _site_value(ds: xr.Dataset, name: str, given, i: int) -> float:

@@ -47,12 +47,12 @@ from __future__ import annotations
 
 import logging
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
-from scipy.optimize import OptimizeWarning, curve_fit, minimize
+from scipy.optimize import minimize
 
-from uflux_xr.partition.nighttime import KELVIN, T0_LLOYD_TAYLOR, PartitioningError, lloyd_taylor
+from uflux_xr.partition.nighttime import KELVIN, T0_LLOYD_TAYLOR, PartitioningError, fit_lloyd_taylor, lloyd_taylor
 
 log = logging.getLogger(__name__)
 
@@ -120,21 +120,12 @@ def _valid_night(nee, temp, is_night) -> np.ndarray:
 
 
 def _fit_e0_window(nee, temp_c, prev_e0: float) -> tuple[float, float]:
-    t_fit = np.median(temp_c) + KELVIN
+    """E0 and its SD of one night window (``partGLEstimateTempSensInBoundsE0Only``); NaN outside 50-400 K."""
     start = (float(np.mean(nee)), prev_e0 if np.isfinite(prev_e0) else 100.0)
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("error", OptimizeWarning)
-            with np.errstate(all="ignore"):
-                params, cov = curve_fit(
-                    lambda t, rref, e0: lloyd_taylor(rref, e0, t, t_fit), temp_c + KELVIN, nee, p0=start, maxfev=200
-                )
-    except (RuntimeError, OptimizeWarning, ValueError, FloatingPointError):
+    params, sd, _ = fit_lloyd_taylor(nee, temp_c + KELVIN, np.median(temp_c) + KELVIN, start, max_evaluations=200)
+    if not np.isfinite(params[1]) or params[1] < 50 or params[1] > 400:
         return np.nan, np.nan
-    e0, sd = params[1], np.sqrt(cov[1, 1])
-    if not (np.isfinite(e0) and np.isfinite(sd)) or e0 < 50 or e0 > 400:
-        return np.nan, np.nan
-    return float(e0), float(sd)
+    return float(params[1]), float(sd[1])
 
 
 def _smooth_e0(centres, e0, sd, day_start) -> tuple[np.ndarray, np.ndarray]:
@@ -192,21 +183,29 @@ def night_temperature_sensitivity(nee, temp_c, is_night, n_per_day: int, options
     centres = window_centres(n, n_per_day)
     valid_all = is_night & np.isfinite(nee) & np.isfinite(temp_c)
 
-    def fit_windows(days: int) -> tuple[np.ndarray, np.ndarray]:
+    def night_records(days: int) -> list[np.ndarray]:
+        """Indices of each window's valid night records; too few for a fit: empty."""
+        records = []
+        for window in window_slices(centres, n, n_per_day, days):
+            idx = np.flatnonzero(_valid_night(nee[window], temp_c[window], valid_all[window])) + window.start
+            records.append(idx if idx.size >= options.min_records else idx[:0])
+        return records
+
+    def fit_windows(records: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
         e0, sd, prev = np.full(centres.size, np.nan), np.full(centres.size, np.nan), np.nan
-        for w, window in enumerate(window_slices(centres, n, n_per_day, days)):
-            valid = _valid_night(nee[window], temp_c[window], valid_all[window])
-            if valid.sum() >= options.min_records:
-                e0[w], sd[w] = _fit_e0_window(nee[window][valid], temp_c[window][valid], prev)
+        for w, idx in enumerate(records):
+            if idx.size:
+                e0[w], sd[w] = _fit_e0_window(nee[idx], temp_c[idx], prev)
             prev = e0[w]  # applyWindows passes on every window's result, also a failed one
         return e0, sd
 
-    e0, sd = fit_windows(12)
+    records12 = night_records(12)
+    e0, sd = fit_windows(records12)
     for days in (24, 48):
         missing = ~np.isfinite(e0)
         if not missing.any():
             break
-        e0_ext, sd_ext = fit_windows(days)
+        e0_ext, sd_ext = fit_windows(night_records(days))
         e0[missing], sd[missing] = e0_ext[missing], sd_ext[missing]
     n_finite = int(np.isfinite(e0).sum())
     if n_finite < 5 and n_finite < 0.1 * centres.size:
@@ -221,12 +220,10 @@ def night_temperature_sensitivity(nee, temp_c, is_night, n_per_day: int, options
         sd_s = np.where(np.isfinite(e0), sd, np.nanquantile(sd, 0.9))
         e0_s = _carry_forward(e0, np.nanmedian(e0))
     rref = np.full(centres.size, np.nan)
-    for w, window in enumerate(window_slices(centres, n, n_per_day, 12)):
-        valid = _valid_night(nee[window], temp_c[window], valid_all[window])
-        if valid.sum() < options.min_records:
-            continue
-        x = lloyd_taylor(1.0, e0_s[w], temp_c[window][valid] + KELVIN, T_REF_K)
-        rref[w] = max(0.0, float(x @ nee[window][valid] / (x @ x)))
+    for w, idx in enumerate(records12):
+        if idx.size:
+            x = lloyd_taylor(1.0, e0_s[w], temp_c[idx] + KELVIN, T_REF_K)
+            rref[w] = max(0.0, float(x @ nee[idx] / (x @ x)))
     finite = np.isfinite(rref)
     if not finite.any():
         raise PartitioningError("day-time partitioning: no window has 10 valid night records for R_ref")
@@ -424,15 +421,15 @@ def _prediction_variance(theta, cov, rg, vpd, temp_c):
     return var_gpp, var_reco
 
 
-def _fit_windows(nee, sd_nee, rg, vpd, temp_c, is_day, sens, n_per_day, options: DayTimeOptions, neglect_vpd: bool):
+def _fit_windows(nee, sd_nee, rg, vpd, temp_c, is_day, sens, n_per_day, options: DayTimeOptions):
+    """Light-response fits of every 4-day window with enough day records (``partGLFitLRCWindows``)."""
     n = nee.size
-    opts = DayTimeOptions(**{**options.__dict__, "neglect_vpd": neglect_vpd})
     rng = np.random.default_rng(options.seed)
     base = is_day & np.isfinite(nee) & np.isfinite(temp_c) & np.isfinite(rg) & np.isfinite(sd_nee)
     fits, last_alpha = [], np.nan
     for w, window in enumerate(window_slices(sens["centres"], n, n_per_day, 4)):
-        valid = base[window] & (np.isfinite(vpd[window]) | neglect_vpd)
-        use_neglect = neglect_vpd
+        valid = base[window] & (np.isfinite(vpd[window]) | options.neglect_vpd)
+        use_neglect = options.neglect_vpd
         if valid.sum() < options.min_records:
             use_neglect, valid = True, base[window]
             if valid.sum() < options.min_records:
@@ -449,7 +446,7 @@ def _fit_windows(nee, sd_nee, rg, vpd, temp_c, is_day, sens, n_per_day, options:
             sens["rref"][w],
             last_alpha,
             rng,
-            DayTimeOptions(**{**opts.__dict__, "neglect_vpd": use_neglect}),
+            replace(options, neglect_vpd=use_neglect),
         )
         if fit is None:
             continue
@@ -534,7 +531,7 @@ def partition_daytime(
         is_day = (sw_in > options.day_sw_in) & (potential_sw_in > 0)
     n = nee.size
     sens = night_temperature_sensitivity(nee, temp_f, is_night, n_per_day, options)
-    fits = _fit_windows(nee, sd_nee, sw_in_f, vpd_f, temp_f, is_day, sens, n_per_day, options, options.neglect_vpd)
+    fits = _fit_windows(nee, sd_nee, sw_in_f, vpd_f, temp_f, is_day, sens, n_per_day, options)
     if not fits:
         raise PartitioningError(
             f"day-time partitioning: no 4-day window could be fitted ({int((is_day & np.isfinite(nee)).sum())} "
@@ -544,7 +541,9 @@ def partition_daytime(
     notes = []
     no_vpd = ~np.isfinite(vpd_f)
     if no_vpd.any() and not options.neglect_vpd:
-        refits = _fit_windows(nee, sd_nee, sw_in_f, vpd_f, temp_f, is_day, sens, n_per_day, options, True)
+        refits = _fit_windows(
+            nee, sd_nee, sw_in_f, vpd_f, temp_f, is_day, sens, n_per_day, replace(options, neglect_vpd=True)
+        )
         if refits:
             again = _predict(refits, sw_in_f, np.where(no_vpd, 0.0, vpd_f), temp_f, n, n_per_day)
             for key in out:

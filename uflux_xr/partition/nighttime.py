@@ -113,8 +113,10 @@ def day_counter(n_records: int, n_per_day: int) -> np.ndarray:
     return (np.arange(n_records) + 1) // n_per_day
 
 
-def fit_lloyd_taylor(nee: np.ndarray, temp_k: np.ndarray, t_ref_k: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Least-squares fit of (R_ref, E0) from the start (2, 200), as ``nls`` in ``fOptimSingleE0``.
+def fit_lloyd_taylor(
+    nee: np.ndarray, temp_k: np.ndarray, t_ref_k: float, start=(2.0, 200.0), max_evaluations: int = 2000
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Least-squares fit of (R_ref, E0) from ``start``, as ``nls`` in ``fOptimSingleE0`` (start 2, 200).
 
     Returns the estimates, their standard errors (residual variance over n − 2
     degrees of freedom, as ``summary.nls``) and the residuals; NaN when the
@@ -126,7 +128,11 @@ def fit_lloyd_taylor(nee: np.ndarray, temp_k: np.ndarray, t_ref_k: float) -> tup
             warnings.simplefilter("error", OptimizeWarning)
             with np.errstate(all="ignore"):
                 params, cov = curve_fit(
-                    lambda t, rref, e0: lloyd_taylor(rref, e0, t, t_ref_k), temp_k, nee, p0=(2.0, 200.0), maxfev=2000
+                    lambda t, rref, e0: lloyd_taylor(rref, e0, t, t_ref_k),
+                    temp_k,
+                    nee,
+                    p0=start,
+                    maxfev=max_evaluations,
                 )
     except (RuntimeError, OptimizeWarning, ValueError, FloatingPointError):
         return nan2, nan2, np.full(nee.size, np.nan)
@@ -163,9 +169,10 @@ def e0_short_term(
     for middle in range(half + 1, int(days.max()) + 1, options.e0_step_days):
         in_window = usable & (days >= middle - half) & (days <= middle + half)
         nee, temp_k = night_nee[in_window], temp_c[in_window] + KELVIN
-        if nee.size > 6 and np.ptp(temp_k) >= options.temp_range:
+        t_range = np.ptp(temp_k) if nee.size else 0.0
+        if nee.size > 6 and t_range >= options.temp_range:
             fit = fit_e0_trimmed(nee, temp_k, t_ref_k, options.trim_percent)
-            rows.append({"start": middle - half, "end": middle + half, "n": nee.size, "t_range": np.ptp(temp_k), **fit})
+            rows.append({"start": middle - half, "end": middle + half, "n": nee.size, "t_range": t_range, **fit})
     table = pd.DataFrame(
         rows, columns=["start", "end", "n", "t_range", "R_ref", "R_ref_SD", "E_0", "E_0_SD", "E_0_trim", "E_0_trim_SD"]
     )
