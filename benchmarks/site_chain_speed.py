@@ -107,7 +107,7 @@ def run_ours() -> dict:
 
     def spikes():
         for var in ("NEE", "LE", "H"):
-            ux.flag_spikes(ds, var, good_qc=1)
+            ux.flag_spikes(ds, var, convention="hesseflux", good_qc=1)
 
     import numpy as np
     import pandas as pd
@@ -123,7 +123,7 @@ def run_ours() -> dict:
         part = ux.gapfill(part, var)
 
     def chain():
-        site = ux.flag_spikes(one, "NEE", good_qc=1)
+        site = ux.flag_spikes(one, "NEE", convention="hesseflux", good_qc=1)
         site["NEE"] = site["NEE"].where((site["NEE_SPIKE"] == 0) & (site["NEE_QC"] == 1))
         table = ux.ustar_thresholds(site, n_samples=200)
         for var in ("TA", "VPD", "SW_IN"):

@@ -8,7 +8,7 @@ import xarray as xr
 import uflux_xr as ux
 from uflux_xr.gapfill import gapfill
 from uflux_xr.gapfill.mds import long_gap_mask
-from uflux_xr.gapfill.mds_reddyproc import long_runs
+from uflux_xr.qc import long_runs
 
 from .conftest import REPO, SHARED_DATA
 

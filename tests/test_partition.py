@@ -6,8 +6,8 @@ import pytest
 import xarray as xr
 
 import uflux_xr as ux
-from uflux_xr.gapfill.mds_reddyproc import long_runs
 from uflux_xr.partition.nighttime import NightTimeOptions, e0_short_term, lloyd_taylor
+from uflux_xr.qc import long_runs
 from uflux_xr.solar import potential_radiation, solar_elevation
 
 from .conftest import SHARED_DATA

@@ -18,7 +18,7 @@ def test_hesseflux_counts_on_de_tha():
     ds = ux.read_sites(SHARED_DATA / "DE-Tha_1998_halfhourly.tsv")
     counts = {}
     for var in ("NEE", "LE", "H"):
-        flags = flag_spikes(ds, var, good_qc=1)[f"{var}_SPIKE"].values[0]
+        flags = flag_spikes(ds, var, convention="hesseflux", good_qc=1)[f"{var}_SPIKE"].values[0]
         counts[var] = int(np.nansum(flags))
         assert np.isnan(flags[ds[var].isnull().values[0]]).all()  # missing records are not tested
     assert counts == {"NEE": 38, "LE": 247, "H": 122}
@@ -36,7 +36,7 @@ def test_known_spikes_are_found():
         {"NEE": ("time", nee, {"units": "umol m-2 s-1"}), "SW_IN": ("time", sw, {"units": "W m-2"})},
         coords={"time": time},
     )
-    flags = flag_spikes(ds, "NEE")["NEE_SPIKE"].values
+    flags = flag_spikes(ds, "NEE", convention="hesseflux")["NEE_SPIKE"].values
     found = set(np.flatnonzero(flags == 1).tolist())
     assert set(spikes) <= found
     # a large spike also moves the double differences of its neighbours: the method flags them too

@@ -441,7 +441,12 @@ def ustar_thresholds(
 
 
 def threshold_series(table: pd.DataFrame, time: pd.DatetimeIndex, column: str = "ustar") -> np.ndarray:
-    """The threshold applying at each record: its season's year value (``usGetAnnualSeasonUStarMap``)."""
+    """The threshold applying at each record: its season's year value (``usGetAnnualSeasonUStarMap``).
+
+    ``column`` is a scenario column (``U05``, ``U50``, ...) or ``ustar``; REddyProc's
+    name ``uStar`` (the estimate on the records as they are) means ``ustar``.
+    """
+    column = "ustar" if column == "uStar" else column
     seasons = season_labels(time)
     years = table[table["aggregation"] == "season"].set_index("season")["season_year"]
     by_year = table[table["aggregation"] == "year"].set_index("season_year")[column]
@@ -503,7 +508,8 @@ def fill_ustar_scenarios(
     table : pandas.DataFrame
         Output of :func:`ustar_thresholds`.
     scenarios : sequence of str
-        Columns of ``table``: ``U05``, ``U50``, ``U95`` or ``ustar`` (the estimate itself).
+        Columns of ``table``: ``U05``, ``U50``, ``U95``, or ``uStar`` (the
+        estimate itself, REddyProc's suffix).
     day : bool
         Filter day-time records as well (REddyProc ``isFilterDayTime``).
     **mds_options

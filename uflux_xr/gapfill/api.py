@@ -22,6 +22,7 @@ from uflux_xr.gapfill.mds_reddyproc import lookup_drivers, mds_reddyproc_core
 from uflux_xr.gapfill.mdv import mdv_core
 from uflux_xr.gapfill.ml import CANDIDATE_DRIVERS, feature_table, ml_fill, svr_fill
 from uflux_xr.gapfill.options import METHODS, LearnedOptions, MDSOptions, check_driver_units, method_options
+from uflux_xr.qc import usable_mask
 from uflux_xr.variables import SECONDS_PER_DAY, canonical_units, latent_heat_of_vaporization
 
 log = logging.getLogger(__name__)
@@ -101,9 +102,7 @@ def _fill_sites(ds: xr.Dataset, var: str, method: str, good_qc, fill_one) -> xr.
     fills = []
     for i, site in enumerate(map(str, ds["site"].values)):
         values = ds[var].isel(site=i).values.astype(np.float64)
-        good = np.isfinite(values)
-        if good_qc is not None and f"{var}_QC" in ds:
-            good &= ds[f"{var}_QC"].isel(site=i).values <= good_qc
+        good = usable_mask(ds.isel(site=i), var, good_qc)
         if not good.any():
             raise ValueError(f"{var} is all missing at site {site!r}: nothing to fill from")
         fills.append(fill_one(i, values, good))
@@ -166,7 +165,8 @@ def gapfill(
         time harmonics (any gap length; driver gaps filled with their mean
         diurnal variation first).
     good_qc : float, optional
-        With a ``<var>_QC`` variable: values whose flag exceeds this count as gaps.
+        Values whose ``<var>_QC`` flag exceeds this count as gaps
+        (:func:`uflux_xr.qc.usable_mask`; an error without ``<var>_QC``).
     **options
         The method's options, each documented on its dataclass in
         :mod:`uflux_xr.gapfill.options`: :class:`~uflux_xr.gapfill.options.MDSOptions`
@@ -401,9 +401,7 @@ def _fao_pm_estimates(ds, var, good_qc, kc_window):
     estimates = []
     for i, (reference, to_le) in enumerate(_reference_flux(ds, var)):
         values = ds[var].isel(site=i).values.astype(np.float64)
-        good = np.isfinite(values)
-        if good_qc is not None and f"{var}_QC" in ds:
-            good &= ds[f"{var}_QC"].isel(site=i).values <= good_qc
+        good = usable_mask(ds.isel(site=i), var, good_qc)
         kc, in_window = fao_pm.crop_coefficient(values * to_le, reference * to_le, good, day, kc_window)
         fitted = kc * reference
         sd, count = fao_pm.residual_sd(values, fitted, good, day, kc_window)

@@ -209,22 +209,3 @@ def lookup_drivers(var: str, have: dict[str, bool]) -> int:
     if usable["SW_IN"] and usable["VPD"] and usable["TA"]:
         return 3
     return 1 if usable["SW_IN"] else 0
-
-
-def long_runs(values: np.ndarray, min_run: int = 8) -> np.ndarray:
-    """Records in runs of at least ``min_run`` numerically equal values, NaNs skipped.
-
-    REddyProc's ``filterLongRunsInVector`` (default 8 records, 4 h at half-hourly
-    steps) sets these to missing: such runs are logger or processing faults.
-    """
-    finite = np.flatnonzero(np.isfinite(values))
-    flagged = np.zeros(values.size, dtype=bool)
-    if finite.size == 0:
-        return flagged
-    v = values[finite]
-    starts = np.flatnonzero(np.concatenate([[True], v[1:] != v[:-1]]))
-    lengths = np.diff(np.concatenate([starts, [v.size]]))
-    for start, length in zip(starts, lengths, strict=True):
-        if length >= min_run:
-            flagged[finite[start : start + length]] = True
-    return flagged

@@ -475,6 +475,7 @@ METADATA_ALIASES = {
     "lon": ("lon", "longitude", "long", "LON", "Longitude", "LOCATION_LONG"),
     "igbp": ("igbp", "IGBP", "landcover", "IGBP_CLASS"),
     "elevation": ("elevation", "elev", "ELEVATION", "Elevation", "LOCATION_ELEV", "altitude"),
+    "utc_offset": ("utc_offset", "UTC_OFFSET", "utc", "timezone", "TIMEZONE", "time_zone"),
 }
 
 
@@ -510,6 +511,12 @@ def _metadata_table(metadata) -> pd.DataFrame:
                 f"{source}: {coord} of site(s) {list(bad)[:5]} missing or outside [-{limit:g}, {limit:g}] degrees"
             )
         table[coord] = values
+    if "utc_offset" in table:
+        values = pd.to_numeric(table["utc_offset"], errors="coerce")
+        bad = table["site"][values.notna() & ~values.between(-12, 14)]
+        if len(bad):
+            raise TowerFileError(f"{source}: utc_offset of site(s) {list(bad)[:5]} outside [-12, 14] h")
+        table["utc_offset"] = values
     return table
 
 
@@ -534,8 +541,10 @@ def read_sites(
     format : {"auto", "fluxnet", "ameriflux-base", "reddyproc", "diive"}
         File format (``auto`` detects it per file).
     metadata : path, pandas.DataFrame or dict, optional
-        Site metadata with ``site``, ``lat``, ``lon`` [degrees], ``igbp`` and
-        ``elevation`` [m]: a CSV path, a table, or ``{site: {...}}``.
+        Site metadata with ``site``, ``lat``, ``lon`` [degrees], ``igbp``,
+        ``elevation`` [m] and ``utc_offset`` (hours local standard time is
+        ahead of UTC [h], BADM ``UTC_OFFSET``): a CSV path, a table, or
+        ``{site: {...}}``.
     site : str, optional
         Site id for files whose name does not follow a known pattern
         (``FLX_CC-XXX_...``, ``AMF_``, ``ICOSETC_``, ``eddypro_``, or a name that
@@ -547,7 +556,7 @@ def read_sites(
     -------
     xarray.Dataset
         Dims (site, time); coords ``site``, ``lat``, ``lon``, ``igbp``,
-        ``elevation`` (NaN / "unknown" where metadata are missing).
+        ``elevation``, ``utc_offset`` (NaN / "unknown" where metadata are missing).
     """
     paths = [Path(p) for p in ([paths] if isinstance(paths, str | Path) else paths)]
     if not paths:
@@ -580,6 +589,7 @@ def read_sites(
             lon=("site", [float(meta.get("lon", np.nan))], {"units": "degrees_east"}),
             igbp=("site", [igbp_name(meta.get("igbp", "unknown"))]),
             elevation=("site", [float(meta.get("elevation", np.nan))], {"units": "m"}),
+            utc_offset=("site", [float(meta.get("utc_offset", np.nan))], {"units": "h"}),
         )
         datasets.append(ds)
     out = (
