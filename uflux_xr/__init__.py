@@ -27,6 +27,7 @@ from uflux_xr.models import FluxModel, available_models, load_model, register_mo
 from uflux_xr.partition import PartitioningError, partition
 from uflux_xr.pipeline import run
 from uflux_xr.plausibility import PlausibilityError, check_plausible, set_options
+from uflux_xr.process import ProcessedSite, process_site
 from uflux_xr.sites import ExtractionError, extract_at_sites
 from uflux_xr.spikes import flag_spikes
 from uflux_xr.upscale import upscale
@@ -71,6 +72,8 @@ __all__ = [
     "fill_ustar_scenarios",
     "flag_spikes",
     "partition",
+    "process_site",
+    "ProcessedSite",
     "PartitioningError",
     "ustar_thresholds",
     "vegetation_indices",

@@ -148,6 +148,50 @@ def _cmd_gapfill(args) -> int:
     return 0
 
 
+def _ustar_choice(text: str):
+    """``bootstrap``, ``none`` or a threshold [m s-1]."""
+    if text in ("bootstrap", "none"):
+        return None if text == "none" else text
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected bootstrap, none or a threshold in m s-1, got {text!r}") from None
+    if not 0 < value < 2:
+        raise argparse.ArgumentTypeError(f"a u* threshold is between 0 and 2 m s-1, got {value}")
+    return value
+
+
+def _cmd_process(args) -> int:
+    from uflux_xr.io.towers import read_sites
+    from uflux_xr.process import process_site
+
+    ds = read_sites(args.files, format=args.format, metadata=args.metadata, site=args.site, year=args.year)
+    if ds.sizes["site"] != 1:
+        raise ValueError(
+            f"process runs one site at a time; the files hold {list(map(str, ds['site'].values))}: "
+            "give one site's files (or --site)"
+        )
+    result = process_site(
+        ds,
+        lat=args.lat,
+        lon=args.lon,
+        utc_offset=args.utc_offset,
+        good_qc=args.good_qc,
+        spikes=None if args.spikes == "none" else args.spikes,
+        ustar=args.ustar,
+        ustar_samples=args.ustar_samples,
+        partitioning=tuple(p for p in args.partitioning if p != "none"),
+        ml_fill=args.ml_fill,
+        seed=args.seed,
+        mds={"convention": args.convention},
+        daytime={"n_boot": args.daytime_bootstrap},
+    )
+    result.to_netcdf(args.out)
+    print(result.summary_text())
+    print(f"wrote {args.out} and its _annual.csv")
+    return 0
+
+
 def _method_options(args, method: str) -> dict:
     """Options of one gap-filling method from the command line."""
     if method == "mds":
@@ -300,6 +344,54 @@ def build_parser() -> argparse.ArgumentParser:
     gf.add_argument("--year", type=int, help="year of REddyProc Day/Hour text files without a Year column")
     _add_method_arguments(gf)
     gf.set_defaults(func=_cmd_gapfill)
+
+    pr = sub.add_parser(
+        "process",
+        help="run one tower through QC, spikes, u* scenarios, MDS, partitioning and annual budgets (REddyProc's order)",
+    )
+    pr.add_argument("files", nargs="+", help="one site's tower files (any format read_sites reads)")
+    pr.add_argument("--out", required=True, help="output .nc or .zarr with every intermediate (+ <stem>_annual.csv)")
+    pr.add_argument("--format", default="auto", help="tower file format")
+    pr.add_argument("--metadata", help="site metadata CSV (site, lat, lon, utc_offset, ...)")
+    pr.add_argument("--site", help="site id for files whose name has none")
+    pr.add_argument("--year", type=int, help="year of REddyProc Day/Hour text files without a Year column")
+    pr.add_argument("--lat", type=float, help="site latitude [degrees north] (default: metadata)")
+    pr.add_argument("--lon", type=float, help="site longitude [degrees east] (default: metadata)")
+    pr.add_argument("--utc-offset", type=float, help="hours local standard time is ahead of UTC (default: metadata)")
+    pr.add_argument("--good-qc", type=float, help="largest <VAR>_QC flag kept (FLUXNET: 0 measured ... 3 poor)")
+    pr.add_argument(
+        "--spikes",
+        default="papale",
+        choices=["papale", "hesseflux", "none"],
+        help="spike test: ONEFlux's (Papale et al. 2006; z 4/5.5/7 in 13-day blocks) or hesseflux's madspikes",
+    )
+    pr.add_argument(
+        "--ustar",
+        type=_ustar_choice,
+        default="bootstrap",
+        metavar="bootstrap|none|VALUE",
+        help="u* filter: REddyProc's threshold with bootstrap scenarios, none, or a threshold [m s-1]",
+    )
+    pr.add_argument("--ustar-samples", type=int, default=200, help="u* bootstrap samples (REddyProc: 200)")
+    pr.add_argument(
+        "--partitioning",
+        nargs="+",
+        default=["nighttime", "daytime"],
+        choices=["nighttime", "daytime", "none"],
+        help="NEE partitioning methods, per u* scenario",
+    )
+    pr.add_argument(
+        "--daytime-bootstrap", type=int, default=30, help="day-time fit bootstraps for its SDs (REddyProc: 30; 0 fast)"
+    )
+    pr.add_argument("--ml-fill", metavar="MODEL", help="fill what MDS leaves (gaps > 60 days) with this model kind")
+    pr.add_argument(
+        "--convention",
+        default="reddyproc",
+        choices=["reddyproc", "hesseflux"],
+        help="MDS rules: REddyProc's or hesseflux's",
+    )
+    pr.add_argument("--seed", type=int, default=0, help="seed of the u* bootstrap and the ML fill")
+    pr.set_defaults(func=_cmd_process)
 
     gb = sub.add_parser("gapfill-benchmark", help="score gap-filling methods on artificial gaps of a tower record")
     gb.add_argument("files", nargs="+", help="tower files of one site")

@@ -42,6 +42,7 @@ import xarray as xr
 
 from uflux_xr.gapfill.api import FILL_LABELS, ML, like_input, with_site_dim
 from uflux_xr.gapfill.options import options_from_keywords
+from uflux_xr.partition.nighttime import PartitioningError
 from uflux_xr.plausibility import check_plausible
 from uflux_xr.qc import long_runs, usable_mask
 from uflux_xr.random_error import aggregate_with_random_error
@@ -216,6 +217,12 @@ def process_site(site_ds: xr.Dataset, *, lat=None, lon=None, utc_offset=None, **
     check_plausible(one, source=f"process_site input (site {site!r})", names=[*needed, *fluxes])
     position = {"lat": lat, "lon": lon, "utc_offset": utc_offset}
     position = {k: _site_value(one, k, v) for k, v in position.items()}
+    if opts.partitioning and None in position.values():
+        raise PartitioningError(
+            f"site {site!r}: partitioning needs the site position and UTC offset to tell night from day; "
+            f"got {position}. Pass lat=, lon=, utc_offset= (CLI: --lat --lon --utc-offset, or a metadata CSV "
+            "with utc_offset), or partitioning=()"
+        )
     summary: dict = {"site": site, "records": int(one.sizes["time"]), "options": _jsonable(asdict(opts))}
     clock = {}
 

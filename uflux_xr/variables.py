@@ -204,7 +204,7 @@ def check_units(ds: xr.Dataset, expected: dict[str, str], *, user: str) -> None:
             continue
         have = canonical_units(ds[name].attrs.get("units"))
         if have is not None and have != units:
-            raise ValueError(f"driver {name!r} is in {ds[name].attrs.get('units')!r}; {user} expects {units!r}")
+            raise UnitsError(f"{name!r} is in {ds[name].attrs.get('units')!r}; {user} expects {units!r}")
 
 
 def ensure_units(da: xr.DataArray, expected: str, *, name: str, source: str) -> xr.DataArray:
