@@ -141,6 +141,7 @@ def run_ours() -> dict:
         "daytime": best_of(lambda: ux.partition(part, "daytime", **POSITION), 1),
         "daytime_curvature": best_of(lambda: ux.partition(part, "daytime", n_boot=0, **POSITION), 1),
         "chain": best_of(chain, 1),
+        "process_site": best_of(lambda: ux.process_site(one, **POSITION), 1),
     }
 
 
@@ -175,6 +176,10 @@ def main() -> None:
     print(f"  day-time, n_boot=0: ours {ours['daytime_curvature']:7.3f} s"
           f"  ({theirs['daytime'] / ours['daytime_curvature']:5.1f}x hesseflux)")  # fmt: skip
     print(f"  whole chain (spikes, u* 200, MDS x 3 scenarios, night-time x 3, day-time U50): {ours['chain']:.2f} s")
+    print(
+        "  ux.process_site defaults (ONEFlux spikes, u* 200, MDS x 4 scenarios + LE/H, night-time x 4, "
+        f"day-time x 4 with 30 bootstraps): {ours['process_site']:.2f} s"
+    )
 
 
 if __name__ == "__main__":

@@ -34,7 +34,12 @@ light response):
   α, R_ref or β < 0, or β ≥ 250: no estimate.  Uncertainty by 30 bootstrap
   samples with E0 drawn from N(E0, sd E0) bounded to 50–400 (fewer than 80 %
   converging: no estimate), or from the curvature when ``n_boot=0``; β > 100
-  with sd β ≥ β: no estimate.
+  with sd β ≥ β: no estimate.  The bootstrap samples of a window are fitted
+  together by a batched Levenberg-Marquardt on the same cost (REddyProc runs
+  R's BFGS one sample at a time): on DE-Tha 1998 it is 4.3× faster, the
+  central fits are unchanged, the median window's SDs agree to 1e-6; fewer
+  degenerate samples (α or β < 0) end far off, so the mean GPP_DT_SD is
+  lower (2.40 against 4.44 µmol m-2 s-1 with our BFGS).
 - Fluxes (``partGLInterpolateFluxes``): each window's parameters belong to the
   mean index of its valid records; every record takes the two nearest
   parameter sets weighted by distance, predicted with the filled drivers
@@ -295,6 +300,83 @@ def _optimise(theta0, i_opt, data, prior, prior_sd, *, hessian: bool = False):
     return out
 
 
+def _optimise_samples(theta0, i_opt, samples, prior, prior_sd, max_iter: int = 200):
+    """Minimise the cost of ``computeCost`` for many bootstrap samples at once (Levenberg-Marquardt).
+
+    The cost is a sum of squares (weighted misfit and priors), so damped
+    Gauss-Newton steps batched over the samples reach the minimum that BFGS
+    reaches one sample at a time, at a fraction of its Python overhead.
+
+    Parameters
+    ----------
+    theta0 : array (B, 5)
+        Start of each sample; the parameters outside ``i_opt`` stay fixed.
+    i_opt : array of int
+        Optimised parameters (a subset of k, β, α, R_ref).
+    samples : tuple of arrays (B, n)
+        rg, vpd, temp_c, flux (NEP) and its SD of each sample.
+    prior, prior_sd : arrays (5,)
+        Priors of ``optimLRC``.
+
+    Returns
+    -------
+    theta : array (B, 5)
+    ok : bool array (B,)
+        Converged to finite values.
+    """
+    rg, vpd, temp_c, flux, sd_flux = samples
+    i_opt = np.asarray(i_opt)
+    theta = np.array(theta0, dtype=float)
+    weight = 1.0 / prior_sd[i_opt]
+
+    def residuals(th, rows):
+        """Weighted residuals (B, n + p) and their Jacobian (B, n + p, p) of the samples ``rows``."""
+        gpp, reco, d_gpp, d_reco = lrc_terms(th[:, None, :], rg[rows], vpd[rows], temp_c[rows])
+        sd = sd_flux[rows]
+        r = np.concatenate([(gpp - reco - flux[rows]) / sd, (th[:, i_opt] - prior[i_opt]) * weight], axis=1)
+        d_nep = np.concatenate([d_gpp, -d_reco[:1]])[i_opt]  # (p, B, n)
+        prior_rows = np.broadcast_to(np.diag(weight), (th.shape[0], i_opt.size, i_opt.size))
+        return r, np.concatenate([np.moveaxis(d_nep / sd, 0, -1), prior_rows], axis=1)
+
+    with np.errstate(all="ignore"):
+        r, jac = residuals(theta, slice(None))
+        cost = np.einsum("bi,bi->b", r, r)
+        damping = np.full(theta.shape[0], 1e-3)
+        done = ~np.isfinite(cost)
+        converged = np.zeros(theta.shape[0], bool)
+        for _ in range(max_iter):
+            active = ~done
+            if not active.any():
+                break
+            jtj = np.einsum("bip,biq->bpq", jac[active], jac[active])
+            grad = np.einsum("bip,bi->bp", jac[active], r[active])
+            scaled = jtj + damping[active, None, None] * (jtj * np.eye(i_opt.size))
+            try:
+                step = -np.linalg.solve(scaled, grad[..., None])[..., 0]
+            except np.linalg.LinAlgError:
+                step = np.full(grad.shape, np.nan)
+            idx = np.flatnonzero(active)
+            trial = theta[idx].copy()
+            trial[:, i_opt] += step
+            r_new, jac_new = residuals(trial, idx)
+            cost_new = np.einsum("bi,bi->b", r_new, r_new)
+            better = np.isfinite(cost_new) & (cost_new <= cost[idx])
+            accept = idx[better]
+            theta[accept], r[accept], jac[accept] = trial[better], r_new[better], jac_new[better]
+            # BFGS's test (gtol 1e-6 on the cost's gradient 2 J'r), or no progress left at a small damping
+            gradient = 2 * np.einsum("bip,bi->bp", jac_new, r_new)
+            small = np.all(np.abs(gradient) <= 1e-6, axis=1)
+            small |= (np.abs(cost[idx] - cost_new) <= 1e-14 * (1 + cost[idx])) & (damping[idx] < 1)
+            cost[accept] = cost_new[better]
+            damping[accept] /= 3
+            damping[idx[~better]] *= 4
+            finished = better & small
+            converged[idx[finished]] = True
+            done[idx[finished]] = True
+            done[idx[~np.isfinite(step).all(axis=1) | (damping[idx] > 1e12)]] = True
+    return theta, converged & np.isfinite(theta[:, i_opt]).all(axis=1)
+
+
 def _curvature_covariance(theta, i_opt, data, prior_sd):
     """Inverse of the cost's Gauss-Newton Hessian (REddyProc: ``solve(hessian)`` of ``optim``)."""
     rg, vpd, temp_c, _, sd_flux = data
@@ -377,16 +459,12 @@ def fit_light_response(nee, sd_nee, rg, vpd, temp_c, e0, e0_sd, rref_night, last
         cov[np.ix_(i_opt, i_opt)] = cov4
         cov[4, 4] = e0_sd**2
     else:
-        boots = np.full((options.n_boot, 5), np.nan)
         e0_draws = np.clip(rng.normal(theta[4], e0_sd, options.n_boot), 50, 400)
-        for b in range(options.n_boot):
-            pick = rng.integers(0, nee.size, nee.size)
-            th = theta.copy()
-            th[4] = e0_draws[b]
-            sample = tuple(a[pick] for a in data)
-            res = _optimise(th, i_opt, sample, prior, PRIOR_SD)
-            if res["ok"]:
-                boots[b] = res["theta"]
+        picks = np.stack([rng.integers(0, nee.size, nee.size) for _ in range(options.n_boot)])
+        starts = np.repeat(theta[None, :], options.n_boot, axis=0)
+        starts[:, 4] = e0_draws
+        boots, ok = _optimise_samples(starts, i_opt, tuple(a[picks] for a in data), prior, PRIOR_SD)
+        boots[~ok] = np.nan
         finite = np.isfinite(boots[:, 0])
         if finite.sum() < 0.8 * options.n_boot:
             return None
