@@ -1,4 +1,4 @@
-"""The tower chain: REddyProc's aggregated-uncertainty vignette, the ONEFlux spike rules and process_site."""
+"""The tower chain: REddyProc's aggregated-uncertainty vignette and process_site."""
 
 import json
 
@@ -17,7 +17,6 @@ from uflux_xr.random_error import (
     effective_observations,
     standard_error_of_mean,
 )
-from uflux_xr.spikes import oneflux_night_day, oneflux_spikes
 from uflux_xr.ustar import ustar_flags
 
 from .conftest import SHARED_DATA
@@ -88,54 +87,6 @@ def test_effective_observations_of_known_processes():
     lag1 = (centred[0] * centred[1] + centred[3] * centred[4] + centred[4] * centred[5]) / (3 + 1)
     lag0 = np.nansum(centred**2) / 5
     assert autocorrelation(x, 1)[1] == pytest.approx(lag1 / lag0, rel=1e-12)
-
-
-def test_oneflux_spike_levels_and_gap_edges():
-    # night everywhere (SW_IN 0): one series; 13-day blocks of 624 half-hours
-    rng = np.random.default_rng(3)
-    n = 624 * 2
-    values = rng.normal(0, 1, n)
-    d = np.full(n, np.nan)
-    d[1:-1] = (values[1:-1] - values[:-2]) - (values[2:] - values[1:-1])
-    block = d[1:623]
-    median = np.median(block)
-    unit = np.median(np.abs(block - median)) / 0.6745
-    # a spike of height h moves its double difference by 2 h: place one at each level
-    for pos, z in ((100, 4.5), (200, 6.2), (300, 9.0)):
-        values[pos] += z * unit / 2 + (median - d[pos]) / 2
-    values[500] = np.nan
-    values[501] = values[502] + 50.0  # a jump next to a gap: flag 1 whatever its level
-    night, day = oneflux_night_day(np.zeros(n), np.zeros(n))
-    assert night.all() and not day.any()
-    flags = oneflux_spikes(values, np.isfinite(values), night, day, 48, gap_step=6.0)
-    assert flags[100] == 1 and flags[200] == 2 and flags[300] == 3
-    assert flags[501] == 1 and flags[500] == -1
-    # records at dawn and dusk belong to both series
-    sw = np.r_[np.zeros(10), np.full(10, 300.0), np.zeros(10)]
-    night, day = oneflux_night_day(np.full(30, np.nan), sw)
-    assert night[9] and day[9] and night[10] and day[10] and night[19] and day[20]
-    assert not night[14] and not day[4]
-
-
-def test_papale_spikes_find_injected_spikes():
-    rng = np.random.default_rng(0)
-    time = pd.date_range("2021-06-01 00:15", periods=48 * 30, freq="30min")
-    hour = (time.hour + time.minute / 60).to_numpy()
-    sw = np.clip(800 * np.sin(np.pi * (hour - 6) / 12), 0, None)
-    nee = 3.0 - 0.02 * sw + rng.normal(0, 0.3, time.size)
-    spikes = [100, 500, 777, 1200]
-    nee[spikes] += np.array([15.0, -12.0, 20.0, -18.0])
-    ds = xr.Dataset(
-        {"NEE": ("time", nee, {"units": "umol m-2 s-1"}), "SW_IN": ("time", sw, {"units": "W m-2"})},
-        coords={"time": time},
-    )
-    flags = ux.flag_spikes(ds, "NEE", lat=47.0, lon=8.0, utc_offset=1)["NEE_SPIKE"]
-    assert flags.attrs["removed_from"] == 2
-    removed = set(np.flatnonzero(ux.spikes.spike_removed(flags).values).tolist())
-    assert set(spikes) <= removed
-    assert removed <= {s + k for s in spikes for k in (-1, 0, 1)}
-    with pytest.raises(KeyError, match="NEE_QC"):
-        ux.flag_spikes(ds, "NEE", good_qc=1)
 
 
 @pytest.fixture(scope="module")

@@ -205,6 +205,14 @@ def _method_options(args, method: str) -> dict:
     return {**learned, "members": args.ml_members} if method == "ml" else learned
 
 
+def _add_tower_file_arguments(parser) -> None:
+    """How tower files are read (:func:`uflux_xr.read_sites`)."""
+    parser.add_argument("--format", default="auto", help="tower file format: auto, fluxnet, reddyproc, diive")
+    parser.add_argument("--metadata", help="site metadata CSV (site, lat, lon, igbp, elevation, utc_offset)")
+    parser.add_argument("--site", help="site id for files whose name has none")
+    parser.add_argument("--year", type=int, help="year of REddyProc Day/Hour text files without a Year column")
+
+
 def _add_method_arguments(parser) -> None:
     parser.add_argument(
         "--convention",
@@ -338,10 +346,7 @@ def build_parser() -> argparse.ArgumentParser:
     gf.add_argument("--var", nargs="+", required=True, help="variables to fill, e.g. NEE LE H")
     gf.add_argument("--method", default="mds", choices=list(METHODS))
     gf.add_argument("--out", required=True, help="output .nc or .zarr")
-    gf.add_argument("--format", default="auto", help="tower file format")
-    gf.add_argument("--metadata", help="site metadata CSV")
-    gf.add_argument("--site", help="site id for files whose name has none")
-    gf.add_argument("--year", type=int, help="year of REddyProc Day/Hour text files without a Year column")
+    _add_tower_file_arguments(gf)
     _add_method_arguments(gf)
     gf.set_defaults(func=_cmd_gapfill)
 
@@ -351,10 +356,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     pr.add_argument("files", nargs="+", help="one site's tower files (any format read_sites reads)")
     pr.add_argument("--out", required=True, help="output .nc or .zarr with every intermediate (+ <stem>_annual.csv)")
-    pr.add_argument("--format", default="auto", help="tower file format")
-    pr.add_argument("--metadata", help="site metadata CSV (site, lat, lon, utc_offset, ...)")
-    pr.add_argument("--site", help="site id for files whose name has none")
-    pr.add_argument("--year", type=int, help="year of REddyProc Day/Hour text files without a Year column")
+    _add_tower_file_arguments(pr)
     pr.add_argument("--lat", type=float, help="site latitude [degrees north] (default: metadata)")
     pr.add_argument("--lon", type=float, help="site longitude [degrees east] (default: metadata)")
     pr.add_argument("--utc-offset", type=float, help="hours local standard time is ahead of UTC (default: metadata)")
@@ -402,10 +404,7 @@ def build_parser() -> argparse.ArgumentParser:
     gb.add_argument("--seed", type=int, default=0, help="seed of the gap positions")
     gb.add_argument("--min-measured", type=float, default=0.5, help="fraction of measured values a gap window needs")
     gb.add_argument("--out", help="CSV file for the table")
-    gb.add_argument("--format", default="auto", help="tower file format")
-    gb.add_argument("--metadata", help="site metadata CSV")
-    gb.add_argument("--site", help="site id for files whose name has none")
-    gb.add_argument("--year", type=int, help="year of REddyProc Day/Hour text files without a Year column")
+    _add_tower_file_arguments(gb)
     _add_method_arguments(gb)
     gb.set_defaults(func=_cmd_gapfill_benchmark)
     return parser
