@@ -40,12 +40,14 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from uflux_xr.gapfill.api import FILL_LABELS, ML, like_input, with_site_dim
+from uflux_xr.domain import time_step
+from uflux_xr.gapfill.api import FILL_LABELS, ML, like_input, one_site
 from uflux_xr.gapfill.options import options_from_keywords
 from uflux_xr.partition.nighttime import PartitioningError
 from uflux_xr.plausibility import check_plausible
 from uflux_xr.qc import long_runs, usable_mask
 from uflux_xr.random_error import aggregate_with_random_error
+from uflux_xr.solar import site_position
 from uflux_xr.variables import MOLAR_MASS_C, check_units
 
 log = logging.getLogger(__name__)
@@ -197,14 +199,11 @@ def process_site(site_ds: xr.Dataset, *, lat=None, lon=None, utc_offset=None, **
     """
     from uflux_xr.partition import partition
     from uflux_xr.spikes import flag_spikes, spike_removed
-    from uflux_xr.ustar import fill_ustar_scenarios, scenario_name, ustar_flags, ustar_thresholds
+    from uflux_xr.ustar import fill_ustar_scenarios, scenario_name, ustar_thresholds
 
     opts = options_from_keywords(SiteChainOptions, options, "process_site")
-    ds = with_site_dim(site_ds)
-    if ds.sizes["site"] != 1:
-        raise ValueError(f"process_site runs one site; got {ds.sizes['site']}: select one with ds.isel(site=[i])")
-    site = str(ds["site"].values[0])
-    one = ds.isel(site=0)
+    one = one_site(site_ds, "process_site")
+    site = str(one["site"].values)
     needed = ["NEE", *METEOROLOGY] + (["USTAR"] if opts.ustar is not None else [])
     missing = [v for v in needed if v not in one]
     if missing:
@@ -215,9 +214,8 @@ def process_site(site_ds: xr.Dataset, *, lat=None, lon=None, utc_offset=None, **
     fluxes = [f for f in opts.fluxes if f in one]
     check_units(one, {v: INPUT_UNITS[v] for v in [*needed, *fluxes]}, user="process_site")
     check_plausible(one, source=f"process_site input (site {site!r})", names=[*needed, *fluxes])
-    position = {"lat": lat, "lon": lon, "utc_offset": utc_offset}
-    position = {k: _site_value(one, k, v) for k, v in position.items()}
-    if opts.partitioning and None in position.values():
+    position = site_position(one, 0, lat, lon, utc_offset)
+    if opts.partitioning and not np.isfinite(list(position.values())).all():
         raise PartitioningError(
             f"site {site!r}: partitioning needs the site position and UTC offset to tell night from day; "
             f"got {position}. Pass lat=, lon=, utc_offset= (CLI: --lat --lon --utc-offset, or a metadata CSV "
@@ -232,7 +230,9 @@ def process_site(site_ds: xr.Dataset, *, lat=None, lon=None, utc_offset=None, **
     for flux in fluxes:
         raw = one[flux]
         usable = usable_mask(one, flux, opts.good_qc)
-        runs = long_runs(np.where(usable, raw.values, np.nan), opts.long_runs) if opts.long_runs else usable & False
+        runs = (
+            long_runs(np.where(usable, raw.values, np.nan), opts.long_runs) if opts.long_runs else np.zeros_like(usable)
+        )
         cleaned = raw.where(usable & ~runs)
         one = one.assign(
             {
@@ -293,20 +293,13 @@ def process_site(site_ds: xr.Dataset, *, lat=None, lon=None, utc_offset=None, **
         }
     elif opts.ustar is not None:
         scenarios = ["uStar"]
-        thresholds = np.full(one.sizes["time"], float(opts.ustar))
-        flags = ustar_flags(one, thresholds)
-        one = one.assign(
-            USTAR_uStar_THRES=("time", thresholds, {"units": "m s-1"}),
-            USTAR_uStar_FQC=("time", flags, {"units": "1", "long_name": "u* filter: 0 kept, 1 below, 4 missing"}),
-            NEE_uStar=one["NEE"].where(flags == 0),
-        )
-        one = gapfill(one, "NEE_uStar", **opts.mds)
+        one = fill_ustar_scenarios(one, "NEE", float(opts.ustar), scenarios, **opts.mds)
         summary["ustar"] = {"threshold": float(opts.ustar), "given": True}
     else:
         scenarios = [""]
         one = gapfill(one, "NEE", **opts.mds)
         summary["ustar"] = "not filtered"
-    nee_names = [f"NEE_{s}" if s else "NEE" for s in scenarios]
+    nee_names = [_scenario_name("NEE", s) for s in scenarios]
     if isinstance(summary["ustar"], dict):
         summary["ustar"]["filtered_share"] = {
             s: float((one[f"USTAR_{s}_FQC"] != 0).mean()) for s in scenarios if f"USTAR_{s}_FQC" in one
@@ -327,8 +320,8 @@ def process_site(site_ds: xr.Dataset, *, lat=None, lon=None, utc_offset=None, **
     # 6: partitioning per scenario
     start = timer.perf_counter()
     for method in opts.partitioning:
+        method_options = opts.nighttime if method == "nighttime" else opts.daytime
         for nee in nee_names:
-            method_options = opts.nighttime if method == "nighttime" else opts.daytime
             one = partition(one, method, nee=nee, **position, **method_options)
     summary["partitioning"] = {
         key.removeprefix("partitioning_notes_"): value
@@ -341,18 +334,10 @@ def process_site(site_ds: xr.Dataset, *, lat=None, lon=None, utc_offset=None, **
     annual = annual_budgets(one, scenarios, fluxes, opts.partitioning)
     summary["annual"] = annual.to_dict(orient="records")
     summary["seconds"] = {k: round(v, 2) for k, v in clock.items()}
-    out = one.expand_dims(site=[site]) if "site" not in one.dims else one
+    out = one.expand_dims("site")
     out.attrs["processing_summary"] = json.dumps(_jsonable(summary))
     log.info("site %s processed in %.1f s", site, sum(clock.values()))
     return ProcessedSite(like_input(out, site_ds), table, annual, summary)
-
-
-def _site_value(one: xr.Dataset, name: str, given):
-    if given is not None:
-        return float(given)
-    if name in one.coords and np.isfinite(float(one[name])):
-        return float(one[name])
-    return None
 
 
 def _fill_rest_with_ml(one: xr.Dataset, name: str, opts: SiteChainOptions) -> xr.Dataset:
@@ -418,7 +403,7 @@ def annual_budgets(one: xr.Dataset, scenarios, fluxes, partitioning) -> pd.DataF
         scenario's row; ``sd_total`` their combination.
     """
     time = pd.DatetimeIndex(one["time"].values)
-    seconds = pd.Timedelta(pd.Series(time).diff().median()).total_seconds()
+    seconds = time_step(time).total_seconds()
     rows = []
     partitioned = {"nighttime": ("GPP_NT", "RECO_NT"), "daytime": ("GPP_DT", "RECO_DT")}
     # (variable, units kind, per u* scenario, filled by MDS: its _f is summed and has a random error)

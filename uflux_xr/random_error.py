@@ -28,6 +28,7 @@ n_eff 4230.522 and standard error 0.04798329 µmol m-2 s-1.
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 
 
 def autocorrelation(x: np.ndarray, lag_max: int | None = None) -> np.ndarray:
@@ -171,8 +172,6 @@ def aggregate_with_random_error(site_ds, var: str, freq: str = "YS"):
         ``n_records``, ``n_measured`` (measured records with an SD),
         ``n_effective`` and ``filled_share`` [1].
     """
-    import pandas as pd
-
     needed = [var] + [f"{var}_{s}" for s in ("f", "fsd", "fall", "fqc")]
     missing = [n for n in needed if n not in site_ds]
     if missing:

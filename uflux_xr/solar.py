@@ -111,3 +111,22 @@ def potential_radiation(time, lat: float, lon: float, utc_offset: float, *, sola
     hour = index.hour.to_numpy(dtype=float) + index.minute.to_numpy(dtype=float) / 60.0
     elevation = solar_elevation(doy, hour, lat, lon, utc_offset, solar_time=solar_time)
     return np.where(elevation <= 0, 0.0, extraterrestrial_radiation(doy) * np.sin(elevation))
+
+
+def site_position(ds, i: int, lat=None, lon=None, utc_offset=None) -> dict[str, float]:
+    """Latitude, longitude [degrees] and UTC offset [h] of site ``i`` of a (site, time) dataset.
+
+    Each comes from its argument when given (a number, or one value per site),
+    else from the site coordinate of that name; NaN when neither has it.
+    """
+    position = {}
+    for name, given in (("lat", lat), ("lon", lon), ("utc_offset", utc_offset)):
+        if given is not None:
+            value = np.ravel(given)[i] if np.ndim(given) else given
+        elif name in ds.coords:
+            values = np.ravel(ds[name].values)
+            value = values[i if values.size > 1 else 0]
+        else:
+            value = np.nan
+        position[name] = float(value)
+    return position

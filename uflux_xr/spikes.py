@@ -298,6 +298,11 @@ def flag_spikes(
     n_per_day = steps_per_day(ds.indexes["time"])
     values, sw = ds[var].values, ds["SW_IN"].values
     usable = usable_mask(ds, var, good_qc)
+    if convention == "hesseflux":
+        text, removed_from = f"hesseflux madspikes, z = {z}: 1 spike, 0 not", 1
+    else:
+        text = "ONEFlux qc_auto levels: 0 none, 1/2/3 beyond z 4/5.5/7 (1 also next to a gap)"
+        removed_from = ONEFLUX_REMOVED_FROM
     flags = np.full(values.shape, np.nan)
     for i in range(values.shape[0]):
         if convention == "hesseflux":
@@ -314,14 +319,10 @@ def flag_spikes(
         log.info(
             "%s: %d spikes among %d tested records (%s)",
             var,
-            int((found >= (1 if convention == "hesseflux" else ONEFLUX_REMOVED_FROM)).sum()),
+            int((found >= removed_from).sum()),
             int(usable[i].sum()),
             convention,
         )
-    if convention == "hesseflux":
-        text, removed_from = f"hesseflux madspikes, z = {z}: 1 spike, 0 not", 1
-    else:
-        text, removed_from = "ONEFlux qc_auto levels: 0 none, 1/2/3 beyond z 4/5.5/7 (1 also next to a gap)", 2
     spike = xr.DataArray(
         flags,
         dims=("site", "time"),
@@ -337,16 +338,11 @@ def flag_spikes(
 
 def _potential_radiation(ds: xr.Dataset, i: int, lat, lon, utc_offset) -> np.ndarray:
     """Potential radiation of site ``i`` [W m-2], NaN where it cannot be known."""
-    from uflux_xr.solar import potential_radiation
+    from uflux_xr.solar import potential_radiation, site_position
 
     if "SW_IN_POT" in ds:
         return ds["SW_IN_POT"].values[i].astype(float)
-    position = {}
-    for name, given in (("lat", lat), ("lon", lon), ("utc_offset", utc_offset)):
-        value = np.ravel(given)[i] if given is not None and np.ndim(given) else given
-        if value is None and name in ds.coords:
-            value = np.ravel(ds[name].values)[i]
-        position[name] = np.nan if value is None else float(value)
+    position = site_position(ds, i, lat, lon, utc_offset)
     if np.isfinite(list(position.values())).all():
         return potential_radiation(ds.indexes["time"], position["lat"], position["lon"], position["utc_offset"])
     unknown = ~np.isfinite(ds["SW_IN"].values[i])

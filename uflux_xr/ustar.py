@@ -43,6 +43,7 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
+from uflux_xr.gapfill.api import one_site
 from uflux_xr.variables import check_units
 
 log = logging.getLogger(__name__)
@@ -411,7 +412,7 @@ def ustar_thresholds(
         columns [m s-1], ``valid_share`` and ``n_records`` (night records used).
     """
     opts = UstarOptions(**options)
-    one = _one_site(site_ds)
+    one = one_site(site_ds, "the u* threshold")
     expected = {nee: "umol m-2 s-1", "USTAR": "m s-1", "TA": "degC", "SW_IN": "W m-2"}
     for name, units in expected.items():
         if name not in one:
@@ -470,7 +471,7 @@ def ustar_flags(site_ds: xr.Dataset, thresholds: np.ndarray, *, night_sw_in: flo
     day : bool
         Filter day-time records as well (REddyProc ``isFilterDayTime``).
     """
-    one = _one_site(site_ds)
+    one = one_site(site_ds, "the u* threshold")
     ustar = one["USTAR"].values.astype(float)
     sw = one["SW_IN"].values.astype(float)
     filtered = np.ones(sw.size, bool) if day else ~(sw >= night_sw_in)  # a missing SW_IN counts as night
@@ -480,18 +481,10 @@ def ustar_flags(site_ds: xr.Dataset, thresholds: np.ndarray, *, night_sw_in: flo
     return flags
 
 
-def _one_site(site_ds: xr.Dataset) -> xr.Dataset:
-    if "site" in site_ds.dims:
-        if site_ds.sizes["site"] != 1:
-            raise ValueError("u* thresholds are estimated per site: select one site first")
-        return site_ds.isel(site=0)
-    return site_ds
-
-
 def fill_ustar_scenarios(
     site_ds: xr.Dataset,
     var: str,
-    table: pd.DataFrame,
+    table: pd.DataFrame | float,
     scenarios=("U05", "U50", "U95"),
     *,
     day: bool = False,
@@ -505,8 +498,10 @@ def fill_ustar_scenarios(
         One site with ``var``, USTAR [m s-1] and the MDS drivers.
     var : str
         Flux to filter and fill, usually NEE [µmol m-2 s-1].
-    table : pandas.DataFrame
-        Output of :func:`ustar_thresholds`.
+    table : pandas.DataFrame or float
+        Output of :func:`ustar_thresholds`, or one given threshold [m s-1]
+        for every record (REddyProc ``sMDSGapFillAfterUstar(uStarTh = x)``;
+        pass ``scenarios=("uStar",)``).
     scenarios : sequence of str
         Columns of ``table``: ``U05``, ``U50``, ``U95``, or ``uStar`` (the
         estimate itself, REddyProc's suffix).
@@ -526,10 +521,13 @@ def fill_ustar_scenarios(
     from uflux_xr.gapfill import gapfill
 
     out = site_ds
-    time = _one_site(site_ds).indexes["time"]
+    time = one_site(site_ds, "the u* threshold").indexes["time"]
     dims, shape = site_ds[var].dims, site_ds[var].shape
     for scenario in scenarios:
-        thresholds = threshold_series(table, time, scenario)
+        if isinstance(table, pd.DataFrame):
+            thresholds = threshold_series(table, time, scenario)
+        else:
+            thresholds = np.full(time.size, float(table))
         flags = ustar_flags(site_ds, thresholds, day=day).reshape(shape)
         out = out.assign(
             {

@@ -90,6 +90,17 @@ def with_site_dim(site_ds: xr.Dataset) -> xr.Dataset:
     return site_ds.expand_dims(site=["site"])
 
 
+def one_site(site_ds: xr.Dataset, what: str) -> xr.Dataset:
+    """The one site of ``site_ds`` as (time, ...) with its name as a scalar ``site`` coordinate.
+
+    ``what`` names the step for the error raised when ``site_ds`` holds several sites.
+    """
+    ds = with_site_dim(site_ds)
+    if ds.sizes["site"] != 1:
+        raise ValueError(f"{what} runs on one site; got {ds.sizes['site']}: select one with ds.isel(site=[i])")
+    return ds.isel(site=0)
+
+
 def like_input(out: xr.Dataset, site_ds: xr.Dataset) -> xr.Dataset:
     """``out`` (site, time) back in the shape of ``site_ds``: a single site squeezed, its name kept if it had one."""
     if "site" in site_ds.dims:

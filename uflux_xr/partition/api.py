@@ -8,11 +8,12 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
+from uflux_xr.aggregate import steps_per_day
 from uflux_xr.gapfill.api import like_input, with_site_dim
 from uflux_xr.gapfill.options import options_from_keywords
 from uflux_xr.partition.daytime import DayTimeOptions, partition_daytime
 from uflux_xr.partition.nighttime import NightTimeOptions, PartitioningError, partition_nighttime
-from uflux_xr.solar import potential_radiation
+from uflux_xr.solar import potential_radiation, site_position
 from uflux_xr.variables import check_units
 
 log = logging.getLogger(__name__)
@@ -26,16 +27,6 @@ def _options(method: str, options: dict):
     if method not in METHODS:
         raise ValueError(f"unknown partitioning method {method!r}; implemented: {list(METHODS)}")
     return options_from_keywords(METHODS[method], options, f"partitioning method {method!r}")
-
-
-def _site_value(ds: xr.Dataset, name: str, given, i: int) -> float:
-    """``given`` when set, else the site coordinate ``name``; NaN when neither."""
-    if given is not None:
-        return float(np.atleast_1d(given)[i] if np.ndim(given) else given)
-    if name not in ds.coords:
-        return np.nan
-    values = np.atleast_1d(ds[name].values)
-    return float(values[i if values.size > 1 else 0])
 
 
 def _require(ds: xr.Dataset, names: list[str], hint: str) -> None:
@@ -206,12 +197,12 @@ def partition(
     names = {"nee": nee, "temperature": temperature, "sw_in": sw_in, "vpd": vpd}
     names["suffix"] = nee[len("NEE") :] if nee.startswith("NEE") else f"_{nee}"
     time = pd.DatetimeIndex(ds["time"].values)
-    n_per_day = int(round(pd.Timedelta(days=1) / pd.Series(time).diff().median()))
+    n_per_day = steps_per_day(time)
     if n_per_day not in (24, 48):
         log.warning("partitioning a record with %d steps per day; REddyProc runs hourly or half-hourly data", n_per_day)
     outputs, potentials, notes = [], [], []
     for i, site in enumerate(map(str, ds["site"].values)):
-        position = {k: _site_value(ds, k, v, i) for k, v in (("lat", lat), ("lon", lon), ("utc_offset", utc_offset))}
+        position = site_position(ds, i, lat, lon, utc_offset)
         if not all(np.isfinite(list(position.values()))):
             raise PartitioningError(
                 f"site {site!r}: partitioning needs lat, lon and utc_offset to tell night from day; got {position}. "
