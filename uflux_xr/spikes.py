@@ -33,15 +33,19 @@ step (flag 1 = spike, removed):
 - windows of ``scan_days`` (15) days, moved by ``fill_days`` (1) day; each
   window's flags are kept for the day in its middle; the very first record
   is never flagged;
-- the second differences are those of numpy's masked arrays (a difference
-  with a missing neighbour is masked, and the test reads the masked
-  comparison's stored value, as hesseflux does through ``numpy.where``).
+- a second difference with a missing neighbour takes no part (hesseflux
+  masks it; the masked entries hold NaN, so its test on their stored values
+  never flags them), and a window without any difference flags all its
+  records (pyjams ``mad`` returns the mask there).  The window loop runs in
+  numba; its flags equal those of the masked-array code record by record on
+  DE-Tha 1998 (NEE, LE, H).
 """
 
 from __future__ import annotations
 
 import logging
 
+import numba
 import numpy as np
 import xarray as xr
 
@@ -50,18 +54,38 @@ from uflux_xr.qc import usable_mask
 log = logging.getLogger(__name__)
 
 
+@numba.njit(nogil=True, cache=True)
 def _mad_outliers(window: np.ndarray, z: float) -> np.ndarray:
-    """hesseflux/pyjams ``mad(deriv=2)`` on one window: the stored values of the masked test."""
-    data = np.ma.masked_array(window, mask=np.isnan(window))
-    d = np.diff(data, n=2, axis=0)
-    if np.all(np.ma.getmaskarray(d)):
-        return np.ma.getmaskarray(d)
-    kept = d.compressed()
+    """hesseflux/pyjams ``mad(deriv=2)`` on one window.
+
+    numpy's masked second difference is NaN wherever a neighbour is missing
+    (the masked entries keep the NaN of the data), so the masked test is the
+    plain test on NaN-propagating differences; a window without any
+    difference flags everything, as pyjams returns the mask there.
+    """
+    first = window[1:] - window[:-1]
+    d = first[1:] - first[:-1]
+    kept = d[np.isfinite(d)]
+    if kept.size == 0:
+        return np.ones(d.size, np.bool_)
     median = np.median(kept)
     threshold = np.median(np.abs(kept - median)) * (z / 0.6745)
-    with np.errstate(invalid="ignore"):
-        outside = (d < (median - threshold)) | (d > (median + threshold))
-    return np.asarray(np.ma.getdata(outside), dtype=bool)
+    return (d < (median - threshold)) | (d > (median + threshold))
+
+
+@numba.njit(nogil=True, cache=True)
+def _hesseflux_windows(day_series, night_series, half_scan: int, half_fill: int, z: float) -> np.ndarray:
+    """hesseflux's window loop: each window's flags kept for the day in its middle."""
+    n = day_series.size
+    flagged = np.zeros(n, np.bool_)
+    for j in range(half_fill, n - 1, 2 * half_fill):
+        j1, j2 = max(j - half_scan - 1, 0), min(j + half_scan + 1, n)
+        start, end = max(j - half_fill, 1), min(j + half_fill, n - 1)
+        for series in (day_series, night_series):
+            outside = _mad_outliers(series[j1:j2], z)
+            for i in range(start, end):
+                flagged[i] |= outside[i - j1 - 1]
+    return flagged
 
 
 def _day_night_overlap(is_day: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -112,19 +136,12 @@ def hesseflux_spikes(
     bool array
         True at usable records flagged as spikes.
     """
-    n = values.size
     day_edge, night_edge = _day_night_overlap(is_day.copy())
     day_series = np.where((is_day | day_edge) & usable, values, np.nan)
     night_series = np.where((~is_day | night_edge) & usable, values, np.nan)
     half_scan = int(scan_days * n_per_day) // 2
     half_fill = int(fill_days * n_per_day) // 2
-    flagged = np.zeros(n, bool)
-    for j in range(half_fill, n - 1, 2 * half_fill):
-        j1, j2 = max(j - half_scan - 1, 0), min(j + half_scan + 1, n)
-        start, end = max(j - half_fill, 1), min(j + half_fill, n - 1)
-        for series in (day_series, night_series):
-            flagged[start:end] |= _mad_outliers(series[j1:j2], z)[start - j1 - 1 : end - j1 - 1]
-    return flagged & usable
+    return _hesseflux_windows(day_series, night_series, half_scan, half_fill, float(z)) & usable
 
 
 #: ONEFlux's z levels (flags 1, 2, 3) and the flag from which a record is removed.

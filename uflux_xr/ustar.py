@@ -32,6 +32,10 @@ rule follows REddyProc's ``R/EddyUStarFilterDP.R`` (bgctw/REddyProc 1.3):
   default, R's type 7) are reported where at least 40 % of the samples gave a
   threshold.  The thresholds applied per season are those of its year
   (``usGetAnnualSeasonUStarMap``): ``U05``, ``U50``, ``U95`` scenarios.
+
+The work within a season (temperature classes, u* bins, plateau test) runs in
+numba (:func:`_class_thresholds_core`); the seasons, years and bootstrap
+stay in Python.
 """
 
 from __future__ import annotations
@@ -39,6 +43,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 
+import numba
 import numpy as np
 import pandas as pd
 import xarray as xr
@@ -130,6 +135,7 @@ def season_years(labels: np.ndarray, time: pd.DatetimeIndex) -> dict[int, int]:
     return out
 
 
+@numba.njit(nogil=True, cache=True)
 def _balanced_bins(x_sorted: np.ndarray, n_bins: int, tol: float = 1e-8) -> np.ndarray:
     """Class ids 1..n_bins of sorted values, equal values in one class (``.binWithEqualValuesBalanced``)."""
     n = x_sorted.size
@@ -146,6 +152,7 @@ def _balanced_bins(x_sorted: np.ndarray, n_bins: int, tol: float = 1e-8) -> np.n
     return ids
 
 
+@numba.njit(nogil=True, cache=True)
 def _min_record_bins(x_sorted: np.ndarray, n_bins: int, tol: float = 1e-14) -> np.ndarray:
     """Bin ids 1..n_bins of sorted values, at least n // n_bins each (``.binWithEqualValuesMinRec``)."""
     n = x_sorted.size
@@ -166,12 +173,33 @@ def _min_record_bins(x_sorted: np.ndarray, n_bins: int, tol: float = 1e-14) -> n
             break
         end = int(ends[i])
         ids[start - 1 : end] = b
-    ids[ids > n_bins] = n_bins
+    for j in range(n):
+        ids[j] = min(ids[j], n_bins)
     return ids
 
 
+@numba.njit(nogil=True, cache=True)
 def _mean_or_nan(values: np.ndarray) -> float:
-    return float(values.mean()) if values.size else np.nan
+    return values.mean() if values.size else np.nan
+
+
+@numba.njit(nogil=True, cache=True)
+def _plateau_core(ustar_mean, nee_mean, fw1: bool, fwd: int, share: float, min_plateau_bins: int) -> float:
+    n = nee_mean.size
+    if fw1:
+        for u in range(n - 1):
+            if nee_mean[u] >= share * _mean_or_nan(nee_mean[u + 1 : u + 1 + fwd]):
+                return ustar_mean[u + 1] if u == n - 2 else ustar_mean[u]
+            if u == n - 2:
+                return ustar_mean[u + 1]
+        return ustar_mean[n - 1] if n else np.nan
+    last = n - max(2, min_plateau_bins)  # 1-based umax of REddyProc = 0-based last + 1
+    for u in range(last):
+        if nee_mean[u] >= share * _mean_or_nan(nee_mean[u + 1 : u + 1 + fwd]) and nee_mean[
+            u + 1
+        ] >= share * _mean_or_nan(nee_mean[u + 2 : u + 2 + fwd]):
+            return ustar_mean[u]
+    return np.nan
 
 
 def plateau_threshold(ustar_mean: np.ndarray, nee_mean: np.ndarray, options: UstarOptions) -> float:
@@ -185,59 +213,92 @@ def plateau_threshold(ustar_mean: np.ndarray, nee_mean: np.ndarray, options: Ust
         Mean night NEE of each bin [µmol m-2 s-1].
     options : UstarOptions
     """
-    n = nee_mean.size
-    fwd, share = options.plateau_bins, options.plateau_share
-    if options.method == "fw1":
-        for u in range(n - 1):
-            if nee_mean[u] >= share * _mean_or_nan(nee_mean[u + 1 : u + 1 + fwd]):
-                return float(ustar_mean[u + 1] if u == n - 2 else ustar_mean[u])
-            if u == n - 2:
-                return float(ustar_mean[u + 1])
-        return float(ustar_mean[-1]) if n else np.nan
-    last = n - max(2, options.min_plateau_bins)  # 1-based umax of REddyProc = 0-based last + 1
-    for u in range(last):
-        if nee_mean[u] >= share * _mean_or_nan(nee_mean[u + 1 : u + 1 + fwd]) and nee_mean[
-            u + 1
-        ] >= share * _mean_or_nan(nee_mean[u + 2 : u + 2 + fwd]):
-            return float(ustar_mean[u])
-    return np.nan
+    return float(
+        _plateau_core(
+            np.asarray(ustar_mean, dtype=float),
+            np.asarray(nee_mean, dtype=float),
+            options.method == "fw1",
+            options.plateau_bins,
+            options.plateau_share,
+            options.min_plateau_bins,
+        )
+    )
 
 
-def _class_thresholds(nee, ustar, ta, options: UstarOptions) -> tuple[np.ndarray, str]:
-    """Threshold of each temperature class of one season (NaN: skipped or none found) and why none."""
-    n_classes = options.temperature_classes
+@numba.njit(nogil=True, cache=True)
+def _correlation(x: np.ndarray, y: np.ndarray) -> float:
+    """Pearson r (R's ``cor``)."""
+    dx = x - x.mean()
+    dy = y - y.mean()
+    return (dx @ dy) / np.sqrt((dx @ dx) * (dy @ dy))
+
+
+@numba.njit(nogil=True, cache=True)
+def _class_thresholds_core(
+    nee, ustar, ta, n_classes, n_bins, max_correlation, max_first_bin, fw1, fwd, share, min_plateau_bins
+):
+    """Thresholds of the temperature classes and the counts of classes skipped for each reason."""
     out = np.full(n_classes, np.nan)
-    n = nee.size
-    needed = max(options.min_records_season, n_classes * options.min_records_class)
-    if n < needed:
-        return out, f"too few night records ({n} < {needed})"
-    skipped = {"correlated": 0, "first bin": 0, "no plateau": 0}
-    order = np.argsort(ta, kind="stable")
+    skipped = np.zeros(3, np.int64)  # correlated, first bin, no plateau
+    order = np.argsort(ta, kind="mergesort")
     classes = _balanced_bins(ta[order], n_classes)
     for k in range(1, n_classes + 1):
         rows = order[classes == k]
         u, t, f = ustar[rows], ta[rows], nee[rows]
         if u.size < 2 or u.std() == 0 or t.std() == 0:
             continue  # correlation undefined, as R's cor gives NA
-        if not abs(np.corrcoef(u, t)[0, 1]) < options.max_correlation:
-            skipped["correlated"] += 1
+        if not abs(_correlation(u, t)) < max_correlation:
+            skipped[0] += 1
             continue
-        by_ustar = np.argsort(u, kind="stable")
-        bins = _min_record_bins(u[by_ustar], options.ustar_classes)
-        counts = np.bincount(bins)[1:]
-        used = counts > 0
-        ustar_mean = (np.bincount(bins, u[by_ustar])[1:] / np.maximum(counts, 1))[used]
-        nee_mean = (np.bincount(bins, f[by_ustar])[1:] / np.maximum(counts, 1))[used]
-        if ustar_mean[0] > options.max_first_bin_ustar:
-            skipped["first bin"] += 1
+        by_ustar = np.argsort(u, kind="mergesort")
+        u_sorted = u[by_ustar]
+        f_sorted = f[by_ustar]
+        bins = _min_record_bins(u_sorted, n_bins)
+        n_used = bins.max()
+        counts = np.zeros(n_used + 1)
+        u_sum = np.zeros(n_used + 1)
+        f_sum = np.zeros(n_used + 1)
+        for j in range(bins.size):
+            counts[bins[j]] += 1
+            u_sum[bins[j]] += u_sorted[j]
+            f_sum[bins[j]] += f_sorted[j]
+        used = counts[1:] > 0
+        ustar_mean = (u_sum[1:] / np.maximum(counts[1:], 1))[used]
+        nee_mean = (f_sum[1:] / np.maximum(counts[1:], 1))[used]
+        if ustar_mean[0] > max_first_bin:
+            skipped[1] += 1
             continue
-        out[k - 1] = plateau_threshold(ustar_mean, nee_mean, options)
-        skipped["no plateau"] += int(np.isnan(out[k - 1]))
+        out[k - 1] = _plateau_core(ustar_mean, nee_mean, fw1, fwd, share, min_plateau_bins)
+        if np.isnan(out[k - 1]):
+            skipped[2] += 1
+    return out, skipped
+
+
+def _class_thresholds(nee, ustar, ta, options: UstarOptions) -> tuple[np.ndarray, str]:
+    """Threshold of each temperature class of one season (NaN: skipped or none found) and why none."""
+    n_classes = options.temperature_classes
+    n = nee.size
+    needed = max(options.min_records_season, n_classes * options.min_records_class)
+    if n < needed:
+        return np.full(n_classes, np.nan), f"too few night records ({n} < {needed})"
+    out, skipped = _class_thresholds_core(
+        np.ascontiguousarray(nee, dtype=float),
+        np.ascontiguousarray(ustar, dtype=float),
+        np.ascontiguousarray(ta, dtype=float),
+        n_classes,
+        options.ustar_classes,
+        options.max_correlation,
+        options.max_first_bin_ustar,
+        options.method == "fw1",
+        options.plateau_bins,
+        options.plateau_share,
+        options.min_plateau_bins,
+    )
     reason = (
         f"threshold in {int(np.isfinite(out).sum())} of {n_classes} temperature classes (needs "
-        f"{options.min_class_share:.0%}); skipped: {skipped['correlated']} with |r(u*, TA)| >= "
-        f"{options.max_correlation}, {skipped['first bin']} with first u* bin > {options.max_first_bin_ustar} "
-        f"m s-1, {skipped['no plateau']} without a plateau"
+        f"{options.min_class_share:.0%}); skipped: {skipped[0]} with |r(u*, TA)| >= "
+        f"{options.max_correlation}, {skipped[1]} with first u* bin > {options.max_first_bin_ustar} "
+        f"m s-1, {skipped[2]} without a plateau"
     )
     return out, reason
 

@@ -32,12 +32,11 @@ Every rule follows REddyProc's ``R/EddyPartitioning.R`` (``sMRFluxPartition``,
 from __future__ import annotations
 
 import logging
-import warnings
 from dataclasses import dataclass
 
+import numba
 import numpy as np
 import pandas as pd
-from scipy.optimize import OptimizeWarning, curve_fit
 
 log = logging.getLogger(__name__)
 
@@ -113,33 +112,97 @@ def day_counter(n_records: int, n_per_day: int) -> np.ndarray:
     return (np.arange(n_records) + 1) // n_per_day
 
 
+@numba.njit(nogil=True, cache=True)
+def _lloyd_taylor_sums(rref, e0, x, nee):
+    """Sum of squared residuals, J'J and J'r of Lloyd–Taylor in (R_ref, E0) at ``x = 1/(Tref−T0) − 1/(T−T0)``."""
+    ssr = a11 = a12 = a22 = g1 = g2 = 0.0
+    for i in range(x.size):
+        lt = np.exp(e0 * x[i])
+        r = rref * lt - nee[i]
+        j2 = rref * lt * x[i]
+        ssr += r * r
+        a11 += lt * lt
+        a12 += lt * j2
+        a22 += j2 * j2
+        g1 += lt * r
+        g2 += j2 * r
+    return ssr, a11, a12, a22, g1, g2
+
+
+@numba.njit(nogil=True, cache=True)
+def _lloyd_taylor_lm(nee, x, rref, e0, max_iter):
+    """Levenberg-Marquardt on (R_ref, E0) with the analytic Jacobian; returns R_ref, E0, SSR, J'J and success.
+
+    An iteration is one accepted step (as one of ``nls``'s Gauss-Newton
+    iterations, whose step halving stands where the damping grows here); a
+    step that the damping cannot make decrease the cost ends the fit as
+    failed, as ``nls``'s step factor falling below ``minFactor`` does.
+    """
+    ssr, a11, a12, a22, g1, g2 = _lloyd_taylor_sums(rref, e0, x, nee)
+    damping = 1e-3
+    for _ in range(max_iter):
+        if not np.isfinite(ssr):
+            return rref, e0, ssr, a11, a12, a22, False
+        if g1 == 0.0 and g2 == 0.0:
+            return rref, e0, ssr, a11, a12, a22, True
+        accepted = False
+        while damping < 1e16:
+            # Marquardt's scaling: the damping multiplies the diagonal of J'J
+            b11, b22 = a11 * (1 + damping), a22 * (1 + damping)
+            det = b11 * b22 - a12 * a12
+            if det > 0 and np.isfinite(det):
+                d1 = -(b22 * g1 - a12 * g2) / det
+                d2 = -(b11 * g2 - a12 * g1) / det
+                trial = _lloyd_taylor_sums(rref + d1, e0 + d2, x, nee)
+                if np.isfinite(trial[0]) and trial[0] <= ssr:
+                    accepted = True
+                    break
+            damping *= 10
+        if not accepted:
+            return rref, e0, ssr, a11, a12, a22, False
+        small_step = abs(d1) <= 1e-10 * (abs(rref) + 1e-10) and abs(d2) <= 1e-10 * (abs(e0) + 1e-10)
+        small_gain = ssr - trial[0] <= 1e-14 * ssr
+        rref, e0 = rref + d1, e0 + d2
+        ssr, a11, a12, a22, g1, g2 = trial
+        damping = max(damping / 10, 1e-12)
+        if small_step or small_gain:
+            return rref, e0, ssr, a11, a12, a22, True
+    return rref, e0, ssr, a11, a12, a22, False
+
+
 def fit_lloyd_taylor(
-    nee: np.ndarray, temp_k: np.ndarray, t_ref_k: float, start=(2.0, 200.0), max_evaluations: int = 2000
+    nee: np.ndarray, temp_k: np.ndarray, t_ref_k: float, start=(2.0, 200.0), max_iterations: int = 50
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Least-squares fit of (R_ref, E0) from ``start``, as ``nls`` in ``fOptimSingleE0`` (start 2, 200).
 
+    Levenberg-Marquardt with the analytic Jacobian (numba core), at most
+    ``max_iterations`` accepted steps (``nls``'s ``maxiter``: 50 by default,
+    20 in ``partGLEstimateTempSensInBoundsE0Only``), converged when a step
+    changes the parameters by less than 1e-10 relative or the cost by less
+    than 1e-14 relative: the minimum ``nls`` reaches, to well below its own
+    1e-5 convergence test.
+
     Returns the estimates, their standard errors (residual variance over n − 2
     degrees of freedom, as ``summary.nls``) and the residuals; NaN when the
-    fit fails (REddyProc catches the error and reports NA).
+    fit fails to converge in ``max_iterations`` or its curvature is singular
+    (REddyProc catches nls's error and reports NA).
     """
     nan2 = np.full(2, np.nan)
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("error", OptimizeWarning)
-            with np.errstate(all="ignore"):
-                params, cov = curve_fit(
-                    lambda t, rref, e0: lloyd_taylor(rref, e0, t, t_ref_k),
-                    temp_k,
-                    nee,
-                    p0=start,
-                    maxfev=max_evaluations,
-                )
-    except (RuntimeError, OptimizeWarning, ValueError, FloatingPointError):
+    nee = np.ascontiguousarray(nee, dtype=float)
+    x = 1.0 / (t_ref_k - T0_LLOYD_TAYLOR) - 1.0 / (np.asarray(temp_k, dtype=float) - T0_LLOYD_TAYLOR)
+    if nee.size <= 2:
         return nan2, nan2, np.full(nee.size, np.nan)
-    sd = np.sqrt(np.diag(cov))
+    rref, e0, ssr, a11, a12, a22, ok = _lloyd_taylor_lm(nee, x, float(start[0]), float(start[1]), max_iterations)
+    det = a11 * a22 - a12 * a12
+    # collinear columns of the Jacobian (no temperature range): nls stops with a singular gradient
+    if not (ok and det > 1e-12 * a11 * a22 and np.isfinite(det)):
+        return nan2, nan2, np.full(nee.size, np.nan)
+    variance = ssr / (nee.size - 2)
+    sd = np.sqrt(np.array([a22, a11]) / det * variance)
+    params = np.array([rref, e0])
     if not (np.all(np.isfinite(params)) and np.all(np.isfinite(sd))):
         return nan2, nan2, np.full(nee.size, np.nan)
-    return params, sd, nee - lloyd_taylor(params[0], params[1], temp_k, t_ref_k)
+    return params, sd, nee - lloyd_taylor(rref, e0, temp_k, t_ref_k)
 
 
 def fit_e0_trimmed(nee: np.ndarray, temp_k: np.ndarray, t_ref_k: float, trim_percent: float) -> dict[str, float]:
