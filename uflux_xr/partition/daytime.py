@@ -43,7 +43,7 @@ light response):
   a light response (winter: α near 0, β free along a flat valley) the two
   stop at different points: 2 windows end elsewhere and 5 pass the bounds
   with one and not the other (CH-Dav 2013–2022 annual day-time GPP then
-  moves by −0.8 to +1.3 points against REddyProc; benchmarks/README.md).
+  moves by −0.7 to +2.1 points against REddyProc; benchmarks/README.md).
   REddyProc stops BFGS when the cost improves by less than 1e-3 relative
   (``LRCFitConvergenceTolerance``); these fits go to the minimum.
 - Fluxes (``partGLInterpolateFluxes``): each window's parameters belong to the
