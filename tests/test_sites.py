@@ -103,3 +103,34 @@ def test_daily_towers_against_a_monthly_cube_are_refused(world):
     monthly = cube.resample(time="1MS").mean()
     with pytest.raises(ExtractionError, match="Aggregate the towers to the cube's step first"):
         ux.extract_at_sites(monthly, sites, ["TA"])
+
+
+def test_tower_variables_named_like_features_are_kept_apart(world):
+    """A tower's own TA is not the cube's TA: the feature column is the cube's, the tower's is TA_tower."""
+    cube, sites, _ = world
+    assert {"TA", "SW_IN", "VPD"} <= set(sites.data_vars)  # the demo towers measure them too
+    table = ux.extract_at_sites(cube, sites, FEATURES)  # every site variable joined, as the README does
+    assert not table.columns.duplicated().any()
+    site = sites["site"].values[3]
+    rows = table[table["site"] == site]
+    lat, lon = float(sites["lat"].sel(site=site)), float(sites["lon"].sel(site=site))
+    cube_ta = cube["TA"].sel(lat=lat, lon=lon, method="nearest").to_numpy()
+    np.testing.assert_allclose(rows["TA"].to_numpy(), cube_ta, rtol=1e-6)  # float32 cube values
+    np.testing.assert_array_equal(rows["TA_tower"].to_numpy(), sites["TA"].sel(site=site).to_numpy())
+    assert table.attrs["units"]["TA_tower"] == sites["TA"].attrs["units"]
+
+
+def test_train_fits_exactly_the_features_it_records(world, table):
+    """A table with a feature column twice is refused by train and predict (it was fitted on 11 columns for 8)."""
+    model = ux.train(table, "GPP", FEATURES, model="xgboost", n_estimators=5)
+    assert model.predict(table).shape == (len(table),)
+    doubled = table.copy()
+    doubled.insert(len(doubled.columns), "TA", 0.0, allow_duplicates=True)
+    with pytest.raises(ValueError, match=r"\['TA'\] more than once"):
+        ux.train(doubled, "GPP", FEATURES, model="xgboost", n_estimators=5)
+    with pytest.raises(ValueError, match=r"\['TA'\] more than once"):
+        model.predict(doubled)
+    with pytest.raises(ValueError, match="asked for more than once"):
+        ux.train(table, "GPP", [*FEATURES, "TA"], model="xgboost", n_estimators=5)
+    with pytest.raises(ValueError, match="also listed as a feature"):
+        ux.train(table, "GPP", [*FEATURES, "GPP"], model="xgboost", n_estimators=5)

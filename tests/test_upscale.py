@@ -107,3 +107,28 @@ def test_local_cluster_matches_threaded(world, small_models, tmp_path):
             with pytest.raises(ValueError, match="save it"):
                 ux.upscale({"GPP": [unsaved]}, cube)
     xr.testing.assert_allclose(threaded, clustered)
+
+
+def test_gpp_and_reco_products_are_never_negative(world, table):
+    """Negative GPP predictions become 0 (stored as -0.0) and are counted; NEE keeps its sign."""
+    from uflux_xr.upscale import count_clipped
+
+    from .conftest import FEATURES
+
+    shifted = table.assign(GPP=table["GPP"] - 2.0)  # a model that predicts below 0 in winter
+    model = ux.train(shifted, "GPP", FEATURES, model="xgboost", n_estimators=20)
+    nee = ux.train(table, "NEE", FEATURES, model="xgboost", n_estimators=20)
+    product = ux.upscale({"GPP": [model], "NEE": [nee]}, world.cube).compute()
+    assert int((product["GPP"] < 0).sum()) == 0
+    raw = model.predict(table).reshape(world.sites.sizes["site"], world.sites.sizes["time"])
+    at_towers = product["GPP"].isel(member=0).sel(lat=world.sites["lat"], lon=world.sites["lon"], method="nearest")
+    at_towers = at_towers.transpose("site", "time").values
+    # the cells set to 0 are those where the model predicts below 0 (signs compared away from 0:
+    # float32 predictions through two code paths)
+    clear = np.abs(raw) > 1e-5
+    assert (raw[clear] < 0).sum() > 100
+    np.testing.assert_array_equal(np.signbit(at_towers)[clear], (raw < 0)[clear])
+    np.testing.assert_array_equal(at_towers[clear & (raw < 0)], 0.0)
+    assert count_clipped(product["GPP"]) == int(np.signbit(product["GPP"].values).sum())
+    assert "set to 0" in product["GPP"].attrs["comment"]
+    assert int((product["NEE"] < 0).sum()) > 0  # NEE is a net flux and keeps its sign

@@ -42,7 +42,7 @@ from uflux_xr.metrics import all_metrics
 from uflux_xr.models import FluxModel, load_model, train
 from uflux_xr.plausibility import check_plausible
 from uflux_xr.sites import extract_at_sites
-from uflux_xr.upscale import upscale
+from uflux_xr.upscale import NON_NEGATIVE_FLUXES, count_clipped, upscale
 from uflux_xr.validate import cross_validate
 
 log = logging.getLogger(__name__)
@@ -427,6 +427,7 @@ def run(
             xr.open_zarr(zarr_path, consolidated=False), out_dir / "product.nc", progress=False
         )
     complete = xr.open_zarr(zarr_path, consolidated=False)
+    clipped = _clipped_note(complete)
     products["stats"] = write_dataset(ensemble_statistics(complete), out_dir / "product_stats.zarr", progress=False)
     totals = annual_totals(complete)
     totals.to_csv(out_dir / "totals.csv", index=False)
@@ -445,7 +446,7 @@ def run(
         scores.to_csv(out_dir / "product_vs_truth.csv", index=False)
     timings["total"] = time.perf_counter() - t0
     log.info("run finished in %.1f s", timings["total"])
-    notes = []
+    notes = [clipped] if clipped else []
     if table.attrs.get("drivers") == "towers":
         notes.append(
             "Trained on the towers' own drivers (training.drivers: towers), not on the cube at the tower cells."
@@ -464,6 +465,20 @@ def run(
             + " (tower_cells.csv)"
         )
     return RunResult(out_dir, products, validation, scores, timings, notes)
+
+
+def _clipped_note(product: xr.Dataset) -> str:
+    """The count of GPP and RECO predictions set to 0 (:data:`uflux_xr.upscale.NON_NEGATIVE_FLUXES`)."""
+    parts = []
+    for flux in NON_NEGATIVE_FLUXES:
+        if flux in product:
+            n = count_clipped(product[flux])
+            total = int(product[flux].notnull().sum().compute())
+            parts.append(f"{flux} {n:,} of {total:,} ({100 * n / max(total, 1):.2f} %)")
+            log.info("%s: %d of %d predicted values were below 0 and set to 0", flux, n, total)
+    if not parts:
+        return ""
+    return "Predictions below 0 set to 0 (GPP and RECO cannot be negative): " + ", ".join(parts) + "."
 
 
 #: Largest product (values) scored against the demo truth in memory.

@@ -281,7 +281,10 @@ def extract_at_sites(
     features : sequence of str
         Predictor names (cube variables, or derived ``DOY_SIN``/``DOY_COS``).
     targets : sequence of str, optional
-        Site variables to join (default: every data variable of ``sites``, QC included).
+        Site variables to join (default: every data variable of ``sites``, QC
+        included).  A tower variable named like a feature (TA, SW_IN, VPD
+        measured at the tower) is joined as ``<name>_tower``: the feature
+        column is always the cube's value at the tower.
     method : {"nearest", "window"}
         Take the nearest cell, or the NaN-skipping mean of a ``window`` × ``window``
         block of cells centred on it.
@@ -364,6 +367,32 @@ def _values_at(arrays: dict, cube: xr.Dataset, iy, ix, method: str, window: int,
     return at
 
 
+#: Suffix of a tower variable whose name is also a cube predictor (``TA`` measured at the tower → ``TA_tower``).
+TOWER_SUFFIX = "_tower"
+
+
+def _rename_tower_twins(sites: xr.Dataset, features: list, targets: list) -> tuple[xr.Dataset, list]:
+    """Tower variables named like a feature (and their ``_QC``) renamed ``<name>_tower`` (``<name>_tower_QC``).
+
+    A feature is always the cube's value at the tower, the value a map is made
+    from; the tower's own measurement of the same quantity stays in the table
+    beside it, for comparison, under its suffixed name.
+    """
+    twins = [t for t in targets if t in features]
+    if not twins:
+        return sites, targets
+    mapping = {}
+    for name in twins:
+        mapping[name] = f"{name}{TOWER_SUFFIX}"
+        if f"{name}_QC" in sites and f"{name}_QC" in targets:
+            mapping[f"{name}_QC"] = f"{name}{TOWER_SUFFIX}_QC"
+    clash = [new for new in mapping.values() if new in sites.data_vars]
+    if clash:
+        raise ExtractionError(f"cannot keep tower variables apart from the cube's: {clash} already exist in the sites")
+    log.info("tower variables %s are also cube predictors: kept as %s", twins, [mapping[t] for t in twins])
+    return sites.rename(mapping), [mapping.get(t, t) for t in targets]
+
+
 def join_site_table(at: xr.Dataset, sites: xr.Dataset, features, targets) -> pd.DataFrame:
     """Join predictors at the towers (site[, time]) to the tower records as a training table.
 
@@ -375,7 +404,9 @@ def join_site_table(at: xr.Dataset, sites: xr.Dataset, features, targets) -> pd.
     sites : xarray.Dataset
         Tower records (site, time) holding ``targets``.
     features, targets : sequence of str
-        Column names to keep.
+        Column names to keep.  A target named like a feature (a tower's own
+        TA, SW_IN or VPD) is kept as ``<name>_tower`` (its QC as
+        ``<name>_tower_QC``): the feature column is always the cube's value.
 
     Raises
     ------
@@ -383,6 +414,10 @@ def join_site_table(at: xr.Dataset, sites: xr.Dataset, features, targets) -> pd.
         A predictor that is all-NaN at a tower.
     """
     labels = sites["site"].values
+    features, targets = list(features), list(targets)
+    if len(set(features)) != len(features):
+        raise ExtractionError(f"features {features} name a predictor twice")
+    sites, targets = _rename_tower_twins(sites, features, targets)
     at = at.broadcast_like(sites["time"])  # static layers (IGBP) repeat over time
     for name in features:
         empty = at[name].isnull().all("time") if "time" in at[name].dims else at[name].isnull()

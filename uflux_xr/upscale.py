@@ -30,6 +30,12 @@ log = logging.getLogger(__name__)
 #: Default chunking applied to an in-memory cube [time steps, cells, cells].
 DEFAULT_CHUNKS = {"time": 32}
 
+#: Fluxes that cannot be negative: a tree model trained on partitioned tower GPP and RECO (which
+#: carry small negatives) can predict below 0, and a map of negative photosynthesis or respiration
+#: means nothing.  Such predictions are stored as -0.0: equal to 0 in every computation, with the
+#: sign bit left so that the clipped cells can be counted afterwards (:func:`count_clipped`).
+NON_NEGATIVE_FLUXES = ("GPP", "RECO")
+
 _model_cache: dict[str, FluxModel] = {}
 _model_cache_lock = threading.Lock()
 
@@ -44,7 +50,12 @@ def cached_model(path: str) -> FluxModel:
 
 
 def predict_block(
-    *blocks: np.ndarray, model, n_features: int, checks: tuple = (), source: str = "predictor cube"
+    *blocks: np.ndarray,
+    model,
+    n_features: int,
+    checks: tuple = (),
+    source: str = "predictor cube",
+    non_negative: bool = False,
 ) -> np.ndarray:
     """Numpy core of the upscaler: predict one block of the cube.
 
@@ -63,6 +74,8 @@ def predict_block(
         values against in this block (empty: no check).
     source : str
         Where the cube came from, for the plausibility message.
+    non_negative : bool
+        Store predictions below 0 as -0.0 (:data:`NON_NEGATIVE_FLUXES`).
 
     Returns
     -------
@@ -85,8 +98,15 @@ def predict_block(
     fitted = cached_model(model) if isinstance(model, str) else model
     pred = np.full(X.shape[0], np.nan, dtype=np.float32)
     pred[complete] = fitted.predict_array(X[complete], n_threads=1)
+    if non_negative:
+        pred[pred < 0] = -0.0
     out[valid] = pred
     return out
+
+
+def count_clipped(da: xr.DataArray) -> int:
+    """How many values of a product variable were predicted below 0 and set to 0 (stored as -0.0)."""
+    return int(np.signbit(da).sum().compute()) if hasattr(da.data, "dask") else int(np.signbit(da.values).sum())
 
 
 def normalize_ensemble(models) -> dict[str, dict[str, FluxModel]]:
@@ -218,6 +238,7 @@ def upscale(
                     "n_features": len(model.features),
                     "checks": tuple((f, units.get(f), resolution) for f in model.features),
                     "source": source,
+                    "non_negative": flux in NON_NEGATIVE_FLUXES,
                 },
                 dask="parallelized",
                 output_dtypes=[np.float32],
@@ -253,4 +274,9 @@ def _with_attrs(da: xr.DataArray, name: str) -> xr.DataArray:
     """``da`` with exactly the registry's attributes for ``name`` (no attributes inherited from inputs)."""
     da = da.copy()
     da.attrs = {**variable_attrs(name), "cell_methods": "time: mean"}
+    if name in NON_NEGATIVE_FLUXES:
+        da.attrs["comment"] = (
+            f"{da.attrs.get('comment', '')} Predictions below 0 are set to 0 (stored as -0.0, so that "
+            "numpy.signbit counts them).".strip()
+        )
     return da

@@ -129,9 +129,7 @@ class FluxModel:
         numpy.ndarray
             Predictions [units of :attr:`target`], float32, one per row.
         """
-        missing = [f for f in self.features if f not in table.columns]
-        if missing:
-            raise KeyError(f"table lacks feature column(s) {missing} needed by the {self.target} model")
+        _check_columns(table, self.features, f"table for the {self.target} model")
         check_feature_units(self, table.attrs.get("units", {}), source="table")
         X = table[self.features].to_numpy(dtype=np.float32)
         ok = np.isfinite(X).all(axis=1)
@@ -247,6 +245,22 @@ def load_model(path: str | os.PathLike) -> FluxModel:
     )
 
 
+def _check_columns(table: pd.DataFrame, columns: list, what: str) -> None:
+    """Each of ``columns`` once in ``table``, and no column asked for twice."""
+    missing = [c for c in columns if c not in table.columns]
+    if missing:
+        raise KeyError(f"{what} lacks column(s) {missing}; it has {list(table.columns)}")
+    twice = sorted({c for c in columns if columns.count(c) > 1})
+    if twice:
+        raise ValueError(f"{what}: column(s) {twice} asked for more than once")
+    repeated = sorted(set(table.columns[table.columns.duplicated()]) & set(columns))
+    if repeated:
+        raise ValueError(
+            f"{what} has column(s) {repeated} more than once; which one is meant is ambiguous "
+            "(extract_at_sites keeps a tower variable named like a feature as <name>_tower)"
+        )
+
+
 def train(
     table: pd.DataFrame,
     target: str,
@@ -285,9 +299,9 @@ def train(
     """
     kind = get_kind(model)
     features = list(features)
-    missing = [c for c in [target, *features] if c not in table.columns]
-    if missing:
-        raise KeyError(f"training table lacks column(s) {missing}; it has {list(table.columns)}")
+    if target in features:
+        raise ValueError(f"target {target!r} is also listed as a feature")
+    _check_columns(table, [target, *features], "training table")
     rows = table[[target, *features]].notna().all(axis=1)
     if qc_threshold is not None:
         qc = f"{target}_QC"
@@ -299,7 +313,10 @@ def train(
         raise ValueError(f"only {len(data)} usable rows to train the {target} model; need at least 10")
     merged = {**kind.defaults, **params}
     estimator = kind.build(random_state=random_state, **merged)
-    estimator.fit(data[features].to_numpy(dtype=np.float32), data[target].to_numpy(dtype=np.float64))
+    X = data[features].to_numpy(dtype=np.float32)
+    if X.shape[1] != len(features):  # _check_columns makes this unreachable; a model must fit what it records
+        raise AssertionError(f"feature matrix has {X.shape[1]} columns for {len(features)} features")
+    estimator.fit(X, data[target].to_numpy(dtype=np.float64))
     units = table.attrs.get("units", {})
     sites = sorted(map(str, data["site"].unique())) if "site" in data else []
     log.debug("trained %s %s model on %d rows from %d sites", model, target, len(data), len(sites))
