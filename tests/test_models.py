@@ -27,6 +27,10 @@ def test_save_load_identical_predictions_and_metadata(kind, table, tmp_path):
         meta = json.loads(zf.read("metadata.json"))
     assert not any(n.endswith((".pkl", ".pickle", ".joblib")) for n in names)
     assert meta["kind"] == kind
+    # readable like any other output (mkstemp alone gives 0600): the mode a plain open() gives here
+    plain = tmp_path / "plain"
+    plain.write_bytes(b"")
+    assert path.stat().st_mode & 0o777 == plain.stat().st_mode & 0o777
 
 
 @pytest.mark.parametrize("kind", ["xgboost", "lightgbm", "random_forest"])
@@ -106,3 +110,24 @@ def test_xgboost_gpu_predictions_equal_cpu(table, monkeypatch):
     monkeypatch.setenv(DEVICE_VARIABLE, "cuda")
     gpu = model.predict_array(X, n_threads=1)
     np.testing.assert_allclose(gpu, cpu, rtol=1e-5, atol=1e-5)
+
+
+def test_gpu_probe_is_quiet(capfd):
+    """The CUDA probe prints nothing, also from concurrent dask threads (XGBoost's C++ logger warned
+    "No visible GPU is found" there on every CPU run)."""
+    import threading
+
+    cuda_available.cache_clear()
+    start = threading.Barrier(4)
+
+    def probe():
+        start.wait()
+        cuda_available()
+
+    threads = [threading.Thread(target=probe) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    captured = capfd.readouterr()
+    assert "WARNING" not in captured.err and "GPU" not in captured.err, captured.err

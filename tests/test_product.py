@@ -1,4 +1,5 @@
 import json
+import warnings
 
 import dask.array as da
 import numpy as np
@@ -24,7 +25,9 @@ def test_netcdf_and_zarr_round_trip(product, netcdf_path, tmp_path):
     computed = product.compute()
     nc = xr.open_dataset(netcdf_path)
     zarr_path = ux.write_product(product, tmp_path / "product.zarr", progress=False)
-    zr = xr.open_zarr(zarr_path, consolidated=False)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # consolidated metadata: opening as a user would warns of nothing
+        zr = xr.open_zarr(zarr_path)
     assert json.loads((zarr_path / "zarr.json").read_text())["zarr_format"] == 3
     for ds in (nc, zr):
         for name in computed.data_vars:

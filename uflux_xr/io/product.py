@@ -257,11 +257,28 @@ def write_dataset(ds: xr.Dataset, path: str | os.PathLike, *, progress: bool = T
                 ds.to_netcdf(target, engine="netcdf4", format="NETCDF4", encoding=_netcdf_encoding(ds))
             else:
                 _zarr_ready(ds).to_zarr(target, mode="w", zarr_format=3, consolidated=False)
+                consolidate(target)
         _replace(target, path)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     log.info("wrote %s", path)
     return path
+
+
+def consolidate(store: str | os.PathLike) -> None:
+    """Write a finished Zarr store's consolidated metadata, so ``xr.open_zarr(path)`` opens it without a warning.
+
+    zarr-python 3 warns that consolidated metadata is not yet part of the Zarr
+    v3 specification; xarray and zarr-python read it, and readers that do
+    not simply ignore it, so the warning is silenced here.
+    """
+    import warnings
+
+    import zarr
+
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="Consolidated metadata is currently not part")
+        zarr.consolidate_metadata(str(store))
 
 
 def _zarr_ready(ds: xr.Dataset) -> xr.Dataset:

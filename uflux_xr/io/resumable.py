@@ -32,7 +32,7 @@ import numpy as np
 import xarray as xr
 import zarr
 
-from uflux_xr.io.product import _progress, _replace, _zarr_ready, add_cf_metadata
+from uflux_xr.io.product import _progress, _replace, _zarr_ready, add_cf_metadata, consolidate
 
 log = logging.getLogger(__name__)
 
@@ -187,6 +187,7 @@ def write_resumable(
         log.info("region %d/%d written (%s)", len(regions) - len(todo) + k, len(regions), _region_id(region))
     group = zarr.open_group(store, mode="r+")
     group.attrs.update({FINGERPRINT_ATTR: fingerprint, COMPLETE_ATTR: "true"})
+    consolidate(store)
     _replace(store, path)
     shutil.rmtree(work, ignore_errors=True)
     log.info("wrote %s (complete)", path)

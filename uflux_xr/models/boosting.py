@@ -53,7 +53,7 @@ LIGHTGBM_DEFAULTS = {
 
 @functools.cache
 def cuda_available() -> bool:
-    """True when XGBoost is built with CUDA and can predict on a GPU of this machine."""
+    """True when XGBoost is built with CUDA and can predict on a GPU of this machine (probed once per process)."""
     if not xgb.build_info().get("USE_CUDA"):
         return False
     import json
@@ -62,10 +62,13 @@ def cuda_available() -> bool:
     import numpy as np
 
     X = np.zeros((4, 1), dtype=np.float32)
-    params = {"device": "cuda", "fail_on_invalid_gpu_id": True, "verbosity": 0}
+    params = {"device": "cuda", "fail_on_invalid_gpu_id": True}
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # XGBoost warns, then falls back to the CPU, without a GPU
+        # Without a GPU XGBoost warns ("No visible GPU is found") from its C++ logger, which only
+        # the global verbosity silences (the booster's own verbosity is set too late), and falls back
+        # to the CPU; the Python-level warning filter covers the builds that warn through Python.
+        with warnings.catch_warnings(), xgb.config_context(verbosity=0):
+            warnings.simplefilter("ignore")
             booster = xgb.train(params, xgb.DMatrix(X, label=np.arange(4.0)), 1)
     except xgb.core.XGBoostError:
         return False

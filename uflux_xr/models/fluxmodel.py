@@ -172,6 +172,7 @@ class FluxModel:
                 zf.writestr("metadata.json", json.dumps(meta, indent=2))
                 for name, blob in files.items():
                     zf.writestr(name, blob)
+            os.chmod(tmp, FILE_MODE)  # mkstemp makes 0600; a model file is shared like the products
             os.replace(tmp, path)
         except BaseException:
             Path(tmp).unlink(missing_ok=True)
@@ -179,6 +180,16 @@ class FluxModel:
         self.path = str(path.resolve())
         log.debug("saved %s model to %s", self.target, path)
         return path
+
+
+def _file_mode() -> int:
+    """Mode of a new file under this process's umask (read once, at import: os.umask is process-wide)."""
+    umask = os.umask(0o022)
+    os.umask(umask)
+    return 0o666 & ~umask
+
+
+FILE_MODE = _file_mode()
 
 
 def _jsonable(obj):
