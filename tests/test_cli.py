@@ -7,6 +7,7 @@ import pytest
 import xarray as xr
 import yaml
 
+import uflux_xr as ux
 from uflux_xr.cli import main
 
 from .conftest import SHARED_DATA
@@ -147,3 +148,38 @@ def test_console_script_help():
     done = subprocess.run([sys.executable, "-m", "uflux_xr.cli", "run", "--help"], capture_output=True, text=True)
     assert done.returncode == 0
     assert "--workers" in done.stdout and "--scheduler" in done.stdout
+
+
+def test_help_and_version_answer_without_loading_the_science_stack():
+    """--help and --version import only the standard library (they took 2-6 s when the package loaded eagerly)."""
+    probe = (
+        "import sys, uflux_xr.cli as cli\n"
+        "try:\n    cli.main(['--help'])\nexcept SystemExit:\n    pass\n"
+        "heavy = [m for m in ('xarray', 'pandas', 'dask', 'xgboost', 'lightgbm', 'numba', 'sklearn')\n"
+        "         if m in sys.modules]\n"
+        "print('HEAVY', heavy)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True).stdout
+    assert "HEAVY []" in out
+    assert "``" not in out and "Upscale flux-tower measurements" in out  # plain text, no reST markup
+    version = subprocess.run([sys.executable, "-m", "uflux_xr.cli", "--version"], capture_output=True, text=True)
+    assert version.stdout.strip() == f"uflux-xr {ux.__version__}"
+
+
+def test_cli_choices_are_described_and_match_the_library():
+    from uflux_xr.cli import GAPFILL_METHODS, TOWER_FORMATS, build_parser
+    from uflux_xr.gapfill.options import METHODS
+    from uflux_xr.io.towers import _READERS
+
+    assert list(GAPFILL_METHODS) == list(METHODS)
+    assert set(TOWER_FORMATS) == {"auto", *_READERS}
+    text = build_parser()._subparsers._group_actions[0].choices["gapfill"].format_help()
+    for name in GAPFILL_METHODS:
+        assert f"{name}:" in text
+
+
+def test_unknown_tower_format_names_both_spellings(tmp_path):
+    bad = tmp_path / "tower.txt"
+    bad.write_text("something else\n1 2 3\n")
+    with pytest.raises(ux.TowerFileError, match=r"format= \(command line: --format\), one of fluxnet"):
+        ux.read_sites(bad)

@@ -13,69 +13,95 @@ The steps of the upscaling job, each usable on its own::
     sites = ux.read_sites(["FLX_CH-Cha_FLUXNET2015_FULLSET_HH_2005-2014_1-4.csv"], metadata="sites.csv")
 """
 
-from uflux_xr import aggregate, metrics, synthetic
-from uflux_xr.config import ConfigError, load_config
-from uflux_xr.cube import CubeError, build_cube
-from uflux_xr.ensemble import area_weighted_total, cell_area, ensemble_statistics
-from uflux_xr.gapfill import gapfill
-from uflux_xr.io import write_product
-from uflux_xr.io.era5 import ERA5Error, read_era5
-from uflux_xr.io.raster import RasterError, read_raster, vegetation_indices
-from uflux_xr.io.resumable import write_resumable
-from uflux_xr.io.towers import TowerFileError, read_sites
-from uflux_xr.models import FluxModel, available_models, load_model, register_model, train
-from uflux_xr.partition import PartitioningError, partition
-from uflux_xr.pipeline import run
-from uflux_xr.plausibility import PlausibilityError, check_plausible, set_options
-from uflux_xr.process import ProcessedSite, process_site
-from uflux_xr.sites import ExtractionError, extract_at_sites
-from uflux_xr.spikes import flag_spikes
-from uflux_xr.upscale import upscale
-from uflux_xr.ustar import fill_ustar_scenarios, ustar_thresholds
-from uflux_xr.validate import CVResult, cross_validate
-from uflux_xr.variables import UnitsError
+import sys as _sys
+import types as _types
+from importlib import import_module as _import_module
+from importlib import metadata as _metadata
 
-__all__ = [
-    "area_weighted_total",
-    "cell_area",
-    "ensemble_statistics",
-    "write_resumable",
-    "CVResult",
-    "aggregate",
-    "ConfigError",
-    "ERA5Error",
-    "ExtractionError",
-    "CubeError",
-    "build_cube",
-    "PlausibilityError",
-    "check_plausible",
-    "set_options",
-    "FluxModel",
-    "RasterError",
-    "TowerFileError",
-    "UnitsError",
-    "available_models",
-    "cross_validate",
-    "extract_at_sites",
-    "gapfill",
-    "load_config",
-    "load_model",
-    "metrics",
-    "read_era5",
-    "read_raster",
-    "read_sites",
-    "register_model",
-    "run",
-    "synthetic",
-    "train",
-    "upscale",
-    "fill_ustar_scenarios",
-    "flag_spikes",
-    "partition",
-    "process_site",
-    "ProcessedSite",
-    "PartitioningError",
-    "ustar_thresholds",
-    "vegetation_indices",
-    "write_product",
-]
+try:
+    __version__ = _metadata.version("uflux-xr")
+except _metadata.PackageNotFoundError:  # a source tree that was never installed
+    __version__ = "0+unknown"
+
+# Public names and the module each comes from.  They are imported on first use
+# (PEP 562), so ``uflux-xr --help`` and ``import uflux_xr`` do not load xarray,
+# dask, XGBoost, LightGBM and numba before anything needs them.
+_EXPORTS = {
+    "aggregate": "uflux_xr.aggregate",
+    "metrics": "uflux_xr.metrics",
+    "synthetic": "uflux_xr.synthetic",
+    "ConfigError": "uflux_xr.config",
+    "load_config": "uflux_xr.config",
+    "CubeError": "uflux_xr.cube",
+    "build_cube": "uflux_xr.cube",
+    "area_weighted_total": "uflux_xr.ensemble",
+    "cell_area": "uflux_xr.ensemble",
+    "ensemble_statistics": "uflux_xr.ensemble",
+    "gapfill": "uflux_xr.gapfill",
+    "write_product": "uflux_xr.io",
+    "ERA5Error": "uflux_xr.io.era5",
+    "read_era5": "uflux_xr.io.era5",
+    "RasterError": "uflux_xr.io.raster",
+    "read_raster": "uflux_xr.io.raster",
+    "vegetation_indices": "uflux_xr.io.raster",
+    "write_resumable": "uflux_xr.io.resumable",
+    "TowerFileError": "uflux_xr.io.towers",
+    "read_sites": "uflux_xr.io.towers",
+    "FluxModel": "uflux_xr.models",
+    "available_models": "uflux_xr.models",
+    "load_model": "uflux_xr.models",
+    "register_model": "uflux_xr.models",
+    "train": "uflux_xr.models",
+    "PartitioningError": "uflux_xr.partition",
+    "partition": "uflux_xr.partition",
+    "run": "uflux_xr.pipeline",
+    "PlausibilityError": "uflux_xr.plausibility",
+    "check_plausible": "uflux_xr.plausibility",
+    "set_options": "uflux_xr.plausibility",
+    "ProcessedSite": "uflux_xr.process",
+    "process_site": "uflux_xr.process",
+    "ExtractionError": "uflux_xr.sites",
+    "extract_at_sites": "uflux_xr.sites",
+    "flag_spikes": "uflux_xr.spikes",
+    "upscale": "uflux_xr.upscale",
+    "fill_ustar_scenarios": "uflux_xr.ustar",
+    "ustar_thresholds": "uflux_xr.ustar",
+    "CVResult": "uflux_xr.validate",
+    "cross_validate": "uflux_xr.validate",
+    "UnitsError": "uflux_xr.variables",
+}
+
+_SUBMODULES = {"aggregate", "metrics", "synthetic"}
+
+__all__ = ["__version__", *_EXPORTS]
+
+
+def __getattr__(name: str):
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'uflux_xr' has no attribute {name!r}")
+    value = _import_module(module) if name in _SUBMODULES else getattr(_import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+class _Package(_types.ModuleType):
+    """``ux.gapfill`` and ``ux.partition`` stay the functions when their subpackages are imported.
+
+    Importing ``uflux_xr.gapfill`` sets the package attribute ``gapfill`` to the
+    subpackage; the functions of the same name are the public API, so that
+    assignment is dropped (the subpackages remain in ``sys.modules`` for
+    ``from uflux_xr.gapfill import ...``).
+    """
+
+    def __setattr__(self, name, value):
+        if name in ("gapfill", "partition") and isinstance(value, _types.ModuleType):
+            return
+        super().__setattr__(name, value)
+
+
+_sys.modules[__name__].__class__ = _Package
+
+
+def __dir__():
+    return sorted([*globals(), *_EXPORTS])

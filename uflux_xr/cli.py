@@ -5,6 +5,9 @@ prints the validation summary; ``--dry-run`` prints its plan instead, and
 ``--window time=0:31,y=0:500,x=0:500`` runs it on part of the domain.  ``--workers N`` starts a local dask cluster of
 N single-threaded worker processes, ``--scheduler ADDRESS`` joins an existing
 one; by default dask's threaded scheduler is used.
+
+Only the standard library is imported at the top: each command imports what
+it needs, so ``uflux-xr --help`` and ``--version`` answer at once.
 """
 
 from __future__ import annotations
@@ -15,12 +18,26 @@ import logging
 import os
 import sys
 
-import pandas as pd
-
-from uflux_xr.config import ConfigError, load_config
-from uflux_xr.gapfill.options import METHODS
-
 log = logging.getLogger("uflux_xr")
+
+DESCRIPTION = (
+    "Upscale flux-tower measurements to gridded NetCDF/Zarr products with tree ensembles, "
+    "and process and gap-fill tower records."
+)
+
+#: Gap-filling methods and what each does (the keys are uflux_xr.gapfill.options.METHODS; a test keeps them equal).
+GAPFILL_METHODS = {
+    "mds": "marginal distribution sampling (REddyProc's rules by default)",
+    "mdv": "mean diurnal variation",
+    "fao_pm": "FAO-56 Penman-Monteith ET0 times a crop coefficient (LE)",
+    "kalman": "Kalman smoother of an AR(1) anomaly around FAO-PM/MDV",
+    "ml": "tree-ensemble model on the site's drivers (any gap length)",
+    "svr": "support vector regression on the site's drivers",
+}
+
+
+def _described(choices: dict[str, str]) -> str:
+    return "; ".join(f"{name}: {text}" for name, text in choices.items())
 
 
 def _scheduler(workers: int | None, address: str | None):
@@ -60,6 +77,7 @@ def parse_window(text: str) -> dict[str, slice]:
 
 
 def _cmd_run(args) -> int:
+    from uflux_xr.config import load_config
     from uflux_xr.pipeline import format_summary, run
 
     config = load_config(args.config)
@@ -82,6 +100,7 @@ def _cmd_run(args) -> int:
 
 
 def _cmd_prepare(args) -> int:
+    from uflux_xr.config import load_config
     from uflux_xr.prepare import prepare
 
     result = prepare(load_config(args.config))
@@ -205,9 +224,19 @@ def _method_options(args, method: str) -> dict:
     return {**learned, "members": args.ml_members} if method == "ml" else learned
 
 
+#: Tower file formats of read_sites and what each is.
+TOWER_FORMATS = {
+    "auto": "detected per file",
+    "fluxnet": "FLUXNET2015 / ONEFlux / ICOS CSV",
+    "ameriflux-base": "AmeriFlux BASE CSV",
+    "reddyproc": "REddyProc / hesseflux text (Year DoY Hour or Day Hour columns)",
+    "diive": "diive parquet (the CH-Dav file)",
+}
+
+
 def _add_tower_file_arguments(parser) -> None:
     """How tower files are read (:func:`uflux_xr.read_sites`)."""
-    parser.add_argument("--format", default="auto", help="tower file format: auto, fluxnet, reddyproc, diive")
+    parser.add_argument("--format", default="auto", choices=TOWER_FORMATS, help=_described(TOWER_FORMATS))
     parser.add_argument("--metadata", help="site metadata CSV (site, lat, lon, igbp, elevation, utc_offset)")
     parser.add_argument("--site", help="site id for files whose name has none")
     parser.add_argument("--year", type=int, help="year of REddyProc Day/Hour text files without a Year column")
@@ -236,6 +265,8 @@ def _add_method_arguments(parser) -> None:
 
 
 def _cmd_gapfill_benchmark(args) -> int:
+    import pandas as pd
+
     from uflux_xr.gapfill import artificial_gap_benchmark
     from uflux_xr.io.towers import read_sites
 
@@ -279,8 +310,9 @@ def _cmd_gapfill_benchmark(args) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="uflux-xr", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="uflux-xr", description=DESCRIPTION)
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
     sub = parser.add_subparsers(dest="command", required=True)
     p = sub.add_parser("run", help="train, validate, upscale and write the products of a configuration")
     p.add_argument("config", help="YAML configuration (e.g. configs/demo.yaml)")
@@ -315,10 +347,14 @@ def build_parser() -> argparse.ArgumentParser:
     prep.set_defaults(func=_cmd_prepare)
 
     ing = sub.add_parser("ingest", help="read tower, ERA5 or raster files into a site dataset or cube on disk")
-    ing.add_argument("kind", choices=["sites", "era5", "raster"])
+    ing.add_argument(
+        "kind",
+        choices=["sites", "era5", "raster"],
+        help="sites: tower files; era5: ERA5/ERA5-Land NetCDF/GRIB; raster: a GeoTIFF/NetCDF layer onto a grid",
+    )
     ing.add_argument("files", nargs="+", help="input files")
     ing.add_argument("--out", required=True, help="output .nc or .zarr")
-    ing.add_argument("--format", default="auto", help="tower file format (sites): auto, fluxnet, reddyproc, diive")
+    ing.add_argument("--format", default="auto", choices=TOWER_FORMATS, help="(sites) " + _described(TOWER_FORMATS))
     ing.add_argument("--metadata", help="site metadata CSV: site, lat, lon, igbp, elevation (sites)")
     ing.add_argument("--site", help="site id for files whose name has none (sites)")
     ing.add_argument("--year", type=int, help="year of REddyProc Day/Hour text files without a Year column")
@@ -344,7 +380,7 @@ def build_parser() -> argparse.ArgumentParser:
     gf = sub.add_parser("gapfill", help="fill gaps of tower fluxes and write the filled dataset")
     gf.add_argument("files", nargs="+", help="tower files (any format read_sites reads)")
     gf.add_argument("--var", nargs="+", required=True, help="variables to fill, e.g. NEE LE H")
-    gf.add_argument("--method", default="mds", choices=list(METHODS))
+    gf.add_argument("--method", default="mds", choices=list(GAPFILL_METHODS), help=_described(GAPFILL_METHODS))
     gf.add_argument("--out", required=True, help="output .nc or .zarr")
     _add_tower_file_arguments(gf)
     _add_method_arguments(gf)
@@ -399,7 +435,13 @@ def build_parser() -> argparse.ArgumentParser:
     gb.add_argument("files", nargs="+", help="tower files of one site")
     gb.add_argument("--var", nargs="+", required=True, help="variables, e.g. NEE LE")
     gb.add_argument("--gap-days", nargs="+", type=float, default=[1, 7, 30, 365], help="gap lengths [days]")
-    gb.add_argument("--methods", nargs="+", default=["mds", "mdv", "ml"], choices=list(METHODS))
+    gb.add_argument(
+        "--methods",
+        nargs="+",
+        default=["mds", "mdv", "ml"],
+        choices=list(GAPFILL_METHODS),
+        help=_described(GAPFILL_METHODS),
+    )
     gb.add_argument("--n-gaps", type=int, default=5, help="gaps per length")
     gb.add_argument("--seed", type=int, default=0, help="seed of the gap positions")
     gb.add_argument("--min-measured", type=float, default=0.5, help="fraction of measured values a gap window needs")
@@ -408,6 +450,15 @@ def build_parser() -> argparse.ArgumentParser:
     _add_method_arguments(gb)
     gb.set_defaults(func=_cmd_gapfill_benchmark)
     return parser
+
+
+def _version() -> str:
+    from importlib import metadata
+
+    try:
+        return metadata.version("uflux-xr")
+    except metadata.PackageNotFoundError:
+        return "0+unknown"
 
 
 def main(argv=None) -> int:
@@ -424,7 +475,7 @@ def main(argv=None) -> int:
         return 2
     try:
         return args.func(args)
-    except (ConfigError, FileNotFoundError, KeyError, ValueError) as err:
+    except (FileNotFoundError, KeyError, ValueError) as err:  # ConfigError, UnitsError, ... are ValueErrors
         print(f"uflux-xr: error: {err}", file=sys.stderr)
         return 2
 

@@ -465,7 +465,10 @@ def detect_format(path: str | Path) -> str:
     fields = first.split()
     if fields[:2] == ["Day", "Hour"] or fields[:3] == ["Year", "DoY", "Hour"]:
         return "reddyproc"
-    raise TowerFileError(f"{path}: unknown tower file format (first line {first[:60]!r}); pass format=")
+    raise TowerFileError(
+        f"{path}: unknown tower file format (first line {first[:60]!r}); name it with format= "
+        f"(command line: --format), one of {', '.join(_READERS)}"
+    )
 
 
 #: Column names seen in site tables (FLUXNET/ICOS/AmeriFlux BADM exports, spreadsheets) -> ours.
