@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import threading
 from pathlib import Path
 
@@ -15,6 +16,32 @@ REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = REPO.parent / "shared" / "data"
 FEATURES = ["TA", "SW_IN", "VPD", "SWC", "NIRv", "IGBP", "DOY_SIN", "DOY_COS"]
 FLUXES = ["GPP", "RECO", "NEE", "LE", "H"]
+
+#: Set by .ci/run: a reference check that skips (its files absent) fails the run instead.
+REQUIRE_REFERENCE_DATA = os.environ.get("UFLUX_REQUIRE_REFERENCE_DATA") == "1"
+#: What the skip reasons of reference checks mention (../shared/data, its real_inputs, the ruff lint).
+REFERENCE_SKIP_WORDS = ("shared/data", "ruff is not installed")
+
+
+def pytest_collection_modifyitems(config, items):
+    """Mark every test that skips without ../shared/data as ``reference_data``."""
+    for item in items:
+        reasons = [m.kwargs.get("reason", "") for m in item.iter_markers("skipif")]
+        if any(word in r for r in reasons for word in REFERENCE_SKIP_WORDS):
+            item.add_marker(pytest.mark.reference_data)
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    """Under UFLUX_REQUIRE_REFERENCE_DATA=1, a reference check that skips is a failure, not a pass."""
+    outcome = yield
+    report = outcome.get_result()
+    if not (REQUIRE_REFERENCE_DATA and report.skipped):
+        return
+    reason = str(report.longrepr[-1]) if isinstance(report.longrepr, tuple) else str(report.longrepr)
+    if any(word in reason for word in REFERENCE_SKIP_WORDS):
+        report.outcome = "failed"
+        report.longrepr = f"reference check skipped where it must run (UFLUX_REQUIRE_REFERENCE_DATA=1): {reason}"
 
 
 class CountingScheduler:
