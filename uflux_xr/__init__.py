@@ -85,17 +85,21 @@ def __getattr__(name: str):
     return value
 
 
-class _Package(_types.ModuleType):
-    """``ux.gapfill`` and ``ux.partition`` stay the functions when their subpackages are imported.
+#: Functions named like the module they live in (``ux.gapfill``, ``ux.partition``, ``ux.upscale``).
+_NAMED_LIKE_THEIR_MODULE = {n for n, m in _EXPORTS.items() if m.rsplit(".", 1)[-1] == n} - _SUBMODULES
 
-    Importing ``uflux_xr.gapfill`` sets the package attribute ``gapfill`` to the
-    subpackage; the functions of the same name are the public API, so that
-    assignment is dropped (the subpackages remain in ``sys.modules`` for
-    ``from uflux_xr.gapfill import ...``).
+
+class _Package(_types.ModuleType):
+    """``ux.gapfill``, ``ux.partition`` and ``ux.upscale`` stay the functions when their modules are imported.
+
+    Importing ``uflux_xr.upscale`` sets the package attribute ``upscale`` to the
+    module; the functions of the same name are the public API, so that
+    assignment is dropped (the modules remain in ``sys.modules`` for
+    ``from uflux_xr.upscale import ...``).
     """
 
     def __setattr__(self, name, value):
-        if name in ("gapfill", "partition") and isinstance(value, _types.ModuleType):
+        if name in _NAMED_LIKE_THEIR_MODULE and isinstance(value, _types.ModuleType):
             return
         super().__setattr__(name, value)
 
