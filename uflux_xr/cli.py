@@ -18,6 +18,8 @@ import logging
 import os
 import sys
 
+from uflux_xr import __version__
+
 log = logging.getLogger("uflux_xr")
 
 DESCRIPTION = (
@@ -234,12 +236,14 @@ TOWER_FORMATS = {
 }
 
 
-def _add_tower_file_arguments(parser) -> None:
-    """How tower files are read (:func:`uflux_xr.read_sites`)."""
-    parser.add_argument("--format", default="auto", choices=TOWER_FORMATS, help=_described(TOWER_FORMATS))
-    parser.add_argument("--metadata", help="site metadata CSV (site, lat, lon, igbp, elevation, utc_offset)")
-    parser.add_argument("--site", help="site id for files whose name has none")
-    parser.add_argument("--year", type=int, help="year of REddyProc Day/Hour text files without a Year column")
+def _add_tower_file_arguments(parser, applies: str = "") -> None:
+    """How tower files are read (:func:`uflux_xr.read_sites`); ``applies`` prefixes each help ("(sites) ")."""
+    parser.add_argument("--format", default="auto", choices=TOWER_FORMATS, help=applies + _described(TOWER_FORMATS))
+    parser.add_argument("--metadata", help=applies + "site metadata CSV (site, lat, lon, igbp, elevation, utc_offset)")
+    parser.add_argument("--site", help=applies + "site id for files whose name has none")
+    parser.add_argument(
+        "--year", type=int, help=applies + "year of REddyProc Day/Hour text files without a Year column"
+    )
 
 
 def _add_method_arguments(parser) -> None:
@@ -312,7 +316,7 @@ def _cmd_gapfill_benchmark(args) -> int:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="uflux-xr", description=DESCRIPTION)
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
-    parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
     p = sub.add_parser("run", help="train, validate, upscale and write the products of a configuration")
     p.add_argument("config", help="YAML configuration (e.g. configs/demo.yaml)")
@@ -354,10 +358,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     ing.add_argument("files", nargs="+", help="input files")
     ing.add_argument("--out", required=True, help="output .nc or .zarr")
-    ing.add_argument("--format", default="auto", choices=TOWER_FORMATS, help="(sites) " + _described(TOWER_FORMATS))
-    ing.add_argument("--metadata", help="site metadata CSV: site, lat, lon, igbp, elevation (sites)")
-    ing.add_argument("--site", help="site id for files whose name has none (sites)")
-    ing.add_argument("--year", type=int, help="year of REddyProc Day/Hour text files without a Year column")
+    _add_tower_file_arguments(ing, "(sites) ")
     ing.add_argument("--daily", action="store_true", help="aggregate to daily values (sites)")
     ing.add_argument("--min-coverage", type=float, default=1.0, help="fraction of a day needed (sites --daily)")
     ing.add_argument("--freq", choices=["D", "MS"], help="aggregate ERA5 to daily or monthly (era5)")
@@ -450,15 +451,6 @@ def build_parser() -> argparse.ArgumentParser:
     _add_method_arguments(gb)
     gb.set_defaults(func=_cmd_gapfill_benchmark)
     return parser
-
-
-def _version() -> str:
-    from importlib import metadata
-
-    try:
-        return metadata.version("uflux-xr")
-    except metadata.PackageNotFoundError:
-        return "0+unknown"
 
 
 def main(argv=None) -> int:

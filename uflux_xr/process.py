@@ -43,6 +43,7 @@ import xarray as xr
 from uflux_xr.domain import time_step
 from uflux_xr.gapfill.api import FILL_LABELS, ML, like_input, one_site
 from uflux_xr.gapfill.options import options_from_keywords
+from uflux_xr.io.jsonable import to_jsonable
 from uflux_xr.partition.nighttime import PartitioningError
 from uflux_xr.plausibility import check_plausible
 from uflux_xr.qc import long_runs, usable_mask
@@ -221,7 +222,7 @@ def process_site(site_ds: xr.Dataset, *, lat=None, lon=None, utc_offset=None, **
             f"got {position}. Pass lat=, lon=, utc_offset= (CLI: --lat --lon --utc-offset, or a metadata CSV "
             "with utc_offset), or partitioning=()"
         )
-    summary: dict = {"site": site, "records": int(one.sizes["time"]), "options": _jsonable(asdict(opts))}
+    summary: dict = {"site": site, "records": int(one.sizes["time"]), "options": to_jsonable(asdict(opts))}
     clock = {}
 
     # 1-2: QC, long runs, spikes
@@ -335,7 +336,7 @@ def process_site(site_ds: xr.Dataset, *, lat=None, lon=None, utc_offset=None, **
     summary["annual"] = annual.to_dict(orient="records")
     summary["seconds"] = {k: round(v, 2) for k, v in clock.items()}
     out = one.expand_dims("site")
-    out.attrs["processing_summary"] = json.dumps(_jsonable(summary))
+    out.attrs["processing_summary"] = json.dumps(to_jsonable(summary))
     log.info("site %s processed in %.1f s", site, sum(clock.values()))
     return ProcessedSite(like_input(out, site_ds), table, annual, summary)
 
@@ -485,16 +486,3 @@ def summary_text(summary: dict, annual: pd.DataFrame) -> str:
         )
     lines.append("  seconds: " + ", ".join(f"{k} {v}" for k, v in summary["seconds"].items()))
     return "\n".join(lines)
-
-
-def _jsonable(value):
-    """``value`` with numpy scalars, tuples and NaN made JSON-safe (NaN → None)."""
-    if isinstance(value, dict):
-        return {str(k): _jsonable(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_jsonable(v) for v in value]
-    if isinstance(value, np.generic):
-        value = value.item()
-    if isinstance(value, float) and not np.isfinite(value):
-        return None
-    return value

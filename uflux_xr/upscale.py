@@ -106,7 +106,7 @@ def predict_block(
 
 def count_clipped(da: xr.DataArray) -> int:
     """How many values of a product variable were predicted below 0 and set to 0 (stored as -0.0)."""
-    return int(np.signbit(da).sum().compute()) if hasattr(da.data, "dask") else int(np.signbit(da.values).sum())
+    return int(np.signbit(da).sum())
 
 
 def normalize_ensemble(models) -> dict[str, dict[str, FluxModel]]:

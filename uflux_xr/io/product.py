@@ -13,26 +13,19 @@ import logging
 import os
 import shutil
 import tempfile
-from importlib import metadata as importlib_metadata
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import xarray as xr
 
+from uflux_xr import __version__
 from uflux_xr.domain import COORDINATE_ATTRS, spatial_dims
 
 log = logging.getLogger(__name__)
 
 NETCDF_SUFFIXES = (".nc", ".nc4", ".netcdf")
 ZARR_SUFFIXES = (".zarr",)
-
-
-def _version() -> str:
-    try:
-        return importlib_metadata.version("uflux-xr")
-    except importlib_metadata.PackageNotFoundError:
-        return "unknown"
 
 
 def _bounds(values: np.ndarray) -> np.ndarray:
@@ -137,11 +130,11 @@ def add_cf_metadata(product: xr.Dataset, *, attrs: dict | None = None, history: 
         "id": f"uflux-xr-{now}",
         "naming_authority": "uflux-xr",
         "institution": "uflux-xr users",
-        "source": f"uflux-xr {_version()}",
+        "source": f"uflux-xr {__version__}",
         "creator_name": "uflux-xr",
         "creator_type": "institution",
         "license": "CC-BY-4.0",
-        "product_version": _version(),
+        "product_version": __version__,
         "processing_level": "L4 model output",
         "cdm_data_type": "Grid",
         "standard_name_vocabulary": "CF Standard Name Table v93",
@@ -167,7 +160,7 @@ def add_cf_metadata(product: xr.Dataset, *, attrs: dict | None = None, history: 
                 "geospatial_lon_units": "degrees_east",
             }
         )
-    line = f"{now}: {history or 'written by uflux-xr'} (uflux-xr {_version()})"
+    line = f"{now}: {history or 'written by uflux-xr'} (uflux-xr {__version__})"
     merged["history"] = f"{merged['history']}\n{line}" if merged.get("history") else line
     ds.attrs = merged
     return ds

@@ -29,6 +29,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from uflux_xr.io.jsonable import to_jsonable
 from uflux_xr.models.registry import get_kind
 from uflux_xr.variables import canonical_units
 
@@ -147,7 +148,7 @@ class FluxModel:
             "features": list(self.features),
             "units": dict(self.units),
             "training_sites": list(self.training_sites),
-            "params": _jsonable(self.params),
+            "params": to_jsonable(self.params),
             "n_train": int(self.n_train),
             "versions": self.versions,
             "created": self.created,
@@ -190,16 +191,6 @@ def _file_mode() -> int:
 
 
 FILE_MODE = _file_mode()
-
-
-def _jsonable(obj):
-    if isinstance(obj, dict):
-        return {str(k): _jsonable(v) for k, v in obj.items()}
-    if isinstance(obj, list | tuple):
-        return [_jsonable(v) for v in obj]
-    if isinstance(obj, np.generic):
-        return obj.item()
-    return obj
 
 
 def check_feature_units(model: FluxModel, units: dict, *, source: str) -> None:
@@ -324,10 +315,7 @@ def train(
         raise ValueError(f"only {len(data)} usable rows to train the {target} model; need at least 10")
     merged = {**kind.defaults, **params}
     estimator = kind.build(random_state=random_state, **merged)
-    X = data[features].to_numpy(dtype=np.float32)
-    if X.shape[1] != len(features):  # _check_columns makes this unreachable; a model must fit what it records
-        raise AssertionError(f"feature matrix has {X.shape[1]} columns for {len(features)} features")
-    estimator.fit(X, data[target].to_numpy(dtype=np.float64))
+    estimator.fit(data[features].to_numpy(dtype=np.float32), data[target].to_numpy(dtype=np.float64))
     units = table.attrs.get("units", {})
     sites = sorted(map(str, data["site"].unique())) if "site" in data else []
     log.debug("trained %s %s model on %d rows from %d sites", model, target, len(data), len(sites))

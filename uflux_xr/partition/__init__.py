@@ -1,7 +1,9 @@
 """Partitioning of NEE into GPP and RECO: ``ux.partition(site_ds, method=...)``.
 
 ``nighttime``: Reichstein et al. (2005), REddyProc's ``sMRFluxPartition``
-(:mod:`uflux_xr.partition.nighttime`).  The potential radiation that splits
+(:mod:`uflux_xr.partition.nighttime`); ``daytime``: Lasslop et al. (2010),
+REddyProc's ``partitionNEEGL`` (:mod:`uflux_xr.partition.daytime`, its fits
+in :mod:`uflux_xr.partition.lrc_fit`).  The potential radiation that splits
 night from day is :func:`uflux_xr.solar.potential_radiation`.
 """
 

@@ -267,15 +267,12 @@ def lrc_terms(theta, rg, vpd, temp_c):
     return gpp, rref * lt, d_gpp, np.stack([lt, rref * lt * x])
 
 
-def _optimise(theta0, i_opt, data, prior, prior_sd, *, hessian: bool = False):
+def _optimise(theta0, i_opt, data, prior, prior_sd):
     """Minimise the cost from ``theta0`` over ``i_opt`` (``optimLRC``; :func:`lrc_fit.fit_lrc`)."""
     i_opt = np.asarray(i_opt, dtype=np.int64)
     theta, cost, ok = fit_lrc(np.asarray(theta0, dtype=float), i_opt, *data, prior, prior_sd)
     ok = bool(ok) and bool(np.all(np.isfinite(theta[i_opt])))
-    out = {"theta": theta, "i_opt": i_opt, "cost": float(cost), "ok": ok}
-    if hessian and ok:
-        out["cov"] = _curvature_covariance(theta, i_opt, data, prior_sd)
-    return out
+    return {"theta": theta, "i_opt": i_opt, "cost": float(cost), "ok": ok}
 
 
 def _optimise_samples(theta0, i_opt, samples, prior, prior_sd):
@@ -304,7 +301,7 @@ def _i_opt(fixed_vpd: bool, fixed_alpha: bool) -> list[int]:
     return [i for i in range(4) if not (i == 0 and fixed_vpd) and not (i == 2 and fixed_alpha)]
 
 
-def _optimise_bounded(theta0, data, prior, prior_sd, last_alpha: float, neglect_vpd: bool, hessian: bool):
+def _optimise_bounded(theta0, data, prior, prior_sd, last_alpha: float, neglect_vpd: bool):
     """``optimLRCBounds``: refit with k = 0 or α of the last good window when they leave their bounds."""
     vpd = data[1]
     fixed_vpd = neglect_vpd or not np.any(vpd >= VPD0)
@@ -312,7 +309,7 @@ def _optimise_bounded(theta0, data, prior, prior_sd, last_alpha: float, neglect_
     theta = theta0.copy()
     if neglect_vpd:
         theta[0] = 0.0
-    res = _optimise(theta, _i_opt(fixed_vpd, fixed_alpha), data, prior, prior_sd, hessian=hessian)
+    res = _optimise(theta, _i_opt(fixed_vpd, fixed_alpha), data, prior, prior_sd)
 
     def alpha_too_high(r):
         return (not np.isfinite(r["theta"][2]) or r["theta"][2] > 0.22) and np.isfinite(last_alpha)
@@ -322,16 +319,16 @@ def _optimise_bounded(theta0, data, prior, prior_sd, last_alpha: float, neglect_
 
     if k_negative(res):
         fixed_vpd, theta[0] = True, 0.0
-        res = _optimise(theta, _i_opt(fixed_vpd, fixed_alpha), data, prior, prior_sd, hessian=hessian)
+        res = _optimise(theta, _i_opt(fixed_vpd, fixed_alpha), data, prior, prior_sd)
         if alpha_too_high(res):
             fixed_alpha, theta[2] = True, last_alpha
-            res = _optimise(theta, _i_opt(fixed_vpd, fixed_alpha), data, prior, prior_sd, hessian=hessian)
+            res = _optimise(theta, _i_opt(fixed_vpd, fixed_alpha), data, prior, prior_sd)
     elif alpha_too_high(res):
         fixed_alpha, theta[2] = True, last_alpha
-        res = _optimise(theta, _i_opt(fixed_vpd, fixed_alpha), data, prior, prior_sd, hessian=hessian)
+        res = _optimise(theta, _i_opt(fixed_vpd, fixed_alpha), data, prior, prior_sd)
         if k_negative(res):
             fixed_vpd, theta[0] = True, 0.0
-            res = _optimise(theta, _i_opt(fixed_vpd, fixed_alpha), data, prior, prior_sd, hessian=hessian)
+            res = _optimise(theta, _i_opt(fixed_vpd, fixed_alpha), data, prior, prior_sd)
     k, beta, alpha, rref = res["theta"][:4]
     if not res["ok"] or alpha < 0 or rref < 0 or beta < 0 or beta >= 250:
         res["ok"] = False
@@ -353,14 +350,14 @@ def fit_light_response(nee, sd_nee, rg, vpd, temp_c, e0, e0_sd, rref_night, last
     for factor in (1.0, 1.3, 0.8):
         start = prior.copy()
         start[1] = beta0 * factor
-        res = _optimise_bounded(start, data, prior, PRIOR_SD, alpha_last, options.neglect_vpd, hessian)
+        res = _optimise_bounded(start, data, prior, PRIOR_SD, alpha_last, options.neglect_vpd)
         if res["ok"] and (best is None or res["cost"] < best["cost"]):
             best = res
     if best is None:
         return None
     theta, i_opt = best["theta"], best["i_opt"]
     if hessian:
-        cov4 = best.get("cov")
+        cov4 = _curvature_covariance(theta, i_opt, data, PRIOR_SD)  # of the best start only
         if cov4 is None or np.any(np.diag(cov4) < 0):
             return None
         sd = np.full(5, np.nan)
@@ -402,9 +399,8 @@ def _interpolation(anchors: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray,
     return before, after, w_before
 
 
-def _prediction_variance(theta, cov, rg, vpd, temp_c):
-    """Delta-method variances of GPP and RECO for rows of parameters and their covariances."""
-    _, _, d_gpp, d_reco = lrc_terms(theta, rg, vpd, temp_c)
+def _prediction_variance(d_gpp, d_reco, cov):
+    """Delta-method variances of GPP and RECO from their derivatives (:func:`lrc_terms`) and the covariances."""
     var_gpp = np.einsum("ir,rij,jr->r", d_gpp, cov[:, :3, :3], d_gpp)
     var_reco = np.einsum("ir,rij,jr->r", d_reco, cov[:, 3:, 3:], d_reco)
     return var_gpp, var_reco
@@ -455,10 +451,10 @@ def _predict(fits, rg, vpd, temp_c, n, n_per_day):
     thetas = np.stack([f["theta"] for f in fits])
     covs = np.stack([f["cov"] for f in fits])
     temp = np.maximum(-40.0, temp_c)
-    gpp_b, reco_b, *_ = lrc_terms(thetas[before], rg, vpd, temp)
-    gpp_a, reco_a, *_ = lrc_terms(thetas[after], rg, vpd, temp)
-    vg_b, vr_b = _prediction_variance(thetas[before], covs[before], rg, vpd, temp)
-    vg_a, vr_a = _prediction_variance(thetas[after], covs[after], rg, vpd, temp)
+    gpp_b, reco_b, *grad_b = lrc_terms(thetas[before], rg, vpd, temp)
+    gpp_a, reco_a, *grad_a = lrc_terms(thetas[after], rg, vpd, temp)
+    vg_b, vr_b = _prediction_variance(*grad_b, covs[before])
+    vg_a, vr_a = _prediction_variance(*grad_a, covs[after])
     w_after = 1 - w_before
     d_before, d_after = anchors[before] - np.arange(n), anchors[after] - np.arange(n)
     distance = np.where(np.abs(d_before) <= np.abs(d_after), d_before, d_after)

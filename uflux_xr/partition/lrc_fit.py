@@ -3,10 +3,12 @@
 The cost of ``computeCost`` with Lasslop's priors is a sum of squares: the
 misfit of NEP weighted by the NEE uncertainty, plus the optimised parameters'
 distances from their priors over the prior SDs.  Levenberg-Marquardt
-minimises it with the analytic Jacobian.  REddyProc runs R's BFGS
-(``optim``); both stop at the same minimum (the gradient test below is
-BFGS's ``gtol`` of 1e-6), and Levenberg-Marquardt needs a fraction of the
-function evaluations for this 2–4 parameter least-squares problem.
+minimises it with the analytic Jacobian, to a gradient below 1e-6 (scipy
+BFGS's ``gtol``, which earlier versions ran) or no further decrease.
+REddyProc runs R's BFGS (``optim``), stopping at a relative improvement of
+1e-3 (``LRCFitConvergenceTolerance``); where the window constrains the
+parameters all reach the same minimum (:mod:`uflux_xr.partition.daytime`
+says where they part).
 
 Parameters are ``theta = (k [hPa-1], β [µmol m-2 s-1], α, R_ref
 [µmol m-2 s-1], E0 [K])``; ``free`` holds the indices optimised (a subset of
@@ -130,7 +132,9 @@ def fit_lrc(theta0, free, rg, vpd, temp_c, flux, sd_flux, prior, prior_sd, max_i
     cost : float
     converged : bool
         The cost's gradient is below 1e-6 in every parameter (BFGS's
-        ``gtol``), or no step decreases it any more at a small damping.
+        ``gtol``), a step changes it by less than 1e-12 relative, or no step
+        decreases it at any damping; False after ``max_iter`` steps or on a
+        non-finite cost or step.
     """
     p = free.size
     theta = theta0.copy()
