@@ -55,6 +55,8 @@ _EXPORTS = {
     "PartitioningError": "uflux_xr.partition",
     "partition": "uflux_xr.partition",
     "run": "uflux_xr.pipeline",
+    "gapfill_report": "uflux_xr.report",
+    "run_report": "uflux_xr.report",
     "PlausibilityError": "uflux_xr.plausibility",
     "check_plausible": "uflux_xr.plausibility",
     "set_options": "uflux_xr.plausibility",

@@ -96,8 +96,16 @@ def _cmd_run(args) -> int:
         print(plan.format())
         return 0
     with _scheduler(args.workers, args.scheduler):
-        result = run(config, args.out, progress=not args.quiet, window=args.window)
+        result = run(config, args.out, progress=not args.quiet, window=args.window, report=not args.no_report)
     print(format_summary(result))
+    return 0
+
+
+def _cmd_report(args) -> int:
+    from uflux_xr.report import run_report
+
+    path = run_report(args.run_dir, args.out, period=args.period)
+    print(f"wrote {path}")
     return 0
 
 
@@ -155,6 +163,7 @@ def _cmd_gapfill(args) -> int:
     from uflux_xr.io.towers import read_sites
 
     ds = read_sites(args.files, format=args.format, metadata=args.metadata, site=args.site, year=args.year)
+    raw = ds
     for var in args.var:
         ds = gapfill(ds, var, method=args.method, **_method_options(args, args.method))
         for site in ds["site"].values:
@@ -166,7 +175,35 @@ def _cmd_gapfill(args) -> int:
             print(f"{site} {var}: {gaps} gaps, {gaps - left} filled ({shares}), {left} left unfilled")
     write_dataset(ds, args.out, progress=False)
     print(f"wrote {args.out}")
+    if args.report:
+        _gapfill_reports(args, raw, ds)
     return 0
+
+
+def _gapfill_reports(args, raw, filled) -> None:
+    """One HTML report per site and variable next to the output, with the benchmark when asked for."""
+    from pathlib import Path
+
+    from uflux_xr.gapfill import artificial_gap_benchmark
+    from uflux_xr.report import gapfill_report
+
+    out = Path(args.out)
+    for site in filled["site"].values:
+        for var in args.var:
+            benchmark = None
+            if args.benchmark_gap_days:
+                methods = [args.method] + [m for m in ("mdv",) if m != args.method]
+                benchmark = artificial_gap_benchmark(
+                    raw.sel(site=[site]),
+                    var,
+                    gap_days=args.benchmark_gap_days,
+                    methods=methods,
+                    n_gaps=args.benchmark_n_gaps,
+                    method_options={m: _method_options(args, m) for m in methods},
+                )
+            path = out.with_name(f"{out.stem}_{site}_{var}_report.html")
+            gapfill_report(filled, var, path, site=site, benchmark=benchmark)
+            print(f"wrote {path}")
 
 
 def _ustar_choice(text: str):
@@ -325,6 +362,7 @@ def build_parser() -> argparse.ArgumentParser:
     sched.add_argument("--workers", type=int, metavar="N", help="run on a local dask cluster of N worker processes")
     sched.add_argument("--scheduler", metavar="ADDRESS", help="use an existing dask scheduler (tcp://host:port)")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    p.add_argument("--no-report", action="store_true", help="do not write report.html at the end")
     p.add_argument(
         "--dry-run",
         action="store_true",
@@ -343,6 +381,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="--dry-run: assume this many predictions per second per core instead of measuring each model kind",
     )
     p.set_defaults(func=_cmd_run)
+
+    rep = sub.add_parser("report", help="write (again) the HTML report of a run's output directory")
+    rep.add_argument("run_dir", help="output directory of uflux-xr run")
+    rep.add_argument("--out", help="report file (default RUN_DIR/report.html)")
+    rep.add_argument("--period", help="time selection of the maps, e.g. 2020 or 2020-06 (default: the first year)")
+    rep.set_defaults(func=_cmd_report)
 
     prep = sub.add_parser(
         "prepare", help="build a config's predictor cube and tower file from the raw downloads in data.inputs"
@@ -385,6 +429,16 @@ def build_parser() -> argparse.ArgumentParser:
     gf.add_argument("--out", required=True, help="output .nc or .zarr")
     _add_tower_file_arguments(gf)
     _add_method_arguments(gf)
+    gf.add_argument("--report", action="store_true", help="write an HTML report per site and variable next to --out")
+    gf.add_argument(
+        "--benchmark-gap-days",
+        nargs="*",
+        type=float,
+        default=[],
+        metavar="DAYS",
+        help="--report: score the method (and MDV) on artificial gaps of these lengths [days]",
+    )
+    gf.add_argument("--benchmark-n-gaps", type=int, default=3, help="--report: artificial gaps per length")
     gf.set_defaults(func=_cmd_gapfill)
 
     pr = sub.add_parser(

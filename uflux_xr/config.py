@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import glob
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import yaml
@@ -329,6 +329,7 @@ class RunConfig:
     validation: ValidationConfig = field(default_factory=ValidationConfig)
     output: OutputConfig = field(default_factory=OutputConfig)
     path: str = "<config>"
+    text: str = ""  # the YAML as read, for the run's provenance
 
 
 def _check_keys(section: dict, allowed: set[str], where: str, src: str) -> None:
@@ -559,4 +560,4 @@ def load_config(path: str | Path) -> RunConfig:
         raw = yaml.safe_load(text)
     except yaml.YAMLError as err:
         raise ConfigError(f"{path}: not valid YAML: {err}") from None
-    return parse_config(raw, str(path))
+    return replace(parse_config(raw, str(path)), text=text)

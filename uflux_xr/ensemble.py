@@ -121,7 +121,7 @@ def cell_area(ds: xr.Dataset | xr.DataArray, crs: str | None = None) -> xr.DataA
         return xr.DataArray(
             area, dims=("lat", "lon"), coords={"lat": ds["lat"], "lon": ds["lon"]}, attrs={"units": "m2"}
         )
-    crs = crs or _crs_of(ds)
+    crs = crs or grid_crs(ds)
     y, x = ds[ydim].values, ds[xdim].values
     dy, dx = float(np.median(np.diff(y))), float(np.median(np.diff(x)))
     chunks = (_dim_chunks(ds, ydim), _dim_chunks(ds, xdim))
@@ -142,7 +142,8 @@ def _dim_chunks(obj, dim: str) -> tuple[int, ...]:
     return (obj.sizes[dim],)
 
 
-def _crs_of(ds) -> str:
+def grid_crs(ds) -> str:
+    """WKT of a projected grid's CRS (its ``crs`` or ``spatial_ref`` variable, else rioxarray's)."""
     for name in ("crs", "spatial_ref"):
         if name in ds.coords or (isinstance(ds, xr.Dataset) and name in ds):
             attrs = ds[name].attrs

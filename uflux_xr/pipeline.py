@@ -5,16 +5,19 @@ wraps it.  Everything it makes goes under one output directory::
 
     inputs/            demo world as written to disk (cube.zarr, sites.nc, truth.zarr)
     training_table.csv predictors at the towers joined to the tower fluxes
-    validation/        metrics.csv, by_igbp.csv, by_site.csv
+    validation/        metrics.csv, by_igbp.csv, by_site.csv, predictions.csv (held-out rows)
     models/<member>/<flux>.uxm
     product.zarr, product.nc
     product_stats.zarr  ensemble mean, SD and member count per cell
     totals.csv         area-weighted annual totals per member and the ensemble (Pg C yr-1, km3 yr-1)
     product_vs_truth.csv  (demo world only)
+    run.json           provenance: configuration, versions, members, timings, notes, plan against actual
+    report.html        maps, seasonal cycles, validation and provenance (uflux_xr.report.run_report)
 """
 
 from __future__ import annotations
 
+import datetime
 import hashlib
 import json
 import logging
@@ -30,17 +33,20 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from uflux_xr import lazyworld, synthetic
+from uflux_xr import __version__, lazyworld, synthetic
 from uflux_xr.config import RunConfig
 from uflux_xr.domain import check_grid, spatial_dims
 from uflux_xr.ensemble import area_weighted_total, ensemble_statistics
 from uflux_xr.features import resolve_features
 from uflux_xr.io import open_any, write_dataset, write_product
+from uflux_xr.io.atomic import write_text_atomic
+from uflux_xr.io.jsonable import to_jsonable
 from uflux_xr.io.resumable import write_resumable
 from uflux_xr.lazyworld import LazyWorld
 from uflux_xr.metrics import all_metrics
 from uflux_xr.models import FluxModel, load_model, train
 from uflux_xr.plausibility import check_plausible
+from uflux_xr.progress import ProgressLog
 from uflux_xr.sites import extract_at_sites
 from uflux_xr.upscale import NON_NEGATIVE_FLUXES, upscale
 from uflux_xr.validate import cross_validate
@@ -184,9 +190,12 @@ def check_predictor_coverage(cube: xr.Dataset, features, *, mask: str = "land_ma
     stride = max(1, math.ceil(math.sqrt(cube.sizes[ydim] * cube.sizes[xdim] / 1e6)))
     sample = cube.isel({"time": steps, ydim: slice(None, None, stride), xdim: slice(None, None, stride)})
     land = sample[mask] == 1
+    if "time" not in land.dims:
+        land = land.expand_dims(time=sample["time"])
     arrays = resolve_features(sample, list(features))
+    # static layers (IGBP, elevation) broadcast over the sampled steps, so every share is of the same cells
     finite = {name: (da.notnull() & land) for name, da in arrays.items()}
-    n_land = land.sum() * len(steps)
+    n_land = land.sum()
     every = land
     for da in finite.values():
         every = every & da
@@ -280,12 +289,15 @@ def train_ensemble(table: pd.DataFrame, config: RunConfig, model_dir: Path) -> d
     if not reuse:
         stamp.unlink(missing_ok=True)
     members: dict[str, dict[str, FluxModel]] = {}
-    for spec in config.ensemble.member_specs:
+    specs = config.ensemble.member_specs
+    progress = ProgressLog(len(specs) * len(config.fluxes), "training the ensemble", log, unit="models")
+    for spec in specs:
         members[spec.label] = {}
         for flux in config.fluxes:
             path = model_dir / spec.label / f"{flux}{MODEL_SUFFIX}"
             if reuse and path.exists():
                 members[spec.label][flux] = load_model(path)
+                progress.step()
                 continue
             model = train(
                 table,
@@ -298,6 +310,7 @@ def train_ensemble(table: pd.DataFrame, config: RunConfig, model_dir: Path) -> d
             )
             model.save(path)
             members[spec.label][flux] = model
+            progress.step()
     stamp.parent.mkdir(parents=True, exist_ok=True)
     stamp.write_text(fingerprint)
     if reuse:
@@ -322,7 +335,6 @@ def validate_fluxes(table: pd.DataFrame, config: RunConfig, out_dir: Path) -> pd
             cv=config.validation.cv,
             n_splits=config.validation.n_splits,
             qc_threshold=config.training.qc_threshold,
-            fold_jobs=2,
             **params,
         )
         for flux in config.fluxes
@@ -332,6 +344,9 @@ def validate_fluxes(table: pd.DataFrame, config: RunConfig, out_dir: Path) -> pd
     pooled.to_csv(out_dir / "metrics.csv", index=False)
     pd.concat([r.by_igbp for r in results]).to_csv(out_dir / "by_igbp.csv")
     pd.concat([r.by_site for r in results]).to_csv(out_dir / "by_site.csv")
+    pd.concat([r.predictions.assign(target=r.target) for r in results], ignore_index=True).to_csv(
+        out_dir / "predictions.csv", index=False
+    )
     return pooled
 
 
@@ -353,7 +368,12 @@ def score_against_truth(product: xr.Dataset, truth: xr.Dataset) -> pd.DataFrame:
 
 
 def run(
-    config: RunConfig, out_dir: str | Path, *, progress: bool = True, window: Mapping[str, slice] | None = None
+    config: RunConfig,
+    out_dir: str | Path,
+    *,
+    progress: bool = True,
+    window: Mapping[str, slice] | None = None,
+    report: bool = True,
 ) -> RunResult:
     """Run the whole job of ``config`` into ``out_dir``.
 
@@ -372,6 +392,8 @@ def run(
         Index slices of the domain to produce (e.g. ``{"time": slice(0, 8),
         "y": slice(0, 500)}``); towers keep their positions, their records are
         cut to the window's time steps.
+    report : bool
+        Write ``report.html`` at the end (:func:`uflux_xr.report.run_report`).
 
     Returns
     -------
@@ -382,6 +404,10 @@ def run(
     out_dir.mkdir(parents=True, exist_ok=True)
     timings: dict[str, float] = {}
     t0 = time.perf_counter()
+    started = datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")
+    from uflux_xr.plan import plan_run
+
+    plan = plan_run(config, window=dict(window) if window else None, measure=False)
 
     inputs = prepare_inputs(config, out_dir, window)
     cube, truth = inputs.cube, inputs.truth
@@ -427,7 +453,8 @@ def run(
             xr.open_zarr(zarr_path, consolidated=False), out_dir / "product.nc", progress=False
         )
     complete = xr.open_zarr(zarr_path, consolidated=False)
-    clipped = _clipped_note(complete)
+    counts = _value_counts(complete)
+    clipped = _clipped_note(counts)
     products["stats"] = write_dataset(ensemble_statistics(complete), out_dir / "product_stats.zarr", progress=False)
     totals = annual_totals(complete)
     totals.to_csv(out_dir / "totals.csv", index=False)
@@ -464,22 +491,125 @@ def run(
             )
             + " (tower_cells.csv)"
         )
-    return RunResult(out_dir, products, validation, scores, timings, notes)
+    result = RunResult(out_dir, products, validation, scores, timings, notes)
+    record = run_record(config, result, plan, table, counts, started)
+    write_text_atomic(out_dir / "run.json", json.dumps(to_jsonable(record), indent=2))
+    if report:
+        from uflux_xr.report import run_report
+
+        t = time.perf_counter()
+        result.products["report"] = run_report(out_dir)
+        timings["report"] = time.perf_counter() - t
+        record["timings"] = dict(timings)
+        write_text_atomic(out_dir / "run.json", json.dumps(to_jsonable(record), indent=2))
+    return result
 
 
-def _clipped_note(product: xr.Dataset) -> str:
+def _value_counts(product: xr.Dataset) -> dict[str, tuple[int, int]]:
+    """{flux: (values set to 0, valid values)} over all members of the fluxes in
+    :data:`uflux_xr.upscale.NON_NEGATIVE_FLUXES` and of the product's first flux (0 clipped for others)."""
+    names = [n for n, v in product.data_vars.items() if "member" in v.dims]
+    lazy = {}
+    # the clipped fluxes, and the first flux for the count of predictions (one more read at most)
+    for flux in [n for n in names if n in NON_NEGATIVE_FLUXES or n == names[0]]:
+        var = product[flux]
+        # np.signbit is what count_clipped sums: predictions below 0 are stored as -0.0
+        clipped = np.signbit(var).sum() if flux in NON_NEGATIVE_FLUXES else 0
+        lazy[flux] = (clipped, var.notnull().sum())
+    (computed,) = dask.compute(lazy)
+    return {flux: (int(c), int(v)) for flux, (c, v) in computed.items()}
+
+
+def _clipped_note(counts: dict[str, tuple[int, int]]) -> str:
     """The count of GPP and RECO predictions set to 0 (:data:`uflux_xr.upscale.NON_NEGATIVE_FLUXES`)."""
     parts = []
     for flux in NON_NEGATIVE_FLUXES:
-        if flux in product:
-            # both counts in one pass over the product (np.signbit is what count_clipped sums)
-            clipped, valid = dask.compute(np.signbit(product[flux]).sum(), product[flux].notnull().sum())
-            n, total = int(clipped), int(valid)
+        if flux in counts:
+            n, total = counts[flux]
             parts.append(f"{flux} {n:,} of {total:,} ({100 * n / max(total, 1):.2f} %)")
             log.info("%s: %d of %d predicted values were below 0 and set to 0", flux, n, total)
     if not parts:
         return ""
     return "Predictions below 0 set to 0 (GPP and RECO cannot be negative): " + ", ".join(parts) + "."
+
+
+#: Packages whose versions a run records (besides Python's).
+RUN_PACKAGES = (
+    "uflux-xr",
+    "numpy",
+    "pandas",
+    "xarray",
+    "dask",
+    "zarr",
+    "netCDF4",
+    "scikit-learn",
+    "xgboost",
+    "lightgbm",
+    "numba",
+    "matplotlib",
+)
+
+
+def _disk_bytes(path: Path) -> int:
+    if path.is_dir():
+        return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
+    return path.stat().st_size if path.exists() else 0
+
+
+def run_record(config: RunConfig, result: RunResult, plan, table: pd.DataFrame, counts: dict, started: str) -> dict:
+    """What ``run.json`` holds: the job, the software, the members, timings, notes, and the dry-run
+    plan (:func:`uflux_xr.plan.plan_run`, without the throughput measurement) against what the run did."""
+    from uflux_xr.models.fluxmodel import package_versions
+
+    n_members, n_fluxes = len(plan.members), len(plan.fluxes)
+    first = next(iter(counts), None)  # the product's first flux
+    predicted = counts[first][1] / max(n_members, 1) if first else float("nan")
+    training_rows = int(table[list(config.fluxes)].notna().any(axis=1).sum())
+    written = sum(_disk_bytes(p) for k, p in result.products.items() if k != "report")
+    upscale_s = result.timings.get("upscale_write", float("nan"))
+    rows = [
+        {"quantity": "training rows (any flux measured)", "plan": plan.training_rows, "actual": training_rows},
+        {
+            "quantity": "towers",
+            "plan": config.data.n_sites if plan.source != "files" else float("nan"),
+            "actual": table["site"].nunique(),
+        },
+        {
+            "quantity": "predictions per member and flux",
+            "plan": plan.predictions_per_member_flux,
+            "actual": predicted,
+        },
+        {"quantity": "predictions in all", "plan": plan.predictions, "actual": predicted * n_members * n_fluxes},
+        {"quantity": "output bytes (plan uncompressed, actual on disk)", "plan": plan.output_bytes, "actual": written},
+        {
+            "quantity": "predictions per second (upscale and write, all cores)",
+            "plan": float("nan"),
+            "actual": predicted * n_members * n_fluxes / upscale_s,
+        },
+    ]
+    return {
+        "name": config.name,
+        "config_path": config.path,
+        "config_text": config.text,
+        "started": started,
+        "version": __version__,
+        "versions": package_versions(RUN_PACKAGES),
+        "fluxes": list(config.fluxes),
+        "members": [
+            {
+                "label": m.label,
+                "kind": m.model.name,
+                "params": m.model.params,
+                "seed": m.seed,
+                "predictors": list(m.predictors),
+            }
+            for m in config.ensemble.member_specs
+        ],
+        "timings": dict(result.timings),
+        "notes": list(result.notes),
+        "products": {k: str(v) for k, v in result.products.items()},
+        "plan_vs_actual": rows,
+    }
 
 
 #: Largest product (values) scored against the demo truth in memory.

@@ -23,6 +23,7 @@ The bounded-memory test checks measured peaks against this model.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import tempfile
@@ -78,6 +79,16 @@ class RunPlan:
     member_kinds: dict[str, str]
     throughput: dict[str, Throughput] = field(default_factory=dict)
     overlap: list[str] = field(default_factory=list)
+    seconds: float = 0.0  # time the plan took [s]
+    measure_seconds: float = 0.0  # of which measuring the model kinds' throughput [s]
+
+    @property
+    def _land_source(self) -> str:
+        return {
+            "lazy_demo": "estimated from 20,000 sampled cells",
+            "demo": "the demo world's land share",
+            "files": "the cube's land_mask",
+        }.get(self.source, "")
 
     @property
     def n_chunks(self) -> int:
@@ -163,7 +174,7 @@ class RunPlan:
             f"  chunks        {self.n_chunks:,} ({chunk_desc}); {self.chunk_cells / 1e6:.2f} M cells per chunk",
             f"  ensemble      {len(self.members)} members x {len(self.fluxes)} fluxes = "
             f"{len(self.members) * len(self.fluxes)} models; outputs {', '.join(self.outputs)}",
-            f"  land          {self.land_fraction:.1%} of cells (estimated from 20,000 sampled cells)",
+            f"  land          {self.land_fraction:.1%} of cells ({self._land_source})",
             f"  predictions   {self.predictions:.3g} ({self.predictions_per_member_flux:.3g} per member and flux)",
             f"  tasks         {self.tasks:,}",
             f"  memory        {_size(self.worker_bytes)} per worker with {self.threads_per_worker} thread(s): "
@@ -182,6 +193,20 @@ class RunPlan:
             first = {kind: m for m, kind in reversed(self.member_kinds.items())}
             per = [f"{kind} {self.core_hours(m, 1):.3g}" for kind, m in first.items()]
             lines.append(f"  core-hours    {self.core_hours():.3g} in all; per member and flux: " + ", ".join(per))
+            calibration = next(iter(self.throughput.values()))
+            if calibration.model_bytes:
+                lines.append(
+                    f"  calibration   each model kind fitted on {calibration.training_rows:,} rows of demo-world "
+                    "towers (not this run's towers) and timed predicting on one thread"
+                )
+        lines.append(
+            f"  planned in    {self.seconds:.1f} s"
+            + (
+                f" ({self.measure_seconds:.1f} s measuring throughput; --throughput skips it)"
+                if self.measure_seconds
+                else ""
+            )
+        )
         return "\n".join(lines)
 
 
@@ -246,6 +271,10 @@ def _land_fraction(config: RunConfig, source: str, cube=None, window=None) -> fl
         rng = np.random.default_rng(0)
         iy, ix = rng.integers(0, len(y), 20_000), rng.integers(0, len(x), 20_000)
         return float(world._static(*world._frames(y[iy], x[ix]))["land"].mean())
+    if source == "demo":
+        from uflux_xr.synthetic import LAND_SHARE
+
+        return LAND_SHARE
     if cube is not None and "land_mask" in cube:
         return float((cube["land_mask"] == 1).mean().compute())
     return 1.0
@@ -308,6 +337,7 @@ def plan_run(
     """
     from uflux_xr.pipeline import input_source
 
+    started = time.perf_counter()
     source = input_source(config)
     cube = None
     if source == "files":
@@ -369,9 +399,26 @@ def plan_run(
             plan.throughput[spec.name] = Throughput(spec.name, float(throughput), 0.0, plan.training_rows)
         elif measure:
             t0 = time.perf_counter()
-            rate, size, rows = measure_throughput(spec, n_features=plan.n_features)
+            with _quiet("uflux_xr.sites", "uflux_xr.models"):  # the calibration's own table and fits
+                rate, size, rows = measure_throughput(spec, n_features=plan.n_features)
             if spec.name in _FOREST_KINDS:
                 size *= max(1.0, plan.training_rows / rows)  # fully grown trees grow with the data
             plan.throughput[spec.name] = Throughput(spec.name, rate, size, rows)
+            plan.measure_seconds += time.perf_counter() - t0
             log.info("%s: %.3g predictions/s per core (%.1f s to measure)", spec.name, rate, time.perf_counter() - t0)
+    plan.seconds = time.perf_counter() - started
     return plan
+
+
+@contextlib.contextmanager
+def _quiet(*names: str):
+    """Loggers ``names`` at WARNING for the duration (INFO lines of the calibration are not the run's)."""
+    loggers = [logging.getLogger(n) for n in names]
+    levels = [lg.level for lg in loggers]
+    for lg in loggers:
+        lg.setLevel(logging.WARNING)
+    try:
+        yield
+    finally:
+        for lg, level in zip(loggers, levels, strict=True):
+            lg.setLevel(level)

@@ -199,9 +199,11 @@ def tower_cells(cube: xr.Dataset, sites: xr.Dataset, iy, ix, moved) -> pd.DataFr
         placed["elevation_site"] = sites["elevation"].values.astype(float)
         placed["elevation_cell"] = np.asarray(cell_elevation, dtype=float)
         placed["elevation_difference"] = placed["elevation_cell"] - placed["elevation_site"]
+    # one line per tower at DEBUG (INFO for a moved tower): a network of hundreds would flood the log
     for row in placed.itertuples():
         extra = f", cell elevation {row.elevation_difference:+.0f} m" if "elevation_difference" in placed else ""
-        log.info(
+        log.log(
+            logging.INFO if row.moved else logging.DEBUG,
             "tower %s -> cell (%d, %d), %.2f km from its centre%s%s",
             row.site,
             row.iy,
@@ -210,6 +212,13 @@ def tower_cells(cube: xr.Dataset, sites: xr.Dataset, iy, ix, moved) -> pd.DataFr
             " (nearest cell empty, moved to a neighbour)" if row.moved else "",
             extra,
         )
+    log.info(
+        "%d towers placed on the grid: %.2f km from the cell centre at the median, %.2f km at most, %d moved",
+        len(placed),
+        placed["distance_km"].median(),
+        placed["distance_km"].max(),
+        int(placed["moved"].sum()),
+    )
     return placed
 
 

@@ -60,6 +60,10 @@ class DemoWorld(NamedTuple):
     truth: xr.Dataset
 
 
+#: Share of the demo world's cells that are land (the top of a smooth random field).
+LAND_SHARE = 0.6
+
+
 def _smooth_basis(rng, lat2d, lon2d, n_modes, wavelength_deg):
     """Random Fourier modes on the grid, shape (n_modes, ny, nx), each of unit variance."""
     wl = rng.uniform(*wavelength_deg, n_modes)
@@ -113,7 +117,7 @@ def _simulate(lat, lon, time, seed):
     doy = pd.DatetimeIndex(time).day_of_year.to_numpy()
 
     land_field = _static_field(rng, lat2d, lon2d, 12, (10.0, 40.0))
-    land = land_field > np.quantile(land_field, 0.4)
+    land = land_field > np.quantile(land_field, 1 - LAND_SHARE)
     elevation = np.where(land, np.clip(600 + 600 * _static_field(rng, lat2d, lon2d), 0, 3000), 0.0)
     continentality = np.clip(0.5 + 0.35 * _static_field(rng, lat2d, lon2d), 0, 1)
     aridity = np.clip(0.25 + 0.25 * _static_field(rng, lat2d, lon2d) - 0.012 * (lat2d - 45), 0, 1)

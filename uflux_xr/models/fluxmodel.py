@@ -19,7 +19,6 @@ import json
 import logging
 import os
 import platform
-import tempfile
 import zipfile
 from dataclasses import dataclass, field
 from importlib import metadata as importlib_metadata
@@ -29,6 +28,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from uflux_xr.io.atomic import write_atomic
 from uflux_xr.io.jsonable import to_jsonable
 from uflux_xr.models.registry import get_kind
 from uflux_xr.variables import canonical_units
@@ -39,10 +39,14 @@ FORMAT_NAME = "uflux-xr-model"
 FORMAT_VERSION = 1
 
 
-def package_versions() -> dict[str, str]:
-    """Versions of Python and the packages that shape a model's predictions."""
+#: Packages that shape a model's predictions.
+MODEL_PACKAGES = ("uflux-xr", "numpy", "scikit-learn", "xgboost", "lightgbm")
+
+
+def package_versions(packages=MODEL_PACKAGES) -> dict[str, str]:
+    """Versions of Python and of ``packages`` (default: those that shape a model's predictions)."""
     out = {"python": platform.python_version()}
-    for pkg in ("uflux-xr", "numpy", "scikit-learn", "xgboost", "lightgbm"):
+    for pkg in packages:
         try:
             out[pkg] = importlib_metadata.version(pkg)
         except importlib_metadata.PackageNotFoundError:
@@ -167,30 +171,17 @@ class FluxModel:
         files = get_kind(self.kind).dump(self.runtime)
         meta = self.metadata()
         meta["files"] = {name: hashlib.sha256(blob).hexdigest() for name, blob in files.items()}
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-        try:
-            with os.fdopen(fd, "wb") as fh, zipfile.ZipFile(fh, "w", zipfile.ZIP_DEFLATED, compresslevel=1) as zf:
+
+        def fill(fh) -> None:
+            with zipfile.ZipFile(fh, "w", zipfile.ZIP_DEFLATED, compresslevel=1) as zf:
                 zf.writestr("metadata.json", json.dumps(meta, indent=2))
                 for name, blob in files.items():
                     zf.writestr(name, blob)
-            os.chmod(tmp, FILE_MODE)  # mkstemp makes 0600; a model file is shared like the products
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+
+        write_atomic(path, fill)  # the normal file mode: a model file is shared like the products
         self.path = str(path.resolve())
         log.debug("saved %s model to %s", self.target, path)
         return path
-
-
-def _file_mode() -> int:
-    """Mode of a new file under this process's umask (read once, at import: os.umask is process-wide)."""
-    umask = os.umask(0o022)
-    os.umask(umask)
-    return 0o666 & ~umask
-
-
-FILE_MODE = _file_mode()
 
 
 def check_feature_units(model: FluxModel, units: dict, *, source: str) -> None:

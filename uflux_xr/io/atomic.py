@@ -1,0 +1,45 @@
+"""Atomic small-file writes: a temporary file in the target's folder, renamed over it.
+
+A reader sees the old file or the new one, never half of one; a failed write
+leaves no temporary behind.  Files get the mode a plain ``open`` would give
+(``mkstemp`` makes them 0600).
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import IO
+
+
+def _file_mode() -> int:
+    """Mode of a new file under this process's umask (read once, at import: os.umask is process-wide)."""
+    umask = os.umask(0o022)
+    os.umask(umask)
+    return 0o666 & ~umask
+
+
+FILE_MODE = _file_mode()
+
+
+def write_atomic(path: str | os.PathLike, fill: Callable[[IO[bytes]], None]) -> Path:
+    """Write ``path`` through ``fill(binary_file)`` atomically; returns the path."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            fill(f)
+        os.chmod(tmp, FILE_MODE)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def write_text_atomic(path: str | os.PathLike, text: str) -> Path:
+    """Write ``text`` (UTF-8) to ``path`` atomically; returns the path."""
+    return write_atomic(path, lambda f: f.write(text.encode("utf-8")))
