@@ -19,8 +19,9 @@ FLUXES = ["GPP", "RECO", "NEE", "LE", "H"]
 
 #: Set by .ci/run: a reference check that skips (its files absent) fails the run instead.
 REQUIRE_REFERENCE_DATA = os.environ.get("UFLUX_REQUIRE_REFERENCE_DATA") == "1"
-#: What the skip reasons of reference checks mention (../shared/data, its real_inputs, the ruff lint).
-REFERENCE_SKIP_WORDS = ("shared/data", "ruff is not installed")
+#: What the skip reasons of reference checks mention (../shared/data, its real_inputs, the ruff lint,
+#: the browser that renders the reports: .ci/run installs Debian's chromium).
+REFERENCE_SKIP_WORDS = ("shared/data", "ruff is not installed", "chromium is not installed")
 
 
 def pytest_collection_modifyitems(config, items):
@@ -125,3 +126,10 @@ def small_models(table, tmp_path_factory):
             m.save(root / kind / f"{flux}.uxm")
             members[kind][flux] = m
     return members
+
+
+@pytest.fixture(scope="session")
+def demo_run(tmp_path_factory):
+    """The README's demo job (configs/demo.yaml) run once for the session, report included."""
+    config = ux.load_config(REPO / "configs" / "demo.yaml")
+    return ux.run(config, tmp_path_factory.mktemp("demo_run"), progress=False)

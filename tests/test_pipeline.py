@@ -5,16 +5,12 @@ import pandas as pd
 import pytest
 import xarray as xr
 
-import uflux_xr as ux
 from uflux_xr.pipeline import score_against_truth
-
-from .conftest import REPO
 
 
 @pytest.mark.slow
-def test_demo_meets_validation_targets(tmp_path):
-    config = ux.load_config(REPO / "configs" / "demo.yaml")
-    result = ux.run(config, tmp_path, progress=False)
+def test_demo_meets_validation_targets(demo_run):
+    result = demo_run
     nse = result.validation.set_index("target")["nse"]
     assert nse["GPP"] >= 0.85
     assert nse["RECO"] >= 0.8

@@ -37,6 +37,7 @@ _EXPORTS = {
     "area_weighted_total": "uflux_xr.ensemble",
     "cell_area": "uflux_xr.ensemble",
     "ensemble_statistics": "uflux_xr.ensemble",
+    "artificial_gap_benchmark": "uflux_xr.gapfill",
     "gapfill": "uflux_xr.gapfill",
     "write_product": "uflux_xr.io",
     "ERA5Error": "uflux_xr.io.era5",

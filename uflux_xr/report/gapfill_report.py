@@ -121,13 +121,12 @@ def gapfill_report(
         f"{int(gaps.sum()):,} gaps ({100 * gaps.mean():.1f} %), {int((gaps & np.isfinite(filled)).sum()):,} filled, "
         f"{int((gaps & ~np.isfinite(filled)).sum()):,} left unfilled."
     )
-    counts = pd.crosstab(
-        pd.Series(method[gaps], name="method"), pd.Series(quality[gaps], name="quality flag").fillna(-1)
-    ).rename(columns={-1.0: "unfilled"})
+    flags = np.array([f"q{q:.0f}" if np.isfinite(q) else "unfilled" for q in quality], dtype=object)
+    counts = pd.crosstab(pd.Series(method[gaps], name="method"), pd.Series(flags[gaps], name=None))
     page.section("Fills per method and quality flag")
     page.table(counts.reset_index())
     page.section("The record")
-    page.figure(figures.fill_timeseries_figure(time, filled, measured, method, quality, var), f"{var} time series")
+    page.figure(figures.fill_timeseries_figure(time, filled, measured, method, flags, var), f"{var} time series")
     page.section("Fingerprint")
     page.figure(figures.fingerprint_figure(time, measured, filled, var), f"{var} fingerprint")
 

@@ -273,8 +273,15 @@ def run_report(run_dir: str | Path, out: str | Path | None = None, *, period: st
     if not fluxes:
         raise ValueError(f"{run_dir}: the product has no variable with member and time dims")
     period = period or _default_period(product.indexes["time"])
-    if product.sel(time=period).sizes["time"] == 0:
-        raise ValueError(f"period {period!r} selects no time step of the product ({run_dir})")
+    try:
+        steps = product.sel(time=period).sizes["time"]
+    except KeyError:
+        steps = 0
+    if steps == 0:
+        t = product.indexes["time"]
+        raise ValueError(
+            f"period {period!r} selects no time step of the product in {run_dir} ({t[0]:%Y-%m-%d} to {t[-1]:%Y-%m-%d})"
+        )
     crs_name = _crs_name(product)
     sites_path = run_dir / "inputs" / "sites.nc"
     towers_ds = xr.open_dataset(sites_path) if sites_path.exists() else None
