@@ -19,9 +19,9 @@ FLUXES = ["GPP", "RECO", "NEE", "LE", "H"]
 
 #: Set by .ci/run: a reference check that skips (its files absent) fails the run instead.
 REQUIRE_REFERENCE_DATA = os.environ.get("UFLUX_REQUIRE_REFERENCE_DATA") == "1"
-#: What the skip reasons of reference checks mention (../shared/data, its real_inputs, the ruff lint,
+#: What the skip reasons of reference checks mention (../shared/data, its real_inputs, the ruff and mypy checks,
 #: the browser that renders the reports: .ci/run installs Debian's chromium).
-REFERENCE_SKIP_WORDS = ("shared/data", "ruff is not installed", "chromium is not installed")
+REFERENCE_SKIP_WORDS = ("shared/data", "ruff is not installed", "mypy is not installed", "chromium is not installed")
 
 
 def pytest_collection_modifyitems(config, items):

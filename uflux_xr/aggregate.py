@@ -28,6 +28,11 @@ from uflux_xr.variables import (
 SUMMED = {"P"}
 
 
+def _named_vars(ds: xr.Dataset) -> list[tuple[str, xr.DataArray]]:
+    """(name, variable) pairs with the names as str (xarray types them Hashable)."""
+    return [(str(name), var) for name, var in ds.data_vars.items()]
+
+
 def steps_per_day(time: pd.DatetimeIndex) -> int:
     """Number of time steps in a day; the step must divide a day."""
     per_day = pd.Timedelta(days=1) / time_step(time)
@@ -99,9 +104,9 @@ def to_daily(ds: xr.Dataset, *, min_coverage: float = 1.0, good_qc: float = 1.0)
         raise ValueError(f"to_daily needs sub-daily records; the time step is {time_step(time)}")
     per_day = SECONDS_PER_DAY / step
     day = time.floor("D")
-    filled = {name[: -len("_f")] for name in ds.data_vars if name.endswith("_f") and f"{name}qc" in ds}
+    filled = {name[: -len("_f")] for name in map(str, ds.data_vars) if name.endswith("_f") and f"{name}qc" in ds}
     out = {}
-    for name, var in ds.data_vars.items():
+    for name, var in _named_vars(ds):
         if name.endswith(("_QC", *_NOT_AVERAGED)) or not np.issubdtype(var.dtype, np.number):
             continue
         if name in filled:  # the measured-only series: the daily value comes from <name>_f
@@ -153,7 +158,7 @@ def to_monthly(daily: xr.Dataset, *, min_coverage: float = 1.0) -> xr.Dataset:
     month = daily.indexes["time"].to_period("M").to_timestamp()
     n_days = pd.Series(month.days_in_month, index=month).groupby(level=0).first().to_numpy()[:, None]
     out = {}
-    for name, var in daily.data_vars.items():
+    for name, var in _named_vars(daily):
         grouped = _group(var, month)
         values = grouped.mean()
         if not name.endswith("_QC"):
@@ -205,5 +210,5 @@ def uflux_training_mask(
     if nt_dt_tolerance is not None:
         for nt, dt in (("GPP", "GPP_DT"), ("RECO", "RECO_DT")):
             if nt in ds and dt in ds:
-                keep &= np.abs(ds[nt] - ds[dt]).fillna(np.inf) <= nt_dt_tolerance
+                keep &= abs(ds[nt] - ds[dt]).fillna(np.inf) <= nt_dt_tolerance
     return keep

@@ -145,6 +145,20 @@ class DataConfig:
 
     KEYS = ("source", "seed", "domain", "period", "n_sites", "cube", "sites", "fallback", "inputs")
 
+    @property
+    def cube_file(self) -> str:
+        """``data.cube``; a ConfigError when the configuration names none."""
+        if self.cube_path is None:
+            raise ConfigError("data.cube: the predictor cube is not named (source: files needs data.cube)")
+        return self.cube_path
+
+    @property
+    def sites_file(self) -> str:
+        """``data.sites``; a ConfigError when the configuration names none."""
+        if self.sites_path is None:
+            raise ConfigError("data.sites: the tower file is not named (source: files needs data.sites)")
+        return self.sites_path
+
     @classmethod
     def parse(cls, data: dict, domain: Domain | None, src: str) -> DataConfig:
         """Validate ``data`` (its ``domain``/``period`` already parsed into ``domain``)."""
@@ -158,7 +172,7 @@ class DataConfig:
             if not isinstance(seed, int):
                 raise ConfigError(f"{src}: data.seed: expected an integer, got {seed!r}")
             kwargs.update(n_sites=n_sites, seed=seed)
-        if source == "demo" and (domain.step != "daily" or not domain.geographic):
+        if source == "demo" and domain is not None and (domain.step != "daily" or not domain.geographic):
             raise ConfigError(
                 f"{src}: data.source: 'demo' simulates a daily lat/lon world; use 'lazy_demo' for "
                 f"{domain.crs} grids or {domain.step} steps"
@@ -273,7 +287,7 @@ class ValidationConfig:
     """The ``validation`` section: grouped cross-validation scheme, model and folds."""
 
     cv: str | None = "loso"
-    model: str | None = None
+    model: str = "deepforest"
     n_splits: int = 5
     params: dict = field(default_factory=dict)
 
@@ -330,6 +344,13 @@ class RunConfig:
     output: OutputConfig = field(default_factory=OutputConfig)
     path: str = "<config>"
     text: str = ""  # the YAML as read, for the run's provenance
+
+    @property
+    def grid(self) -> Domain:
+        """The run's domain; a ConfigError when the configuration has none (data.domain and data.period)."""
+        if self.domain is None:
+            raise ConfigError(f"{self.path}: data.domain and data.period are needed here")
+        return self.domain
 
 
 def _check_keys(section: dict, allowed: set[str], where: str, src: str) -> None:

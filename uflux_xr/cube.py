@@ -195,7 +195,7 @@ def regrid_climate(ds: xr.Dataset, domain: Domain, method: str = "nearest", *, s
     if method == "nearest":
         out = ds.sel(lat=lat, lon=lon, method="nearest")
         # ``sel`` snaps to the nearest cell however far: mask what lies outside the source cells
-        outside = (np.abs(out["lat"] - lat) > half["lat"] + 1e-9) | (np.abs(out["lon"] - lon) > half["lon"] + 1e-9)
+        outside = (abs(out["lat"] - lat) > half["lat"] + 1e-9) | (abs(out["lon"] - lon) > half["lon"] + 1e-9)
         out = out.drop_vars(["lat", "lon"]).where(~outside.drop_vars(["lat", "lon"], errors="ignore"))
     else:
         if ds.sizes["lat"] < 2 or ds.sizes["lon"] < 2:
@@ -219,8 +219,8 @@ def read_climate(groups: Sequence[Sequence[str | Path]], domain: Domain, *, regr
     freq = "MS" if domain.step == "monthly" else "D"
     merged: dict[str, xr.DataArray] = {}
     land_fraction = None
-    for files in groups:
-        files = [Path(f) for f in files]
+    for group in groups:
+        files = [Path(f) for f in group]
         source = ", ".join(f.name for f in files)
         cube = read_era5(files, freq=freq)
         on_grid = regrid_climate(cube, domain, regrid, source=source)
@@ -228,7 +228,7 @@ def read_climate(groups: Sequence[Sequence[str | Path]], domain: Domain, *, regr
         if land_fraction is None and "land_fraction" in static:
             land_fraction = on_grid["land_fraction"]
         stepped = to_domain_steps(on_grid.drop_vars(static), domain, require_complete=True, source=source)
-        for name in stepped.data_vars:
+        for name in map(str, stepped.data_vars):
             if name in merged:
                 log.info("%s: %s already taken from an earlier group; this one's is not used", source, name)
                 continue
@@ -332,7 +332,7 @@ def satellite_composites(satellite: Mapping[str, Mapping], domain: Domain) -> xr
         red, nir = xr.align(dated.pop("RED"), dated.pop("NIR"), join="inner")
         if red.sizes["time"] == 0:
             raise CubeError("RED and NIR files share no date")
-        dated.update(vegetation_indices(red, nir).data_vars)
+        dated.update({str(k): v for k, v in vegetation_indices(red, nir).data_vars.items()})
     out = xr.Dataset(
         {
             name: to_domain_steps(da.to_dataset(name=name), domain, require_complete=False, source=name)[name]

@@ -10,6 +10,8 @@ British National Grid cell is not taken as exactly 10,000 m² of ground.
 
 from __future__ import annotations
 
+from typing import cast
+
 import dask.array as da
 import numpy as np
 import pandas as pd
@@ -52,9 +54,9 @@ def ensemble_statistics(product: xr.Dataset, dim: str = "member") -> xr.Dataset:
             }
         )
         squares = ((var - var.mean(dim)) ** 2).sum(dim)
-        out[f"{name}_std"] = np.sqrt(
-            squares / (count - 1).where(count > 1)
-        ).assign_attrs(  # no 0/0 for single-member cells
+        # no 0/0 for single-member cells; np.sqrt of a DataArray is a DataArray (numpy's stubs say ndarray)
+        std = cast(xr.DataArray, np.sqrt(squares / (count - 1).where(count > 1)))
+        out[f"{name}_std"] = std.assign_attrs(
             units=var.attrs.get("units", "1"),
             cell_methods=f"{dim}: standard_deviation",
             long_name=f"{var.attrs.get('long_name', name)}, ensemble standard deviation",
@@ -75,7 +77,7 @@ def _authalic_q(phi: np.ndarray) -> np.ndarray:
 
 def _geographic_area(lat: np.ndarray, lon: np.ndarray) -> np.ndarray:
     lat_edges = np.deg2rad(np.clip(_edges(lat), -90, 90))
-    q_pole = _authalic_q(np.pi / 2)
+    q_pole = _authalic_q(np.array(np.pi / 2))
     band = np.abs(np.diff(_authalic_q(lat_edges) / q_pole))  # Δ sin β
     width = np.abs(np.deg2rad(np.diff(_edges(lon))))
     authalic_radius_sq = WGS84_A**2 * q_pole / 2

@@ -42,7 +42,7 @@ def evi2(nir, red):
     return 2.5 * (nir - red) / (nir + 2.4 * red + 1.0)
 
 
-def day_of_year_fraction(time) -> np.ndarray:
+def day_of_year_fraction(time) -> xr.DataArray:
     """Phase of the year [rad] for each timestamp: 2π (doy − 1 + fraction of day) / days in year."""
     t = xr.DataArray(np.asarray(time), dims="time") if not isinstance(time, xr.DataArray) else time
     doy = t.dt.dayofyear - 1 + (t.dt.hour * 3600 + t.dt.minute * 60) / 86400.0
@@ -59,9 +59,10 @@ def doy_harmonics(time: xr.DataArray) -> dict[str, xr.DataArray]:
         A datetime64 coordinate (dimension ``time``).
     """
     phase = day_of_year_fraction(time)
+    sin, cos = xr.apply_ufunc(np.sin, phase), xr.apply_ufunc(np.cos, phase)
     return {
-        "DOY_SIN": np.sin(phase).astype("float32").assign_attrs(units="1", long_name="sine of annual phase"),
-        "DOY_COS": np.cos(phase).astype("float32").assign_attrs(units="1", long_name="cosine of annual phase"),
+        "DOY_SIN": sin.astype("float32").assign_attrs(units="1", long_name="sine of annual phase"),
+        "DOY_COS": cos.astype("float32").assign_attrs(units="1", long_name="cosine of annual phase"),
     }
 
 
@@ -101,7 +102,7 @@ def resolve_features(cube: xr.Dataset, names) -> dict[str, xr.DataArray]:
     missing = [n for n in names if n not in cube.data_vars and n not in HARMONIC_NAMES]
     if missing:
         raise KeyError(
-            f"predictor(s) {missing} not found in the cube; it has {sorted(cube.data_vars)}"
+            f"predictor(s) {missing} not found in the cube; it has {sorted(map(str, cube.data_vars))}"
             f" (derived predictors available: {list(HARMONIC_NAMES)})"
         )
     out = {}

@@ -37,7 +37,7 @@ def summarize_sites(ds: xr.Dataset) -> str:
             f"  {site}: lat {float(one['lat']):.4f}, lon {float(one['lon']):.4f}, igbp {str(one['igbp'].values)}"
         )
         for name, var in one.data_vars.items():
-            if name.endswith("_QC"):
+            if str(name).endswith("_QC"):
                 continue
             values = var.values
             missing = 100.0 * float(np.isnan(values).mean())

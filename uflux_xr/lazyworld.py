@@ -307,7 +307,7 @@ class LazyWorld:
         dims3 = ("time", ydim, xdim)
         axes = self._axes(window)
         stacked = self._stacked(list(names), chunks, axes)
-        data = {n: (dims3, stacked[i], _attrs(n)) for i, n in enumerate(names)}
+        data: dict[str, tuple] = {n: (dims3, stacked[i], _attrs(n)) for i, n in enumerate(names)}
         static_chunks = da.core.normalize_chunks(
             ((3,), chunks.get(ydim, len(axes[1])), chunks.get(xdim, len(axes[2]))), (3, len(axes[1]), len(axes[2]))
         )

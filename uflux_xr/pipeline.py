@@ -83,7 +83,7 @@ def input_source(config: RunConfig) -> str:
     """The source a run uses: ``files`` only when both files exist, else the configured fallback."""
     if config.data.source != "files":
         return config.data.source
-    missing = [p for p in (config.data.cube_path, config.data.sites_path) if not Path(p).exists()]
+    missing = [p for p in (config.data.cube_path, config.data.sites_path) if not p or not Path(p).exists()]
     if not missing:
         return "files"
     if config.data.fallback:
@@ -112,11 +112,11 @@ def prepare_inputs(config: RunConfig, out_dir: Path, window: Mapping[str, slice]
     if source == "demo":
         world = synthetic.make_world(
             config.data.seed,
-            lat_range=config.domain.y_range,
-            lon_range=config.domain.x_range,
-            resolution=config.domain.resolution,
-            start=config.domain.start,
-            end=config.domain.end,
+            lat_range=config.grid.y_range,
+            lon_range=config.grid.x_range,
+            resolution=config.grid.resolution,
+            start=config.grid.start,
+            end=config.grid.end,
             n_sites=config.data.n_sites,
         )
         world.cube.chunk(config.output.chunks).to_zarr(
@@ -132,16 +132,17 @@ def prepare_inputs(config: RunConfig, out_dir: Path, window: Mapping[str, slice]
     elif source == "lazy_demo":
         if config.data.source == "files":
             log.warning("%s: inputs not found; running on the lazy demo world of the domain", config.path)
-        lazy = LazyWorld(config.domain, seed=config.data.seed, n_sites=config.data.n_sites)
+        lazy = LazyWorld(config.grid, seed=config.data.seed, n_sites=config.data.n_sites)
         names = [p for p in lazyworld.PREDICTORS if p in config.ensemble.predictors]
         sites = lazy.sites()
         sites.to_netcdf(inputs / "sites.nc")
-        cube, truth = lazy.cube(config.output.chunks, names, window), lazy.truth(config.output.chunks, window=window)
+        part = dict(window) if window else None
+        cube, truth = lazy.cube(config.output.chunks, names, part), lazy.truth(config.output.chunks, window=part)
         found = Inputs(cube, sites, truth, lazy, source)
     else:
-        cube = open_any(config.data.cube_path, chunks=config.output.chunks)
+        cube = open_any(config.data.cube_file, chunks=config.output.chunks)
         if config.domain is not None:
-            check_grid(cube, config.domain, config.data.cube_path)
+            check_grid(cube, config.domain, config.data.cube_file)
         short = [d for d in spatial_dims(cube) if cube.sizes[d] < 2]
         if short:
             raise ValueError(
@@ -155,7 +156,7 @@ def prepare_inputs(config: RunConfig, out_dir: Path, window: Mapping[str, slice]
             )
         # A sample of time steps here; every chunk is checked again when it is predicted.
         check_plausible(cube, source=str(config.data.cube_path), max_time_steps=12)
-        sites = open_any(config.data.sites_path).load()
+        sites = open_any(config.data.sites_file).load()
         check_plausible(sites, source=str(config.data.sites_path))
         found = Inputs(cube, sites, None)
     if window and found.world is None:
@@ -332,7 +333,7 @@ def validate_fluxes(table: pd.DataFrame, config: RunConfig, out_dir: Path) -> pd
             flux,
             predictors,
             config.validation.model,
-            cv=config.validation.cv,
+            cv=config.validation.cv or "loso",  # called only when validation is on
             n_splits=config.validation.n_splits,
             qc_threshold=config.training.qc_threshold,
             **params,
@@ -657,7 +658,7 @@ def _targets(config: RunConfig, sites: xr.Dataset) -> list[str]:
     missing = [f for f in config.fluxes if f not in sites.data_vars]
     if missing:
         raise KeyError(
-            f"site dataset lacks flux(es) {missing} named in {config.path}; it has {sorted(sites.data_vars)}"
+            f"site dataset lacks flux(es) {missing} named in {config.path}; it has {sorted(map(str, sites.data_vars))}"
         )
     qc = [f"{f}_QC" for f in config.fluxes if f"{f}_QC" in sites.data_vars]
     return list(config.fluxes) + qc

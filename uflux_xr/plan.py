@@ -263,10 +263,10 @@ def _land_fraction(config: RunConfig, source: str, cube=None, window=None) -> fl
     if source == "lazy_demo":
         from uflux_xr.lazyworld import LazyWorld
 
-        world = LazyWorld(config.domain, seed=config.data.seed, n_sites=3)
+        world = LazyWorld(config.grid, seed=config.data.seed, n_sites=3)
         y, x = world._y, world._x
         if window:
-            ydim, xdim = config.domain.dims
+            ydim, xdim = config.grid.dims
             y, x = y[window.get(ydim, slice(None))], x[window.get(xdim, slice(None))]
         rng = np.random.default_rng(0)
         iy, ix = rng.integers(0, len(y), 20_000), rng.integers(0, len(x), 20_000)
@@ -343,7 +343,7 @@ def plan_run(
     if source == "files":
         from uflux_xr.io import open_any
 
-        cube = open_any(config.data.cube_path, chunks=config.output.chunks)
+        cube = open_any(config.data.cube_file, chunks=config.output.chunks)
         from uflux_xr.domain import spatial_dims
 
         ydim, xdim = spatial_dims(cube)
@@ -351,10 +351,11 @@ def plan_run(
             cube = cube.isel({d: w for d, w in window.items() if d in cube.dims})
         sizes = {"time": cube.sizes["time"], ydim: cube.sizes[ydim], xdim: cube.sizes[xdim]}
         var = next(v for v in cube.data_vars.values() if v.ndim == 3)
-        chunks = dict(zip(("time", ydim, xdim), var.transpose("time", ydim, xdim).chunks, strict=True))
+        arr = var.transpose("time", ydim, xdim)
+        chunks = dict(zip(("time", ydim, xdim), arr.chunks or tuple((n,) for n in arr.shape), strict=True))
         grid = f"{sizes[xdim]} x {sizes[ydim]} cells, {sizes['time']} steps from {config.data.cube_path}"
         n_steps_sites = sizes["time"]
-        sites = open_any(config.data.sites_path)
+        sites = open_any(config.data.sites_file)
         if config.training.drivers == "towers":
             present = [f for f in config.fluxes if f in sites]
             training_rows = int(sites[present].to_array("flux").notnull().any("flux").sum())
@@ -364,7 +365,7 @@ def plan_run(
     else:
         import dask.array as da
 
-        domain = config.domain
+        domain = config.grid
         ydim, xdim = domain.dims
         full = dict(zip(("time", ydim, xdim), domain.shape, strict=True))
         sizes = {d: len(range(full[d])[(window or {}).get(d, slice(None))]) for d in full}

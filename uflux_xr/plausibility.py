@@ -121,9 +121,10 @@ def plausible_range(name: str, resolution: str | None = None) -> tuple[float, fl
     resolution : {"subdaily", "daily", None}
         None (static or unknown step) takes the widest of the ranges.
     """
-    name = registry_name(name)
-    if name is None:
+    known = registry_name(name)
+    if known is None:
         return None
+    name = known
     entry = registry()["plausible"][name]
     spans = [entry[k] for k in ("any", "subdaily", "daily") if k in entry]
     chosen = entry.get("any") or (entry.get(resolution) if resolution else None)
@@ -305,6 +306,8 @@ def check_plausible(obj, *, source: str, step=None, names=None, max_time_steps: 
     stats = {}
     for n in checked:
         spec = plausible_range(n, resolution if "time" in ds[n].dims else None)
+        if spec is None:  # a daily-only range on a sub-daily variable (ET)
+            continue
         lo, hi, range_units = spec
         da = _to_range_units(
             ds[n].astype(np.float64), ds[n].attrs.get("units"), range_units, step, name=n, source=source

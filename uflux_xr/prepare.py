@@ -95,7 +95,7 @@ def prepare(config: RunConfig) -> Prepared:
             cube[name].encoding.pop("chunks", None)
             cube[name].encoding.pop("preferred_chunks", None)
         coverage = cube_coverage(cube)
-        cube_path = write_dataset(cube, config.data.cube_path, progress=False)
+        cube_path = write_dataset(cube, config.data.cube_file, progress=False)
     towers = ""
     if inputs.towers:
         sites = read_sites(
@@ -108,7 +108,7 @@ def prepare(config: RunConfig) -> Prepared:
             f"{sites.sizes['site']} site(s), {sites.sizes['time']} {config.domain.step} steps "
             f"{sites.indexes['time'][0].date()} .. {sites.indexes['time'][-1].date()}; values per flux: {counts}"
         )
-        sites_path = write_dataset(sites, config.data.sites_path, progress=False)
+        sites_path = write_dataset(sites, config.data.sites_file, progress=False)
     if cube_path is None and sites_path is None:
         raise ConfigError(f"{config.path}: data.inputs lists neither climate/satellite files nor towers")
     return Prepared(cube_path, sites_path, coverage, towers)

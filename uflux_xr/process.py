@@ -323,7 +323,15 @@ def process_site(site_ds: xr.Dataset, *, lat=None, lon=None, utc_offset=None, **
     for method in opts.partitioning:
         method_options = opts.nighttime if method == "nighttime" else opts.daytime
         for nee in nee_names:
-            one = partition(one, method, nee=nee, **position, **method_options)
+            one = partition(
+                one,
+                method,
+                nee=nee,
+                lat=position["lat"],
+                lon=position["lon"],
+                utc_offset=position["utc_offset"],
+                **method_options,
+            )
     summary["partitioning"] = {
         key.removeprefix("partitioning_notes_"): value
         for key, value in one.attrs.items()

@@ -325,7 +325,9 @@ def extract_at_sites(
     targets = list(sites.data_vars) if targets is None else list(targets)
     missing = [t for t in targets if t not in sites.data_vars]
     if missing:
-        raise ExtractionError(f"target(s) {missing} not in the site dataset; it has {sorted(sites.data_vars)}")
+        raise ExtractionError(
+            f"target(s) {missing} not in the site dataset; it has {sorted(map(str, sites.data_vars))}"
+        )
 
     common = common_time(sites, cube)
     cube = cube.sel(time=common)
@@ -370,10 +372,10 @@ def _values_at(arrays: dict, cube: xr.Dataset, iy, ix, method: str, window: int,
             else v.mean([d for d in centre if d in v.dims], skipna=True)
             for k, v in at.items()
         }
-    at = xr.Dataset(at).assign_coords(site=labels).compute()
-    for k in at.data_vars:
-        at[k].attrs = dict(arrays[k].attrs)  # window means drop them
-    return at
+    values = xr.Dataset(at).assign_coords(site=labels).compute()
+    for k in values.data_vars:
+        values[k].attrs = dict(arrays[k].attrs)  # window means drop them
+    return values
 
 
 #: Suffix of a tower variable whose name is also a cube predictor (``TA`` measured at the tower → ``TA_tower``).

@@ -482,8 +482,8 @@ def ustar_thresholds(
     time = one.indexes["time"]
     seasons = season_labels(time)
     years = season_years(seasons, time)
-    arrays = [one[v].values.astype(np.float64) for v in (nee, "USTAR", "TA", "SW_IN")]
-    estimate, table = bootstrap_thresholds(*arrays, seasons, years, opts, n_samples, probs, seed)
+    nee_v, ustar_v, ta_v, sw_v = (one[v].values.astype(np.float64) for v in (nee, "USTAR", "TA", "SW_IN"))
+    estimate, table = bootstrap_thresholds(nee_v, ustar_v, ta_v, sw_v, seasons, years, opts, n_samples, probs, seed)
     if not np.isfinite(estimate.single):
         raise ValueError("no u* threshold could be estimated: " + "; ".join(estimate.notes.values()))
     table.attrs["notes"] = list(estimate.notes.values())

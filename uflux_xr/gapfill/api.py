@@ -8,7 +8,9 @@ with REddyProc's suffixes.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
+from typing import TypeVar
 
 import numpy as np
 import pandas as pd
@@ -63,7 +65,7 @@ _DESCRIPTIONS = {
 
 
 # Outputs only some methods give (units None: those of the variable).
-_EXTRA_OUTPUTS = {
+_EXTRA_OUTPUTS: dict[str, dict[str, str | None]] = {
     "fall": {"units": None, "long_name": "%s look-up value at every record, measured ones included (REddyProc _fall)"},
     "fwin": {"units": "d", "long_name": "full window length of the look-up filling %s"},
 }
@@ -101,7 +103,10 @@ def one_site(site_ds: xr.Dataset, what: str) -> xr.Dataset:
     return ds.isel(site=0)
 
 
-def like_input(out: xr.Dataset, site_ds: xr.Dataset) -> xr.Dataset:
+DatasetOrArray = TypeVar("DatasetOrArray", xr.Dataset, xr.DataArray)
+
+
+def like_input(out: DatasetOrArray, site_ds: xr.Dataset) -> DatasetOrArray:
     """``out`` (site, time) back in the shape of ``site_ds``: a single site squeezed, its name kept if it had one."""
     if "site" in site_ds.dims:
         return out
@@ -136,13 +141,13 @@ def _fill_sites(ds: xr.Dataset, var: str, method: str, good_qc, fill_one) -> xr.
         np.stack([FILL_LABELS[f.label] for f in fills]),
         {"long_name": f"how each {var} value was obtained"},
     )
-    for suffix, attrs in _EXTRA_OUTPUTS.items():
+    for suffix, spec in _EXTRA_OUTPUTS.items():
         if suffix in fills[0].extra:
-            attrs = {
-                "units": units if attrs["units"] is None else attrs["units"],
-                "long_name": attrs["long_name"] % var,
+            extra_attrs = {
+                "units": units if spec["units"] is None else spec["units"],
+                "long_name": (spec["long_name"] or "%s") % var,
             }
-            out[f"{var}_{suffix}"] = (("site", "time"), np.stack([f.extra[suffix] for f in fills]), attrs)
+            out[f"{var}_{suffix}"] = (("site", "time"), np.stack([f.extra[suffix] for f in fills]), extra_attrs)
     log.info(
         "%s filled with %s: %.1f %% of steps have a value",
         var,
@@ -198,7 +203,7 @@ def gapfill(
     """
     opts = method_options(method, options)
     if var not in site_ds:
-        raise KeyError(f"variable {var!r} not in the site dataset; it has {sorted(site_ds.data_vars)}")
+        raise KeyError(f"variable {var!r} not in the site dataset; it has {sorted(map(str, site_ds.data_vars))}")
     check_driver_units(site_ds, method)
     ds = with_site_dim(site_ds)  # the methods work on (site, time); a single site is squeezed back below
     if method == "mdv":
@@ -337,6 +342,7 @@ def _gapfill_learned(ds, var, method, good_qc, opts: LearnedOptions) -> xr.Datas
     n_per_day = steps_per_day(time)
     years = opts.train_years if isinstance(opts.train_years, str) else list(opts.train_years)
     common = {"train_years": years, "n_nearest": opts.n_nearest, "params": opts.params}
+    fill_series: Callable[..., tuple[np.ndarray, np.ndarray]]
     if method == "ml":
         fill_series, code, members = ml_fill, ML, float(opts.members)
         options = {**common, "model": opts.model, "members": opts.members}

@@ -42,4 +42,9 @@ def write_atomic(path: str | os.PathLike, fill: Callable[[IO[bytes]], None]) -> 
 
 def write_text_atomic(path: str | os.PathLike, text: str) -> Path:
     """Write ``text`` (UTF-8) to ``path`` atomically; returns the path."""
-    return write_atomic(path, lambda f: f.write(text.encode("utf-8")))
+    data = text.encode("utf-8")
+
+    def fill(f: IO[bytes]) -> None:
+        f.write(data)
+
+    return write_atomic(path, fill)

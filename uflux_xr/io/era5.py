@@ -57,6 +57,7 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
+from typing import cast
 
 import numpy as np
 import pandas as pd
@@ -255,7 +256,7 @@ def _convert(ds: xr.Dataset, land: bool, step: pd.Timedelta, monthly: bool) -> x
         out["land_fraction"] = ds["lsm"].isel(time=0, drop=True)
     if not out.data_vars:
         raise ERA5Error(f"no known ERA5 variables; expected some of {sorted(EXPECTED_UNITS)}")
-    for name in out.data_vars:
+    for name in map(str, out.data_vars):
         attrs = {k: v for k, v in variable_attrs(name).items() if k in ("long_name", "units", "standard_name")}
         out[name].attrs = attrs
     if "P" in out:
@@ -407,7 +408,10 @@ def read_era5(paths, freq: str | None = None, *, land: bool | None = None, chunk
             f"files on different grids ({listing}): read each product (ERA5 0.25°, ERA5-Land 0.1°) on its own "
             "and combine them on one grid with uflux_xr.build_cube"
         )
-    ds = xr.combine_by_coords(opened, combine_attrs="drop_conflicts") if len(opened) > 1 else opened[0]
+    # Datasets in, a Dataset out (combine_by_coords is typed for DataArrays too)
+    ds = (
+        cast(xr.Dataset, xr.combine_by_coords(opened, combine_attrs="drop_conflicts")) if len(opened) > 1 else opened[0]
+    )
     spacing = grid_spacing(ds)
     for dim in ("lat", "lon"):
         steps = np.diff(ds[dim].values)
@@ -454,5 +458,5 @@ def read_era5(paths, freq: str | None = None, *, land: bool | None = None, chunk
     cube.attrs = {"source": f"{product} from {source}", "product": product, "Conventions": "CF-1.10"}
     out_step = step if freq is None and not monthly else pd.Timedelta(days=1)  # daily or coarser means
     check_plausible(cube, source=source, step=out_step, max_time_steps=366)
-    log.info("%s cube %s, variables %s", product, dict(cube.sizes), sorted(cube.data_vars))
+    log.info("%s cube %s, variables %s", product, dict(cube.sizes), sorted(map(str, cube.data_vars)))
     return cube

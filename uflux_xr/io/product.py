@@ -103,7 +103,7 @@ def add_cf_metadata(product: xr.Dataset, *, attrs: dict | None = None, history: 
         )
     if "member" in ds.dims:
         ds["member"].attrs.update({"long_name": "ensemble member index", "units": "1"})
-    for name in [*ds.coords, *[v for v in ds.data_vars if v.endswith("_bnds")]]:
+    for name in [*ds.coords, *[v for v in map(str, ds.data_vars) if v.endswith("_bnds")]]:
         ds[name].encoding["_FillValue"] = None
     ds["time"].encoding.update({"units": "hours since 1970-01-01 00:00:00", "calendar": "proleptic_gregorian"})
     ds["time_bnds"].encoding.update(ds["time"].encoding)
@@ -118,7 +118,7 @@ def add_cf_metadata(product: xr.Dataset, *, attrs: dict | None = None, history: 
             ds[name].encoding["_FillValue"] = np.float32(np.nan)
 
     now = dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-    flux_names = [v for v in ds.data_vars if v != "crs"]
+    flux_names = [str(v) for v in ds.data_vars if v != "crs"]
     defaults = {
         "title": "uflux-xr upscaled flux product",
         "summary": (
@@ -218,7 +218,7 @@ def _netcdf_encoding(ds: xr.Dataset) -> dict:
     enc = {}
     for name, var in ds.data_vars.items():
         if var.ndim >= 3:
-            chunks = var.chunks and tuple(c[0] for c in var.chunks)
+            chunks = tuple(c[0] for c in var.chunks) if var.chunks else None
             enc[name] = {"zlib": True, "complevel": 4, "shuffle": True, **({"chunksizes": chunks} if chunks else {})}
     return enc
 

@@ -49,10 +49,10 @@ def _open(path: Path, variable: str | None, scale_factor: float | None = None) -
     if isinstance(obj, xr.Dataset):
         if variable is None:
             if len(obj.data_vars) != 1:
-                raise RasterError(f"{path}: several variables {sorted(obj.data_vars)}; pass variable=")
-            variable = next(iter(obj.data_vars))
+                raise RasterError(f"{path}: several variables {sorted(map(str, obj.data_vars))}; pass variable=")
+            variable = str(next(iter(obj.data_vars)))
         if variable not in obj:
-            raise RasterError(f"{path}: no variable {variable!r}; it has {sorted(obj.data_vars)}")
+            raise RasterError(f"{path}: no variable {variable!r}; it has {sorted(map(str, obj.data_vars))}")
         obj = obj[variable]
     if "band" in obj.dims:
         if obj.sizes["band"] != 1:
@@ -153,7 +153,7 @@ def read_raster(
     arrays = [_open(p, variable, scale_factor) for p in paths]
     if (qa_variable is None) != (qa_mask is None):
         raise RasterError("qa_variable= and qa_mask= go together")
-    if qa_variable is not None:
+    if qa_variable is not None and qa_mask is not None:
         arrays = [_apply_qa(a, _open(p, qa_variable), qa_mask, p) for a, p in zip(arrays, paths, strict=True)]
     crs = {str(a.rio.crs) for a in arrays}
     if len(crs) > 1:

@@ -79,7 +79,7 @@ def plan_regions(ds: xr.Dataset, region_chunks: dict[str, int] | None = None) ->
     """
     region_chunks = {"time": 1, **(region_chunks or {})} if "time" in ds.dims else dict(region_chunks or {})
     lazy = [v for v in ds.data_vars.values() if v.chunks is not None]
-    dims = [d for d in ds.dims if any(d in v.dims for v in lazy)]
+    dims = [str(d) for d in ds.dims if any(d in v.dims for v in lazy)]
     per_dim = []
     for dim in dims:
         edges = _chunk_edges(ds, dim)
@@ -91,7 +91,7 @@ def plan_regions(ds: xr.Dataset, region_chunks: dict[str, int] | None = None) ->
 def _fingerprint(ds: xr.Dataset, identity: str) -> str:
     """Hash of what makes two products the same job: variables, dims, chunks, coordinate values, attrs."""
     h = hashlib.sha256(identity.encode())
-    for name in sorted(ds.variables):
+    for name in sorted(map(str, ds.variables)):
         var = ds[name]
         h.update(f"{name}{var.dims}{var.shape}{var.dtype}{var.chunks}".encode())
         if name in ds.coords and var.size < 10_000_000:

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import logging
 import re
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -184,7 +185,7 @@ def _to_dataset(frame: pd.DataFrame, units: dict[str, str], path: Path) -> xr.Da
             raise TowerFileError(f"{path}: column for {name!r} has unknown units {u!r}")
         values = pd.to_numeric(series, errors="coerce").to_numpy(dtype=np.float64, copy=True)
         values[values == MISSING] = np.nan
-        u = canonical_units(u)
+        u = canonical_units(u) or u  # known: checked above
         target = predictors.get(name, {}).get("units")
         if target is not None and u != target and can_convert(u, target):
             values, u = np.asarray(convert_values(values, u, target), dtype=np.float64), target
@@ -307,7 +308,7 @@ def read_ameriflux_base(path: str | Path) -> xr.Dataset:
     if "TIMESTAMP_START" not in frame or "TIMESTAMP_END" not in frame:
         raise TowerFileError(f"{path}: missing required columns TIMESTAMP_START/TIMESTAMP_END")
     time, _ = _fluxnet_time(frame, path)
-    chosen: dict[str, tuple[tuple, str]] = {}
+    chosen: dict[str, tuple[tuple, str, str]] = {}
     for col in frame.columns:
         m = _BASE_NAME.match(col)
         if not m or m["var"] not in AMERIFLUX_BASE_VARIABLES:
@@ -319,15 +320,15 @@ def read_ameriflux_base(path: str | Path) -> xr.Dataset:
             *(int(m[k] or 0) for k in ("h", "v", "r")),
         )
         if canon not in chosen or rank < chosen[canon][0]:
-            chosen[canon] = (rank, col)
+            chosen[canon] = (rank, col, m["var"])
     if not chosen:
         raise TowerFileError(f"{path}: none of the AmeriFlux BASE variables {sorted(AMERIFLUX_BASE_VARIABLES)} found")
-    table = pd.DataFrame({canon: frame[col] for canon, (_, col) in chosen.items()})
+    table = pd.DataFrame({canon: frame[col] for canon, (_, col, _) in chosen.items()})
     table.index = time
     _check_time(table.index, path)
-    units = {canon: AMERIFLUX_BASE_VARIABLES[_BASE_NAME.match(col)["var"]][1] for canon, (_, col) in chosen.items()}
+    units = {canon: AMERIFLUX_BASE_VARIABLES[base][1] for canon, (_, _, base) in chosen.items()}
     ds = _to_dataset(table, units, path)
-    for canon, (_, col) in chosen.items():
+    for canon, (_, col, _) in chosen.items():
         ds[canon].attrs["source_column"] = col
     ds.attrs.update({"source_file": path.name, "source_format": "AmeriFlux BASE"})
     return ds
@@ -439,7 +440,7 @@ def read_diive_parquet(path: str | Path) -> xr.Dataset:
 # Many files -> one site dataset
 # ---------------------------------------------------------------------------
 
-_READERS = {
+_READERS: dict[str, Callable[..., xr.Dataset]] = {
     "fluxnet": read_fluxnet,
     "ameriflux-base": read_ameriflux_base,
     "reddyproc": read_reddyproc,
@@ -601,6 +602,9 @@ def read_sites(
         else datasets[0]
     )
     log.info(
-        "read %d site(s), %d time steps, variables %s", out.sizes["site"], out.sizes["time"], sorted(out.data_vars)
+        "read %d site(s), %d time steps, variables %s",
+        out.sizes["site"],
+        out.sizes["time"],
+        sorted(map(str, out.data_vars)),
     )
     return out

@@ -103,8 +103,8 @@ class XGBoostRuntime:
     def __init__(self, raw: bytes):
         self.raw = bytes(raw)
         self.booster = xgb.Booster(model_file=bytearray(self.raw))
-        self._single = None
-        self._gpu = None
+        self._single: xgb.Booster | None = None
+        self._gpu: xgb.Booster | None = None
         self._lock = threading.Lock()
 
     def gpu(self) -> xgb.Booster:

@@ -32,6 +32,7 @@ from __future__ import annotations
 import io
 import json
 import logging
+from typing import Any
 
 import numpy as np
 from sklearn.base import BaseEstimator, RegressorMixin
@@ -348,7 +349,7 @@ class CascadeForestRegressor(RegressorMixin, BaseEstimator):
     def to_files(self) -> dict[str, bytes]:
         """The fitted model as plain files: JSON structure, npz arrays, predictor in its own format."""
         check_is_fitted(self, "layers_")
-        arrays: dict[str, np.ndarray] = {}
+        arrays: dict[str, Any] = {}  # Any: numpy's stubs type savez's keyword arrays like its allow_pickle flag
         for k, b in enumerate(self.binners_):
             arrays.update(b.to_arrays(f"binner{k}_"))
         for k, forests in enumerate(self.layers_):

@@ -10,6 +10,7 @@ helpers serve any estimator made of scikit-learn regression trees.
 from __future__ import annotations
 
 import io
+from typing import Any
 
 import numpy as np
 from sklearn.ensemble import RandomForestRegressor
@@ -32,7 +33,8 @@ def trees_to_npz(trees: list[Tree]) -> bytes:
     """Serialise scikit-learn ``Tree`` objects (single-output regression) to npz bytes."""
     states = [t.__getstate__() for t in trees]
     nodes = np.concatenate([s["nodes"] for s in states])
-    arrays = {f"node_{name}": np.ascontiguousarray(nodes[name]) for name in nodes.dtype.names}
+    # Any: numpy's stubs type savez's keyword arrays like its allow_pickle flag
+    arrays: dict[str, Any] = {f"node_{name}": np.ascontiguousarray(nodes[name]) for name in nodes.dtype.names or ()}
     arrays["values"] = np.concatenate([s["values"][:, 0, 0] for s in states]).astype(np.float64)
     arrays["node_counts"] = np.array([s["node_count"] for s in states], dtype=np.int64)
     arrays["max_depths"] = np.array([s["max_depth"] for s in states], dtype=np.int64)

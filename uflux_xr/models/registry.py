@@ -45,7 +45,7 @@ class ModelKind:
     freeze: Callable[[Any], Any]
     dump: Callable[[Any], dict[str, bytes]]
     load: Callable[[dict[str, bytes]], Any]
-    predict: Callable[[Any, np.ndarray, int | None], np.ndarray]
+    predict: Callable[..., np.ndarray]  # (runtime, X, n_threads=None); lambdas with defaults defeat a stricter type
     defaults: dict
 
 

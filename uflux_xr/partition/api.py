@@ -216,7 +216,7 @@ def partition(
         outputs.append(result)
         potentials.append(pot)
         notes += [f"{site}: {n}" for n in site_notes]
-    variables = {
+    variables: dict[str, tuple] = {
         "SW_IN_POT": (
             ("site", "time"),
             np.stack(potentials),

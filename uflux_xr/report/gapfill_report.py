@@ -133,8 +133,9 @@ def gapfill_report(
     page.section("Daily values")
     daily = daily_with_uncertainty(time, filled, measured, fsd)
     mean, sd, label = daily["mean"].to_numpy(), daily["sd"].to_numpy(), f"{var} daily mean [{units}]"
-    if units and can_convert(canonical_units(units), "g m-2 d-1"):
-        mean, sd = (convert_values(a, canonical_units(units), "g m-2 d-1") for a in (mean, sd))
+    known = canonical_units(units)
+    if known is not None and can_convert(known, "g m-2 d-1"):
+        mean, sd = (convert_values(a, known, "g m-2 d-1") for a in (mean, sd))
         label = f"{var} daily sum [g C m-2 d-1]"
     page.figure(
         figures.daily_sums_figure(pd.DatetimeIndex(daily.index), mean, sd if fsd is not None else None, label),

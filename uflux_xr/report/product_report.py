@@ -50,7 +50,7 @@ def _open_product(run_dir: Path) -> xr.Dataset:
 
 
 def _fluxes(product: xr.Dataset) -> list[str]:
-    names = [n for n, v in product.data_vars.items() if {"member", "time"} <= set(v.dims)]
+    names = [str(n) for n, v in product.data_vars.items() if {"member", "time"} <= set(v.dims)]
     return sorted(names, key=lambda n: (FLUX_ORDER.index(n) if n in FLUX_ORDER else len(FLUX_ORDER), n))
 
 
@@ -166,13 +166,13 @@ def _validation_section(page: Page, run_dir: Path, product, towers_ds, crs_name,
         land = product[first].isel(member=0, time=0).notnull().compute()
         lat = pd.Series(towers_ds["lat"].values, index=towers_ds["site"].values.astype(str))
         lon = pd.Series(towers_ds["lon"].values, index=towers_ds["site"].values.astype(str))
-        panels = {}
+        skill = {}
         for flux, rows in by_site.groupby("target", sort=False):
             sites = rows["site"].astype(str)
             known = sites.isin(lat.index).to_numpy()
             x, y = _tower_xy(product, lat[sites[known]].to_numpy(), lon[sites[known]].to_numpy())
-            panels[flux] = (x, y, rows["nse"].to_numpy(float)[known])
-        page.figure(figures.tower_skill_figure(land, panels, crs_name=crs_name), "towers coloured by held-out NSE")
+            skill[str(flux)] = (x, y, rows["nse"].to_numpy(float)[known])
+        page.figure(figures.tower_skill_figure(land, skill, crs_name=crs_name), "towers coloured by held-out NSE")
 
 
 def _truth_section(page: Page, run_dir: Path, product, fluxes, summaries, period, towers, crs_name) -> None:
