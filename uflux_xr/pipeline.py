@@ -499,7 +499,11 @@ def run(
         from uflux_xr.report import run_report
 
         t = time.perf_counter()
-        result.products["report"] = run_report(out_dir)
+        try:
+            result.products["report"] = run_report(out_dir)
+        except Exception as err:  # the product is complete and stays usable; say so rather than fail the run
+            log.exception("report.html not written")
+            notes.append(f"report.html not written ({err}); remake it with: uflux-xr report {out_dir}")
         timings["report"] = time.perf_counter() - t
         record["timings"] = dict(timings)
         write_text_atomic(out_dir / "run.json", json.dumps(to_jsonable(record), indent=2))
