@@ -88,12 +88,16 @@ def _period_summaries(product: xr.Dataset, fluxes: list[str], period: str) -> di
     lazy = {}
     for flux in fluxes:
         var = product[flux]
-        weights = area.where(var.notnull())
         lazy[flux] = {
             "period_mean": chosen[flux].mean("time"),
-            "cycle": (var.fillna(0) * area).sum((ydim, xdim)) / weights.sum((ydim, xdim)),
+            "amount": (var.fillna(0) * area).sum((ydim, xdim)),
+            "area": area.where(var.notnull()).sum((ydim, xdim)),
         }
     (computed,) = dask.compute(lazy)
+    for parts in computed.values():
+        # divided here, not in the graph: a step without any predicted cell is NaN, not a 0/0 warning
+        amount, covered = parts.pop("amount"), parts.pop("area")
+        parts["cycle"] = amount / covered.where(covered > 0)
     return computed
 
 
