@@ -124,3 +124,22 @@ def test_report_command_remakes_the_report_for_another_period(demo_run, tmp_path
     assert "Maps show the 2020-06 mean" in out.read_text()
     assert main(["report", str(demo_run.out_dir), "--out", str(out), "--period", "2031"]) == 2
     assert "period '2031' selects no time step" in capsys.readouterr().err
+
+
+@pytest.mark.skipif(
+    not (SHARED_DATA / "DE-Tha_1998_halfhourly.tsv").exists(), reason="needs ../shared/data/DE-Tha_1998_halfhourly.tsv"
+)
+def test_gapfill_command_writes_a_report_per_site_and_variable(tmp_path, capsys):
+    out = tmp_path / "filled.nc"
+    tsv = str(SHARED_DATA / "DE-Tha_1998_halfhourly.tsv")
+    argv = ["gapfill", tsv, "--var", "NEE", "LE", "--out", str(out), "--report", "--benchmark-gap-days", "1", "7"]
+    assert main([*argv, "--benchmark-n-gaps", "2"]) == 0
+    printed = capsys.readouterr().out
+    for var in ("NEE", "LE"):
+        report = tmp_path / f"filled_DE-Tha_{var}_report.html"
+        assert f"wrote {report}" in printed
+        text = report.read_text()
+        # the record's counts as the CLI printed them, and the benchmark of MDS against MDV
+        assert "17,520 records" in text and "Artificial-gap benchmark" in text
+        assert text.count("<img") == 4
+    assert "6,257 gaps" in (tmp_path / "filled_DE-Tha_NEE_report.html").read_text()
