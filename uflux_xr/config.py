@@ -308,15 +308,17 @@ class ValidationConfig:
 
 @dataclass(frozen=True)
 class OutputConfig:
-    """The ``output`` section: product formats, dask chunks and global attributes."""
+    """The ``output`` section: product formats, dask chunks, global attributes and
+    deduplicated inference (``dedup``: auto, true or false; see :func:`uflux_xr.upscale.upscale`)."""
 
     formats: tuple[str, ...] = PRODUCT_FORMATS
     chunks: dict = field(default_factory=lambda: {"time": 32})
     attrs: dict = field(default_factory=dict)
+    dedup: bool | str = "auto"
 
     @classmethod
     def parse(cls, section: dict, title: str | None, src: str) -> OutputConfig:
-        _check_keys(section, {"formats", "chunks", "attrs"}, "output", src)
+        _check_keys(section, {"formats", "chunks", "attrs", "dedup"}, "output", src)
         formats = section.get("formats", list(PRODUCT_FORMATS))
         if not isinstance(formats, list) or not formats or any(f not in PRODUCT_FORMATS for f in formats):
             raise ConfigError(f"{src}: output.formats: expected a list from {list(PRODUCT_FORMATS)}, got {formats!r}")
@@ -326,7 +328,10 @@ class OutputConfig:
         attrs = dict(section.get("attrs") or {})
         if title is not None:
             attrs = {"title": title, **attrs}
-        return cls(tuple(formats), dict(chunks), attrs)
+        dedup = section.get("dedup", "auto")
+        if dedup not in (True, False, "auto"):
+            raise ConfigError(f"{src}: output.dedup: expected auto, true or false, got {dedup!r}")
+        return cls(tuple(formats), dict(chunks), attrs, dedup)
 
 
 @dataclass(frozen=True)

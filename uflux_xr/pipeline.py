@@ -48,7 +48,7 @@ from uflux_xr.models import FluxModel, load_model, train
 from uflux_xr.plausibility import check_plausible
 from uflux_xr.progress import ProgressLog
 from uflux_xr.sites import extract_at_sites
-from uflux_xr.upscale import NON_NEGATIVE_FLUXES, upscale
+from uflux_xr.upscale import NON_NEGATIVE_FLUXES, dedup_report, upscale
 from uflux_xr.validate import cross_validate
 
 log = logging.getLogger(__name__)
@@ -66,6 +66,7 @@ class RunResult:
     product_vs_truth: pd.DataFrame | None
     timings: dict[str, float] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
+    inference: dict[str, dict] = field(default_factory=dict)  # per model: what dedup did (dedup_report)
 
 
 @dataclass
@@ -433,7 +434,8 @@ def run(
 
     t = time.perf_counter()
     check_predictor_coverage(cube, sorted({f for m in config.ensemble.member_specs for f in m.predictors}))
-    product = upscale(members, cube)
+    dedup_report(reset=True)
+    product = upscale(members, cube, dedup=config.output.dedup)
     history = f"uflux-xr run {config.path} (name={config.name})"
     products = {}
     zarr_path = out_dir / "product.zarr"
@@ -462,6 +464,7 @@ def run(
     if "zarr" not in config.output.formats:
         shutil.rmtree(zarr_path)
     timings["upscale_write"] = time.perf_counter() - t
+    inference = dedup_report()
 
     scores = None
     if truth is not None and _cells(product) > MAX_TRUTH_SCORE_VALUES:
@@ -475,6 +478,9 @@ def run(
     timings["total"] = time.perf_counter() - t0
     log.info("run finished in %.1f s", timings["total"])
     notes = [clipped] if clipped else []
+    dedup_line = _dedup_note(inference, timings["upscale_write"])
+    if dedup_line:
+        notes.append(dedup_line)
     if table.attrs.get("drivers") == "towers":
         notes.append(
             "Trained on the towers' own drivers (training.drivers: towers), not on the cube at the tower cells."
@@ -492,7 +498,7 @@ def run(
             )
             + " (tower_cells.csv)"
         )
-    result = RunResult(out_dir, products, validation, scores, timings, notes)
+    result = RunResult(out_dir, products, validation, scores, timings, notes, inference)
     record = run_record(config, result, plan, table, counts, started)
     write_text_atomic(out_dir / "run.json", json.dumps(to_jsonable(record), indent=2))
     if report:
@@ -508,6 +514,24 @@ def run(
         record["timings"] = dict(timings)
         write_text_atomic(out_dir / "run.json", json.dumps(to_jsonable(record), indent=2))
     return result
+
+
+def _dedup_note(inference: dict[str, dict], stage_seconds: float) -> str:
+    """One line on deduplicated inference: the share of unique rows, and effective rows/s of the model calls."""
+    rows = sum(s["rows"] for s in inference.values())
+    if not rows:
+        return ""
+    unique = sum(s["unique_rows"] for s in inference.values())
+    plain = sum(s["plain_rows"] for s in inference.values())
+    seconds = sum(s["code_seconds"] + s["predict_seconds"] + s["plain_seconds"] for s in inference.values())
+    off = sum(1 for s in inference.values() for e in s["enabled"] if e is False)
+    line = (
+        f"Deduplicated inference: {unique / rows:.1%} of {rows:,} predicted rows were unique; "
+        f"{(rows + plain) / seconds:,.0f} rows/s per core in the model calls (coding included)"
+    )
+    if plain:
+        line += f"; {plain:,} rows predicted plainly where dedup did not pay ({off} model-worker decisions)"
+    return line + "."
 
 
 def _value_counts(product: xr.Dataset) -> dict[str, tuple[int, int]]:
@@ -595,6 +619,7 @@ def run_record(config: RunConfig, result: RunResult, plan, table: pd.DataFrame, 
     return {
         "name": config.name,
         "config_path": config.path,
+        "inference": result.inference,
         "config_text": config.text,
         "started": started,
         "version": __version__,

@@ -21,6 +21,7 @@ import xarray as xr
 from uflux_xr.domain import spatial_dims, time_step
 from uflux_xr.features import resolve_features
 from uflux_xr.models import FluxModel, load_model
+from uflux_xr.models.dedup import dedup_stats, merge_stats, reset_dedup_stats
 from uflux_xr.models.fluxmodel import check_feature_units
 from uflux_xr.plausibility import check_values, resolution_of
 from uflux_xr.variables import SECONDS_PER_DAY, ensure_units, latent_heat_of_vaporization, variable_attrs
@@ -56,6 +57,7 @@ def predict_block(
     checks: tuple = (),
     source: str = "predictor cube",
     non_negative: bool = False,
+    dedup: bool | str = "auto",
 ) -> np.ndarray:
     """Numpy core of the upscaler: predict one block of the cube.
 
@@ -76,6 +78,8 @@ def predict_block(
         Where the cube came from, for the plausibility message.
     non_negative : bool
         Store predictions below 0 as -0.0 (:data:`NON_NEGATIVE_FLUXES`).
+    dedup : bool or "auto"
+        Exact deduplicated inference (see :func:`upscale`).
 
     Returns
     -------
@@ -97,11 +101,37 @@ def predict_block(
         return out
     fitted = cached_model(model) if isinstance(model, str) else model
     pred = np.full(X.shape[0], np.nan, dtype=np.float32)
-    pred[complete] = fitted.predict_array(X[complete], n_threads=1)
+    pred[complete] = fitted.predict_array(X[complete], n_threads=1, dedup=dedup)
     if non_negative:
         pred[pred < 0] = -0.0
     out[valid] = pred
     return out
+
+
+def dedup_report(reset: bool = False) -> dict[str, dict]:
+    """What deduplicated inference did, per model, in this process and on every distributed worker.
+
+    Parameters
+    ----------
+    reset : bool
+        Clear the counts (and the per-process on/off decisions) instead of reading them.
+
+    Returns
+    -------
+    dict
+        Per model file (or label): summed ``rows``, ``unique_rows``, ``plain_rows``, seconds
+        spent coding (``code_seconds``), predicting deduplicated (``predict_seconds``) and plain
+        (``plain_seconds``), and each process's decision (``enabled``).
+    """
+    action = reset_dedup_stats if reset else dedup_stats
+    parts = [action()]
+    try:
+        from distributed import default_client
+
+        parts.extend(default_client().run(action).values())
+    except (ImportError, ValueError):
+        pass  # no distributed client: the threads of this process did all the work
+    return {} if reset else merge_stats(p for p in parts if p)
 
 
 def count_clipped(da: xr.DataArray) -> int:
@@ -174,6 +204,7 @@ def upscale(
     mask: str | xr.DataArray | None = "land_mask",
     chunks: Mapping[str, int] | None = None,
     derived: bool = True,
+    dedup: bool | str = "auto",
 ) -> xr.Dataset:
     """Apply trained flux models to a predictor cube, lazily and chunk by chunk.
 
@@ -193,6 +224,16 @@ def upscale(
     derived : bool
         Add ``NEE_RECO_GPP`` (RECO − GPP) when GPP and RECO are modelled, and ``ET``
         [kg m-2 d-1] from LE and the cube's TA [°C].
+    dedup : bool or "auto"
+        Exact deduplicated inference: per chunk, code each row by the interval
+        of the model's split thresholds its values fall in, predict each
+        distinct code row once and scatter the results back (identical
+        predictions; :mod:`uflux_xr.models.dedup`).  It pays where cells share
+        coarse climate (fine grids with nearest-regridded reanalysis).
+        ``"auto"`` (default) measures it on each worker's first chunks per
+        model and switches it off where it is not faster; ``True`` always,
+        ``False`` never.  :func:`uflux_xr.models.dedup.dedup_stats` says what
+        it did.
 
     Returns
     -------
@@ -200,6 +241,8 @@ def upscale(
         Lazy product (member, time, lat|y, lon|x), float32, one variable per flux;
         nothing is computed until it is written or ``.compute()``-d.
     """
+    if dedup not in (True, False, "auto"):
+        raise ValueError(f"dedup must be True, False or 'auto', got {dedup!r}")
     members = normalize_ensemble(models)
     ydim, xdim = spatial_dims(cube)
     if cube.chunks == {} or not cube.chunks:
@@ -239,6 +282,7 @@ def upscale(
                     "checks": tuple((f, units.get(f), resolution) for f in model.features),
                     "source": source,
                     "non_negative": flux in NON_NEGATIVE_FLUXES,
+                    "dedup": dedup,
                 },
                 dask="parallelized",
                 output_dtypes=[np.float32],

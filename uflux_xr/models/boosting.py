@@ -24,6 +24,7 @@ import threading
 import lightgbm as lgb
 import xgboost as xgb
 
+from uflux_xr.models.dedup import lightgbm_coder, xgboost_coder
 from uflux_xr.models.registry import ModelKind, register_model
 
 log = logging.getLogger(__name__)
@@ -163,6 +164,7 @@ register_model(
         load=lambda files: XGBoostRuntime(files["xgboost.ubj"]),
         predict=lambda rt, X, n_threads=None: rt.predict(X, n_threads),
         defaults=XGBOOST_DEFAULTS,
+        coder=lambda rt, n_features: xgboost_coder(rt.raw, n_features),
     )
 )
 
@@ -175,5 +177,6 @@ register_model(
         load=lambda files: LightGBMRuntime(files["lightgbm.txt"].decode()),
         predict=lambda rt, X, n_threads=None: rt.predict(X, n_threads),
         defaults=LIGHTGBM_DEFAULTS,
+        coder=lambda rt, n_features: lightgbm_coder(rt.model_str, n_features),
     )
 )

@@ -38,6 +38,7 @@ import numpy as np
 from sklearn.base import BaseEstimator, RegressorMixin
 from sklearn.utils.validation import check_is_fitted
 
+from uflux_xr.models.dedup import binner_coder
 from uflux_xr.models.histforest import Binner, HistForest, fit_forest
 from uflux_xr.models.registry import ModelKind, register_model
 
@@ -454,5 +455,7 @@ register_model(
         load=CascadeForestRegressor.from_files,
         predict=lambda est, X, n_threads=None: est.predict(X, n_threads=n_threads),
         defaults=DEEPFOREST_DEFAULTS,
+        # Every layer and the final predictor see the raw features only through the first binner.
+        coder=lambda est, n_features: binner_coder(est.binners_[0].edges),
     )
 )

@@ -14,6 +14,7 @@ code, unlike a pickle.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import hashlib
 import json
 import logging
@@ -30,6 +31,7 @@ import pandas as pd
 
 from uflux_xr.io.atomic import write_atomic
 from uflux_xr.io.jsonable import to_jsonable
+from uflux_xr.models.dedup import IntervalCoder, predict_dedup
 from uflux_xr.models.registry import get_kind
 from uflux_xr.variables import canonical_units
 
@@ -101,7 +103,13 @@ class FluxModel:
             f"n_train={self.n_train}, sites={len(self.training_sites)})"
         )
 
-    def predict_array(self, X: np.ndarray, n_threads: int | None = None) -> np.ndarray:
+    @functools.cached_property
+    def interval_coder(self) -> IntervalCoder | None:
+        """The model's split thresholds for exact deduplicated inference, or None where its kind has none."""
+        make = get_kind(self.kind).coder
+        return None if make is None else make(self.runtime, len(self.features))
+
+    def predict_array(self, X: np.ndarray, n_threads: int | None = None, *, dedup: bool | str = False) -> np.ndarray:
         """Predict from a (rows, features) array in :attr:`features` order.
 
         Parameters
@@ -110,6 +118,11 @@ class FluxModel:
             Predictors, cast to float32, columns as :attr:`features`.
         n_threads : int, optional
             Threads for this call; 1 inside dask tasks (dask is the parallelism).
+        dedup : bool or "auto"
+            Predict each distinct row of interval codes once and scatter the
+            results back (:mod:`uflux_xr.models.dedup`): identical predictions,
+            less work where rows repeat.  ``"auto"`` keeps doing so only where
+            it measured faster.
 
         Returns
         -------
@@ -121,7 +134,15 @@ class FluxModel:
             raise ValueError(f"expected an array of shape (n, {len(self.features)}) for {self.features}, got {X.shape}")
         if X.shape[0] == 0:
             return np.empty(0, dtype=np.float32)
-        return np.asarray(get_kind(self.kind).predict(self.runtime, X, n_threads), dtype=np.float32)
+        kind = get_kind(self.kind)
+
+        def plain(rows: np.ndarray) -> np.ndarray:
+            return np.asarray(kind.predict(self.runtime, rows, n_threads), dtype=np.float32)
+
+        if dedup is False:
+            return plain(X)
+        key = self.path or f"{self.target} {self.kind} model {id(self):x}"
+        return predict_dedup(plain, self.interval_coder, X, key=key, mode=dedup)
 
     def predict(self, table: pd.DataFrame) -> np.ndarray:
         """Predict for each row of a table holding the feature columns.

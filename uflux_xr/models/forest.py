@@ -16,6 +16,7 @@ import numpy as np
 from sklearn.ensemble import RandomForestRegressor
 from sklearn.tree._tree import Tree
 
+from uflux_xr.models.dedup import sklearn_trees_coder
 from uflux_xr.models.registry import ModelKind, register_model
 
 RANDOM_FOREST_DEFAULTS = {
@@ -111,6 +112,7 @@ register_model(
         load=lambda files: ForestRuntime(trees_from_npz(files["forest.npz"])),
         predict=lambda rt, X, n_threads=None: rt.predict(X, n_threads),
         defaults=RANDOM_FOREST_DEFAULTS,
+        coder=lambda rt, n_features: sklearn_trees_coder(rt.trees, n_features),
     )
 )
 

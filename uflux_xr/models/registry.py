@@ -38,6 +38,10 @@ class ModelKind:
         must be safe to call from several threads at once with ``n_threads=1``.
     defaults : dict
         Default hyper-parameters.
+    coder : callable, optional
+        ``coder(runtime, n_features) -> IntervalCoder | None``: the model's split thresholds for
+        exact deduplicated inference (:mod:`uflux_xr.models.dedup`); None where values matter
+        beyond their comparisons with thresholds.
     """
 
     name: str
@@ -47,6 +51,7 @@ class ModelKind:
     load: Callable[[dict[str, bytes]], Any]
     predict: Callable[..., np.ndarray]  # (runtime, X, n_threads=None); lambdas with defaults defeat a stricter type
     defaults: dict
+    coder: Callable[[Any, int], Any] | None = None
 
 
 _KINDS: dict[str, ModelKind] = {}
