@@ -142,8 +142,9 @@ class DataConfig:
     seed: int = 0
     n_sites: int = 60
     inputs: RawInputs | None = None
+    climate_km: float | None = None  # lazy demo world: climate from a grid this coarse [km], as a regridded reanalysis
 
-    KEYS = ("source", "seed", "domain", "period", "n_sites", "cube", "sites", "fallback", "inputs")
+    KEYS = ("source", "seed", "domain", "period", "n_sites", "cube", "sites", "fallback", "inputs", "climate_km")
 
     @property
     def cube_file(self) -> str:
@@ -172,6 +173,15 @@ class DataConfig:
             if not isinstance(seed, int):
                 raise ConfigError(f"{src}: data.seed: expected an integer, got {seed!r}")
             kwargs.update(n_sites=n_sites, seed=seed)
+            climate_km = data.get("climate_km")
+            if climate_km is not None:
+                if isinstance(climate_km, bool) or not isinstance(climate_km, int | float) or climate_km <= 0:
+                    raise ConfigError(f"{src}: data.climate_km: expected a positive number [km], got {climate_km!r}")
+                if source == "demo":
+                    raise ConfigError(f"{src}: data.climate_km: only the lazy demo world has a coarse climate option")
+                kwargs["climate_km"] = float(climate_km)
+        elif "climate_km" in data:
+            raise ConfigError(f"{src}: data.climate_km: only meaningful for the lazy demo world")
         if source == "demo" and domain is not None and (domain.step != "daily" or not domain.geographic):
             raise ConfigError(
                 f"{src}: data.source: 'demo' simulates a daily lat/lon world; use 'lazy_demo' for "

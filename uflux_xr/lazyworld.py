@@ -117,13 +117,20 @@ class LazyWorld:
         Seed of every random draw; the same seed and domain give the same world.
     n_sites : int
         Number of towers, placed on land cells.
+    climate_km : float, optional
+        Make the climate (TA, SW_IN, LW_IN, VPD, P, SWC) on a grid this coarse [km] and give every
+        cell its coarse cell's value, as a reanalysis regridded by nearest neighbour (ERA5-Land
+        0.1° ≈ 9 km); land cover stays at the domain's resolution and the vegetation proxies get a
+        field-scale pattern (±15 %, 0.3–3 km).  None: every field at the domain's resolution.
     """
 
-    def __init__(self, domain: Domain, seed: int = 0, n_sites: int = 60):
-        self.domain, self.seed, self.n_sites = domain, seed, n_sites
+    def __init__(self, domain: Domain, seed: int = 0, n_sites: int = 60, climate_km: float | None = None):
+        self.domain, self.seed, self.n_sites, self.climate_km = domain, seed, n_sites, climate_km
         rng = np.random.default_rng(seed)
         self._static_waves = {name: _draw_waves(rng, *spec) for name, spec in _PATTERNS.items()}
         self._weather_waves = {name: _draw_waves(rng, n, lo, hi) for name, (n, lo, hi, _) in _WEATHER.items()}
+        # Drawn from its own stream so that the worlds without climate_km stay as they were.
+        self._field_waves = _draw_waves(np.random.default_rng([seed, 5]), 10, 0.3, 3.0)
         self.time = domain.time()
         step_days = STEP_DAYS[domain.step]
         self._amplitudes = {
@@ -157,6 +164,27 @@ class LazyWorld:
             px, py = x / 1000.0, y / 1000.0
         return [np.asarray(a, dtype=np.float64) for a in (lat, lon, px, py)]
 
+    def _climate_cells(self, lat, lon, px, py) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The coarse climate cells (``climate_km``) holding the points, flattened.
+
+        Returns
+        -------
+        (y, x, inverse)
+            Centres of the distinct cells in the domain's coordinates, and for each point the
+            index of its cell.
+        """
+        if self.climate_km is None:
+            raise ValueError("this world has no coarse climate grid (climate_km is None)")
+        if self.domain.geographic:
+            step = self.climate_km / KM_PER_DEGREE  # [degrees]
+            iy, ix = np.floor(lat.ravel() / step), np.floor(lon.ravel() / step)
+        else:
+            step = self.climate_km * 1000.0  # [m]
+            iy, ix = np.floor(py.ravel() * 1000.0 / step), np.floor(px.ravel() * 1000.0 / step)
+        key = (iy - iy.min()) * (ix.max() - ix.min() + 1) + (ix - ix.min())
+        _, first, inverse = np.unique(key, return_index=True, return_inverse=True)
+        return (iy[first] + 0.5) * step, (ix[first] + 0.5) * step, inverse
+
     # ----------------------------------------------------------------- the model
     def _static(self, lat, lon, px, py) -> dict[str, np.ndarray]:
         pat = {name: _pattern(w, px, py) for name, w in self._static_waves.items()}
@@ -176,14 +204,13 @@ class LazyWorld:
             "igbp": igbp,
         }
 
-    def _fields(self, t: np.ndarray, lat, lon, px, py, names) -> dict[str, np.ndarray]:
-        """Every time-varying field named in ``names`` at steps ``t`` and points (lat, lon, px, py).
+    def _climate(self, t: np.ndarray, lat, px, py, s: dict) -> dict[str, np.ndarray]:
+        """Weather at steps ``t`` and points (latitude ``lat`` [degrees], planar ``px``, ``py`` [km])
+        with static layers ``s``.
 
-        Returns float32 arrays of shape (steps, *lat.shape); land-surface
-        fields are NaN over water.
+        Returns float32/float64 arrays of shape (steps, *lat.shape): ta [degC], sw_in [W m-2],
+        lw_in [W m-2], vpd [hPa], precip [mm d-1], swc [%] and es [kPa].
         """
-        s = self._static(lat, lon, px, py)
-        land = s["land"]
         weather = {
             name: np.tensordot(self._amplitudes[name][t], _waves(w, px, py), axes=(1, 0))
             for name, w in self._weather_waves.items()
@@ -194,14 +221,36 @@ class LazyWorld:
         cloud_base = -0.6 + 0.03 * (lat - 45) - 1.5 * s["aridity"] + 0.4 * season
         cloud = 1.0 / (1.0 + np.exp(-(cloud_base + 1.3 * weather["cloud"])))
         sw_in = toa_daily_radiation(lat, doy).astype(np.float32) * (0.78 - 0.5 * cloud)
-        ta_k = ta + 273.15
-        lw_in = (0.68 + 0.25 * cloud) * STEFAN_BOLTZMANN * ta_k**4
+        lw_in = (0.68 + 0.25 * cloud) * STEFAN_BOLTZMANN * (ta + 273.15) ** 4
         rh = np.clip(0.45 + 0.4 * cloud - 0.25 * s["aridity"] + 0.05 * weather["rain"], 0.15, 0.98)
         es = saturation_vapour_pressure(ta)
         vpd = 10.0 * es * (1.0 - rh)  # kPa -> hPa
         precip = np.maximum(0.0, 18.0 * (cloud - 0.55) * (1.0 + 0.8 * weather["rain"])) * (1.2 - s["aridity"])
         wetness = np.clip(0.75 - 0.9 * s["aridity"] + 0.12 * season + 0.2 * weather["soil"], 0.0, 1.0)
         swc = 5.0 + 40.0 * wetness
+        return {"ta": ta, "sw_in": sw_in, "lw_in": lw_in, "vpd": vpd, "precip": precip, "swc": swc, "es": es}
+
+    def _fields(self, t: np.ndarray, lat, lon, px, py, names) -> dict[str, np.ndarray]:
+        """Every time-varying field named in ``names`` at steps ``t`` and points (lat, lon, px, py).
+
+        Returns float32 arrays of shape (steps, *lat.shape); land-surface
+        fields are NaN over water.
+        """
+        s = self._static(lat, lon, px, py)
+        land = s["land"]
+        if self.climate_km is None:
+            climate = self._climate(t, lat, px, py, s)
+        else:
+            # Each coarse climate cell is evaluated once and given to every point inside it.
+            cy, cx, inverse = self._climate_cells(lat, lon, px, py)
+            at = self._frames(cy, cx)
+            cells = self._climate(t, at[0], at[2], at[3], self._static(*at))
+            climate = {k: v[:, inverse].reshape(v.shape[:1] + lat.shape) for k, v in cells.items()}
+        ta, sw_in, lw_in, vpd, precip, swc, es = (
+            climate[k] for k in ("ta", "sw_in", "lw_in", "vpd", "precip", "swc", "es")
+        )
+        doy = self._doy[t].reshape((-1,) + (1,) * lat.ndim)
+        ta_k = ta + 273.15
 
         # Canopy in equilibrium with temperature and soil water (no lag, no state).
         nirv_max, lue_max, albedo, evergreen = _class_table(s["igbp"])
@@ -209,6 +258,8 @@ class LazyWorld:
         f_temp_green = 1.0 / (1.0 + np.exp(-(ta - 6.0) / 2.5))
         floor = np.where(evergreen, 0.75, 0.15)
         green = nirv_max * (floor + (1 - floor) * f_temp_green * np.sqrt(f_water))
+        if self.climate_km is not None:  # fields differ within a climate cell
+            green = green * (1.0 + 0.15 * np.clip(_pattern(self._field_waves, px, py), -1.0, 1.0))
         fapar = np.clip(2.3 * green, 0.0, 0.95)
         apar = 0.45 * np.maximum(sw_in, 0.0) * 0.0864 * fapar  # [MJ m-2 d-1]
         out = {

@@ -133,7 +133,9 @@ def prepare_inputs(config: RunConfig, out_dir: Path, window: Mapping[str, slice]
     elif source == "lazy_demo":
         if config.data.source == "files":
             log.warning("%s: inputs not found; running on the lazy demo world of the domain", config.path)
-        lazy = LazyWorld(config.grid, seed=config.data.seed, n_sites=config.data.n_sites)
+        lazy = LazyWorld(
+            config.grid, seed=config.data.seed, n_sites=config.data.n_sites, climate_km=config.data.climate_km
+        )
         names = [p for p in lazyworld.PREDICTORS if p in config.ensemble.predictors]
         sites = lazy.sites()
         sites.to_netcdf(inputs / "sites.nc")

@@ -381,6 +381,10 @@ class HistForest:
     def n_trees(self) -> int:
         return self.offsets.size - 1
 
+    @property
+    def n_nodes(self) -> int:
+        return self.value.size
+
     @classmethod
     def concatenate(cls, forests: list[HistForest]) -> HistForest:
         """One forest holding the trees of all ``forests`` (its prediction is the mean over all trees)."""
