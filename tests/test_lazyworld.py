@@ -95,3 +95,53 @@ def test_same_seed_same_world_other_seed_other_world():
     a = LazyWorld(SMALL_GEO, seed=1).cube({}).TA.values
     assert np.array_equal(a, LazyWorld(SMALL_GEO, seed=1).cube({}).TA.values)
     assert not np.allclose(a, LazyWorld(SMALL_GEO, seed=2).cube({}).TA.values)
+
+
+@pytest.mark.parametrize("domain", [SMALL_GEO, SMALL_BNG], ids=["lat-lon", "bng"])
+def test_coarse_climate_is_one_value_per_climate_cell(domain):
+    """climate_km: the weather of a coarse cell given to every fine cell inside it (nearest-neighbour
+    regridding of a reanalysis); land cover and vegetation stay fine."""
+    km = 300.0 if domain.geographic else 9.0
+    world = LazyWorld(domain, seed=4, climate_km=km)
+    cube = world.cube({"time": 5}, window={"time": slice(0, 5)}).compute()
+    ydim, xdim = domain.dims
+    y, x = np.meshgrid(cube[ydim].values, cube[xdim].values, indexing="ij")
+    step = km / 111.32 if domain.geographic else km * 1000.0
+    cell = np.floor(y / step) * 1e6 + np.floor(x / step)
+    n_cells = np.unique(cell).size
+    assert 1 < n_cells < cell.size / 4
+    for name in ("TA", "SW_IN", "LW_IN", "VPD", "P"):
+        values = cube[name].values[0]
+        assert np.unique(values).size <= n_cells, name
+        for c in np.unique(cell)[:20]:
+            assert np.unique(values[cell == c]).size == 1, name
+    land = cube["land_mask"].values == 1
+    nirv = cube["NIRv"].values[0][land]
+    assert np.unique(nirv).size > 2 * n_cells  # field-scale vegetation: several values per climate cell
+    # The towers see what extraction from the coarse-climate cube gives.
+    features = ["TA", "SW_IN", "NIRv"]
+    direct = site_table(world, features, ["GPP"])
+    extracted = extract_at_sites(world.cube({"time": 30}), world.sites(), features, targets=["GPP"])
+    for col in features + ["GPP"]:
+        ref = extracted[col].to_numpy(float)
+        atol = 8 * float(np.finfo(np.float32).eps) * float(np.nanmax(np.abs(ref)))
+        np.testing.assert_allclose(direct[col].to_numpy(float), ref, rtol=0, atol=atol, err_msg=col)
+
+
+def test_worlds_without_coarse_climate_are_unchanged():
+    """Values of a cell of the default world, recorded before climate_km existed (commit fd6b5a2):
+    the option draws its waves from a separate stream and leaves other worlds alone."""
+    world = LazyWorld(SMALL_BNG, seed=5)
+    cell = world.cube({"time": 20}).isel(time=3, y=10, x=20).compute()
+    got = {name: float(cell[name]) for name in ("TA", "SW_IN", "NIRv", "SWC")}
+    assert got == pytest.approx(EXPECTED_SMALL_BNG_CELL, rel=4 * float(np.finfo(np.float32).eps))
+
+
+#: TA [degC], SW_IN [W m-2], NIRv [1] and SWC [%] of cell (time 3, y 10, x 20) of SMALL_BNG, seed 5,
+#: computed with uflux_xr/lazyworld.py as of commit fd6b5a2.
+EXPECTED_SMALL_BNG_CELL = {
+    "TA": 15.98287296295166,
+    "SW_IN": 349.4372253417969,
+    "NIRv": 0.2588230073451996,
+    "SWC": 32.77470397949219,
+}
