@@ -32,6 +32,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 
 from uflux_xr.config import ModelSpec, RunConfig
 from uflux_xr.domain import Domain
@@ -58,6 +59,13 @@ class Throughput:
     predictions_per_s: float
     model_bytes: float
     training_rows: int
+    unique_fraction: float | None = None  # on the sampled chunks, with dedup
+    dedup_predictions_per_s: float | None = None  # rows of the sampled chunks per second, dedup on, coding included
+
+    @property
+    def effective_per_s(self) -> float:
+        """The rate ``dedup="auto"`` gets: deduplicated where that measured faster, plain otherwise."""
+        return max(self.predictions_per_s, self.dedup_predictions_per_s or 0.0)
 
 
 @dataclass
@@ -81,6 +89,9 @@ class RunPlan:
     overlap: list[str] = field(default_factory=list)
     seconds: float = 0.0  # time the plan took [s]
     measure_seconds: float = 0.0  # of which measuring the model kinds' throughput [s]
+    input_s_per_cell: float = 0.0  # making or reading the inputs of a sampled chunk [s per time step x cell]
+    write_s_per_cell: float = 0.0  # compressing and writing one output of a sampled chunk [s per time step x cell]
+    sampled_chunks: int = 0
 
     @property
     def _land_source(self) -> str:
@@ -155,15 +166,28 @@ class RunPlan:
         return self.cells * BYTES * len(self.outputs) * (len(self.members) + 3)
 
     def core_hours(self, member: str | None = None, flux_count: int | None = None) -> float:
-        """Core-hours of model inference at the measured throughput (all members and fluxes by default)."""
+        """Core-hours of model inference at the measured throughput (all members and fluxes by default).
+
+        The rate is the one ``dedup="auto"`` gets on the sampled chunks where they were measured
+        (:attr:`Throughput.effective_per_s`), else the plain model rate."""
         members = [member] if member else self.members
         seconds = 0.0
         for m in members:
             tp = self.throughput.get(self.member_kinds[m])
             if tp is None:
                 return float("nan")
-            seconds += self.predictions_per_member_flux * (flux_count or len(self.fluxes)) / tp.predictions_per_s
+            seconds += self.predictions_per_member_flux * (flux_count or len(self.fluxes)) / tp.effective_per_s
         return seconds / 3600.0
+
+    def stage_core_hours(self, member: str, flux_count: int = 1) -> float:
+        """Core-hours of a run of one ``member`` and ``flux_count`` fluxes: model inference plus making
+        (or reading) the inputs and writing the outputs, at the rates measured on the sampled chunks.
+
+        This is what a tile run of one member and one flux measures per core (``benchmarks/uk_100m.py``);
+        in a full run the inputs of a chunk are made once for all members and fluxes."""
+        n_outputs = flux_count
+        overhead = self.cells * (self.input_s_per_cell + n_outputs * self.write_s_per_cell) / 3600.0
+        return self.core_hours(member, flux_count) + overhead
 
     def format(self) -> str:
         """The plan as printed by ``uflux-xr run --dry-run``."""
@@ -190,14 +214,37 @@ class RunPlan:
                 for k, tp in self.throughput.items()
             )
             lines.append(f"  throughput    per core, measured here: {rates}")
+            deduped = {k: tp for k, tp in self.throughput.items() if tp.unique_fraction is not None}
+            if deduped:
+                lines.append(
+                    f"  dedup         on {self.sampled_chunks} sampled chunk(s) of this run's cube: "
+                    + ", ".join(
+                        f"{k} {tp.unique_fraction:.1%} unique rows, {(tp.dedup_predictions_per_s or 0) / 1e6:.2f} M/s"
+                        + ("" if (tp.dedup_predictions_per_s or 0) > tp.predictions_per_s else " (auto turns it off)")
+                        for k, tp in deduped.items()
+                    )
+                )
+            if self.input_s_per_cell:
+                lines.append(
+                    f"  inputs/write  {self.input_s_per_cell * 1e9:.0f} ns per cell-step to make or read the inputs, "
+                    f"{self.write_s_per_cell * 1e9:.0f} ns per cell-step and output to write (sampled chunks)"
+                )
             first = {kind: m for m, kind in reversed(self.member_kinds.items())}
             per = [f"{kind} {self.core_hours(m, 1):.3g}" for kind, m in first.items()]
             lines.append(f"  core-hours    {self.core_hours():.3g} in all; per member and flux: " + ", ".join(per))
+            if self.input_s_per_cell:
+                stage = [f"{kind} {self.stage_core_hours(m, 1):.3g}" for kind, m in first.items()]
+                lines.append("  one member x one flux with inputs and writing: " + ", ".join(stage) + " core-hours")
             calibration = next(iter(self.throughput.values()))
             if calibration.model_bytes:
+                towers = (
+                    "this run's demo-world towers, timed on its sampled chunks"
+                    if calibration.unique_fraction is not None
+                    else "demo-world towers (not this run's towers), timed on their own rows"
+                )
                 lines.append(
-                    f"  calibration   each model kind fitted on {calibration.training_rows:,} rows of demo-world "
-                    "towers (not this run's towers) and timed predicting on one thread"
+                    f"  calibration   each model kind fitted on {calibration.training_rows:,} rows of {towers}, "
+                    "on one thread"
                 )
         lines.append(
             f"  planned in    {self.seconds:.1f} s"
@@ -395,20 +442,165 @@ def plan_run(
         n_features=max(len(m.predictors) for m in config.ensemble.member_specs),
         member_kinds={m.label: m.model.name for m in config.ensemble.member_specs},
     )
+    sample = None
+    if throughput is None and measure and source in ("lazy_demo", "files"):
+        t0 = time.perf_counter()
+        with _quiet("uflux_xr.sites"):  # the calibration towers' table
+            sample = _sample_chunks(config, source, cube, window)
+        if sample is not None:
+            plan.input_s_per_cell, plan.write_s_per_cell, plan.sampled_chunks = (
+                sample.input_s_per_cell,
+                sample.write_s_per_cell,
+                sample.n_chunks,
+            )
+        plan.measure_seconds += time.perf_counter() - t0
     for spec in config.ensemble.models:
         if throughput is not None:
             plan.throughput[spec.name] = Throughput(spec.name, float(throughput), 0.0, plan.training_rows)
         elif measure:
             t0 = time.perf_counter()
+            member = next(m for m in config.ensemble.member_specs if m.model.name == spec.name)
             with _quiet("uflux_xr.sites", "uflux_xr.models"):  # the calibration's own table and fits
-                rate, size, rows = measure_throughput(spec, n_features=plan.n_features)
+                if sample is not None and sample.table is not None:
+                    tp = _measure_on_sample(spec, list(member.predictors), sample)
+                else:
+                    rate, size, rows = measure_throughput(spec, n_features=plan.n_features)
+                    tp = Throughput(spec.name, rate, size, rows)
             if spec.name in _FOREST_KINDS:
-                size *= max(1.0, plan.training_rows / rows)  # fully grown trees grow with the data
-            plan.throughput[spec.name] = Throughput(spec.name, rate, size, rows)
+                tp.model_bytes *= max(1.0, plan.training_rows / tp.training_rows)  # fully grown trees grow with data
+            plan.throughput[spec.name] = tp
             plan.measure_seconds += time.perf_counter() - t0
-            log.info("%s: %.3g predictions/s per core (%.1f s to measure)", spec.name, rate, time.perf_counter() - t0)
+            log.info(
+                "%s: %.3g predictions/s per core (%.1f s to measure)",
+                spec.name,
+                tp.effective_per_s,
+                time.perf_counter() - t0,
+            )
     plan.seconds = time.perf_counter() - started
     return plan
+
+
+#: Chunks of the run's own cube the dry run reads (or makes) to measure deduplication and I/O.
+SAMPLE_CHUNKS = 2
+
+
+@dataclass
+class ChunkSample:
+    """Chunks of a run's cube read for the dry run, with the towers' table to fit calibration models on."""
+
+    rows: dict[str, np.ndarray]  # land-cell values per variable name (features resolved on demand)
+    n_chunks: int
+    input_s_per_cell: float
+    write_s_per_cell: float
+    table: pd.DataFrame | None  # the run's towers (lazy demo), else None
+
+
+def _sample_chunks(config: RunConfig, source: str, cube, window) -> ChunkSample | None:
+    """Read (files) or make (lazy demo) up to :data:`SAMPLE_CHUNKS` land chunks of the run's cube,
+    timing that and the writing of one output chunk; None when no chunk has land."""
+    import xarray as xr
+
+    from uflux_xr.domain import spatial_dims
+    from uflux_xr.features import resolve_features
+
+    table = None
+    if source == "lazy_demo":
+        from uflux_xr.lazyworld import LazyWorld, site_table
+
+        world = LazyWorld(
+            config.grid, seed=config.data.seed, n_sites=config.data.n_sites, climate_km=config.data.climate_km
+        )
+        cube = world.cube(config.output.chunks, window=window)
+        predictors = sorted({p for m in config.ensemble.member_specs for p in m.predictors})
+        table = site_table(world, predictors, ["GPP", "GPP_QC"])
+        if window and "time" in window:  # the run trains on the window's period
+            table = table[table["time"].isin(cube.indexes["time"])]
+    if cube is None or "land_mask" not in cube:
+        return None
+    ydim, xdim = spatial_dims(cube)
+    chunks = cube["land_mask"].chunksizes
+    y_edges = np.cumsum((0, *chunks[ydim]))
+    x_edges = np.cumsum((0, *chunks[xdim]))
+    t_sizes = next(v for v in cube.data_vars.values() if "time" in v.dims).chunksizes["time"]
+    t_mid = len(t_sizes) // 2
+    t0 = int(np.sum(t_sizes[:t_mid]))
+    time_slice = slice(t0, t0 + t_sizes[t_mid])
+    rng = np.random.default_rng(0)
+    positions = [(i, j) for i in range(len(y_edges) - 1) for j in range(len(x_edges) - 1)]
+    rng.shuffle(positions)
+    needed = sorted({p for m in config.ensemble.member_specs for p in m.predictors})
+    parts, seconds, cells = [], 0.0, 0
+    for i, j in positions[:50]:
+        region = {ydim: slice(y_edges[i], y_edges[i + 1]), xdim: slice(x_edges[j], x_edges[j + 1])}
+        land = cube["land_mask"].isel(region).values == 1
+        if not land.any():
+            continue
+        started = time.perf_counter()
+        block = cube.isel({**region, "time": time_slice})
+        block = block[[v for v in block.data_vars if v in needed or v == "land_mask"]].compute()
+        seconds += time.perf_counter() - started
+        cells += int(np.prod([block.sizes[d] for d in ("time", ydim, xdim)]))
+        parts.append((block, land))
+        if len(parts) == SAMPLE_CHUNKS:
+            break
+    if not parts:
+        return None
+    rows: dict[str, list] = {}
+    for block, land in parts:
+        template = next(v for v in block.data_vars.values() if "time" in v.dims)
+        for name, da in resolve_features(block, [n for n in needed if n in block or n.startswith("DOY_")]).items():
+            full = xr.broadcast(da, template)[0].transpose("time", ydim, xdim).values
+            rows.setdefault(name, []).append(full[:, land])
+    block, land = parts[0]
+    write = _time_write(block, ydim, xdim)
+    n = int(np.prod([block.sizes[d] for d in ("time", ydim, xdim)]))
+    return ChunkSample(
+        rows={k: np.concatenate([a.ravel() for a in v]) for k, v in rows.items()},
+        n_chunks=len(parts),
+        input_s_per_cell=seconds / cells,
+        write_s_per_cell=write / n,
+        table=table,
+    )
+
+
+def _time_write(block, ydim: str, xdim: str) -> float:
+    """Seconds to write one float32 output of ``block``'s shape to a Zarr store, as the product is written."""
+    import xarray as xr
+
+    template = next(v for v in block.data_vars.values() if "time" in v.dims)
+    values = np.where(np.isfinite(template.values), template.values, np.nan).astype(np.float32)
+    ds = xr.Dataset({"out": (("time", ydim, xdim), values)})
+    with tempfile.TemporaryDirectory() as tmp:
+        started = time.perf_counter()
+        ds.to_zarr(Path(tmp) / "w.zarr", consolidated=False)
+        return time.perf_counter() - started
+
+
+def _measure_on_sample(spec: ModelSpec, features: list[str], sample: ChunkSample) -> Throughput:
+    """Fit ``spec`` on the run's towers and time it on the sampled chunks' land rows, plain and deduplicated."""
+    from uflux_xr.models import train
+    from uflux_xr.models.dedup import unique_rows
+
+    table = sample.table
+    assert table is not None
+    model = train(table, "GPP", features, model=spec.name, random_state=0, **spec.params)
+    X = np.stack([sample.rows[f] for f in features], axis=1).astype(np.float32)
+    X = X[np.isfinite(X).all(axis=1)]
+    plain_rows = X[: min(len(X), 200_000)]
+    model.predict_array(plain_rows[:1000], n_threads=1)  # warm-up
+    started = time.perf_counter()
+    model.predict_array(plain_rows, n_threads=1)
+    rate = len(plain_rows) / (time.perf_counter() - started)
+    unique = dedup_rate = None
+    if model.interval_coder is not None:
+        model.predict_array(X[:1000], n_threads=1, dedup=True)  # compiles the hashing
+        started = time.perf_counter()
+        model.predict_array(X, n_threads=1, dedup=True)
+        dedup_rate = len(X) / (time.perf_counter() - started)
+        unique = unique_rows(model.interval_coder.codes(X))[0].size / len(X)
+    with tempfile.TemporaryDirectory() as tmp:
+        size = float(Path(model.save(Path(tmp) / "m.uxm")).stat().st_size)
+    return Throughput(spec.name, rate, size, int(table["GPP"].notna().sum()), unique, dedup_rate)
 
 
 @contextlib.contextmanager

@@ -21,7 +21,7 @@ import xarray as xr
 from uflux_xr.domain import spatial_dims, time_step
 from uflux_xr.features import resolve_features
 from uflux_xr.models import FluxModel, load_model
-from uflux_xr.models.dedup import dedup_stats, merge_stats, reset_dedup_stats
+from uflux_xr.models.dedup import dedup_stats, merge_stats, predict_dedup, reset_dedup_stats
 from uflux_xr.models.fluxmodel import check_feature_units
 from uflux_xr.plausibility import check_values, resolution_of
 from uflux_xr.variables import SECONDS_PER_DAY, ensure_units, latent_heat_of_vaporization, variable_attrs
@@ -101,7 +101,14 @@ def predict_block(
         return out
     fitted = cached_model(model) if isinstance(model, str) else model
     pred = np.full(X.shape[0], np.nan, dtype=np.float32)
-    pred[complete] = fitted.predict_array(X[complete], n_threads=1, dedup=dedup)
+    # Through predict_dedup in every mode, so that dedup_report() times plain chunks too.
+    pred[complete] = predict_dedup(
+        lambda rows: fitted.predict_array(rows, n_threads=1),
+        fitted.interval_coder if dedup is not False else None,
+        X[complete],
+        key=fitted.stats_key,
+        mode=dedup,
+    )
     if non_negative:
         pred[pred < 0] = -0.0
     out[valid] = pred

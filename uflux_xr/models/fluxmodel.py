@@ -103,6 +103,11 @@ class FluxModel:
             f"n_train={self.n_train}, sites={len(self.training_sites)})"
         )
 
+    @property
+    def stats_key(self) -> str:
+        """How :func:`uflux_xr.models.dedup.dedup_stats` names this model: its file, else a label."""
+        return self.path or f"{self.target} {self.kind} model {id(self):x}"
+
     @functools.cached_property
     def interval_coder(self) -> IntervalCoder | None:
         """The model's split thresholds for exact deduplicated inference, or None where its kind has none."""
@@ -141,8 +146,7 @@ class FluxModel:
 
         if dedup is False:
             return plain(X)
-        key = self.path or f"{self.target} {self.kind} model {id(self):x}"
-        return predict_dedup(plain, self.interval_coder, X, key=key, mode=dedup)
+        return predict_dedup(plain, self.interval_coder, X, key=self.stats_key, mode=dedup)
 
     def predict(self, table: pd.DataFrame) -> np.ndarray:
         """Predict for each row of a table holding the feature columns.
