@@ -74,6 +74,13 @@ def test_demo_run_records_its_provenance_and_the_plan(demo_run):
     assert per["actual"] == pytest.approx(per["plan"], rel=1e-9)
     rows = plan["training rows (any flux measured)"]
     assert 0.8 * rows["plan"] <= rows["actual"] <= rows["plan"]  # tower gaps take some site-days away
+    # deduplicated inference (dedup="auto"): every model of the run is accounted for, and every
+    # predicted row was predicted either deduplicated or plainly
+    inference = record["inference"]
+    assert len(inference) == len(record["members"]) * len(record["fluxes"])
+    predicted = sum(s["rows"] + s["plain_rows"] for s in inference.values())
+    assert predicted == pytest.approx(per["actual"] * len(inference), rel=1e-9)
+    assert all(s["unique_rows"] <= s["rows"] for s in inference.values())
     held = pd.read_csv(demo_run.out_dir / "validation" / "predictions.csv")
     metrics = pd.read_csv(demo_run.out_dir / "validation" / "metrics.csv").set_index("target")
     for flux, rows_ in held.groupby("target"):

@@ -480,7 +480,7 @@ def run(
     timings["total"] = time.perf_counter() - t0
     log.info("run finished in %.1f s", timings["total"])
     notes = [clipped] if clipped else []
-    dedup_line = _dedup_note(inference, timings["upscale_write"])
+    dedup_line = _dedup_note(inference)
     if dedup_line:
         notes.append(dedup_line)
     if table.attrs.get("drivers") == "towers":
@@ -518,7 +518,7 @@ def run(
     return result
 
 
-def _dedup_note(inference: dict[str, dict], stage_seconds: float) -> str:
+def _dedup_note(inference: dict[str, dict]) -> str:
     """One line on deduplicated inference: the share of unique rows, and effective rows/s of the model calls."""
     rows = sum(s["rows"] for s in inference.values())
     if not rows:
