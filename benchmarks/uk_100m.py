@@ -83,7 +83,7 @@ def input_seconds_per_cell(config, window) -> float:
     from uflux_xr.lazyworld import LazyWorld
 
     world = LazyWorld(config.grid, seed=config.data.seed, n_sites=3, climate_km=config.data.climate_km)
-    names = [p for p in ("TA", "SW_IN", "LW_IN", "VPD", "P", "SWC", "NIRv")]
+    names = ("TA", "SW_IN", "LW_IN", "VPD", "P", "SWC", "NIRv")
     cube = world.cube(config.output.chunks, names, window)
     started = time.perf_counter()
     cube.compute(scheduler="sync")

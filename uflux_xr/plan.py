@@ -185,8 +185,7 @@ class RunPlan:
 
         This is what a tile run of one member and one flux measures per core (``benchmarks/uk_100m.py``);
         in a full run the inputs of a chunk are made once for all members and fluxes."""
-        n_outputs = flux_count
-        overhead = self.cells * (self.input_s_per_cell + n_outputs * self.write_s_per_cell) / 3600.0
+        overhead = self.cells * (self.input_s_per_cell + flux_count * self.write_s_per_cell) / 3600.0
         return self.core_hours(member, flux_count) + overhead
 
     def format(self) -> str:
@@ -294,16 +293,21 @@ def measure_throughput(
     X = table[features].to_numpy(np.float32)
     X = X[np.isfinite(X).all(axis=1)]
     rows = X[np.random.default_rng(seed).integers(0, len(X), n_rows)]
+    return _plain_rate(model, rows), _saved_bytes(model), int(table["GPP"].notna().sum())
+
+
+def _plain_rate(model, rows: np.ndarray) -> float:
+    """Predictions per second of ``model`` on ``rows`` on one thread, as in a dask task (after a warm-up)."""
     model.predict_array(rows[:1000], n_threads=1)  # warm-up: lazy loading, thread pools
-    t0 = time.perf_counter()
+    started = time.perf_counter()
     model.predict_array(rows, n_threads=1)
-    rate = n_rows / (time.perf_counter() - t0)
+    return len(rows) / (time.perf_counter() - started)
+
+
+def _saved_bytes(model) -> float:
+    """Size of ``model``'s file [bytes] (a model file is one zip archive)."""
     with tempfile.TemporaryDirectory() as tmp:
-        path = model.save(Path(tmp) / "m.uxm")
-        size = (
-            sum(p.stat().st_size for p in Path(path).rglob("*")) if Path(path).is_dir() else Path(path).stat().st_size
-        )
-    return rate, float(size), int(table["GPP"].notna().sum())
+        return float(model.save(Path(tmp) / "m.uxm").stat().st_size)
 
 
 def _land_fraction(config: RunConfig, source: str, cube=None, window=None) -> float:
@@ -488,7 +492,7 @@ SAMPLE_CHUNKS = 2
 class ChunkSample:
     """Chunks of a run's cube read for the dry run, with the towers' table to fit calibration models on."""
 
-    rows: dict[str, np.ndarray]  # land-cell values per variable name (features resolved on demand)
+    rows: dict[str, np.ndarray]  # land-cell values per feature (empty without a table to fit on)
     n_chunks: int
     input_s_per_cell: float
     write_s_per_cell: float
@@ -503,6 +507,7 @@ def _sample_chunks(config: RunConfig, source: str, cube, window) -> ChunkSample 
     from uflux_xr.domain import spatial_dims
     from uflux_xr.features import resolve_features
 
+    needed = sorted({p for m in config.ensemble.member_specs for p in m.predictors})
     table = None
     if source == "lazy_demo":
         from uflux_xr.lazyworld import LazyWorld, site_table
@@ -511,8 +516,7 @@ def _sample_chunks(config: RunConfig, source: str, cube, window) -> ChunkSample 
             config.grid, seed=config.data.seed, n_sites=config.data.n_sites, climate_km=config.data.climate_km
         )
         cube = world.cube(config.output.chunks, window=window)
-        predictors = sorted({p for m in config.ensemble.member_specs for p in m.predictors})
-        table = site_table(world, predictors, ["GPP", "GPP_QC"])
+        table = site_table(world, needed, ["GPP", "GPP_QC"])
         if window and "time" in window:  # the run trains on the window's period
             table = table[table["time"].isin(cube.indexes["time"])]
     if cube is None or "land_mask" not in cube:
@@ -528,7 +532,6 @@ def _sample_chunks(config: RunConfig, source: str, cube, window) -> ChunkSample 
     rng = np.random.default_rng(0)
     positions = [(i, j) for i in range(len(y_edges) - 1) for j in range(len(x_edges) - 1)]
     rng.shuffle(positions)
-    needed = sorted({p for m in config.ensemble.member_specs for p in m.predictors})
     parts, seconds, cells = [], 0.0, 0
     for i, j in positions[:50]:
         region = {ydim: slice(y_edges[i], y_edges[i + 1]), xdim: slice(x_edges[j], x_edges[j + 1])}
@@ -546,7 +549,7 @@ def _sample_chunks(config: RunConfig, source: str, cube, window) -> ChunkSample 
     if not parts:
         return None
     rows: dict[str, list] = {}
-    for block, land in parts:
+    for block, land in parts if table is not None else ():  # the rows only serve the fits on the run's towers
         template = next(v for v in block.data_vars.values() if "time" in v.dims)
         for name, da in resolve_features(block, [n for n in needed if n in block or n.startswith("DOY_")]).items():
             full = xr.broadcast(da, template)[0].transpose("time", ydim, xdim).values
@@ -586,11 +589,7 @@ def _measure_on_sample(spec: ModelSpec, features: list[str], sample: ChunkSample
     model = train(table, "GPP", features, model=spec.name, random_state=0, **spec.params)
     X = np.stack([sample.rows[f] for f in features], axis=1).astype(np.float32)
     X = X[np.isfinite(X).all(axis=1)]
-    plain_rows = X[: min(len(X), 200_000)]
-    model.predict_array(plain_rows[:1000], n_threads=1)  # warm-up
-    started = time.perf_counter()
-    model.predict_array(plain_rows, n_threads=1)
-    rate = len(plain_rows) / (time.perf_counter() - started)
+    rate = _plain_rate(model, X[:200_000])
     unique = dedup_rate = None
     if model.interval_coder is not None:
         model.predict_array(X[:1000], n_threads=1, dedup=True)  # compiles the hashing
@@ -598,9 +597,7 @@ def _measure_on_sample(spec: ModelSpec, features: list[str], sample: ChunkSample
         model.predict_array(X, n_threads=1, dedup=True)
         dedup_rate = len(X) / (time.perf_counter() - started)
         unique = unique_rows(model.interval_coder.codes(X))[0].size / len(X)
-    with tempfile.TemporaryDirectory() as tmp:
-        size = float(Path(model.save(Path(tmp) / "m.uxm")).stat().st_size)
-    return Throughput(spec.name, rate, size, int(table["GPP"].notna().sum()), unique, dedup_rate)
+    return Throughput(spec.name, rate, _saved_bytes(model), int(table["GPP"].notna().sum()), unique, dedup_rate)
 
 
 @contextlib.contextmanager

@@ -48,14 +48,11 @@ def _records_from_hist(feature, threshold, left, value_bits, offsets):
     """Pre-order uint64 records of every tree of a HistForest (``value_bits``: its float32 values as uint32)."""
     n_trees = offsets.size - 1
     records = np.empty(offsets[-1], np.uint64)
-    stack = np.empty(256, np.int64)
-    pending = np.empty(256, np.int64)  # record index waiting for its right child
+    largest = np.max(offsets[1:] - offsets[:-1]) if n_trees else 0
+    stack = np.empty(largest, np.int64)
+    pending = np.empty(largest, np.int64)  # record index waiting for its right child
     for t in range(n_trees):
         base = offsets[t]
-        size = offsets[t + 1] - base
-        if stack.size < size:
-            stack = np.empty(size, np.int64)
-            pending = np.empty(size, np.int64)
         top = 0
         n_pending = 0
         stack[top] = 0

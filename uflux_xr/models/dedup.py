@@ -38,7 +38,7 @@ import logging
 import math
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Literal
 
 import numba
@@ -275,16 +275,7 @@ class DedupStats:
         return self.unique_rows / self.rows if self.rows else float("nan")
 
     def as_dict(self) -> dict:
-        return {
-            "chunks": self.chunks,
-            "rows": self.rows,
-            "unique_rows": self.unique_rows,
-            "plain_rows": self.plain_rows,
-            "code_seconds": self.code_seconds,
-            "predict_seconds": self.predict_seconds,
-            "plain_seconds": self.plain_seconds,
-            "enabled": self.enabled,
-        }
+        return {f.name: getattr(self, f.name) for f in fields(self) if f.name != "lock"}
 
 
 _stats: dict[str, DedupStats] = {}
