@@ -28,6 +28,8 @@ except _metadata.PackageNotFoundError:  # a source tree that was never installed
 # dask, XGBoost, LightGBM and numba before anything needs them.
 _EXPORTS = {
     "aggregate": "uflux_xr.aggregate",
+    "aoa": "uflux_xr.applicability",
+    "ApplicabilityError": "uflux_xr.applicability",
     "metrics": "uflux_xr.metrics",
     "synthetic": "uflux_xr.synthetic",
     "ConfigError": "uflux_xr.config",

@@ -1,0 +1,162 @@
+"""Dissimilarity index and area of applicability: CAST's own test expectations, and the rules one by one."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+import xarray as xr
+
+import uflux_xr as ux
+from uflux_xr.applicability import (
+    ApplicabilityError,
+    TrainingDissimilarity,
+    di_threshold,
+    dissimilarity,
+    train_dissimilarity,
+)
+
+from .conftest import SHARED_DATA
+
+CAST = SHARED_DATA / "cast_aoa"
+CAST_VARIABLES = ["DEM", "NDRE.Sd", "TWI"]
+
+
+def _cast_fixture():
+    rioxarray = pytest.importorskip("rioxarray")
+    raster = rioxarray.open_rasterio(CAST / "predictors_2012-03-25.tif")
+    cube = xr.Dataset({name: raster.isel(band=i, drop=True) for i, name in enumerate(raster.attrs["long_name"])})
+    points = pd.read_csv(CAST / "cast_aoa_training_points.csv")
+    # terra::extract takes the cell holding each point; on a regular grid that is the nearest cell centre
+    at = {
+        "x": xr.DataArray(points["Easting"].to_numpy(), dims="p"),
+        "y": xr.DataArray(points["Northing"].to_numpy(), dims="p"),
+    }
+    train = cube.sel(at, method="nearest").to_dataframe().reset_index(drop=True)
+    return cube, train
+
+
+@pytest.mark.skipif(not CAST.exists(), reason="../shared/data/cast_aoa not present")
+def test_cast_aoa_without_a_trained_model():
+    """CAST tests/testthat/test-aoa.R, "AOA works without a trained model" (DEM, NDRE.Sd, TWI, unweighted)."""
+    cube, train = _cast_fixture()
+    # test-trainDI.R: colMeans of the training table (DEM, TWI, NDRE.Sd; R prints 7 decimals)
+    means = train[["DEM", "TWI", "NDRE.Sd"]].astype(np.float64).mean().to_numpy()
+    np.testing.assert_allclose(means, [795.4426351, 4.0277978, 0.2577245], atol=5e-8)
+    result = ux.aoa(train, cube, CAST_VARIABLES)
+    assert round(result.threshold, 5) == 0.52872
+    di = result.DI.values.ravel()
+    flag = result.AOA.values.ravel()
+    assert int((flag == 1).sum()) == 3377
+    assert int(np.isnan(di).sum()) == 1993 and int((flag == -1).sum()) == 1993
+    # R's summary() prints 4 decimals: Min 0, 1st Qu 0.1759, Median 0.2642, Mean 0.3109, 3rd Qu 0.4051, Max 2.6631
+    q = np.nanquantile(di, [0, 0.25, 0.5, 0.75, 1])
+    np.testing.assert_allclose(q, [0, 0.1759, 0.2642, 0.4051, 2.6631], atol=5e-5)
+    assert abs(np.nanmean(di) - 0.3109) < 5e-5
+    # the same through the table path, and on a dask cube in odd chunks: the per-row arithmetic is the same, so equal
+    table = cube[CAST_VARIABLES].to_dataframe()
+    rows = ux.aoa(train, table, CAST_VARIABLES)
+    np.testing.assert_array_equal(rows.DI.to_numpy().astype(np.float32), di)
+    chunked = ux.aoa(train, cube.chunk({"y": 7, "x": 33}), CAST_VARIABLES)
+    np.testing.assert_array_equal(chunked.DI.values.ravel(), di)
+    np.testing.assert_array_equal(chunked.AOA.values.ravel(), flag)
+
+
+def _brute_force(train: np.ndarray, folds=None):
+    """An independent reading of CAST's trainDI: full distance matrix, masks, means."""
+    z = (train - train.mean(0)) / train.std(0, ddof=1)
+    d = np.sqrt(((z[:, None, :] - z[None, :, :]) ** 2).sum(-1))
+    n = len(z)
+    mean_distance = d[~np.eye(n, dtype=bool)].mean()
+    masked = d.copy()
+    np.fill_diagonal(masked, np.inf)
+    if folds is not None:
+        folds = np.asarray(folds)
+        masked[folds[:, None] == folds[None, :]] = np.inf
+    return masked.min(1) / mean_distance, mean_distance
+
+
+def test_training_di_excludes_the_row_and_its_fold():
+    rng = np.random.default_rng(3)
+    # rows of one site cluster together, as a tower's days do
+    values = np.repeat(rng.normal(size=(8, 3)), 5, axis=0) + rng.normal(scale=0.1, size=(40, 3))
+    table = pd.DataFrame(values, columns=["a", "b", "c"])
+    table["site"] = np.repeat(list("ABCDEFGH"), 5)
+    ref = train_dissimilarity(table, ["a", "b", "c"])
+    want, mean_distance = _brute_force(table[["a", "b", "c"]].to_numpy())
+    np.testing.assert_allclose(ref.train_di, want, rtol=1e-12)
+    np.testing.assert_allclose(ref.mean_distance, mean_distance, rtol=1e-12)
+    by_site = train_dissimilarity(table, ["a", "b", "c"], folds="site")
+    want_folds, _ = _brute_force(table[["a", "b", "c"]].to_numpy(), table["site"])
+    np.testing.assert_allclose(by_site.train_di, want_folds, rtol=1e-12)
+    assert (by_site.train_di >= ref.train_di).all() and (by_site.train_di > ref.train_di).any()
+    with pytest.raises(ApplicabilityError, match="two folds"):
+        train_dissimilarity(table, ["a", "b"], folds=np.zeros(40))
+
+
+def test_threshold_conventions_by_hand():
+    di = np.r_[np.arange(1.0, 11.0), 100.0]
+    # type-7 quartiles 3.5 and 8.5: 8.5 + 1.5 * 5 = 16 (below the maximum, so not capped)
+    assert di_threshold(di, "cast") == 16.0
+    # Tukey hinges of 11 values are also 3.5 and 8.5; the whisker is the largest value <= 16, 10
+    assert di_threshold(di, "cast-boxplot") == 10.0
+    assert di_threshold(np.array([0.1, 0.2, 0.3, 0.4]), "cast") == 0.4  # Q75 + 1.5 IQR above the maximum: capped
+    with pytest.raises(ValueError, match="convention"):
+        di_threshold(di, "mean")
+
+
+def test_weights_scale_free_negative_zeroed_and_categorical_one_hot():
+    rng = np.random.default_rng(5)
+    table = pd.DataFrame(
+        {"a": rng.normal(size=30), "b": rng.normal(size=30), "k": rng.integers(1, 4, 30).astype(float)}
+    )
+    new = pd.DataFrame({"a": [0.0, 3.0, np.nan], "b": [0.0, -2.0, 1.0], "k": [1.0, 9.0, 2.0]})
+    once = ux.aoa(table, new, ["a", "b"], weights={"a": 2.0, "b": 1.0})
+    tenfold = ux.aoa(table, new, ["a", "b"], weights=[20.0, 10.0])
+    np.testing.assert_allclose(once.DI.to_numpy(), tenfold.DI.to_numpy(), rtol=1e-12)  # DI ignores the weights' scale
+    assert np.isnan(once.DI.iloc[2]) and once.AOA.iloc[2] == -1
+    negative = ux.aoa(table, new, ["a", "b"], weights=[-1.0, 1.0])
+    only_b = ux.aoa(table, new, ["b"])
+    np.testing.assert_allclose(negative.DI.to_numpy()[:2], only_b.DI.to_numpy()[:2], rtol=1e-12)
+    with pytest.raises(ApplicabilityError, match="every DI weight is 0"):
+        ux.aoa(table, new, ["a", "b"], weights=[0.0, -1.0])
+    coded = train_dissimilarity(table, ["a", "k"], categorical=["k"])
+    assert coded.points.shape == (30, 4)  # a, k=1, k=2, k=3
+    unseen = coded.transform(np.array([[0.0, 9.0]]))
+    np.testing.assert_allclose(unseen[0, 1:], -coded.center[1:] / coded.scale[1:])  # level 9 is 0 in every column
+
+
+def test_errors_name_what_is_wrong():
+    table = pd.DataFrame({"a": [1.0, 2.0, 3.0], "flat": [5.0, 5.0, 5.0]})
+    with pytest.raises(ApplicabilityError, match=r"\['flat'\] have no variance"):
+        train_dissimilarity(table, ["a", "flat"])
+    with pytest.raises(ApplicabilityError, match=r"lacks predictor column\(s\) \['zz'\]"):
+        train_dissimilarity(table, ["a", "zz"])
+    with pytest.raises(ApplicabilityError, match="at least 2"):
+        train_dissimilarity(pd.DataFrame({"a": [1.0, np.nan]}), ["a"])
+
+
+def test_save_load_and_cube_variables(tmp_path):
+    rng = np.random.default_rng(8)
+    table = pd.DataFrame(
+        {"TA": rng.normal(10, 5, 50), "SW_IN": rng.uniform(0, 300, 50), "site": np.repeat(list("ABCDE"), 10)}
+    )
+    ref = train_dissimilarity(table, ["TA", "SW_IN"], folds="site")
+    ref.save(tmp_path / "ref.npz")
+    back = TrainingDissimilarity.load(tmp_path / "ref.npz")
+    np.testing.assert_array_equal(back.points, ref.points)
+    np.testing.assert_array_equal(back.folds, ref.folds)
+    assert (back.threshold, back.mean_distance, back.features) == (ref.threshold, ref.mean_distance, ref.features)
+    time = pd.date_range("2020-01-01", periods=4)
+    cube = xr.Dataset(
+        {
+            "TA": (("time", "lat", "lon"), rng.normal(10, 8, (4, 3, 5))),
+            "SW_IN": (("time", "lat", "lon"), rng.uniform(0, 400, (4, 3, 5))),
+        },
+        coords={"time": time, "lat": [50.0, 51.0, 52.0], "lon": np.arange(5.0)},
+    ).chunk({"time": 1})
+    out = dissimilarity(cube, back, name="GPP")  # by file path: how workers get it
+    assert set(out.data_vars) == {"GPP_DI", "GPP_AOA"} and out["GPP_AOA"].encoding["_FillValue"] == -1
+    X = np.stack([cube["TA"].values.ravel(), cube["SW_IN"].values.ravel()], axis=1)
+    np.testing.assert_array_equal(out["GPP_DI"].values.ravel(), ref.di(X).astype(np.float32))
+    np.testing.assert_array_equal(out["GPP_AOA"].values.ravel(), ref.aoa(out["GPP_DI"].values.ravel()))
