@@ -396,6 +396,141 @@ def _nearest_other(points: np.ndarray, labels: np.ndarray | None, source: str) -
     return out
 
 
+def held_out_di(
+    reference: TrainingDissimilarity, X: np.ndarray, row_folds: np.ndarray, reference_folds: np.ndarray
+) -> np.ndarray:
+    """DI [1] of held-out rows against the training rows of the other folds only.
+
+    What a cross-validated prediction saw: the row of fold ``k`` was predicted
+    by a model trained without fold ``k``.  Used to relate DI to the
+    cross-validation error (:func:`fit_error_model`).
+
+    Parameters
+    ----------
+    reference : TrainingDissimilarity
+    X : numpy.ndarray
+        Raw predictor rows (rows, ``reference.features``).
+    row_folds : numpy.ndarray
+        CV fold of each row of ``X``.
+    reference_folds : numpy.ndarray
+        CV fold of each training row of ``reference`` (``reference.points``).
+    """
+    out = np.full(len(X), np.nan)
+    complete = np.isfinite(X).all(axis=1)
+    for label in pd.unique(row_folds[complete]):
+        rows = complete & (row_folds == label)
+        others = reference_folds != label
+        if not others.any():
+            continue
+        distance, _ = cKDTree(reference.points[others]).query(reference.transform(X[rows]), k=1, workers=-1)
+        out[rows] = distance / reference.mean_distance
+    return out
+
+
+@dataclass
+class ErrorModel:
+    """Expected prediction error [flux units] as a monotone function of DI (CAST's ``DItoErrormetric``).
+
+    Attributes
+    ----------
+    di, error : numpy.ndarray
+        Knots of the non-decreasing step function (isotonic regression); DI
+        outside the knots gets the error of the nearest end.
+    window : int
+        Rows per moving window of the RMSE.
+    n_rows : int
+        Cross-validated rows it was fitted on.
+    """
+
+    di: np.ndarray
+    error: np.ndarray
+    window: int
+    n_rows: int
+
+    def __call__(self, di: np.ndarray) -> np.ndarray:
+        """Expected RMSE at ``di`` [flux units]; NaN where DI is NaN."""
+        di = np.asarray(di, dtype=np.float64)
+        return np.where(np.isnan(di), np.nan, np.interp(di, self.di, self.error))
+
+
+def fit_error_model(
+    di: np.ndarray, observed: np.ndarray, predicted: np.ndarray, *, window: int | None = None
+) -> ErrorModel:
+    """Relate the cross-validation error to DI, as CAST's ``DItoErrormetric`` does.
+
+    Rows are sorted by DI; the RMSE over a centred moving window of ``window``
+    rows (CAST: ``zoo::rollapply``, default 5 rows) is regressed on the DI of
+    the window's centre with a monotone non-decreasing fit.  CAST fits a
+    shape-constrained spline (``scam``, ``bs="mpi"``); this uses isotonic
+    regression, which needs no smoothing choices, and keeps every held-out row
+    (CAST keeps those inside the AOA), so the relation reaches the DIs of cells
+    outside it.
+
+    Parameters
+    ----------
+    di : numpy.ndarray
+        Cross-validated DI of each held-out row (:func:`held_out_di`).
+    observed, predicted : numpy.ndarray
+        Tower value and cross-validated prediction [flux units].
+    window : int, optional
+        Rows per window; default max(5, n / 100), so that each window's RMSE
+        rests on enough rows of a tower-day table.
+    """
+    from sklearn.isotonic import IsotonicRegression
+
+    ok = np.isfinite(di) & np.isfinite(observed) & np.isfinite(predicted)
+    order = np.argsort(di[ok], kind="stable")
+    d = di[ok][order]
+    sq = (observed[ok][order] - predicted[ok][order]) ** 2
+    n = d.size
+    window = int(window or max(5, n // 100))
+    if n < window:
+        raise ApplicabilityError(f"{n} cross-validated rows; the DI-error relation needs at least {window}")
+    rolling = np.sqrt(np.convolve(sq, np.ones(window) / window, mode="valid"))
+    centre = d[window // 2 : window // 2 + rolling.size]
+    fit = IsotonicRegression(increasing=True, out_of_bounds="clip").fit(centre, rolling)
+    return ErrorModel(
+        di=np.asarray(fit.X_thresholds_, dtype=np.float64),
+        error=np.asarray(fit.y_thresholds_, dtype=np.float64),
+        window=window,
+        n_rows=n,
+    )
+
+
+def permutation_importance(model, table: pd.DataFrame, *, n_rows: int = 5000, seed: int = 0) -> dict[str, float]:
+    """Increase of the mean squared error when one predictor is shuffled [target units squared], per predictor.
+
+    The model-agnostic counterpart of the variable importance CAST weights by
+    (caret's ``varImp`` of a random forest is a permutation importance too);
+    on up to ``n_rows`` training rows, seeded.  Negative values are 0.
+    """
+    rows = table[[model.target, *model.features]].dropna()
+    if len(rows) > n_rows:
+        rows = rows.sample(n_rows, random_state=seed)
+    X = rows[model.features].to_numpy(dtype=np.float32)
+    y = rows[model.target].to_numpy(dtype=np.float64)
+    base = np.mean((model.predict_array(X) - y) ** 2)
+    rng = np.random.default_rng(seed)
+    out = {}
+    for j, name in enumerate(model.features):
+        shuffled = X.copy()
+        shuffled[:, j] = rng.permutation(shuffled[:, j])
+        out[name] = max(float(np.mean((model.predict_array(shuffled) - y) ** 2) - base), 0.0)
+    return out
+
+
+def importance_weights(models: Sequence, table: pd.DataFrame) -> dict[str, float]:
+    """DI weights of an ensemble for one flux: each member's permutation importance as shares of its
+    sum, averaged over the members (a predictor a member does not use counts 0 for it)."""
+    features = sorted({f for m in models for f in m.features})
+    shares = []
+    for m in models:
+        imp = permutation_importance(m, table)
+        total = sum(imp.values())
+        shares.append([imp.get(f, 0.0) / total if total > 0 else 1.0 / len(m.features) for f in features])
+    return dict(zip(features, np.mean(shares, axis=0).tolist(), strict=True))
+
+
 # ----------------------------------------------------------------------------------------------------------------
 # xarray adapter: DI of a cube, chunk by chunk
 
@@ -433,8 +568,10 @@ def dissimilarity(
     *,
     mask: xr.DataArray | None = None,
     name: str = "",
+    error_model: ErrorModel | None = None,
+    units: str = "1",
 ) -> xr.Dataset:
-    """DI and AOA of every cell of a cube, lazily and chunk by chunk.
+    """DI and AOA of every cell of a cube (and the expected error), lazily and chunk by chunk.
 
     Parameters
     ----------
@@ -448,12 +585,17 @@ def dissimilarity(
         Cells to score (True); others are NaN.
     name : str
         Prefix of the variable names (``"GPP"`` gives ``GPP_DI`` and ``GPP_AOA``).
+    error_model : ErrorModel, optional
+        Adds ``<name>_error``: the expected RMSE of a prediction at the cell's DI [``units``].
+    units : str
+        Units of the flux ``name`` (for ``<name>_error``).
 
     Returns
     -------
     xarray.Dataset
         ``<name>_DI`` float32 [1] and ``<name>_AOA`` int8 (1 inside, 0 outside,
-        -1 where DI is missing: written as the fill value).
+        -1 where DI is missing: written as the fill value), and ``<name>_error``
+        float32 [``units``] with an error model.
     """
     from uflux_xr.domain import spatial_dims
     from uflux_xr.features import resolve_features
@@ -496,7 +638,23 @@ def dissimilarity(
         ),
     }
     flag.encoding["_FillValue"] = np.int8(-1)
-    return xr.Dataset({f"{prefix}DI": di, f"{prefix}AOA": flag})
+    out = xr.Dataset({f"{prefix}DI": di, f"{prefix}AOA": flag})
+    if error_model is not None:
+        error = xr.apply_ufunc(
+            lambda d: error_model(d).astype(np.float32), di, dask="parallelized", output_dtypes=[np.float32]
+        )
+        error.attrs = {
+            "long_name": f"expected error of the {name or 'predicted'} value (RMSE at this cell's DI)",
+            "units": units,
+            "comment": (
+                f"Monotone relation between DI and the RMSE of leave-one-site-out predictions "
+                f"({error_model.n_rows} held-out rows, moving windows of {error_model.window}; CAST's "
+                f"DItoErrormetric idea, isotonic fit). A 90 % prediction interval of the ensemble mean is "
+                f"mean +/- 1.645 * sqrt(sd**2 + {prefix}error**2), sd the ensemble standard deviation."
+            ),
+        }
+        out[f"{prefix}error"] = error
+    return out
 
 
 @dataclass

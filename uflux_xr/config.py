@@ -345,6 +345,40 @@ class OutputConfig:
 
 
 @dataclass(frozen=True)
+class ApplicabilityConfig:
+    """The ``applicability`` section: dissimilarity index, area of applicability and per-cell error
+    (:mod:`uflux_xr.applicability`).
+
+    ``enabled`` (default true) writes ``<FLUX>_DI``, ``<FLUX>_AOA`` and, with validation on,
+    ``<FLUX>_error`` into the product; ``weights``: ``importance`` (permutation importance of
+    the members, as CAST weights by the model's variable importance) or ``none``; ``threshold``:
+    ``cast`` or ``cast-boxplot``.
+    """
+
+    enabled: bool = True
+    weights: str = "importance"
+    threshold: str = "cast"
+
+    @classmethod
+    def parse(cls, section: dict, src: str) -> ApplicabilityConfig:
+        from uflux_xr.applicability import THRESHOLD_CONVENTIONS
+
+        _check_keys(section, {"enabled", "weights", "threshold"}, "applicability", src)
+        enabled = section.get("enabled", True)
+        if not isinstance(enabled, bool):
+            raise ConfigError(f"{src}: applicability.enabled: expected true or false, got {enabled!r}")
+        weights = section.get("weights", "importance")
+        if weights not in ("importance", "none"):
+            raise ConfigError(f"{src}: applicability.weights: expected importance or none, got {weights!r}")
+        threshold = section.get("threshold", "cast")
+        if threshold not in THRESHOLD_CONVENTIONS:
+            raise ConfigError(
+                f"{src}: applicability.threshold: expected one of {list(THRESHOLD_CONVENTIONS)}, got {threshold!r}"
+            )
+        return cls(enabled, weights, threshold)
+
+
+@dataclass(frozen=True)
 class RunConfig:
     """A validated run configuration (see ``configs/demo.yaml`` for every key), one dataclass per section."""
 
@@ -356,6 +390,7 @@ class RunConfig:
     extraction: ExtractionConfig = field(default_factory=ExtractionConfig)
     training: TrainingConfig = field(default_factory=TrainingConfig)
     validation: ValidationConfig = field(default_factory=ValidationConfig)
+    applicability: ApplicabilityConfig = field(default_factory=ApplicabilityConfig)
     output: OutputConfig = field(default_factory=OutputConfig)
     path: str = "<config>"
     text: str = ""  # the YAML as read, for the run's provenance
@@ -537,6 +572,7 @@ TOP_LEVEL_KEYS = (
     "members",
     "ensemble",
     "validation",
+    "applicability",
     "output",
 )
 
@@ -574,6 +610,7 @@ def parse_config(raw: dict, src: str = "<config>") -> RunConfig:
         extraction=ExtractionConfig.parse(_section(raw, "extraction", src), src),
         training=TrainingConfig.parse(_section(raw, "training", src), src),
         validation=ValidationConfig.parse(_section(raw, "validation", src), ensemble.models[0].name, src),
+        applicability=ApplicabilityConfig.parse(_section(raw, "applicability", src), src),
         output=OutputConfig.parse(_section(raw, "output", src), raw.get("title"), src),
         path=src,
     )

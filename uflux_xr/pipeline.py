@@ -34,6 +34,7 @@ import pandas as pd
 import xarray as xr
 
 from uflux_xr import __version__, lazyworld, synthetic
+from uflux_xr.completeness import aoa_totals, applicability_layers, completeness_by_time
 from uflux_xr.config import RunConfig
 from uflux_xr.domain import check_grid, spatial_dims
 from uflux_xr.ensemble import area_weighted_total, ensemble_statistics
@@ -67,6 +68,8 @@ class RunResult:
     timings: dict[str, float] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
     inference: dict[str, dict] = field(default_factory=dict)  # per model: what dedup did (dedup_report)
+    applicability: dict[str, dict] = field(default_factory=dict)  # per flux: DI features, weights, threshold
+    aoa_summary: str = ""  # the share inside the area of applicability, printed beside the validation table
 
 
 @dataclass
@@ -322,8 +325,9 @@ def train_ensemble(table: pd.DataFrame, config: RunConfig, model_dir: Path) -> d
     return members
 
 
-def validate_fluxes(table: pd.DataFrame, config: RunConfig, out_dir: Path) -> pd.DataFrame:
-    """Grouped cross-validation of every flux; writes the metric tables and returns the pooled one.
+def validate_fluxes(table: pd.DataFrame, config: RunConfig, out_dir: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Grouped cross-validation of every flux; writes the metric tables and returns the pooled one
+    and the held-out predictions (``target``, ``site``, ``time``, ``fold``, ``obs``, ``pred``).
 
     With proxy sets, the first set's predictors are validated.
     """
@@ -348,10 +352,9 @@ def validate_fluxes(table: pd.DataFrame, config: RunConfig, out_dir: Path) -> pd
     pooled.to_csv(out_dir / "metrics.csv", index=False)
     pd.concat([r.by_igbp for r in results]).to_csv(out_dir / "by_igbp.csv")
     pd.concat([r.by_site for r in results]).to_csv(out_dir / "by_site.csv")
-    pd.concat([r.predictions.assign(target=r.target) for r in results], ignore_index=True).to_csv(
-        out_dir / "predictions.csv", index=False
-    )
-    return pooled
+    predictions = pd.concat([r.predictions.assign(target=r.target) for r in results], ignore_index=True)
+    predictions.to_csv(out_dir / "predictions.csv", index=False)
+    return pooled, predictions
 
 
 def score_against_truth(product: xr.Dataset, truth: xr.Dataset) -> pd.DataFrame:
@@ -422,11 +425,11 @@ def run(
     table.to_csv(out_dir / "training_table.csv", index=False)
     timings["extract"] = time.perf_counter() - t
 
-    validation = None
+    validation = predictions = None
     if config.validation.cv:
         log.info("validating %s with %s (%s)", ", ".join(config.fluxes), config.validation.model, config.validation.cv)
         t = time.perf_counter()
-        validation = validate_fluxes(table, config, out_dir / "validation")
+        validation, predictions = validate_fluxes(table, config, out_dir / "validation")
         timings["validate"] = time.perf_counter() - t
 
     log.info("training %d members x %d fluxes", len(config.ensemble.member_specs), len(config.fluxes))
@@ -438,6 +441,21 @@ def run(
     check_predictor_coverage(cube, sorted({f for m in config.ensemble.member_specs for f in m.predictors}))
     dedup_report(reset=True)
     product = upscale(members, cube, dedup=config.output.dedup)
+    applicability: dict[str, dict] = {}
+    if config.applicability.enabled:
+        t_aoa = time.perf_counter()
+        layers, applicability = applicability_layers(
+            table,
+            members,
+            cube,
+            model_dir=out_dir / "models",
+            predictions=predictions,
+            weights=config.applicability.weights,
+            threshold=config.applicability.threshold,
+            qc_threshold=config.training.qc_threshold,
+        )
+        product = product.merge(layers, combine_attrs="override")
+        timings["applicability_fit"] = time.perf_counter() - t_aoa
     history = f"uflux-xr run {config.path} (name={config.name})"
     products = {}
     zarr_path = out_dir / "product.zarr"
@@ -462,6 +480,12 @@ def run(
     clipped = _clipped_note(counts)
     products["stats"] = write_dataset(ensemble_statistics(complete), out_dir / "product_stats.zarr", progress=False)
     totals = annual_totals(complete)
+    aoa_note = ""
+    if applicability:
+        inside = aoa_totals(complete)
+        totals = totals.merge(inside, on=["variable", "member"], how="left")
+        completeness_by_time(complete).to_csv(out_dir / "completeness.csv", index=False)
+        aoa_note = _aoa_note(inside, applicability)
     totals.to_csv(out_dir / "totals.csv", index=False)
     if "zarr" not in config.output.formats:
         shutil.rmtree(zarr_path)
@@ -500,7 +524,7 @@ def run(
             )
             + " (tower_cells.csv)"
         )
-    result = RunResult(out_dir, products, validation, scores, timings, notes, inference)
+    result = RunResult(out_dir, products, validation, scores, timings, notes, inference, applicability, aoa_note)
     record = run_record(config, result, plan, table, counts, started)
     write_text_atomic(out_dir / "run.json", json.dumps(to_jsonable(record), indent=2))
     if report:
@@ -516,6 +540,22 @@ def run(
         record["timings"] = dict(timings)
         write_text_atomic(out_dir / "run.json", json.dumps(to_jsonable(record), indent=2))
     return result
+
+
+def _aoa_note(inside: pd.DataFrame, applicability: dict[str, dict]) -> str:
+    """Share of the land area (cell-days) inside each flux's area of applicability, and its DI threshold."""
+    parts = [
+        f"{row.variable} {100 * row.area_share_inside_aoa:.1f} % (DI <= {applicability[row.variable]['threshold']:.3f})"
+        for row in inside.itertuples()
+        if row.variable in applicability
+    ]
+    return (
+        "Inside the area of applicability (land area x time): "
+        + ", ".join(parts)
+        + "; per time step in completeness.csv"
+        if parts
+        else ""
+    )
 
 
 def _dedup_note(inference: dict[str, dict]) -> str:
@@ -622,6 +662,7 @@ def run_record(config: RunConfig, result: RunResult, plan, table: pd.DataFrame, 
         "name": config.name,
         "config_path": config.path,
         "inference": result.inference,
+        "applicability": result.applicability,
         "config_text": config.text,
         "started": started,
         "version": __version__,
@@ -706,6 +747,8 @@ def format_summary(result: RunResult) -> str:
                 index=False, float_format=lambda x: f"{x:.3f}"
             )
         )
+    if result.aoa_summary:
+        lines.append(result.aoa_summary)
     if result.product_vs_truth is not None:
         lines.append("\nProduct (ensemble mean) against the demo world's truth:")
         lines.append(

@@ -118,6 +118,11 @@ def known_names() -> set[str]:
     return set(reg["fluxes"]) | set(reg["derived"]) | set(reg["predictors"])
 
 
+def is_categorical(name: str) -> bool:
+    """Whether predictor ``name`` holds class codes (IGBP) rather than a quantity."""
+    return name in registry().get("categorical", ())
+
+
 def igbp_classes() -> dict[int, str]:
     """The IGBP land-cover classes as {code: abbreviation} (MODIS MCD12Q1 LC_Type1 codes 1-17,
     FLUXNET's abbreviations); one table for towers and cubes alike."""

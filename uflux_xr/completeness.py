@@ -1,0 +1,204 @@
+"""Sampling-space completeness of a run: where the towers vouch for the product.
+
+The run's glue around :mod:`uflux_xr.applicability`: per flux, the DI
+reference of the rows that trained the ensemble (weighted by the members'
+permutation importance, the site as fold), the DI-to-error relation of the
+leave-one-site-out predictions, the product layers ``<FLUX>_DI``,
+``<FLUX>_AOA`` and ``<FLUX>_error``, and the totals and area shares inside
+and outside the area of applicability.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from pathlib import Path
+
+import dask
+import numpy as np
+import pandas as pd
+import xarray as xr
+
+from uflux_xr.applicability import (
+    ErrorModel,
+    TrainingDissimilarity,
+    dissimilarity,
+    fit_error_model,
+    held_out_di,
+    importance_weights,
+    train_dissimilarity,
+)
+from uflux_xr.ensemble import area_weighted_total
+from uflux_xr.variables import is_categorical, variable_attrs
+
+log = logging.getLogger(__name__)
+
+#: Suffix of the saved DI reference of a flux, next to the models.
+REFERENCE_SUFFIX = "_applicability.npz"
+
+
+def training_rows(table: pd.DataFrame, flux: str, features: list[str], qc_threshold: float | None) -> pd.DataFrame:
+    """The rows of ``table`` that trained the ``flux`` models: target and every feature present, QC passed."""
+    keep = table[[flux, *features]].notna().all(axis=1)
+    if qc_threshold is not None and f"{flux}_QC" in table:
+        keep &= table[f"{flux}_QC"] >= qc_threshold
+    return table.loc[keep]
+
+
+def flux_reference(
+    table: pd.DataFrame, models: list, *, weights: str = "importance", threshold: str = "cast", qc_threshold=None
+) -> TrainingDissimilarity:
+    """DI reference of one flux's ensemble: its training rows, features of all members, the site as fold.
+
+    Predictors without variance in the training rows (a single land-cover
+    class, say) say nothing about dissimilarity and are left out, with a log line.
+    """
+    flux = models[0].target
+    features = sorted({f for m in models for f in m.features})
+    rows = training_rows(table, flux, features, qc_threshold)
+    flat = [f for f in features if rows[f].nunique() < 2]
+    if flat:
+        log.info("%s DI: %s constant in the training rows, left out", flux, flat)
+        features = [f for f in features if f not in flat]
+    chosen = importance_weights(models, rows) if weights == "importance" else None
+    return train_dissimilarity(
+        rows,
+        features,
+        weights=None if chosen is None else {f: chosen[f] for f in features},
+        folds="site",
+        categorical=[f for f in features if is_categorical(f)],
+        threshold=threshold,
+        source=f"{flux} training rows",
+    )
+
+
+def flux_error_model(
+    reference: TrainingDissimilarity, table: pd.DataFrame, predictions: pd.DataFrame, flux: str
+) -> ErrorModel | None:
+    """DI-to-RMSE relation of the cross-validated predictions of ``flux`` (None without any)."""
+    held = predictions[predictions["target"] == flux].dropna(subset=["obs", "pred"])
+    if held.empty:
+        return None
+    rows = held.merge(table[["site", "time", *reference.features]], on=["site", "time"], how="left")
+    fold_of_site = dict(zip(held["site"], held["fold"], strict=False))
+    sites = np.asarray(reference.folds)  # flux_reference uses the site as fold
+    reference_folds = np.array([fold_of_site.get(s, "__not_validated__") for s in sites.tolist()], dtype=object)
+    di = held_out_di(
+        reference,
+        rows[reference.features].to_numpy(dtype=np.float64),
+        rows["fold"].to_numpy(dtype=object),
+        reference_folds,
+    )
+    return fit_error_model(di, rows["obs"].to_numpy(dtype=np.float64), rows["pred"].to_numpy(dtype=np.float64))
+
+
+def applicability_layers(
+    table: pd.DataFrame,
+    members: Mapping[str, Mapping],
+    cube: xr.Dataset,
+    *,
+    model_dir: Path,
+    predictions: pd.DataFrame | None = None,
+    weights: str = "importance",
+    threshold: str = "cast",
+    qc_threshold: float | None = None,
+) -> tuple[xr.Dataset, dict[str, dict]]:
+    """Lazy ``<FLUX>_DI``, ``<FLUX>_AOA`` (and ``<FLUX>_error``) layers for every flux of ``members``.
+
+    Returns
+    -------
+    (xarray.Dataset, dict)
+        The layers, and per flux a summary (features, weights, threshold,
+        training rows, error-model knots) for the run record.
+    """
+    fluxes = list(next(iter(members.values())))
+    mask = cube["land_mask"] == 1 if "land_mask" in cube else None
+    layers = []
+    summary: dict[str, dict] = {}
+    for flux in fluxes:
+        models = [member[flux] for member in members.values()]
+        reference = flux_reference(table, models, weights=weights, threshold=threshold, qc_threshold=qc_threshold)
+        reference.save(model_dir / f"{flux}{REFERENCE_SUFFIX}")
+        error_model = None if predictions is None else flux_error_model(reference, table, predictions, flux)
+        units = variable_attrs(flux)["units"]
+        layers.append(dissimilarity(cube, reference, mask=mask, name=flux, error_model=error_model, units=units))
+        inside = float(np.mean(reference.train_di <= reference.threshold))
+        summary[flux] = {
+            "features": reference.features,
+            "weights": dict(zip(reference.features, _feature_weights(reference), strict=True)),
+            "threshold": reference.threshold,
+            "convention": reference.convention,
+            "training_rows": int(reference.train_di.size),
+            "training_rows_inside": inside,
+            "error_model": None
+            if error_model is None
+            else {"di": error_model.di.tolist(), "error": error_model.error.tolist(), "units": units},
+        }
+        log.info(
+            "%s DI: threshold %.3f from %d training rows (%.0f %% inside)",
+            flux,
+            reference.threshold,
+            reference.train_di.size,
+            100 * inside,
+        )
+    return xr.merge(layers, combine_attrs="drop"), summary
+
+
+def _feature_weights(reference: TrainingDissimilarity) -> list[float]:
+    """One weight per feature (a categorical feature's columns share it)."""
+    out, k = [], 0
+    for f in reference.features:
+        out.append(float(reference.weights[k]))
+        k += len(reference.categories[f]) if f in reference.categories else 1
+    return out
+
+
+def aoa_totals(product: xr.Dataset) -> pd.DataFrame:
+    """Per flux with an AOA layer: the ensemble-mean total inside and outside the AOA and the AOA's
+    share of the land area [1] (cell area and time weighted), in the units of :func:`annual_totals`."""
+    lazy = {}
+    for name in product.data_vars:
+        aoa = product.get(f"{name}_AOA")
+        if aoa is None or "member" not in product[name].dims:
+            continue
+        mean = product[name].mean("member").assign_attrs(product[name].attrs)
+        valid = mean.notnull() & (aoa >= 0)
+        lazy[name] = (
+            area_weighted_total(mean.where(valid & (aoa == 1))),
+            area_weighted_total(mean.where(valid & (aoa == 0))),
+            area_weighted_total((aoa == 1).astype(np.float32).where(valid).assign_attrs(units="1")),
+        )
+    (computed,) = dask.compute(lazy)
+    return pd.DataFrame(
+        [
+            {
+                "variable": name,
+                "member": "ensemble",
+                "total_inside_aoa": float(inside),
+                "total_outside_aoa": float(outside),
+                "area_share_inside_aoa": float(share),
+            }
+            for name, (inside, outside, share) in computed.items()
+        ],
+        columns=["variable", "member", "total_inside_aoa", "total_outside_aoa", "area_share_inside_aoa"],
+    )
+
+
+def completeness_by_time(product: xr.Dataset) -> pd.DataFrame:
+    """Per time step and flux: the share of the land area inside the AOA [1] (cell-area weighted)."""
+    from uflux_xr.domain import spatial_dims
+    from uflux_xr.ensemble import cell_area
+
+    frames = []
+    for name in product.data_vars:
+        if not str(name).endswith("_AOA"):
+            continue
+        aoa = product[name]
+        ydim, xdim = spatial_dims(aoa)
+        area = cell_area(aoa)
+        valid = aoa >= 0
+        share = (area * (aoa == 1)).sum((ydim, xdim)) / (area * valid).sum((ydim, xdim))
+        frames.append(
+            share.compute().to_dataframe(name="area_share_inside_aoa").reset_index().assign(flux=str(name)[:-4])
+        )
+    return pd.concat(frames, ignore_index=True)[["time", "flux", "area_share_inside_aoa"]] if frames else pd.DataFrame()
