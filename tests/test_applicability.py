@@ -13,8 +13,11 @@ from uflux_xr.applicability import (
     TrainingDissimilarity,
     di_threshold,
     dissimilarity,
+    fit_error_model,
+    random_error_variance,
     train_dissimilarity,
 )
+from uflux_xr.pipeline import format_summary
 
 from .conftest import SHARED_DATA
 
@@ -160,3 +163,51 @@ def test_save_load_and_cube_variables(tmp_path):
     X = np.stack([cube["TA"].values.ravel(), cube["SW_IN"].values.ravel()], axis=1)
     np.testing.assert_array_equal(out["GPP_DI"].values.ravel(), ref.di(X).astype(np.float32))
     np.testing.assert_array_equal(out["GPP_AOA"].values.ravel(), ref.aoa(out["GPP_DI"].values.ravel()))
+
+
+def test_error_model_is_monotone_and_recovers_a_known_relation():
+    rng = np.random.default_rng(11)
+    di = rng.uniform(0, 2, 40_000)
+    predicted = rng.normal(size=di.size)
+    observed = predicted + rng.normal(scale=0.5 + di)  # true RMSE at DI d: 0.5 + d
+    model = fit_error_model(di, observed, predicted)
+    assert np.all(np.diff(model.error) >= 0)
+    np.testing.assert_allclose(model(np.array([0.25, 1.0, 1.75])), [0.75, 1.5, 2.25], rtol=0.1)
+    assert np.isnan(model(np.array([np.nan]))[0])
+    # with a known noise variance taken out, the RMSE left is sqrt(rmse^2 - noise)
+    quieter = fit_error_model(di, observed, predicted, noise_variance=0.25)
+    np.testing.assert_allclose(quieter(np.array([1.0])), np.sqrt(1.5**2 - 0.25), rtol=0.1)
+
+
+def test_random_error_variance_from_consecutive_days():
+    rng = np.random.default_rng(12)
+    time = pd.date_range("2020-01-01", periods=365)
+    frames = []
+    for site in range(20):
+        slow = 1.5 * np.sin(2 * np.pi * (np.arange(365) / 365 + site / 20))  # model error following the season
+        frames.append(pd.DataFrame({"site": site, "time": time, "residual": slow + rng.normal(scale=0.3, size=365)}))
+    residuals = pd.concat(frames).sample(frac=1.0, random_state=0)  # order must not matter
+    assert abs(random_error_variance(residuals) - 0.09) < 0.09 * 0.1
+
+
+def test_demo_run_writes_di_aoa_and_error(demo_run):
+    product = xr.open_zarr(demo_run.products["zarr"])
+    for flux in ("GPP", "RECO", "NEE", "LE", "H"):
+        di, flag, error = product[f"{flux}_DI"], product[f"{flux}_AOA"], product[f"{flux}_error"]
+        assert di.dims == ("time", "lat", "lon") and error.attrs["units"] == product[flux].attrs["units"]
+        assert "flag_meanings" in flag.attrs and "1.645" in error.attrs["comment"]
+        day = product.isel(time=100)
+        land = day["GPP"].isel(member=0).notnull().values
+        assert np.isfinite(day[f"{flux}_DI"].values[land]).all() and np.isnan(day[f"{flux}_DI"].values[~land]).all()
+        threshold = demo_run.applicability[flux]["threshold"]
+        np.testing.assert_array_equal(day[f"{flux}_AOA"].values[land] == 1, day[f"{flux}_DI"].values[land] <= threshold)
+    totals = pd.read_csv(demo_run.out_dir / "totals.csv")
+    ensemble = totals[(totals["member"] == "ensemble") & totals["variable"].isin(["GPP", "RECO", "LE"])]
+    assert ensemble["area_share_inside_aoa"].between(0.5, 1.0).all()
+    carbon = ensemble[ensemble["variable"] == "GPP"].iloc[0]
+    # inside + outside is the whole ensemble-mean total (float64 sums of the same float32 values in another order)
+    assert carbon["total_inside_aoa"] + carbon["total_outside_aoa"] == pytest.approx(carbon["total"], rel=1e-5)
+    completeness = pd.read_csv(demo_run.out_dir / "completeness.csv")
+    assert len(completeness) == 5 * product.sizes["time"] and completeness["area_share_inside_aoa"].between(0, 1).all()
+    assert demo_run.aoa_summary.startswith("Inside the area of applicability")
+    assert "Inside the area of applicability" in format_summary(demo_run)

@@ -440,12 +440,16 @@ class ErrorModel:
         Rows per moving window of the RMSE.
     n_rows : int
         Cross-validated rows it was fitted on.
+    noise_variance : float
+        Variance of the observations' own random error taken out of the
+        windows' mean squared error [flux units squared] (0: none).
     """
 
     di: np.ndarray
     error: np.ndarray
     window: int
     n_rows: int
+    noise_variance: float = 0.0
 
     def __call__(self, di: np.ndarray) -> np.ndarray:
         """Expected RMSE at ``di`` [flux units]; NaN where DI is NaN."""
@@ -454,7 +458,12 @@ class ErrorModel:
 
 
 def fit_error_model(
-    di: np.ndarray, observed: np.ndarray, predicted: np.ndarray, *, window: int | None = None
+    di: np.ndarray,
+    observed: np.ndarray,
+    predicted: np.ndarray,
+    *,
+    window: int | None = None,
+    noise_variance: float = 0.0,
 ) -> ErrorModel:
     """Relate the cross-validation error to DI, as CAST's ``DItoErrormetric`` does.
 
@@ -475,6 +484,11 @@ def fit_error_model(
     window : int, optional
         Rows per window; default max(5, n / 100), so that each window's RMSE
         rests on enough rows of a tower-day table.
+    noise_variance : float
+        The observations' random-error variance [flux units squared]: taken
+        out of each window's mean squared error, so that the relation
+        estimates the error against the true flux rather than against a
+        noisy tower (:func:`random_error_variance`).
     """
     from sklearn.isotonic import IsotonicRegression
 
@@ -486,7 +500,7 @@ def fit_error_model(
     window = int(window or max(5, n // 100))
     if n < window:
         raise ApplicabilityError(f"{n} cross-validated rows; the DI-error relation needs at least {window}")
-    rolling = np.sqrt(np.convolve(sq, np.ones(window) / window, mode="valid"))
+    rolling = np.sqrt(np.maximum(np.convolve(sq, np.ones(window) / window, mode="valid") - noise_variance, 0.0))
     centre = d[window // 2 : window // 2 + rolling.size]
     fit = IsotonicRegression(increasing=True, out_of_bounds="clip").fit(centre, rolling)
     return ErrorModel(
@@ -494,7 +508,41 @@ def fit_error_model(
         error=np.asarray(fit.y_thresholds_, dtype=np.float64),
         window=window,
         n_rows=n,
+        noise_variance=float(noise_variance),
     )
+
+
+def random_error_variance(residuals: pd.DataFrame) -> float:
+    """Variance of the towers' random error [flux units squared]: the nugget of the residuals' variogram in time.
+
+    A model's error at a tower changes slowly (it follows the weather and the
+    season); the tower's random error does not repeat from one step to the
+    next.  The semivariogram of the residuals at one site, gamma(k) = half the
+    mean squared difference of residuals k steps apart, is then the noise
+    variance plus a part that grows with k; extrapolating gamma(1) and
+    gamma(2) linearly to lag 0 (2 gamma(1) - gamma(2), the nugget) estimates
+    the noise variance.  Hollinger & Richardson (2005) estimate tower random
+    error from pairs of observations one day apart; using residuals, the pairs
+    need not share conditions, and the extrapolation removes what the model
+    error changes in a step.
+
+    Parameters
+    ----------
+    residuals : pandas.DataFrame
+        ``site``, ``time`` and ``residual`` (observed - predicted) per held-out row.
+    """
+    ordered = residuals.dropna(subset=["residual"]).sort_values(["site", "time"])
+    if ordered.empty:
+        return 0.0
+    step = ordered.groupby("site")["time"].diff().median()
+    gamma = []
+    for lag in (1, 2):
+        later = ordered.assign(time=ordered["time"] - lag * step)
+        pairs = ordered.merge(later, on=["site", "time"], suffixes=("", "_later"))
+        if pairs.empty:
+            return 0.0
+        gamma.append(0.5 * float(np.mean((pairs["residual_later"] - pairs["residual"]).to_numpy() ** 2)))
+    return float(min(max(2 * gamma[0] - gamma[1], 0.0), gamma[0]))
 
 
 def permutation_importance(model, table: pd.DataFrame, *, n_rows: int = 5000, seed: int = 0) -> dict[str, float]:
@@ -649,7 +697,9 @@ def dissimilarity(
             "comment": (
                 f"Monotone relation between DI and the RMSE of leave-one-site-out predictions "
                 f"({error_model.n_rows} held-out rows, moving windows of {error_model.window}; CAST's "
-                f"DItoErrormetric idea, isotonic fit). A 90 % prediction interval of the ensemble mean is "
+                f"DItoErrormetric idea, isotonic fit), the towers' random-error variance "
+                f"({error_model.noise_variance:.4g} {units} squared) taken out. A 90 % prediction interval of "
+                f"the ensemble mean is "
                 f"mean +/- 1.645 * sqrt(sd**2 + {prefix}error**2), sd the ensemble standard deviation."
             ),
         }

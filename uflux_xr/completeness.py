@@ -26,6 +26,7 @@ from uflux_xr.applicability import (
     fit_error_model,
     held_out_di,
     importance_weights,
+    random_error_variance,
     train_dissimilarity,
 )
 from uflux_xr.ensemble import area_weighted_total
@@ -72,10 +73,16 @@ def flux_reference(
     )
 
 
+#: How the error layer treats the towers' own random error: ``none`` (CAST: the error against the tower
+#: values) or ``nugget`` (its variance, from the residuals' variogram, taken out: the error against the truth).
+ERROR_NOISE = ("none", "nugget")
+
+
 def flux_error_model(
-    reference: TrainingDissimilarity, table: pd.DataFrame, predictions: pd.DataFrame, flux: str
+    reference: TrainingDissimilarity, table: pd.DataFrame, predictions: pd.DataFrame, flux: str, noise: str = "none"
 ) -> ErrorModel | None:
-    """DI-to-RMSE relation of the cross-validated predictions of ``flux`` (None without any)."""
+    """DI-to-RMSE relation of the cross-validated predictions of ``flux`` (None without any); ``noise``
+    is one of :data:`ERROR_NOISE`."""
     held = predictions[predictions["target"] == flux].dropna(subset=["obs", "pred"])
     if held.empty:
         return None
@@ -89,7 +96,13 @@ def flux_error_model(
         rows["fold"].to_numpy(dtype=object),
         reference_folds,
     )
-    return fit_error_model(di, rows["obs"].to_numpy(dtype=np.float64), rows["pred"].to_numpy(dtype=np.float64))
+    observed, predicted = rows["obs"].to_numpy(dtype=np.float64), rows["pred"].to_numpy(dtype=np.float64)
+    variance = 0.0
+    if noise == "nugget":
+        variance = random_error_variance(rows[["site", "time"]].assign(residual=observed - predicted))
+    elif noise != "none":
+        raise ValueError(f"noise must be one of {ERROR_NOISE}, got {noise!r}")
+    return fit_error_model(di, observed, predicted, noise_variance=variance)
 
 
 def applicability_layers(
@@ -102,6 +115,7 @@ def applicability_layers(
     weights: str = "importance",
     threshold: str = "cast",
     qc_threshold: float | None = None,
+    error_noise: str = "none",
 ) -> tuple[xr.Dataset, dict[str, dict]]:
     """Lazy ``<FLUX>_DI``, ``<FLUX>_AOA`` (and ``<FLUX>_error``) layers for every flux of ``members``.
 
@@ -119,7 +133,9 @@ def applicability_layers(
         models = [member[flux] for member in members.values()]
         reference = flux_reference(table, models, weights=weights, threshold=threshold, qc_threshold=qc_threshold)
         reference.save(model_dir / f"{flux}{REFERENCE_SUFFIX}")
-        error_model = None if predictions is None else flux_error_model(reference, table, predictions, flux)
+        error_model = (
+            None if predictions is None else flux_error_model(reference, table, predictions, flux, error_noise)
+        )
         units = variable_attrs(flux)["units"]
         layers.append(dissimilarity(cube, reference, mask=mask, name=flux, error_model=error_model, units=units))
         inside = float(np.mean(reference.train_di <= reference.threshold))
@@ -132,7 +148,12 @@ def applicability_layers(
             "training_rows_inside": inside,
             "error_model": None
             if error_model is None
-            else {"di": error_model.di.tolist(), "error": error_model.error.tolist(), "units": units},
+            else {
+                "di": error_model.di.tolist(),
+                "error": error_model.error.tolist(),
+                "units": units,
+                "noise_variance": error_model.noise_variance,
+            },
         }
         log.info(
             "%s DI: threshold %.3f from %d training rows (%.0f %% inside)",
@@ -141,7 +162,7 @@ def applicability_layers(
             reference.train_di.size,
             100 * inside,
         )
-    return xr.merge(layers, combine_attrs="drop"), summary
+    return xr.Dataset({k: v for layer in layers for k, v in layer.data_vars.items()}), summary
 
 
 def _feature_weights(reference: TrainingDissimilarity) -> list[float]:

@@ -352,18 +352,20 @@ class ApplicabilityConfig:
     ``enabled`` (default true) writes ``<FLUX>_DI``, ``<FLUX>_AOA`` and, with validation on,
     ``<FLUX>_error`` into the product; ``weights``: ``importance`` (permutation importance of
     the members, as CAST weights by the model's variable importance) or ``none``; ``threshold``:
-    ``cast`` or ``cast-boxplot``.
+    ``cast`` or ``cast-boxplot``; ``error_noise``: ``none`` (the error against tower values, as CAST)
+    or ``nugget`` (the towers' random error taken out; :func:`uflux_xr.applicability.random_error_variance`).
     """
 
     enabled: bool = True
     weights: str = "importance"
     threshold: str = "cast"
+    error_noise: str = "none"
 
     @classmethod
     def parse(cls, section: dict, src: str) -> ApplicabilityConfig:
         from uflux_xr.applicability import THRESHOLD_CONVENTIONS
 
-        _check_keys(section, {"enabled", "weights", "threshold"}, "applicability", src)
+        _check_keys(section, {"enabled", "weights", "threshold", "error_noise"}, "applicability", src)
         enabled = section.get("enabled", True)
         if not isinstance(enabled, bool):
             raise ConfigError(f"{src}: applicability.enabled: expected true or false, got {enabled!r}")
@@ -375,7 +377,10 @@ class ApplicabilityConfig:
             raise ConfigError(
                 f"{src}: applicability.threshold: expected one of {list(THRESHOLD_CONVENTIONS)}, got {threshold!r}"
             )
-        return cls(enabled, weights, threshold)
+        error_noise = section.get("error_noise", "none")
+        if error_noise not in ("none", "nugget"):
+            raise ConfigError(f"{src}: applicability.error_noise: expected none or nugget, got {error_noise!r}")
+        return cls(enabled, weights, threshold, error_noise)
 
 
 @dataclass(frozen=True)

@@ -207,5 +207,7 @@ def area_weighted_total(da_: xr.DataArray, area: xr.DataArray | None = None) -> 
         out = amount * factor / (float(days.sum()) / DAYS_PER_YEAR)
         return out.assign_attrs(units=total_units, long_name=f"{da_.name or 'flux'} total per year")
     weights = (area * days).where(da_.notnull())
-    out = (da_.fillna(0) * weights).sum(("time", ydim, xdim)) / weights.sum(("time", ydim, xdim))
+    covered = weights.sum(("time", ydim, xdim))
+    # no value at all (e.g. no cell outside an area of applicability): NaN, without a 0/0 warning
+    out = (da_.fillna(0) * weights).sum(("time", ydim, xdim)) / covered.where(covered > 0)
     return out.assign_attrs(units=units, long_name=f"{da_.name or 'flux'} area-weighted mean")

@@ -453,8 +453,9 @@ def run(
             weights=config.applicability.weights,
             threshold=config.applicability.threshold,
             qc_threshold=config.training.qc_threshold,
+            error_noise=config.applicability.error_noise,
         )
-        product = product.merge(layers, combine_attrs="override")
+        product = product.assign(layers.data_vars)
         timings["applicability_fit"] = time.perf_counter() - t_aoa
     history = f"uflux-xr run {config.path} (name={config.name})"
     products = {}

@@ -197,9 +197,11 @@ def _simulate(lat, lon, time, seed):
     return {"land": land, "elevation": elevation, "igbp": igbp, **fields}
 
 
-def _place_towers(rng, lat, lon, land, igbp, n_sites):
-    """Tower cells on land, weighted so rare IGBP classes are still sampled."""
-    iy, ix = np.nonzero(land)
+def _place_towers(rng, lat, lon, land, igbp, n_sites, candidates=None):
+    """Tower cells on land (and within ``candidates`` when given), weighted so rare IGBP classes are still sampled."""
+    iy, ix = np.nonzero(land if candidates is None else land & candidates)
+    if len(iy) < n_sites:
+        raise ValueError(f"{len(iy)} candidate land cells for {n_sites} towers; widen tower_ta_quantiles")
     codes = igbp[iy, ix]
     counts = {c: (codes == c).sum() for c in np.unique(codes)}
     weight = np.array([counts[c] ** -0.6 for c in codes], dtype=float)
@@ -274,6 +276,7 @@ def make_world(
     start: str = "2020-01-01",
     end: str = "2020-12-31",
     n_sites: int = 60,
+    tower_ta_quantiles: tuple[float, float] = (0.0, 1.0),
 ) -> DemoWorld:
     """Generate the demo world: predictor cube, tower network and true flux grids.
 
@@ -289,6 +292,12 @@ def make_world(
         First and last day (inclusive), ISO dates; time steps are labelled at 12:00.
     n_sites : int
         Number of towers, placed on land cells.
+    tower_ta_quantiles : tuple of float
+        Place towers only on land cells whose annual mean air temperature lies
+        between these quantiles [0-1] of all land cells: ``(0, 0.7)`` leaves
+        the warmest 30 % of the land without towers, a network that covers only
+        part of the climate space.  The default ``(0, 1)`` places them anywhere
+        (and gives the same world as before the option existed).
 
     Returns
     -------
@@ -337,7 +346,15 @@ def make_world(
     truth.attrs = {"title": "uflux-xr demo world true fluxes", "source": f"uflux_xr.synthetic seed={seed}"}
 
     rng = np.random.default_rng(seed + 1)
-    iy, ix = _place_towers(rng, lat, lon, sim["land"], sim["igbp"], n_sites)
+    candidates = None
+    if tuple(tower_ta_quantiles) != (0.0, 1.0):
+        lo, hi = tower_ta_quantiles
+        if not 0.0 <= lo < hi <= 1.0:
+            raise ValueError(f"tower_ta_quantiles must be 0 <= low < high <= 1, got {tower_ta_quantiles}")
+        t_annual = sim["TA"].mean(axis=0)
+        edges = np.quantile(t_annual[sim["land"]], [lo, hi])
+        candidates = (t_annual >= edges[0]) & (t_annual <= edges[1])
+    iy, ix = _place_towers(rng, lat, lon, sim["land"], sim["igbp"], n_sites, candidates)
     records = _tower_records(rng, sim, time, iy, ix)
     site_ids = [f"DW-{i + 1:03d}" for i in range(n_sites)]
     jitter = lambda n: rng.uniform(-0.45, 0.45, n) * resolution  # noqa: E731 - towers inside the cell
