@@ -63,7 +63,9 @@ def evaluate(seed: int, quantiles: tuple[float, float], workdir: Path, noise: st
         ],
         ignore_index=True,
     )
-    layers, _ = applicability_layers(table, members, cube, model_dir=workdir, predictions=predictions, qc_threshold=QC)
+    layers, _ = applicability_layers(
+        table, members, cube, model_dir=workdir, predictions=predictions, qc_threshold=QC, error_noise=noise
+    )
     stats = ux.ensemble_statistics(ux.upscale(members, cube, derived=False)).compute()
     layers = layers.compute()
     land = cube["land_mask"].values == 1
