@@ -44,7 +44,6 @@ import io
 import json
 import logging
 import os
-import threading
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -55,7 +54,10 @@ import pandas as pd
 import xarray as xr
 from scipy.spatial import cKDTree
 
+from uflux_xr.domain import spatial_dims
+from uflux_xr.features import resolve_features
 from uflux_xr.io.atomic import write_atomic
+from uflux_xr.io.loaded_once import LoadedOnce
 
 log = logging.getLogger(__name__)
 
@@ -582,18 +584,15 @@ def importance_weights(models: Sequence, table: pd.DataFrame) -> dict[str, float
 # ----------------------------------------------------------------------------------------------------------------
 # xarray adapter: DI of a cube, chunk by chunk
 
-_reference_cache: dict[str, TrainingDissimilarity] = {}
-_reference_lock = threading.Lock()
+
+def _load_with_tree(path: str) -> TrainingDissimilarity:
+    reference = TrainingDissimilarity.load(path)
+    reference.tree  # noqa: B018 - built once here, under LoadedOnce's lock, not by several threads at once
+    return reference
 
 
-def cached_reference(path: str) -> TrainingDissimilarity:
-    """Load a saved reference once per process (and its KD-tree once)."""
-    with _reference_lock:
-        ref = _reference_cache.get(path)
-        if ref is None:
-            ref = _reference_cache[path] = TrainingDissimilarity.load(path)
-            ref.tree  # noqa: B018 - built here, under the lock, not by several threads at once
-        return ref
+#: Load a saved reference once per process (and build its KD-tree once).
+cached_reference: LoadedOnce[TrainingDissimilarity] = LoadedOnce(_load_with_tree)
 
 
 def di_block(*blocks: np.ndarray, reference, n_features: int) -> np.ndarray:
@@ -645,9 +644,6 @@ def dissimilarity(
         -1 where DI is missing: written as the fill value), and ``<name>_error``
         float32 [``units``] with an error model.
     """
-    from uflux_xr.domain import spatial_dims
-    from uflux_xr.features import resolve_features
-
     ydim, xdim = spatial_dims(cube)
     arrays = resolve_features(cube, reference.features)
     if mask is None:

@@ -29,7 +29,8 @@ from uflux_xr.applicability import (
     random_error_variance,
     train_dissimilarity,
 )
-from uflux_xr.ensemble import area_weighted_total
+from uflux_xr.domain import spatial_dims
+from uflux_xr.ensemble import area_weighted_total, cell_area
 from uflux_xr.variables import is_categorical, variable_attrs
 
 log = logging.getLogger(__name__)
@@ -207,9 +208,6 @@ def aoa_totals(product: xr.Dataset) -> pd.DataFrame:
 
 def completeness_by_time(product: xr.Dataset) -> pd.DataFrame:
     """Per time step and flux: the share of the land area inside the AOA [1] (cell-area weighted)."""
-    from uflux_xr.domain import spatial_dims
-    from uflux_xr.ensemble import cell_area
-
     frames = []
     for name in product.data_vars:
         if not str(name).endswith("_AOA"):

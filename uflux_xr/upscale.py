@@ -12,7 +12,6 @@ graph never carries model objects.
 from __future__ import annotations
 
 import logging
-import threading
 from collections.abc import Mapping, Sequence
 
 import numpy as np
@@ -20,6 +19,7 @@ import xarray as xr
 
 from uflux_xr.domain import spatial_dims, time_step
 from uflux_xr.features import resolve_features
+from uflux_xr.io.loaded_once import LoadedOnce
 from uflux_xr.models import FluxModel, load_model
 from uflux_xr.models.dedup import dedup_stats, merge_stats, predict_dedup, reset_dedup_stats
 from uflux_xr.models.fluxmodel import check_feature_units
@@ -37,17 +37,8 @@ DEFAULT_CHUNKS = {"time": 32}
 #: sign bit left so that the clipped cells can be counted afterwards (:func:`count_clipped`).
 NON_NEGATIVE_FLUXES = ("GPP", "RECO")
 
-_model_cache: dict[str, FluxModel] = {}
-_model_cache_lock = threading.Lock()
-
-
-def cached_model(path: str) -> FluxModel:
-    """Load a model file once per process and keep it for later tasks."""
-    with _model_cache_lock:
-        model = _model_cache.get(path)
-        if model is None:
-            model = _model_cache[path] = load_model(path)
-        return model
+#: Load a model file once per process and keep it for later tasks.
+cached_model: LoadedOnce[FluxModel] = LoadedOnce(load_model)
 
 
 def predict_block(
