@@ -147,7 +147,10 @@ def test_cube_that_covers_the_tower_trains_on_the_cube_at_the_tower(tmp_path, ca
     out = capsys.readouterr().out
     assert "1 on the grid; 31 common time steps" in out and "31 site-steps with GPP/RECO measured" in out
     assert main(["run", str(config), "--out", str(tmp_path / "out"), "--quiet"]) == 0
-    assert "Towers to cells: median" in capsys.readouterr().out
+    summary = capsys.readouterr().out
+    assert "Towers to cells: median" in summary
+    # one tower: no other site to measure its days against, so no DI layers, and the summary says so
+    assert "No area of applicability for GPP (GPP training rows: every row is in fold 'CH-Dav'" in summary
     cells = pd.read_csv(tmp_path / "out" / "tower_cells.csv")
     # CH-Dav (46.8153 N, 9.8559 E) lies in the 0.1° cell centred at 46.85 N, 9.85 E: ~3.8 km away
     assert cells.loc[0, "site"] == "CH-Dav" and cells.loc[0, "distance_km"] == pytest.approx(3.8, abs=0.3)

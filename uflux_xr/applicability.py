@@ -392,7 +392,9 @@ def _nearest_other(points: np.ndarray, labels: np.ndarray | None, source: str) -
     for label in pd.unique(labels):
         inside = labels == label
         if inside.all():
-            raise ApplicabilityError(f"{source}: every row is in fold {label!r}; the training DI needs two folds")
+            raise ApplicabilityError(
+                f"{source}: every row is in fold {label!r} (one site); the training DI needs rows of two folds"
+            )
         distance, _ = cKDTree(points[~inside]).query(points[inside], k=1, workers=-1)
         out[inside] = distance
     return out

@@ -20,6 +20,7 @@ import pandas as pd
 import xarray as xr
 
 from uflux_xr.applicability import (
+    ApplicabilityError,
     ErrorModel,
     TrainingDissimilarity,
     dissimilarity,
@@ -124,7 +125,9 @@ def applicability_layers(
     -------
     (xarray.Dataset, dict)
         The layers, and per flux a summary (features, weights, threshold,
-        training rows, error-model knots) for the run record.
+        training rows, error-model knots) for the run record; a flux whose
+        DI cannot be computed (fewer than two sites, say) gets no layers and
+        ``{"skipped": reason}``.
     """
     fluxes = list(next(iter(members.values())))
     mask = cube["land_mask"] == 1 if "land_mask" in cube else None
@@ -132,7 +135,12 @@ def applicability_layers(
     summary: dict[str, dict] = {}
     for flux in fluxes:
         models = [member[flux] for member in members.values()]
-        reference = flux_reference(table, models, weights=weights, threshold=threshold, qc_threshold=qc_threshold)
+        try:
+            reference = flux_reference(table, models, weights=weights, threshold=threshold, qc_threshold=qc_threshold)
+        except ApplicabilityError as err:  # e.g. one tower: no other site to measure its days against
+            log.warning("%s: no DI, AOA or error layer: %s", flux, err)
+            summary[flux] = {"skipped": str(err)}
+            continue
         reference.save(model_dir / f"{flux}{REFERENCE_SUFFIX}")
         error_model = (
             None if predictions is None else flux_error_model(reference, table, predictions, flux, error_noise)

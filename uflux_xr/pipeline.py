@@ -487,6 +487,13 @@ def run(
         totals = totals.merge(inside, on=["variable", "member"], how="left")
         completeness_by_time(complete).to_csv(out_dir / "completeness.csv", index=False)
         aoa_note = _aoa_note(inside, applicability)
+    skipped = {flux: s["skipped"] for flux, s in applicability.items() if "skipped" in s}
+    if skipped:
+        aoa_note = (
+            (aoa_note + "\n" if aoa_note else "")
+            + "No area of applicability for "
+            + "; ".join(f"{flux} ({reason})" for flux, reason in skipped.items())
+        )
     totals.to_csv(out_dir / "totals.csv", index=False)
     if "zarr" not in config.output.formats:
         shutil.rmtree(zarr_path)
