@@ -33,6 +33,7 @@ from scipy.stats import spearmanr
 
 import uflux_xr as ux
 from uflux_xr.completeness import applicability_layers
+from uflux_xr.sites import locate_towers
 
 FEATURES = ["TA", "SW_IN", "LW_IN", "VPD", "P", "SWC", "NIRv", "IGBP", "DOY_SIN", "DOY_COS"]
 FLUXES = ["GPP", "RECO", "NEE", "LE", "H"]
@@ -70,9 +71,7 @@ def evaluate(seed: int, quantiles: tuple[float, float], workdir: Path, noise: st
     layers = layers.compute()
     land = cube["land_mask"].values == 1
     towers = np.zeros_like(land)
-    lat_index = np.abs(cube["lat"].values[None, :] - sites["lat"].values[:, None]).argmin(1)
-    lon_index = np.abs(cube["lon"].values[None, :] - sites["lon"].values[:, None]).argmin(1)
-    towers[lat_index, lon_index] = True
+    towers[locate_towers(cube, sites)] = True
     held_out = land & ~towers
     rows = []
     for flux in FLUXES:

@@ -118,6 +118,12 @@ class TrainingDissimilarity:
         """KD-tree over :attr:`points` (built on first use; cached)."""
         return cKDTree(self.points)
 
+    @property
+    def feature_weights(self) -> dict[str, float]:
+        """Weight per predictor (the columns of a categorical predictor share its weight)."""
+        first_columns = np.cumsum([0] + [len(self.categories.get(f, [None])) for f in self.features[:-1]])
+        return {f: float(self.weights[k]) for f, k in zip(self.features, first_columns, strict=True)}
+
     def transform(self, X: np.ndarray) -> np.ndarray:
         """Standardised, weighted columns of raw predictor rows ``X`` (rows, features)."""
         return (
@@ -388,15 +394,25 @@ def _nearest_other(points: np.ndarray, labels: np.ndarray | None, source: str) -
         # the nearest row is the row itself (or a duplicate at 0, which CAST counts too)
         distance, _ = cKDTree(points).query(points, k=2, workers=-1)
         return distance[:, 1]
-    out = np.empty(points.shape[0])
-    for label in pd.unique(labels):
-        inside = labels == label
-        if inside.all():
-            raise ApplicabilityError(
-                f"{source}: every row is in fold {label!r} (one site); the training DI needs rows of two folds"
-            )
-        distance, _ = cKDTree(points[~inside]).query(points[inside], k=1, workers=-1)
-        out[inside] = distance
+    folds = pd.unique(labels)
+    if len(folds) < 2:
+        raise ApplicabilityError(
+            f"{source}: every row is in fold {folds[0]!r} (one site); the training DI needs rows of two folds"
+        )
+    return _nearest_in_other_folds(points, labels, points, labels)
+
+
+def _nearest_in_other_folds(
+    queries: np.ndarray, query_folds: np.ndarray, points: np.ndarray, point_folds: np.ndarray
+) -> np.ndarray:
+    """Distance of each query row to its nearest row of ``points`` in another fold (NaN where there is none)."""
+    out = np.full(len(queries), np.nan)
+    for label in pd.unique(query_folds):
+        rows = query_folds == label
+        others = point_folds != label
+        if others.any():
+            distance, _ = cKDTree(points[others]).query(queries[rows], k=1, workers=-1)
+            out[rows] = distance
     return out
 
 
@@ -421,13 +437,11 @@ def held_out_di(
     """
     out = np.full(len(X), np.nan)
     complete = np.isfinite(X).all(axis=1)
-    for label in pd.unique(row_folds[complete]):
-        rows = complete & (row_folds == label)
-        others = reference_folds != label
-        if not others.any():
-            continue
-        distance, _ = cKDTree(reference.points[others]).query(reference.transform(X[rows]), k=1, workers=-1)
-        out[rows] = distance / reference.mean_distance
+    queries = reference.transform(X[complete])
+    out[complete] = (
+        _nearest_in_other_folds(queries, row_folds[complete], reference.points, reference_folds)
+        / reference.mean_distance
+    )
     return out
 
 
@@ -672,7 +686,8 @@ def dissimilarity(
             f"({reference.mean_distance:.6g}); predictors {' '.join(reference.features)}"
         ),
     }
-    flag = xr.apply_ufunc(reference.aoa, di, dask="parallelized", output_dtypes=[np.int8])
+    # from the threshold alone: a bound method of the reference would carry its training rows into every task
+    flag = xr.where(di.isnull(), -1, di <= reference.threshold).astype(np.int8)
     flag.attrs = {
         "long_name": f"area of applicability{what}",
         "units": "1",

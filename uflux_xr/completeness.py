@@ -32,20 +32,13 @@ from uflux_xr.applicability import (
 )
 from uflux_xr.domain import spatial_dims
 from uflux_xr.ensemble import area_weighted_total, cell_area
+from uflux_xr.models.fluxmodel import training_rows
 from uflux_xr.variables import is_categorical, variable_attrs
 
 log = logging.getLogger(__name__)
 
 #: Suffix of the saved DI reference of a flux, next to the models.
 REFERENCE_SUFFIX = "_applicability.npz"
-
-
-def training_rows(table: pd.DataFrame, flux: str, features: list[str], qc_threshold: float | None) -> pd.DataFrame:
-    """The rows of ``table`` that trained the ``flux`` models: target and every feature present, QC passed."""
-    keep = table[[flux, *features]].notna().all(axis=1)
-    if qc_threshold is not None and f"{flux}_QC" in table:
-        keep &= table[f"{flux}_QC"] >= qc_threshold
-    return table.loc[keep]
 
 
 def flux_reference(
@@ -58,7 +51,7 @@ def flux_reference(
     """
     flux = models[0].target
     features = sorted({f for m in models for f in m.features})
-    rows = training_rows(table, flux, features, qc_threshold)
+    rows = training_rows(table, flux, features, qc_threshold if f"{flux}_QC" in table else None)
     flat = [f for f in features if rows[f].nunique() < 2]
     if flat:
         log.info("%s DI: %s constant in the training rows, left out", flux, flat)
@@ -85,6 +78,8 @@ def flux_error_model(
 ) -> ErrorModel | None:
     """DI-to-RMSE relation of the cross-validated predictions of ``flux`` (None without any); ``noise``
     is one of :data:`ERROR_NOISE`."""
+    if noise not in ERROR_NOISE:
+        raise ValueError(f"noise must be one of {ERROR_NOISE}, got {noise!r}")
     held = predictions[predictions["target"] == flux].dropna(subset=["obs", "pred"])
     if held.empty:
         return None
@@ -102,8 +97,6 @@ def flux_error_model(
     variance = 0.0
     if noise == "nugget":
         variance = random_error_variance(rows[["site", "time"]].assign(residual=observed - predicted))
-    elif noise != "none":
-        raise ValueError(f"noise must be one of {ERROR_NOISE}, got {noise!r}")
     return fit_error_model(di, observed, predicted, noise_variance=variance)
 
 
@@ -150,7 +143,7 @@ def applicability_layers(
         inside = float(np.mean(reference.train_di <= reference.threshold))
         summary[flux] = {
             "features": reference.features,
-            "weights": dict(zip(reference.features, _feature_weights(reference), strict=True)),
+            "weights": reference.feature_weights,
             "threshold": reference.threshold,
             "convention": reference.convention,
             "training_rows": int(reference.train_di.size),
@@ -174,32 +167,40 @@ def applicability_layers(
     return xr.Dataset({k: v for layer in layers for k, v in layer.data_vars.items()}), summary
 
 
-def _feature_weights(reference: TrainingDissimilarity) -> list[float]:
-    """One weight per feature (a categorical feature's columns share it)."""
-    out, k = [], 0
-    for f in reference.features:
-        out.append(float(reference.weights[k]))
-        k += len(reference.categories[f]) if f in reference.categories else 1
-    return out
+def aoa_tables(product: xr.Dataset, stats: xr.Dataset) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """What the AOA layers say about the product, from one pass over them.
 
+    Parameters
+    ----------
+    product : xarray.Dataset
+        The product with ``<FLUX>_AOA`` layers.
+    stats : xarray.Dataset
+        Its ensemble statistics (:func:`uflux_xr.ensemble_statistics`), for ``<FLUX>_mean``.
 
-def aoa_totals(product: xr.Dataset) -> pd.DataFrame:
-    """Per flux with an AOA layer: the ensemble-mean total inside and outside the AOA and the AOA's
-    share of the land area [1] (cell area and time weighted), in the units of :func:`annual_totals`."""
-    lazy = {}
+    Returns
+    -------
+    (pandas.DataFrame, pandas.DataFrame)
+        Per flux, the ensemble-mean total inside and outside the AOA and the AOA's share of the
+        land area [1] (cell area and time weighted), in the units of ``annual_totals``; and per
+        time step and flux, the share of the land area inside the AOA [1] (cell-area weighted).
+    """
+    totals, by_time = {}, {}
     for name in product.data_vars:
         aoa = product.get(f"{name}_AOA")
-        if aoa is None or "member" not in product[name].dims:
+        if aoa is None or f"{name}_mean" not in stats:
             continue
-        mean = product[name].mean("member").assign_attrs(product[name].attrs)
+        mean = stats[f"{name}_mean"].assign_attrs(units=product[name].attrs["units"])
         valid = mean.notnull() & (aoa >= 0)
-        lazy[name] = (
+        totals[name] = (
             area_weighted_total(mean.where(valid & (aoa == 1))),
             area_weighted_total(mean.where(valid & (aoa == 0))),
             area_weighted_total((aoa == 1).astype(np.float32).where(valid).assign_attrs(units="1")),
         )
-    (computed,) = dask.compute(lazy)
-    return pd.DataFrame(
+        ydim, xdim = spatial_dims(aoa)
+        area = cell_area(aoa)
+        by_time[name] = (area * (aoa == 1)).sum((ydim, xdim)) / (area * (aoa >= 0)).sum((ydim, xdim))
+    totals, by_time = dask.compute(totals, by_time)
+    inside = pd.DataFrame(
         [
             {
                 "variable": name,
@@ -208,24 +209,13 @@ def aoa_totals(product: xr.Dataset) -> pd.DataFrame:
                 "total_outside_aoa": float(outside),
                 "area_share_inside_aoa": float(share),
             }
-            for name, (inside, outside, share) in computed.items()
+            for name, (inside, outside, share) in totals.items()
         ],
         columns=["variable", "member", "total_inside_aoa", "total_outside_aoa", "area_share_inside_aoa"],
     )
-
-
-def completeness_by_time(product: xr.Dataset) -> pd.DataFrame:
-    """Per time step and flux: the share of the land area inside the AOA [1] (cell-area weighted)."""
-    frames = []
-    for name in product.data_vars:
-        if not str(name).endswith("_AOA"):
-            continue
-        aoa = product[name]
-        ydim, xdim = spatial_dims(aoa)
-        area = cell_area(aoa)
-        valid = aoa >= 0
-        share = (area * (aoa == 1)).sum((ydim, xdim)) / (area * valid).sum((ydim, xdim))
-        frames.append(
-            share.compute().to_dataframe(name="area_share_inside_aoa").reset_index().assign(flux=str(name)[:-4])
-        )
-    return pd.concat(frames, ignore_index=True)[["time", "flux", "area_share_inside_aoa"]] if frames else pd.DataFrame()
+    frames = [
+        share.to_dataframe(name="area_share_inside_aoa").reset_index().assign(flux=name)
+        for name, share in by_time.items()
+    ]
+    columns = ["time", "flux", "area_share_inside_aoa"]
+    return inside, pd.concat(frames, ignore_index=True)[columns] if frames else pd.DataFrame(columns=columns)

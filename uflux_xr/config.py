@@ -364,6 +364,7 @@ class ApplicabilityConfig:
     @classmethod
     def parse(cls, section: dict, src: str) -> ApplicabilityConfig:
         from uflux_xr.applicability import THRESHOLD_CONVENTIONS
+        from uflux_xr.completeness import ERROR_NOISE
 
         _check_keys(section, {"enabled", "weights", "threshold", "error_noise"}, "applicability", src)
         enabled = section.get("enabled", True)
@@ -378,8 +379,10 @@ class ApplicabilityConfig:
                 f"{src}: applicability.threshold: expected one of {list(THRESHOLD_CONVENTIONS)}, got {threshold!r}"
             )
         error_noise = section.get("error_noise", "none")
-        if error_noise not in ("none", "nugget"):
-            raise ConfigError(f"{src}: applicability.error_noise: expected none or nugget, got {error_noise!r}")
+        if error_noise not in ERROR_NOISE:
+            raise ConfigError(
+                f"{src}: applicability.error_noise: expected one of {list(ERROR_NOISE)}, got {error_noise!r}"
+            )
         return cls(enabled, weights, threshold, error_noise)
 
 

@@ -34,7 +34,7 @@ import pandas as pd
 import xarray as xr
 
 from uflux_xr import __version__, lazyworld, synthetic
-from uflux_xr.completeness import aoa_totals, applicability_layers, completeness_by_time
+from uflux_xr.completeness import aoa_tables, applicability_layers
 from uflux_xr.config import RunConfig
 from uflux_xr.domain import check_grid, spatial_dims
 from uflux_xr.ensemble import area_weighted_total, ensemble_statistics
@@ -483,9 +483,9 @@ def run(
     totals = annual_totals(complete)
     aoa_note = ""
     if applicability:
-        inside = aoa_totals(complete)
+        inside, by_time = aoa_tables(complete, xr.open_zarr(products["stats"]))
         totals = totals.merge(inside, on=["variable", "member"], how="left")
-        completeness_by_time(complete).to_csv(out_dir / "completeness.csv", index=False)
+        by_time.to_csv(out_dir / "completeness.csv", index=False)
         aoa_note = _aoa_note(inside, applicability)
     skipped = {flux: s["skipped"] for flux, s in applicability.items() if "skipped" in s}
     if skipped:

@@ -279,6 +279,18 @@ def _check_columns(table: pd.DataFrame, columns: list, what: str) -> None:
         )
 
 
+def training_rows(table: pd.DataFrame, target: str, features, qc_threshold: float | None = None) -> pd.DataFrame:
+    """The rows of a training table a model of ``target`` learns from: target and every feature present,
+    and ``<target>_QC`` [0-1] at least ``qc_threshold`` when one is given."""
+    rows = table[[target, *features]].notna().all(axis=1)
+    if qc_threshold is not None:
+        qc = f"{target}_QC"
+        if qc not in table.columns:
+            raise KeyError(f"qc_threshold given but the table has no {qc!r} column")
+        rows &= table[qc] >= qc_threshold
+    return table.loc[rows]
+
+
 def train(
     table: pd.DataFrame,
     target: str,
@@ -320,13 +332,7 @@ def train(
     if target in features:
         raise ValueError(f"target {target!r} is also listed as a feature")
     _check_columns(table, [target, *features], "training table")
-    rows = table[[target, *features]].notna().all(axis=1)
-    if qc_threshold is not None:
-        qc = f"{target}_QC"
-        if qc not in table.columns:
-            raise KeyError(f"qc_threshold given but the table has no {qc!r} column")
-        rows &= table[qc] >= qc_threshold
-    data = table.loc[rows]
+    data = training_rows(table, target, features, qc_threshold)
     if len(data) < 10:
         raise ValueError(f"only {len(data)} usable rows to train the {target} model; need at least 10")
     merged = {**kind.defaults, **params}
