@@ -34,12 +34,11 @@ import rioxarray  # noqa: F401 - registers the .rio accessor
 import xarray as xr
 from dask.base import tokenize
 
+from uflux_xr import physics
 from uflux_xr.domain import COORDINATE_ATTRS, STEP_DAYS, Domain
 from uflux_xr.features import saturation_vapour_pressure, toa_daily_radiation
 from uflux_xr.synthetic import (
     IGBP_CLASSES,
-    PSYCHROMETRIC_CONSTANT,
-    STEFAN_BOLTZMANN,
     _attrs,
     _igbp_from_climate,
     _tower_records,
@@ -221,7 +220,7 @@ class LazyWorld:
         cloud_base = -0.6 + 0.03 * (lat - 45) - 1.5 * s["aridity"] + 0.4 * season
         cloud = 1.0 / (1.0 + np.exp(-(cloud_base + 1.3 * weather["cloud"])))
         sw_in = toa_daily_radiation(lat, doy).astype(np.float32) * (0.78 - 0.5 * cloud)
-        lw_in = (0.68 + 0.25 * cloud) * STEFAN_BOLTZMANN * (ta + 273.15) ** 4
+        lw_in = (0.68 + 0.25 * cloud) * physics.STEFAN_BOLTZMANN * (ta + 273.15) ** 4
         rh = np.clip(0.45 + 0.4 * cloud - 0.25 * s["aridity"] + 0.05 * weather["rain"], 0.15, 0.98)
         es = saturation_vapour_pressure(ta)
         vpd = 10.0 * es * (1.0 - rh)  # kPa -> hPa
@@ -250,18 +249,17 @@ class LazyWorld:
             climate[k] for k in ("ta", "sw_in", "lw_in", "vpd", "precip", "swc", "es")
         )
         doy = self._doy[t].reshape((-1,) + (1,) * lat.ndim)
-        ta_k = ta + 273.15
 
         # Canopy in equilibrium with temperature and soil water (no lag, no state).
         nirv_max, lue_max, albedo, evergreen = _class_table(s["igbp"])
-        f_water = np.clip((swc - 9.0) / (30.0 - 9.0), 0.0, 1.0)
+        f_water = physics.water_scalar(swc)
         f_temp_green = 1.0 / (1.0 + np.exp(-(ta - 6.0) / 2.5))
         floor = np.where(evergreen, 0.75, 0.15)
         green = nirv_max * (floor + (1 - floor) * f_temp_green * np.sqrt(f_water))
         if self.climate_km is not None:  # fields differ within a climate cell
             green = green * (1.0 + 0.15 * np.clip(_pattern(self._field_waves, px, py), -1.0, 1.0))
-        fapar = np.clip(2.3 * green, 0.0, 0.95)
-        apar = 0.45 * np.maximum(sw_in, 0.0) * 0.0864 * fapar  # [MJ m-2 d-1]
+        fapar = physics.fapar_from_nirv(green)
+        apar = physics.absorbed_par(sw_in, fapar)
         out = {
             "TA": ta,
             "SW_IN": sw_in,
@@ -275,19 +273,14 @@ class LazyWorld:
             "SIF": 0.11 * apar * (0.7 + 0.3 * f_water),  # [mW m-2 nm-1 sr-1]
         }
         if any(n in FLUXES for n in names):
-            f_t = np.clip((ta + 2.0) / 14.0, 0.0, 1.0) * np.clip((40.0 - ta) / 10.0, 0.0, 1.0)
-            f_vpd = np.clip(1.0 - (vpd - 5.0) / 30.0, 0.1, 1.0)
-            gpp = lue_max * apar * f_t * f_vpd * np.sqrt(f_water)
+            gpp = physics.lue_gpp(lue_max, apar, physics.temperature_scalar(ta), physics.vpd_scalar(vpd), f_water)
             ref_resp = 0.6 + 2.5 * nirv_max / 0.38
-            lloyd_taylor = np.exp(309.0 * (1.0 / 56.02 - 1.0 / (ta + 46.02)))
-            reco = ref_resp * lloyd_taylor * (0.35 + 0.65 * f_water) + 0.12 * gpp
+            reco = ref_resp * physics.lloyd_taylor(ta) * (0.35 + 0.65 * f_water) + 0.12 * gpp
             snow = ta < 0
-            rn = (1 - np.where(snow, 0.5, albedo)) * sw_in + lw_in - 0.97 * STEFAN_BOLTZMANN * ta_k**4
-            avail = 0.95 * rn
-            delta = 4098.0 * es / (ta + 237.3) ** 2
+            avail = 0.95 * physics.net_radiation(sw_in, lw_in, ta, np.where(snow, 0.5, albedo))
+            delta = physics.slope_saturation_vapour_pressure(ta, es)
             stress = 0.1 + 0.9 * f_water * (0.35 + 0.65 * fapar / 0.95)
-            pt = 1.26 * delta / (delta + PSYCHROMETRIC_CONSTANT) * np.maximum(avail, 0)
-            le = np.where(snow, 0.3, 1.0) * pt * stress
+            le = np.where(snow, 0.3, 1.0) * physics.priestley_taylor(delta, avail) * stress
             out.update({"GPP": gpp, "RECO": reco, "NEE": reco - gpp, "LE": le, "H": avail - le})
         water = ~land
         result = {}

@@ -31,8 +31,10 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
+from uflux_xr import physics
 from uflux_xr.domain import COORDINATE_ATTRS
 from uflux_xr.features import saturation_vapour_pressure, toa_daily_radiation
+from uflux_xr.physics import PSYCHROMETRIC_CONSTANT, STEFAN_BOLTZMANN  # noqa: F401 - re-exported
 from uflux_xr.variables import latent_heat_of_vaporization, variable_attrs
 
 #: IGBP classes used by the demo world: code -> (abbreviation, max NIRv [-],
@@ -47,8 +49,6 @@ IGBP_CLASSES = {
     12: ("CRO", 0.38, 2.1, 0.19, False),
 }
 
-STEFAN_BOLTZMANN = 5.670374e-8  # [W m-2 K-4]
-PSYCHROMETRIC_CONSTANT = 0.0665  # [kPa K-1] at ~101 kPa (FAO-56 eq. 8)
 BUCKET_CAPACITY = 150.0  # plant-available water [mm]
 
 
@@ -156,28 +156,27 @@ def _simulate(lat, lon, time, seed):
     out = {k: np.empty(shape, dtype=np.float32) for k in ("SWC", "NIRv", "GPP", "RECO", "LE")}
     bucket = np.full(lat2d.shape, 0.7 * BUCKET_CAPACITY)
     greenness = nirv_max * np.where(evergreen, 0.8, 0.3)
-    delta_coef = 4098.0 * saturation_vapour_pressure(ta) / (ta + 237.3) ** 2  # kPa K-1
+    delta_coef = physics.slope_saturation_vapour_pressure(ta)
     snow = ta < 0
-    rn = (1 - np.where(snow & land, 0.5, albedo)) * sw_in + lw_in - 0.97 * STEFAN_BOLTZMANN * ta_k**4
+    rn = physics.net_radiation(sw_in, lw_in, ta, np.where(snow & land, 0.5, albedo))
     avail = 0.95 * rn  # Rn - G, daily G taken as 5 % of Rn
     lam = latent_heat_of_vaporization(ta)
     ref_resp = 0.6 + 2.5 * nirv_max / 0.38  # [g C m-2 d-1] at 10 °C, tied to site productivity
     for t in range(nt):
         swc = 5.0 + 40.0 * bucket / BUCKET_CAPACITY  # [%]
-        f_water = np.clip((swc - 9.0) / (30.0 - 9.0), 0.0, 1.0)
+        f_water = physics.water_scalar(swc)
         f_temp_green = 1.0 / (1.0 + np.exp(-(ta[t] - 6.0) / 2.5))
         floor = np.where(evergreen, 0.75, 0.15)
         target = nirv_max * (floor + (1 - floor) * f_temp_green * np.sqrt(f_water))
         greenness += (target - greenness) / 10.0
-        fapar = np.clip(2.3 * greenness, 0.0, 0.95)
-        apar = 0.45 * np.maximum(sw_in[t], 0.0) * 0.0864 * fapar  # [MJ m-2 d-1]
-        f_t = np.clip((ta[t] + 2.0) / 14.0, 0.0, 1.0) * np.clip((40.0 - ta[t]) / 10.0, 0.0, 1.0)
-        f_vpd = np.clip(1.0 - (vpd[t] - 5.0) / 30.0, 0.1, 1.0)
-        gpp = lue_max * apar * f_t * f_vpd * f_water**0.5
-        lloyd_taylor = np.exp(309.0 * (1.0 / 56.02 - 1.0 / (ta[t] + 46.02)))
-        reco = ref_resp * lloyd_taylor * (0.35 + 0.65 * f_water) + 0.12 * gpp
+        fapar = physics.fapar_from_nirv(greenness)
+        apar = physics.absorbed_par(sw_in[t], fapar)
+        f_t = physics.temperature_scalar(ta[t])
+        f_vpd = physics.vpd_scalar(vpd[t])
+        gpp = physics.lue_gpp(lue_max, apar, f_t, f_vpd, f_water)
+        reco = ref_resp * physics.lloyd_taylor(ta[t]) * (0.35 + 0.65 * f_water) + 0.12 * gpp
         stress = 0.1 + 0.9 * f_water * (0.35 + 0.65 * fapar / 0.95)
-        pt = 1.26 * delta_coef[t] / (delta_coef[t] + PSYCHROMETRIC_CONSTANT) * np.maximum(avail[t], 0)
+        pt = physics.priestley_taylor(delta_coef[t], avail[t])
         le = np.where(snow[t], 0.3, 1.0) * pt * stress
         et_mm = le * 86400.0 / lam[t]
         bucket = np.clip(bucket + precip[t] - et_mm, 0.0, BUCKET_CAPACITY)

@@ -1,0 +1,103 @@
+"""Process physics shared by the demo worlds and the hybrid baselines.
+
+One place for the light-use-efficiency GPP model, the respiration temperature
+responses and the Priestley–Taylor evaporation, so the demo truth
+(:mod:`uflux_xr.synthetic`, :mod:`uflux_xr.lazyworld`) and the baselines the
+hybrid models fit (:mod:`uflux_xr.models.hybrid`) use the same forms with
+the same constants.  Pure numpy functions: they broadcast over arrays and work
+on xarray objects too.  The defaults are the demo world's coefficients.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from uflux_xr.features import saturation_vapour_pressure
+
+STEFAN_BOLTZMANN = 5.670374e-8  # [W m-2 K-4]
+PSYCHROMETRIC_CONSTANT = 0.0665  # [kPa K-1] at ~101 kPa (FAO-56 eq. 8)
+#: Share of shortwave radiation that is photosynthetically active [-] and MJ per W m-2 day.
+PAR_FRACTION = 0.45
+MJ_PER_W_DAY = 0.0864
+#: Lloyd & Taylor (1994) reference and base temperatures [°C] (their eq. 11, T0 = −46.02 °C).
+LLOYD_TAYLOR_T_REF = 10.0
+LLOYD_TAYLOR_T0 = -46.02
+
+
+def water_scalar(swc, wilting=9.0, field_capacity=30.0):
+    """Soil-water limitation [0–1]: 0 at or below ``wilting``, 1 at or above ``field_capacity`` [%], linear between."""
+    return np.clip((swc - wilting) / (field_capacity - wilting), 0.0, 1.0)
+
+
+def fapar_from_nirv(nirv, slope=2.3, fapar_max=0.95):
+    """Fraction of absorbed PAR [0–``fapar_max``] as a linear function of NIRv [-] (``slope`` [-])."""
+    return np.clip(slope * nirv, 0.0, fapar_max)
+
+
+def absorbed_par(sw_in, fapar):
+    """Absorbed photosynthetically active radiation [MJ m-2 d-1] from daily mean SW_IN [W m-2] and fAPAR [-]."""
+    return PAR_FRACTION * np.maximum(sw_in, 0.0) * MJ_PER_W_DAY * fapar
+
+
+def temperature_scalar(ta, t_min=-2.0, t_opt=12.0, t_high=30.0, t_max=40.0):
+    """Trapezoidal temperature limitation of light-use efficiency [0–1].
+
+    Rises linearly from 0 at ``t_min`` to 1 at ``t_opt``, stays at 1 up to
+    ``t_high`` and falls to 0 at ``t_max`` (all [°C]).
+    """
+    return np.clip((ta - t_min) / (t_opt - t_min), 0.0, 1.0) * np.clip((t_max - ta) / (t_max - t_high), 0.0, 1.0)
+
+
+def vpd_scalar(vpd, onset=5.0, span=30.0, floor=0.1):
+    """VPD limitation of light-use efficiency [``floor``–1].
+
+    1 below ``onset`` [hPa], falling linearly by 1 over ``span`` [hPa], never below ``floor``.
+    """
+    return np.clip(1.0 - (vpd - onset) / span, floor, 1.0)
+
+
+def lue_gpp(epsilon, apar, f_temperature, f_vpd, f_water):
+    """Light-use-efficiency GPP [g C m-2 d-1] (Monteith 1972; Running et al. 2004).
+
+    ``epsilon`` [g C MJ-1] × APAR [MJ m-2 d-1] × temperature and VPD scalars
+    × the square root of the water scalar (all [0–1]).
+    """
+    return epsilon * apar * f_temperature * f_vpd * np.sqrt(f_water)
+
+
+def lloyd_taylor(ta, e0=309.0, t_ref=LLOYD_TAYLOR_T_REF, t0=LLOYD_TAYLOR_T0):
+    """Lloyd & Taylor (1994) respiration response [-], 1 at ``t_ref``.
+
+    exp(E0 (1 / (Tref − T0) − 1 / (T − T0))), ``ta``, ``t_ref``, ``t0`` [°C],
+    ``e0`` [K].  Undefined (NaN) at and below T0.
+    """
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.exp(e0 * (1.0 / (t_ref - t0) - 1.0 / (ta - t0)))
+
+
+def q10_response(ta, q10=2.0, t_ref=LLOYD_TAYLOR_T_REF):
+    """Q10 respiration response [-], 1 at ``t_ref``: Q10^((T − Tref) / 10), temperatures [°C]."""
+    return q10 ** ((ta - t_ref) / 10.0)
+
+
+def slope_saturation_vapour_pressure(ta, es=None):
+    """Slope of the saturation vapour pressure curve Δ [kPa K-1] at ``ta`` [°C] (FAO-56 eq. 13).
+
+    ``es`` [kPa], the saturation vapour pressure at ``ta``, is computed when not given.
+    """
+    if es is None:
+        es = saturation_vapour_pressure(ta)
+    return 4098.0 * es / (ta + 237.3) ** 2
+
+
+def net_radiation(sw_in, lw_in, ta, albedo, emissivity=0.97):
+    """Net radiation [W m-2]: absorbed shortwave plus incoming longwave minus the surface's emission at ``ta`` [°C]."""
+    return (1 - albedo) * sw_in + lw_in - emissivity * STEFAN_BOLTZMANN * (ta + 273.15) ** 4
+
+
+def priestley_taylor(delta, available_energy, alpha=1.26):
+    """Priestley & Taylor (1972) latent heat flux [W m-2] from Δ [kPa K-1] and Rn − G [W m-2].
+
+    α Δ / (Δ + γ) × max(Rn − G, 0); α = 1.26 for a wet surface.
+    """
+    return alpha * delta / (delta + PSYCHROMETRIC_CONSTANT) * np.maximum(available_energy, 0)
