@@ -48,6 +48,19 @@ def temperature_scalar(ta, t_min=-2.0, t_opt=12.0, t_high=30.0, t_max=40.0):
     return np.clip((ta - t_min) / (t_opt - t_min), 0.0, 1.0) * np.clip((t_max - ta) / (t_max - t_high), 0.0, 1.0)
 
 
+def gaussian_temperature_scalar(ta, t_opt=20.0, width=12.0):
+    """Bell-shaped temperature limitation [0–1]: exp(−((T − T_opt) / width)²), temperatures [°C]."""
+    return np.exp(-(((ta - t_opt) / width) ** 2))
+
+
+def rectangular_hyperbola(apar, alpha, p_max):
+    """Light response saturating at ``p_max`` [g C m-2 d-1] with initial slope ``alpha`` [g C MJ-1]:
+    α APAR P_max / (α APAR + P_max), APAR [MJ m-2 d-1] (Michaelis–Menten form, e.g. Lasslop et al. 2010)."""
+    denominator = alpha * apar + p_max
+    positive = denominator > 0
+    return np.where(positive, alpha * apar * p_max / np.where(positive, denominator, 1.0), 0.0)  # water: 0
+
+
 def vpd_scalar(vpd, onset=5.0, span=30.0, floor=0.1):
     """VPD limitation of light-use efficiency [``floor``–1].
 

@@ -106,7 +106,13 @@ def _igbp_from_climate(t_annual, aridity, split_field):
     return code
 
 
-def _simulate(lat, lon, time, seed):
+#: Process forms the demo world can be generated with (``make_world(process_forms=...)``).
+PROCESS_FORMS = ("standard", "alternative")
+#: The alternative world's respiration Q10 [-] (the standard world's Lloyd-Taylor E0 is 309 K).
+ALTERNATIVE_Q10 = 2.0
+
+
+def _simulate(lat, lon, time, seed, process_forms="standard"):
     """Run the demo world's climate, vegetation and flux models on the grid.
 
     Returns a dict of numpy arrays: static layers (ny, nx) and daily fields (nt, ny, nx).
@@ -171,10 +177,15 @@ def _simulate(lat, lon, time, seed):
         greenness += (target - greenness) / 10.0
         fapar = physics.fapar_from_nirv(greenness)
         apar = physics.absorbed_par(sw_in[t], fapar)
-        f_t = physics.temperature_scalar(ta[t])
         f_vpd = physics.vpd_scalar(vpd[t])
-        gpp = physics.lue_gpp(lue_max, apar, f_t, f_vpd, f_water)
-        reco = ref_resp * physics.lloyd_taylor(ta[t]) * (0.35 + 0.65 * f_water) + 0.12 * gpp
+        if process_forms == "standard":
+            gpp = physics.lue_gpp(lue_max, apar, physics.temperature_scalar(ta[t]), f_vpd, f_water)
+            response = physics.lloyd_taylor(ta[t])
+        else:  # a saturating light curve, a bell-shaped temperature response and Q10 respiration
+            light = physics.rectangular_hyperbola(apar, lue_max, 2.2 * lue_max * 6.0)
+            gpp = light * physics.gaussian_temperature_scalar(ta[t]) * f_vpd * np.sqrt(f_water)
+            response = physics.q10_response(ta[t], ALTERNATIVE_Q10)
+        reco = ref_resp * response * (0.35 + 0.65 * f_water) + 0.12 * gpp
         stress = 0.1 + 0.9 * f_water * (0.35 + 0.65 * fapar / 0.95)
         pt = physics.priestley_taylor(delta_coef[t], avail[t])
         le = np.where(snow[t], 0.3, 1.0) * pt * stress
@@ -276,6 +287,7 @@ def make_world(
     end: str = "2020-12-31",
     n_sites: int = 60,
     tower_ta_quantiles: tuple[float, float] = (0.0, 1.0),
+    process_forms: str = "standard",
 ) -> DemoWorld:
     """Generate the demo world: predictor cube, tower network and true flux grids.
 
@@ -297,6 +309,13 @@ def make_world(
         the warmest 30 % of the land without towers, a network that covers only
         part of the climate space.  The default ``(0, 1)`` places them anywhere
         (and gives the same world as before the option existed).
+    process_forms : {"standard", "alternative"}
+        The flux models of the truth.  ``standard``: light-use-efficiency GPP
+        with a trapezoidal temperature response and Lloyd–Taylor respiration
+        (E0 = 309 K), the forms the hybrid baselines fit.  ``alternative``: a
+        saturating (rectangular-hyperbola) light curve, a bell-shaped
+        temperature response and Q10 respiration (Q10 = :data:`ALTERNATIVE_Q10`),
+        to test hybrid models whose baseline does not match the truth.
 
     Returns
     -------
@@ -309,13 +328,15 @@ def make_world(
     """
     if resolution <= 0:
         raise ValueError(f"resolution must be positive, got {resolution}")
+    if process_forms not in PROCESS_FORMS:
+        raise ValueError(f"process_forms must be one of {PROCESS_FORMS}, got {process_forms!r}")
     lat = np.arange(lat_range[0] + resolution / 2, lat_range[1], resolution)
     lon = np.arange(lon_range[0] + resolution / 2, lon_range[1], resolution)
     # Days labelled at their middle (12:00), as the data contracts label every period.
     time = pd.date_range(start, end, freq="D") + pd.Timedelta(hours=12)
     if len(lat) < 2 or len(lon) < 2 or len(time) < 2:
         raise ValueError("the demo domain needs at least 2 cells in lat and lon and 2 days")
-    sim = _simulate(lat, lon, time, seed)
+    sim = _simulate(lat, lon, time, seed, process_forms)
     coords = {
         "time": time,
         "lat": ("lat", lat, dict(COORDINATE_ATTRS["lat"])),
@@ -337,12 +358,15 @@ def make_world(
         },
     )
     cube["elevation"] = (("lat", "lon"), sim["elevation"].astype(np.float32), _attrs("elevation"))
-    cube.attrs = {"title": "uflux-xr demo world predictor cube", "source": f"uflux_xr.synthetic seed={seed}"}
+    source = f"uflux_xr.synthetic seed={seed}" + (
+        "" if process_forms == "standard" else f" process_forms={process_forms}"
+    )
+    cube.attrs = {"title": "uflux-xr demo world predictor cube", "source": source}
 
     truth = xr.Dataset(
         {name: (dims3, sim[name], _attrs(name)) for name in ("GPP", "RECO", "NEE", "LE", "H", "ET")}, coords=coords
     )
-    truth.attrs = {"title": "uflux-xr demo world true fluxes", "source": f"uflux_xr.synthetic seed={seed}"}
+    truth.attrs = {"title": "uflux-xr demo world true fluxes", "source": source}
 
     rng = np.random.default_rng(seed + 1)
     candidates = None
@@ -377,5 +401,5 @@ def make_world(
             "elevation": ("site", sim["elevation"][iy, ix], {"units": "m"}),
         },
     )
-    sites.attrs = {"title": "uflux-xr demo world tower network (daily)", "source": f"uflux_xr.synthetic seed={seed}"}
+    sites.attrs = {"title": "uflux-xr demo world tower network (daily)", "source": source}
     return DemoWorld(cube, sites, truth)

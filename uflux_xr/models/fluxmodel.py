@@ -16,6 +16,7 @@ from __future__ import annotations
 import datetime as dt
 import functools
 import hashlib
+import inspect
 import json
 import logging
 import os
@@ -32,13 +33,16 @@ import pandas as pd
 from uflux_xr.io.atomic import write_atomic
 from uflux_xr.io.jsonable import to_jsonable
 from uflux_xr.models.dedup import IntervalCoder, predict_dedup
+from uflux_xr.models.hybrid import FittedBaseline, fit_baseline, get_baseline, resolve_residual
 from uflux_xr.models.registry import get_kind
 from uflux_xr.variables import canonical_units
 
 log = logging.getLogger(__name__)
 
 FORMAT_NAME = "uflux-xr-model"
-FORMAT_VERSION = 1
+#: Version 2 adds a hybrid model's ``baseline``; models without one are still written as version 1,
+#: and a reader of version 1 refuses a hybrid file instead of predicting its residual alone.
+FORMAT_VERSION = 2
 
 
 #: Packages that shape a model's predictions.
@@ -83,6 +87,9 @@ class FluxModel:
     path : str, optional
         File the model was saved to or loaded from; the upscaler loads models on
         workers from this path instead of shipping the object.
+    baseline : FittedBaseline, optional
+        A hybrid model's process baseline (:mod:`uflux_xr.models.hybrid`): the
+        prediction is the baseline plus the estimator's residual.
     """
 
     kind: str
@@ -96,11 +103,13 @@ class FluxModel:
     versions: dict = field(default_factory=package_versions)
     created: str = field(default_factory=lambda: dt.datetime.now(dt.UTC).isoformat(timespec="seconds"))
     path: str | None = None
+    baseline: FittedBaseline | None = None
 
     def __repr__(self) -> str:
+        hybrid = f", baseline={self.baseline.form!r}" if self.baseline is not None else ""
         return (
             f"FluxModel(kind={self.kind!r}, target={self.target!r}, features={self.features}, "
-            f"n_train={self.n_train}, sites={len(self.training_sites)})"
+            f"n_train={self.n_train}, sites={len(self.training_sites)}{hybrid})"
         )
 
     @property
@@ -134,19 +143,35 @@ class FluxModel:
         numpy.ndarray
             Predictions [units of :attr:`target`], float32.
         """
+        baseline, trees = self.predict_parts(X, n_threads, dedup=dedup)
+        return trees if baseline is None or self.baseline is None else self.baseline.combine(baseline, trees)
+
+    def predict_parts(
+        self, X: np.ndarray, n_threads: int | None = None, *, dedup: bool | str = False
+    ) -> tuple[np.ndarray | None, np.ndarray]:
+        """A hybrid model's baseline [units of :attr:`target`] and its trees' output (the residual in
+        target units, or the factor [-] of a multiplicative hybrid), float32; the baseline is None for a
+        pure tree model (whose prediction is then the trees' output).  Arguments as :meth:`predict_array`."""
         X = np.ascontiguousarray(X, dtype=np.float32)
         if X.ndim != 2 or X.shape[1] != len(self.features):
             raise ValueError(f"expected an array of shape (n, {len(self.features)}) for {self.features}, got {X.shape}")
+        empty = np.empty(0, dtype=np.float32)
         if X.shape[0] == 0:
-            return np.empty(0, dtype=np.float32)
+            return (None if self.baseline is None else empty), empty
         kind = get_kind(self.kind)
 
         def plain(rows: np.ndarray) -> np.ndarray:
             return np.asarray(kind.predict(self.runtime, rows, n_threads), dtype=np.float32)
 
-        if dedup is False:
-            return plain(X)
-        return predict_dedup(plain, self.interval_coder, X, key=self.stats_key, mode=dedup)
+        # The trees see the features only through their thresholds, so deduplication stays exact for the
+        # residual; the baseline is a smooth function of its drivers and is computed for every row.
+        residual = (
+            plain(X) if dedup is False else predict_dedup(plain, self.interval_coder, X, key=self.stats_key, mode=dedup)
+        )
+        if self.baseline is None:
+            return None, residual
+        columns = {d: X[:, self.features.index(d)] for d in self.baseline.drivers}
+        return self.baseline.predict(columns).astype(np.float32), residual
 
     def predict(self, table: pd.DataFrame) -> np.ndarray:
         """Predict for each row of a table holding the feature columns.
@@ -169,9 +194,9 @@ class FluxModel:
 
     def metadata(self) -> dict:
         """The JSON-serialisable description written into the model file."""
-        return {
+        meta = {
             "format": FORMAT_NAME,
-            "format_version": FORMAT_VERSION,
+            "format_version": 1 if self.baseline is None else 2,
             "kind": self.kind,
             "target": self.target,
             "features": list(self.features),
@@ -182,6 +207,9 @@ class FluxModel:
             "versions": self.versions,
             "created": self.created,
         }
+        if self.baseline is not None:
+            meta["baseline"] = self.baseline.to_dict()
+        return meta
 
     def save(self, path: str | os.PathLike) -> Path:
         """Write the model archive atomically (temporary file, then rename).
@@ -260,6 +288,7 @@ def load_model(path: str | os.PathLike) -> FluxModel:
         versions=meta["versions"],
         created=meta["created"],
         path=str(path.resolve()),
+        baseline=FittedBaseline.from_dict(meta["baseline"]) if "baseline" in meta else None,
     )
 
 
@@ -299,6 +328,8 @@ def train(
     *,
     random_state: int = 0,
     qc_threshold: float | None = None,
+    baseline: str | None = None,
+    residual: str = "auto",
     **params,
 ) -> FluxModel:
     """Fit a model of ``target`` on a training table.
@@ -315,10 +346,23 @@ def train(
     model : str
         Registered model kind: see :func:`uflux_xr.models.available_models`.
         The default, ``deepforest``, is the DF21 cascade forest UFLUX uses.
+        ``hybrid`` is the cascade forest with ``baseline="auto"``.
     random_state : int
         Seed of the estimator.
     qc_threshold : float, optional
         Keep only rows whose ``<target>_QC`` [0–1] is at least this.
+    baseline : str, optional
+        Make a hybrid model: a process baseline (a form of
+        :data:`uflux_xr.models.hybrid.BASELINES`, or ``"auto"`` for the
+        target's default) fitted on these rows, and the estimator trained on
+        its residual.  The baseline's drivers must be among ``features``.
+        With a ``site`` column, shape parameters are fitted within sites
+        (:func:`uflux_xr.models.hybrid.fit_baseline`).
+    residual : {"auto", "additive", "multiplicative"}
+        How the estimator completes the baseline: it learns y − baseline, or
+        y / baseline weighted by baseline² (kinds whose ``fit`` takes
+        ``sample_weight``: not the cascade forest).  ``auto``: multiplicative
+        for the respiration baselines where the kind allows it, else additive.
     **params
         Hyper-parameters overriding the kind's defaults.
 
@@ -327,6 +371,8 @@ def train(
     FluxModel
         The fitted model.  Rows with a missing target or feature are dropped.
     """
+    if model == "hybrid":
+        model, baseline = "deepforest", baseline or "auto"
     kind = get_kind(model)
     features = list(features)
     if target in features:
@@ -336,9 +382,23 @@ def train(
     if len(data) < 10:
         raise ValueError(f"only {len(data)} usable rows to train the {target} model; need at least 10")
     merged = {**kind.defaults, **params}
-    estimator = kind.build(random_state=random_state, **merged)
-    estimator.fit(data[features].to_numpy(dtype=np.float32), data[target].to_numpy(dtype=np.float64))
     units = table.attrs.get("units", {})
+    y = data[target].to_numpy(dtype=np.float64)
+    fitted_baseline, weight = None, None
+    estimator = kind.build(random_state=random_state, **merged)
+    if baseline is not None:
+        # The baseline sees the features as the trees and the upscaler do: float32.
+        X32 = data[features].to_numpy(dtype=np.float32)
+        columns = {f: X32[:, i] for i, f in enumerate(features)}
+        groups = data["site"].to_numpy() if "site" in data else None
+        weighted = "sample_weight" in inspect.signature(estimator.fit).parameters
+        mode = resolve_residual(residual, get_baseline(baseline, target).name, weighted)
+        fitted_baseline = fit_baseline(baseline, columns, y, target, features, units, groups=groups, residual=mode)
+        y, weight = fitted_baseline.tree_target(fitted_baseline.predict(columns).astype(np.float32), y)
+    if weight is None:
+        estimator.fit(data[features].to_numpy(dtype=np.float32), y)
+    else:
+        estimator.fit(data[features].to_numpy(dtype=np.float32), y, sample_weight=weight)
     sites = sorted(map(str, data["site"].unique())) if "site" in data else []
     log.debug("trained %s %s model on %d rows from %d sites", model, target, len(data), len(sites))
     return FluxModel(
@@ -350,4 +410,5 @@ def train(
         training_sites=sites,
         params={**merged, "random_state": random_state},
         n_train=len(data),
+        baseline=fitted_baseline,
     )
