@@ -12,9 +12,12 @@ import pytest
 
 import uflux_xr as ux
 from uflux_xr import physics
+from uflux_xr.config import ConfigError, load_config
 from uflux_xr.models.hybrid import BaselineError, fit_baseline, resolve_residual
 from uflux_xr.synthetic import ALTERNATIVE_Q10
 from uflux_xr.validate import cross_validate
+
+from .conftest import REPO
 
 DEMO_FEATURES = ["TA", "SW_IN", "LW_IN", "VPD", "P", "SWC", "NIRv", "IGBP", "DOY_SIN", "DOY_COS"]
 
@@ -141,3 +144,39 @@ def test_hybrid_errors_name_what_is_missing(world):
     with pytest.raises(BaselineError, match="sample_weight"):
         resolve_residual("multiplicative", "lloyd_taylor", weights_supported=False)
     assert resolve_residual("auto", "lloyd_taylor", weights_supported=False) == "additive"
+
+
+def test_upscaled_hybrid_writes_baseline_and_residual_layers(world):
+    features = ["TA", "SW_IN", "VPD", "SWC", "NIRv", "IGBP"]
+    table = ux.extract_at_sites(world.cube, world.sites, features, targets=["RECO", "LE"])
+    hybrid = ux.train(table, "RECO", features, "xgboost", baseline="auto", n_estimators=20)
+    pure = ux.train(table, "RECO", features, "lightgbm", n_estimators=20)
+    product = ux.upscale({"hybrid": {"RECO": hybrid}, "pure": {"RECO": pure}}, world.cube, chunks={"time": 40})
+    assert json.loads(product.attrs["uflux_baselines"])["hybrid RECO"]["form"] == "lloyd_taylor"
+    product = product.compute()
+    land = world.cube["land_mask"].values == 1
+    baseline = product["RECO_baseline"].sel(member="hybrid").values
+    assert np.isfinite(baseline[:, land]).all() and np.isnan(baseline[:, ~land]).all()
+    assert np.isnan(product["RECO_baseline"].sel(member="pure").values).all()
+    # The same float32 baseline as the model's own, at every land cell of the first days.
+    X = np.stack([world.cube[f].broadcast_like(world.cube["TA"]).values[:5][:, land].ravel() for f in features], axis=1)
+    expected, _ = hybrid.predict_parts(X.astype(np.float32))
+    np.testing.assert_array_equal(baseline[:5][:, land].ravel(), expected)
+    # residual = prediction - baseline, as float32 arithmetic of the stored layers
+    total = product["RECO"].sel(member="hybrid").values
+    np.testing.assert_array_equal(product["RECO_residual"].sel(member="hybrid").values, (total - baseline))
+
+
+def test_config_hybrid_models(tmp_path):
+    text = (REPO / "configs" / "demo.yaml").read_text()
+    hybrid = text.replace("  - name: lightgbm\n", "  - name: lightgbm\n    baseline: auto\n")
+    path = tmp_path / "hybrid.yaml"
+    path.write_text(hybrid)
+    models = {m.name: m for m in load_config(path).ensemble.models}
+    assert models["lightgbm"].train_options == {"baseline": "auto", "residual": "auto"}
+    assert models["xgboost"].train_options == {}
+    path.write_text(text.replace("  - name: lightgbm\n", "  - name: lightgbm\n    baseline: arrhenius\n"))
+    with pytest.raises(ConfigError, match=r"models\[1\].baseline: unknown baseline 'arrhenius'"):
+        load_config(path)
+    path.write_text(text.replace("  - name: lightgbm\n", "  - name: hybrid\n"))
+    assert {m.name: m.baseline for m in load_config(path).ensemble.models}["hybrid"] == "auto"

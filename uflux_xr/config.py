@@ -17,6 +17,7 @@ import yaml
 from uflux_xr.domain import GEOGRAPHIC_CRS, STEPS, Domain
 from uflux_xr.features import HARMONIC_NAMES
 from uflux_xr.models import available_models
+from uflux_xr.models.hybrid import BASELINES, RESIDUAL_MODES
 from uflux_xr.variables import known_names, registry
 
 PRODUCT_FORMATS = ("zarr", "netcdf")
@@ -31,10 +32,17 @@ class ConfigError(ValueError):
 
 @dataclass(frozen=True)
 class ModelSpec:
-    """One model kind of the ensemble with its hyper-parameters."""
+    """One model kind of the ensemble with its hyper-parameters, and its process baseline for a hybrid."""
 
     name: str
     params: dict = field(default_factory=dict)
+    baseline: str | None = None
+    residual: str = "auto"
+
+    @property
+    def train_options(self) -> dict:
+        """Keyword arguments of :func:`uflux_xr.models.train` besides the hyper-parameters."""
+        return {} if self.baseline is None else {"baseline": self.baseline, "residual": self.residual}
 
 
 @dataclass(frozen=True)
@@ -308,8 +316,8 @@ class ValidationConfig:
         if cv not in ("loso", "kfold", None, "none"):
             raise ConfigError(f"{src}: validation.cv: expected 'loso', 'kfold' or 'none', got {cv!r}")
         model = section.get("model", default_model)
-        if model not in available_models():
-            raise ConfigError(f"{src}: validation.model: unknown model {model!r}; available: {available_models()}")
+        if model not in _model_names():
+            raise ConfigError(f"{src}: validation.model: unknown model {model!r}; available: {_model_names()}")
         n_splits = section.get("n_splits", cls.n_splits)
         if not isinstance(n_splits, int) or n_splits < 2:
             raise ConfigError(f"{src}: validation.n_splits: expected an integer of at least 2, got {n_splits!r}")
@@ -546,6 +554,11 @@ def _check_predictors(predictors: list[str], where: str, fluxes: list[str], src:
         raise ConfigError(f"{src}: {where}: {bad} are also fluxes to predict")
 
 
+def _model_names() -> list[str]:
+    """Model names a config may use: the registered kinds and ``hybrid`` (the cascade forest with its baseline)."""
+    return [*available_models(), "hybrid"]
+
+
 def _parse_models(models_raw, src: str) -> list[ModelSpec]:
     if not isinstance(models_raw, list) or not models_raw:
         raise ConfigError(f"{src}: models: expected a non-empty list of {{name: ..., params: {{...}}}}")
@@ -554,15 +567,25 @@ def _parse_models(models_raw, src: str) -> list[ModelSpec]:
         m = {"name": m} if isinstance(m, str) else m
         if not isinstance(m, dict):
             raise ConfigError(f"{src}: models[{i}]: expected a model name or a mapping")
-        _check_keys(m, {"name", "params"}, f"models[{i}]", src)
-        if m.get("name") not in available_models():
-            raise ConfigError(
-                f"{src}: models[{i}].name: unknown model {m.get('name')!r}; available: {available_models()}"
-            )
+        _check_keys(m, {"name", "params", "baseline", "residual"}, f"models[{i}]", src)
+        if m.get("name") not in _model_names():
+            raise ConfigError(f"{src}: models[{i}].name: unknown model {m.get('name')!r}; available: {_model_names()}")
         params = m.get("params") or {}
         if not isinstance(params, dict):
             raise ConfigError(f"{src}: models[{i}].params: expected a mapping of hyper-parameters")
-        models.append(ModelSpec(m["name"], dict(params)))
+        baseline = m.get("baseline", "auto" if m["name"] == "hybrid" else None)
+        if baseline is not None and baseline != "auto" and baseline not in BASELINES:
+            raise ConfigError(
+                f"{src}: models[{i}].baseline: unknown baseline {baseline!r}; available: 'auto' or {sorted(BASELINES)}"
+            )
+        residual = m.get("residual", "auto")
+        if residual not in ("auto", *RESIDUAL_MODES):
+            raise ConfigError(
+                f"{src}: models[{i}].residual: expected 'auto' or one of {list(RESIDUAL_MODES)}, got {residual!r}"
+            )
+        if "residual" in m and baseline is None:
+            raise ConfigError(f"{src}: models[{i}].residual: only a hybrid model (with a baseline) has a residual")
+        models.append(ModelSpec(m["name"], dict(params), baseline, residual))
     if len({m.name for m in models}) != len(models):
         raise ConfigError(f"{src}: models: each model kind may appear once (use 'members' for more seeds)")
     return models

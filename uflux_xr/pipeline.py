@@ -277,7 +277,10 @@ def tower_driver_table(sites: xr.Dataset, features, targets) -> pd.DataFrame:
 def _training_fingerprint(table: pd.DataFrame, config: RunConfig) -> str:
     """Hash of what the models depend on: the training table and the model settings."""
     h = hashlib.sha256(pd.util.hash_pandas_object(table, index=False).to_numpy().tobytes())
-    members = [(m.label, m.model.name, m.model.params, m.seed, m.predictors) for m in config.ensemble.member_specs]
+    members = [
+        (m.label, m.model.name, m.model.params, m.model.train_options, m.seed, m.predictors)
+        for m in config.ensemble.member_specs
+    ]
     h.update(json.dumps([config.fluxes, config.training.qc_threshold, members], sort_keys=True, default=str).encode())
     return h.hexdigest()
 
@@ -313,6 +316,7 @@ def train_ensemble(table: pd.DataFrame, config: RunConfig, model_dir: Path) -> d
                 model=spec.model.name,
                 random_state=spec.seed,
                 qc_threshold=config.training.qc_threshold,
+                **spec.model.train_options,
                 **spec.model.params,
             )
             model.save(path)
@@ -331,9 +335,9 @@ def validate_fluxes(table: pd.DataFrame, config: RunConfig, out_dir: Path) -> tu
 
     With proxy sets, the first set's predictors are validated.
     """
-    params = next((s.params for s in config.ensemble.models if s.name == config.validation.model), {})
+    spec = next((s for s in config.ensemble.models if s.name == config.validation.model), None)
     predictors = list(config.ensemble.member_specs[0].predictors)
-    params = {**params, **config.validation.params}
+    params = {**(spec.train_options | spec.params if spec else {}), **config.validation.params}
     results = [
         cross_validate(
             table,
@@ -681,6 +685,7 @@ def run_record(config: RunConfig, result: RunResult, plan, table: pd.DataFrame, 
                 "label": m.label,
                 "kind": m.model.name,
                 "params": m.model.params,
+                **m.model.train_options,
                 "seed": m.seed,
                 "predictors": list(m.predictors),
             }

@@ -11,6 +11,7 @@ graph never carries model objects.
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Mapping, Sequence
 
@@ -103,6 +104,28 @@ def predict_block(
     if non_negative:
         pred[pred < 0] = -0.0
     out[valid] = pred
+    return out
+
+
+def baseline_block(*blocks: np.ndarray, model, n_features: int) -> np.ndarray:
+    """Numpy core of a hybrid model's baseline layer: the process baseline alone for one block.
+
+    ``blocks``, ``model`` and ``n_features`` as :func:`predict_block` (whose checks have already run on
+    the same blocks); float32, NaN outside the mask, where a feature is NaN and for a model with no baseline.
+    """
+    features, mask = blocks[:n_features], blocks[n_features]
+    shape = np.broadcast_shapes(*(b.shape for b in blocks))
+    out = np.full(shape, np.nan, dtype=np.float32)
+    fitted = cached_model(model) if isinstance(model, str) else model
+    valid = np.broadcast_to(mask.astype(bool), shape)
+    if fitted.baseline is None or not valid.any():
+        return out
+    X = np.stack([np.broadcast_to(f, shape)[valid] for f in features], axis=1).astype(np.float32, copy=False)
+    complete = np.isfinite(X).all(axis=1)
+    values = np.full(X.shape[0], np.nan, dtype=np.float32)
+    columns = {d: X[complete, fitted.features.index(d)] for d in fitted.baseline.drivers}
+    values[complete] = fitted.baseline.predict(columns).astype(np.float32)
+    out[valid] = values
     return out
 
 
@@ -265,6 +288,7 @@ def upscale(
     out_dims = ("time", ydim, xdim)
     fluxes = list(next(iter(members.values())))
     data_vars = {}
+    baselines: dict[str, dict] = {}
     for flux in fluxes:
         per_member = []
         for label, member in members.items():
@@ -288,6 +312,10 @@ def upscale(
             ).transpose(*out_dims)
             per_member.append(da.expand_dims(member=[label]))
         data_vars[flux] = _with_attrs(xr.concat(per_member, dim="member"), flux)
+        hybrids = {label: b for label, member in members.items() if (b := member[flux].baseline) is not None}
+        if hybrids:
+            data_vars.update(_baseline_layers(flux, members, arrays, mask_da, out_dims, data_vars[flux]))
+            baselines.update({f"{label} {flux}": b.to_dict() for label, b in hybrids.items()})
     product = xr.Dataset(data_vars)
     if derived and {"GPP", "RECO"} <= set(fluxes):
         product["NEE_RECO_GPP"] = _with_attrs(product["RECO"] - product["GPP"], "NEE_RECO_GPP")
@@ -306,10 +334,47 @@ def upscale(
     product.attrs["uflux_models"] = "; ".join(
         f"{label}: " + ", ".join(f"{flux}={m.kind}" for flux, m in member.items()) for label, member in members.items()
     )
+    if baselines:  # the fitted parameters (E0, Q10, epsilon, alpha) of every hybrid member, as JSON
+        product.attrs["uflux_baselines"] = json.dumps(baselines, sort_keys=True)
     if ydim == "y" and cube.rio.crs is not None:
         product = product.rio.write_crs(cube.rio.crs)
     log.info("upscale graph: %d fluxes x %d members over %s", len(fluxes), len(members), dict(cube.sizes))
     return product
+
+
+def _baseline_layers(flux, members, arrays, mask_da, out_dims, prediction) -> dict[str, xr.DataArray]:
+    """``<flux>_baseline`` (the hybrid members' process baseline, NaN for pure tree members) and
+    ``<flux>_residual`` (prediction minus baseline) [flux units]."""
+    per_member = []
+    for label, member in members.items():
+        model = member[flux]
+        da = xr.apply_ufunc(
+            baseline_block,
+            *[arrays[f] for f in model.features],
+            mask_da,
+            kwargs={"model": _model_reference(model), "n_features": len(model.features)},
+            dask="parallelized",
+            output_dtypes=[np.float32],
+            keep_attrs=False,
+        ).transpose(*out_dims)
+        per_member.append(da.expand_dims(member=[label]))
+    attrs = variable_attrs(flux)
+    forms = sorted({m[flux].baseline.form for m in members.values() if m[flux].baseline is not None})
+    baseline = xr.concat(per_member, dim="member")
+    baseline.attrs = {
+        "long_name": f"process baseline of the hybrid model of {attrs.get('long_name', flux)}",
+        "units": attrs["units"],
+        "cell_methods": "time: mean",
+        "comment": f"{', '.join(forms)} baseline with parameters fitted on the training towers (product attribute "
+        "uflux_baselines); NaN for members without a baseline",
+    }
+    residual = (prediction - baseline).astype(np.float32)
+    residual.attrs = {
+        "long_name": f"machine-learned part of {attrs.get('long_name', flux)} (prediction minus process baseline)",
+        "units": attrs["units"],
+        "cell_methods": "time: mean",
+    }
+    return {f"{flux}_baseline": baseline, f"{flux}_residual": residual}
 
 
 def _with_attrs(da: xr.DataArray, name: str) -> xr.DataArray:
