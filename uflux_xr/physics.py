@@ -56,9 +56,10 @@ def gaussian_temperature_scalar(ta, t_opt=20.0, width=12.0):
 def rectangular_hyperbola(apar, alpha, p_max):
     """Light response saturating at ``p_max`` [g C m-2 d-1] with initial slope ``alpha`` [g C MJ-1]:
     α APAR P_max / (α APAR + P_max), APAR [MJ m-2 d-1] (Michaelis–Menten form, e.g. Lasslop et al. 2010)."""
-    denominator = alpha * apar + p_max
-    positive = denominator > 0
-    return np.where(positive, alpha * apar * p_max / np.where(positive, denominator, 1.0), 0.0)  # water: 0
+    with np.errstate(invalid="ignore"):  # NaN drivers give NaN
+        denominator = alpha * apar + p_max
+        positive = denominator > 0
+        return np.where(positive, alpha * apar * p_max / np.where(positive, denominator, 1.0), 0.0)  # water: 0
 
 
 def vpd_scalar(vpd, onset=5.0, span=30.0, floor=0.1):
