@@ -89,7 +89,8 @@ class FluxModel:
         workers from this path instead of shipping the object.
     baseline : FittedBaseline, optional
         A hybrid model's process baseline (:mod:`uflux_xr.models.hybrid`): the
-        prediction is the baseline plus the estimator's residual.
+        prediction is the baseline plus the estimator's output (or times it,
+        for a multiplicative hybrid).
     """
 
     kind: str
@@ -163,15 +164,15 @@ class FluxModel:
         def plain(rows: np.ndarray) -> np.ndarray:
             return np.asarray(kind.predict(self.runtime, rows, n_threads), dtype=np.float32)
 
-        # The trees see the features only through their thresholds, so deduplication stays exact for the
-        # residual; the baseline is a smooth function of its drivers and is computed for every row.
-        residual = (
+        # The trees see the features only through their thresholds, so deduplication stays exact for their
+        # output; the baseline is a smooth function of its drivers and is computed for every row.
+        trees = (
             plain(X) if dedup is False else predict_dedup(plain, self.interval_coder, X, key=self.stats_key, mode=dedup)
         )
         if self.baseline is None:
-            return None, residual
+            return None, trees
         columns = {d: X[:, self.features.index(d)] for d in self.baseline.drivers}
-        return self.baseline.predict(columns).astype(np.float32), residual
+        return self.baseline.predict(columns).astype(np.float32), trees
 
     def predict(self, table: pd.DataFrame) -> np.ndarray:
         """Predict for each row of a table holding the feature columns.
@@ -196,7 +197,7 @@ class FluxModel:
         """The JSON-serialisable description written into the model file."""
         meta = {
             "format": FORMAT_NAME,
-            "format_version": 1 if self.baseline is None else 2,
+            "format_version": 1 if self.baseline is None else FORMAT_VERSION,
             "kind": self.kind,
             "target": self.target,
             "features": list(self.features),
