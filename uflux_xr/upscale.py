@@ -78,13 +78,9 @@ def predict_block(
     numpy.ndarray
         float32 predictions with NaN outside the mask and where any feature is NaN.
     """
-    features, mask = blocks[:n_features], blocks[n_features]
-    shape = np.broadcast_shapes(*(b.shape for b in blocks))
-    out = np.full(shape, np.nan, dtype=np.float32)
-    valid = np.broadcast_to(mask.astype(bool), shape)
-    if not valid.any():  # ocean-only block: nothing to predict
+    out, valid, columns = _block_columns(blocks, n_features)
+    if not columns:  # ocean-only block: nothing to predict
         return out
-    columns = [np.broadcast_to(f, shape)[valid] for f in features]
     for column, (name, units, resolution) in zip(columns, checks, strict=False):
         check_values(column, name, units, source=f"{source} (a chunk being predicted)", resolution=resolution)
     X = np.stack(columns, axis=1).astype(np.float32, copy=False)
@@ -113,20 +109,25 @@ def baseline_block(*blocks: np.ndarray, model, n_features: int) -> np.ndarray:
     ``blocks``, ``model`` and ``n_features`` as :func:`predict_block` (whose checks have already run on
     the same blocks); float32, NaN outside the mask, where a feature is NaN and for a model with no baseline.
     """
-    features, mask = blocks[:n_features], blocks[n_features]
-    shape = np.broadcast_shapes(*(b.shape for b in blocks))
-    out = np.full(shape, np.nan, dtype=np.float32)
+    out, valid, columns = _block_columns(blocks, n_features)
     fitted = cached_model(model) if isinstance(model, str) else model
-    valid = np.broadcast_to(mask.astype(bool), shape)
-    if fitted.baseline is None or not valid.any():
+    if fitted.baseline is None or not columns:
         return out
-    X = np.stack([np.broadcast_to(f, shape)[valid] for f in features], axis=1).astype(np.float32, copy=False)
+    X = np.stack(columns, axis=1).astype(np.float32, copy=False)
     complete = np.isfinite(X).all(axis=1)
     values = np.full(X.shape[0], np.nan, dtype=np.float32)
-    columns = {d: X[complete, fitted.features.index(d)] for d in fitted.baseline.drivers}
-    values[complete] = fitted.baseline.predict(columns).astype(np.float32)
+    values[complete] = fitted.baseline_values(X[complete])
     out[valid] = values
     return out
+
+
+def _block_columns(blocks, n_features: int) -> tuple[np.ndarray, np.ndarray, list[np.ndarray]]:
+    """An all-NaN float32 output block, the cells to fill (mask broadcast to the block) and each
+    feature's values at those cells (an empty list where there are none)."""
+    shape = np.broadcast_shapes(*(b.shape for b in blocks))
+    valid = np.broadcast_to(blocks[n_features].astype(bool), shape)
+    columns = [np.broadcast_to(f, shape)[valid] for f in blocks[:n_features]] if valid.any() else []
+    return np.full(shape, np.nan, dtype=np.float32), valid, columns
 
 
 def dedup_report(reset: bool = False) -> dict[str, dict]:

@@ -24,6 +24,7 @@ import numpy as np
 import pandas as pd
 
 from uflux_xr.features import saturation_vapour_pressure
+from uflux_xr.physics import slope_saturation_vapour_pressure
 from uflux_xr.variables import latent_heat_of_vaporization
 
 #: Albedo of the FAO-56 grass reference surface.
@@ -83,7 +84,7 @@ def reference_latent_heat(rn, ta, vpd, pa, wind, seconds: float, hourly_cd=(0.24
     """
     rn, ta, vpd, pa, wind = (np.asarray(a, dtype=np.float64) for a in (rn, ta, vpd, pa, wind))
     es = saturation_vapour_pressure(ta)
-    delta = 4098.0 * es / (ta + 237.3) ** 2  # kPa K-1, eq. 13
+    delta = slope_saturation_vapour_pressure(ta, es)  # kPa K-1, eq. 13
     gamma = 0.665e-3 * pa  # kPa K-1, eq. 8
     if seconds >= 86400:
         period, cn = 86400.0, 900.0

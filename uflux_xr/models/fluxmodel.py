@@ -169,10 +169,15 @@ class FluxModel:
         trees = (
             plain(X) if dedup is False else predict_dedup(plain, self.interval_coder, X, key=self.stats_key, mode=dedup)
         )
+        return (None if self.baseline is None else self.baseline_values(X)), trees
+
+    def baseline_values(self, X: np.ndarray) -> np.ndarray:
+        """A hybrid model's process baseline [units of :attr:`target`], float32, for a (rows, features)
+        array in :attr:`features` order."""
         if self.baseline is None:
-            return None, trees
+            raise ValueError(f"the {self.target} {self.kind} model has no baseline (not a hybrid model)")
         columns = {d: X[:, self.features.index(d)] for d in self.baseline.drivers}
-        return self.baseline.predict(columns).astype(np.float32), trees
+        return self.baseline.predict(columns).astype(np.float32)
 
     def predict(self, table: pd.DataFrame) -> np.ndarray:
         """Predict for each row of a table holding the feature columns.

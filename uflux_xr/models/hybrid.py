@@ -45,7 +45,7 @@ import numpy as np
 from scipy.optimize import least_squares
 
 from uflux_xr import physics
-from uflux_xr.variables import canonical_units, latent_heat_of_vaporization
+from uflux_xr.variables import SECONDS_PER_DAY, canonical_units, latent_heat_of_vaporization
 
 log = logging.getLogger(__name__)
 
@@ -154,7 +154,7 @@ def _latent(p: dict[str, float], c: Columns, target: str):
     le = physics.priestley_taylor(physics.slope_saturation_vapour_pressure(c["TA"]), available, p["alpha"])
     le = le * _water_factor(p, c)
     if target == "ET":  # W m-2 -> kg m-2 d-1
-        return le * 86400.0 / latent_heat_of_vaporization(c["TA"])
+        return le * SECONDS_PER_DAY / latent_heat_of_vaporization(c["TA"])
     return le
 
 
@@ -162,8 +162,12 @@ def _sensible(p: dict[str, float], c: Columns, target: str):
     return 0.95 * _net_radiation(p, c) - _latent(p, c, "LE")
 
 
+_lloyd_taylor_reco = _respiration("lloyd_taylor")
+_q10_reco = _respiration("q10")
+
+
 def _nee(p: dict[str, float], c: Columns, target: str):
-    return _respiration("lloyd_taylor")(p, c, "RECO") - _gpp(p, c, "GPP")
+    return _lloyd_taylor_reco(p, c, "RECO") - _gpp(p, c, "GPP")
 
 
 _EPSILON = Parameter("epsilon", "g C MJ-1", 1.0, 1e-4, 1e4)
@@ -201,7 +205,7 @@ BASELINES: dict[str, BaselineForm] = {
             (_R_REF, _R_NIRV, _E0, _WATER, _R_APAR),
             ("r_ref", "r_nirv"),
             True,
-            _respiration("lloyd_taylor"),
+            _lloyd_taylor_reco,
         ),
         BaselineForm(
             "q10",
@@ -211,7 +215,7 @@ BASELINES: dict[str, BaselineForm] = {
             (_R_REF, _R_NIRV, _Q10, _WATER, _R_APAR),
             ("r_ref", "r_nirv"),
             True,
-            _respiration("q10"),
+            _q10_reco,
         ),
         BaselineForm(
             "priestley_taylor",
