@@ -180,3 +180,24 @@ def test_config_hybrid_models(tmp_path):
         load_config(path)
     path.write_text(text.replace("  - name: lightgbm\n", "  - name: hybrid\n"))
     assert {m.name: m.baseline for m in load_config(path).ensemble.models}["hybrid"] == "auto"
+
+
+def test_deduplicated_hybrid_predictions_equal_plain_ones(world):
+    # Deduplication predicts each row of equal tree-interval codes once.  The baseline is a smooth function
+    # of its drivers, so rows with equal codes but different TA must still get their own baseline.
+    from uflux_xr.upscale import predict_block
+
+    features = ["TA", "SW_IN", "VPD", "SWC", "NIRv", "IGBP"]
+    table = ux.extract_at_sites(world.cube, world.sites, features, targets=["RECO", "GPP"])
+    X = table[features].dropna().to_numpy(np.float32)[:400]
+    nudged = X.copy()
+    nudged[:, 0] += np.float32(1e-3)  # a thousandth of a degree: the same tree intervals, another baseline
+    rows = np.concatenate([X, nudged])
+    for target, kind in (("RECO", "xgboost"), ("GPP", "lightgbm")):
+        model = ux.train(table, target, features, kind, baseline="auto", n_estimators=20)
+        blocks = [rows[:, i] for i in range(len(features))] + [np.ones(len(rows), dtype=bool)]
+        plain = predict_block(*blocks, model=model, n_features=len(features), dedup=False)
+        deduplicated = predict_block(*blocks, model=model, n_features=len(features), dedup=True)
+        np.testing.assert_array_equal(deduplicated, plain)
+        np.testing.assert_array_equal(plain, model.predict_array(rows))
+        assert not np.array_equal(plain[:400], plain[400:])  # the nudge moved the baselines

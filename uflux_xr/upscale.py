@@ -89,14 +89,17 @@ def predict_block(
         return out
     fitted = cached_model(model) if isinstance(model, str) else model
     pred = np.full(X.shape[0], np.nan, dtype=np.float32)
-    # Through predict_dedup in every mode, so that dedup_report() times plain chunks too.
-    pred[complete] = predict_dedup(
-        lambda rows: fitted.predict_array(rows, n_threads=1),
+    # Through predict_dedup in every mode, so that dedup_report() times plain chunks too.  Only the trees
+    # are deduplicated: a hybrid's baseline differs between rows of equal interval codes.
+    rows = np.ascontiguousarray(X[complete])
+    trees = predict_dedup(
+        lambda r: fitted.predict_trees(r, n_threads=1),
         fitted.interval_coder if dedup is not False else None,
-        X[complete],
+        rows,
         key=fitted.stats_key,
         mode=dedup,
     )
+    pred[complete] = fitted.with_baseline(rows, trees)
     if non_negative:
         pred[pred < 0] = -0.0
     out[valid] = pred

@@ -159,17 +159,26 @@ class FluxModel:
         empty = np.empty(0, dtype=np.float32)
         if X.shape[0] == 0:
             return (None if self.baseline is None else empty), empty
-        kind = get_kind(self.kind)
-
-        def plain(rows: np.ndarray) -> np.ndarray:
-            return np.asarray(kind.predict(self.runtime, rows, n_threads), dtype=np.float32)
-
-        # The trees see the features only through their thresholds, so deduplication stays exact for their
-        # output; the baseline is a smooth function of its drivers and is computed for every row.
-        trees = (
-            plain(X) if dedup is False else predict_dedup(plain, self.interval_coder, X, key=self.stats_key, mode=dedup)
-        )
+        # The trees see the features only through their thresholds, so deduplication is exact for their
+        # output alone; the baseline is a smooth function of its drivers and is computed for every row.
+        if dedup is False:
+            trees = self.predict_trees(X, n_threads)
+        else:
+            coder = self.interval_coder
+            trees = predict_dedup(
+                lambda rows: self.predict_trees(rows, n_threads), coder, X, key=self.stats_key, mode=dedup
+            )
         return (None if self.baseline is None else self.baseline_values(X)), trees
+
+    def predict_trees(self, X: np.ndarray, n_threads: int | None = None) -> np.ndarray:
+        """The estimator's output alone (a hybrid's residual or factor; a pure model's prediction), float32,
+        for a contiguous float32 (rows, features) array; never deduplicated."""
+        return np.asarray(get_kind(self.kind).predict(self.runtime, X, n_threads), dtype=np.float32)
+
+    def with_baseline(self, X: np.ndarray, trees: np.ndarray) -> np.ndarray:
+        """The prediction from the trees' output for rows ``X``: ``trees`` itself for a pure model, else
+        combined with the baseline of ``X`` (float32)."""
+        return trees if self.baseline is None else self.baseline.combine(self.baseline_values(X), trees)
 
     def baseline_values(self, X: np.ndarray) -> np.ndarray:
         """A hybrid model's process baseline [units of :attr:`target`], float32, for a (rows, features)
