@@ -491,13 +491,6 @@ def run(
         totals = totals.merge(inside, on=["variable", "member"], how="left")
         by_time.to_csv(out_dir / "completeness.csv", index=False)
         aoa_note = _aoa_note(inside, applicability)
-    skipped = {flux: s["skipped"] for flux, s in applicability.items() if "skipped" in s}
-    if skipped:
-        aoa_note = (
-            (aoa_note + "\n" if aoa_note else "")
-            + "No area of applicability for "
-            + "; ".join(f"{flux} ({reason})" for flux, reason in skipped.items())
-        )
     totals.to_csv(out_dir / "totals.csv", index=False)
     if "zarr" not in config.output.formats:
         shutil.rmtree(zarr_path)
@@ -555,19 +548,24 @@ def run(
 
 
 def _aoa_note(inside: pd.DataFrame, applicability: dict[str, dict]) -> str:
-    """Share of the land area (cell-days) inside each flux's area of applicability, and its DI threshold."""
+    """Share of the land area (cell-days) inside each flux's area of applicability and its DI threshold,
+    and the fluxes that got no AOA, with why."""
     parts = [
         f"{row.variable} {100 * row.area_share_inside_aoa:.1f} % (DI <= {applicability[row.variable]['threshold']:.3f})"
         for row in inside.itertuples()
         if row.variable in applicability
     ]
-    return (
-        "Inside the area of applicability (land area x time): "
-        + ", ".join(parts)
-        + "; per time step in completeness.csv"
-        if parts
-        else ""
-    )
+    lines = []
+    if parts:
+        lines.append(
+            "Inside the area of applicability (land area x time): "
+            + ", ".join(parts)
+            + "; per time step in completeness.csv"
+        )
+    skipped = [f"{flux} ({s['skipped']})" for flux, s in applicability.items() if "skipped" in s]
+    if skipped:
+        lines.append("No area of applicability for " + "; ".join(skipped))
+    return "\n".join(lines)
 
 
 def _dedup_note(inference: dict[str, dict]) -> str:
