@@ -29,6 +29,7 @@ TINY = {
     ],
     "members": 1,
     "validation": {"cv": "kfold", "n_splits": 3},
+    "explain": {"enabled": True, "period": ["2020-06-01", "2020-06-30"], "fluxes": ["GPP", "LE"]},
     "output": {"chunks": {"time": 30}},
 }
 
@@ -51,6 +52,17 @@ def test_run_end_to_end(tiny_config, tmp_path, capsys):
     np.testing.assert_allclose(nc["GPP"].values, zr["GPP"].values, equal_nan=True)
     assert {"GPP", "RECO", "LE", "NEE_RECO_GPP", "ET"} <= set(nc.data_vars)
     assert "tiny.yaml" in nc.attrs["history"]
+    # The explain section: maps of June and the importance table, announced in the summary.
+    assert "Leading drivers (2020-06-01T12:00:00 to 2020-06-30T12:00:00 (30 steps)" in printed
+    maps = xr.open_dataset(out / "explanations" / "explanation.nc")
+    assert {"GPP_leading_driver", "LE_abs_contribution"} <= set(maps.data_vars) and "RECO_n_steps" not in maps
+    assert (
+        int(maps["GPP_n_steps"].max()) == 30
+        and "TreeSHAP (XGBoost pred_contribs)" in maps.attrs["uflux_explain_methods"]
+    )
+    importance = pd.read_csv(out / "explanations" / "importance.csv")
+    assert set(importance["variable"]) == {"GPP", "LE"}
+    assert importance.groupby("variable")["share"].sum().round(6).eq(100).all()
     metrics = pd.read_csv(out / "validation" / "metrics.csv")
     assert list(metrics["target"]) == ["GPP", "RECO", "LE"]
     assert (out / "validation" / "by_igbp.csv").exists() and (out / "validation" / "by_site.csv").exists()

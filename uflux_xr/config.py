@@ -395,6 +395,47 @@ class ApplicabilityConfig:
 
 
 @dataclass(frozen=True)
+class ExplainConfig:
+    """The ``explain`` section: maps of the leading driver and importance tables (:mod:`uflux_xr.explain`).
+
+    ``enabled`` (default false: it costs several times the upscaling of the same period) writes
+    ``explanations/explanation.nc`` and ``explanations/importance.csv``; ``period``: ``[first, last]``
+    ISO dates (default the whole run); ``fluxes``: the fluxes to explain (default all);
+    ``surrogate_rows``: rows a surrogate of a kind without exact TreeSHAP is fitted on at most.
+    """
+
+    enabled: bool = False
+    period: tuple[str, str] | None = None
+    fluxes: tuple[str, ...] | None = None
+    surrogate_rows: int = 20_000
+
+    @classmethod
+    def parse(cls, section: dict, fluxes: list[str], src: str) -> ExplainConfig:
+        _check_keys(section, {"enabled", "period", "fluxes", "surrogate_rows"}, "explain", src)
+        enabled = section.get("enabled", False)
+        if not isinstance(enabled, bool):
+            raise ConfigError(f"{src}: explain.enabled: expected true or false, got {enabled!r}")
+        period = section.get("period")
+        if period is not None:
+            if not isinstance(period, list) or len(period) != 2:
+                raise ConfigError(f"{src}: explain.period: expected [first, last] ISO dates, got {period!r}")
+            first, last = (_date(v, "explain.period", src) for v in period)
+            if first > last:
+                raise ConfigError(f"{src}: explain.period: {first} is after {last}")
+            period = (first, last)
+        chosen = section.get("fluxes")
+        if chosen is not None:
+            chosen = tuple(_name_list({"explain.fluxes": chosen}, "explain.fluxes", src))
+            unknown = [f for f in chosen if f not in fluxes]
+            if unknown:
+                raise ConfigError(f"{src}: explain.fluxes: {unknown} are not modelled; the run models {fluxes}")
+        rows = section.get("surrogate_rows", 20_000)
+        if not isinstance(rows, int) or isinstance(rows, bool) or rows < 100:
+            raise ConfigError(f"{src}: explain.surrogate_rows: expected an integer of at least 100, got {rows!r}")
+        return cls(enabled, period, chosen, rows)
+
+
+@dataclass(frozen=True)
 class RunConfig:
     """A validated run configuration (see ``configs/demo.yaml`` for every key), one dataclass per section."""
 
@@ -407,6 +448,7 @@ class RunConfig:
     training: TrainingConfig = field(default_factory=TrainingConfig)
     validation: ValidationConfig = field(default_factory=ValidationConfig)
     applicability: ApplicabilityConfig = field(default_factory=ApplicabilityConfig)
+    explain: ExplainConfig = field(default_factory=ExplainConfig)
     output: OutputConfig = field(default_factory=OutputConfig)
     path: str = "<config>"
     text: str = ""  # the YAML as read, for the run's provenance
@@ -604,6 +646,7 @@ TOP_LEVEL_KEYS = (
     "ensemble",
     "validation",
     "applicability",
+    "explain",
     "output",
 )
 
@@ -642,6 +685,7 @@ def parse_config(raw: dict, src: str = "<config>") -> RunConfig:
         training=TrainingConfig.parse(_section(raw, "training", src), src),
         validation=ValidationConfig.parse(_section(raw, "validation", src), ensemble.models[0].name, src),
         applicability=ApplicabilityConfig.parse(_section(raw, "applicability", src), src),
+        explain=ExplainConfig.parse(_section(raw, "explain", src), fluxes, src),
         output=OutputConfig.parse(_section(raw, "output", src), raw.get("title"), src),
         path=src,
     )

@@ -70,6 +70,7 @@ class RunResult:
     inference: dict[str, dict] = field(default_factory=dict)  # per model: what dedup did (dedup_report)
     applicability: dict[str, dict] = field(default_factory=dict)  # per flux: DI features, weights, threshold
     aoa_summary: str = ""  # the share inside the area of applicability, printed beside the validation table
+    explain: dict = field(default_factory=dict)  # the explained period and each member's method (explain section)
 
 
 @dataclass
@@ -506,9 +507,17 @@ def run(
         )
         scores = score_against_truth(final, truth)
         scores.to_csv(out_dir / "product_vs_truth.csv", index=False)
+    explained: dict = {}
+    explain_line = ""
+    if config.explain.enabled:
+        t = time.perf_counter()
+        products["explanation"], explained, explain_line = explain_run(config, members, cube, table, out_dir)
+        timings["explain"] = time.perf_counter() - t
     timings["total"] = time.perf_counter() - t0
     log.info("run finished in %.1f s", timings["total"])
     notes = [clipped] if clipped else []
+    if explain_line:
+        notes.append(explain_line)
     dedup_line = _dedup_note(inference)
     if dedup_line:
         notes.append(dedup_line)
@@ -529,7 +538,9 @@ def run(
             )
             + " (tower_cells.csv)"
         )
-    result = RunResult(out_dir, products, validation, scores, timings, notes, inference, applicability, aoa_note)
+    result = RunResult(
+        out_dir, products, validation, scores, timings, notes, inference, applicability, aoa_note, explained
+    )
     record = run_record(config, result, plan, table, counts, started)
     write_text_atomic(out_dir / "run.json", json.dumps(to_jsonable(record), indent=2))
     if report:
@@ -545,6 +556,45 @@ def run(
         record["timings"] = dict(timings)
         write_text_atomic(out_dir / "run.json", json.dumps(to_jsonable(record), indent=2))
     return result
+
+
+def explain_run(
+    config: RunConfig, members: dict[str, dict[str, FluxModel]], cube: xr.Dataset, table: pd.DataFrame, out_dir: Path
+) -> tuple[Path, dict, str]:
+    """The ``explain`` section's outputs: ``explanations/explanation.nc`` (maps) and ``importance.csv``.
+
+    Returns the NetCDF path, what ``run.json`` records (period, methods) and the summary line naming
+    the two leading drivers of each flux.
+    """
+    from uflux_xr.explain import explain, importance_table
+
+    spec = config.explain
+    maps = explain(
+        members,
+        cube,
+        period=spec.period,
+        fluxes=spec.fluxes,
+        background=table,
+        surrogate_rows=spec.surrogate_rows,
+        seed=config.data.seed,
+    )
+    path = write_dataset(maps, out_dir / "explanations" / "explanation.nc", progress=False)
+    written = xr.open_dataset(path)
+    importance = importance_table(written)
+    importance.to_csv(out_dir / "explanations" / "importance.csv", index=False)
+    ranked = importance.dropna(subset=["rank"])
+    leaders = "; ".join(
+        f"{flux} " + ", ".join(f"{r.term} {r.share:.0f} %" for r in rows.nsmallest(2, "rank").itertuples())
+        for flux, rows in ranked.groupby("variable", sort=False)
+    )
+    record = {
+        "period": written.attrs["uflux_explain_period"],
+        "methods": written.attrs["uflux_explain_methods"],
+        "fluxes": sorted({str(v) for v in importance["variable"]}),
+    }
+    written.close()
+    line = f"Leading drivers ({record['period']}; share of the mean |contribution|, explanations/): {leaders}"
+    return path, record, line
 
 
 def _aoa_note(inside: pd.DataFrame, applicability: dict[str, dict]) -> str:
@@ -673,6 +723,7 @@ def run_record(config: RunConfig, result: RunResult, plan, table: pd.DataFrame, 
         "config_path": config.path,
         "inference": result.inference,
         "applicability": result.applicability,
+        "explain": result.explain,
         "config_text": config.text,
         "started": started,
         "version": __version__,

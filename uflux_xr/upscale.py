@@ -206,7 +206,23 @@ def normalize_ensemble(models) -> dict[str, dict[str, FluxModel]]:
     return members
 
 
-def _model_reference(model: FluxModel):
+def cell_mask(cube: xr.Dataset, mask: str | xr.DataArray | None) -> xr.DataArray:
+    """The static boolean mask of the cells to predict: ``mask`` as :func:`upscale` takes it."""
+    ydim, xdim = spatial_dims(cube)
+    if mask is None:
+        mask_da = xr.ones_like(cube[ydim] * cube[xdim], dtype=bool)
+    elif isinstance(mask, str):
+        if mask not in cube:
+            raise KeyError(f"mask variable {mask!r} not in the cube; pass mask=None to predict every cell")
+        mask_da = cube[mask] == 1
+    else:
+        mask_da = mask.astype(bool)
+    if "time" in mask_da.dims:
+        raise ValueError("the mask must be static (no time dimension)")
+    return mask_da
+
+
+def model_reference(model: FluxModel):
     """The model as it travels in the graph: its file path when saved, else the object."""
     if model.path is not None:
         return model.path
@@ -272,16 +288,7 @@ def upscale(
     ydim, xdim = spatial_dims(cube)
     if cube.chunks == {} or not cube.chunks:
         cube = cube.chunk(dict(chunks or DEFAULT_CHUNKS))
-    if mask is None:
-        mask_da = xr.ones_like(cube[ydim] * cube[xdim], dtype=bool)
-    elif isinstance(mask, str):
-        if mask not in cube:
-            raise KeyError(f"mask variable {mask!r} not in the cube; pass mask=None to predict every cell")
-        mask_da = cube[mask] == 1
-    else:
-        mask_da = mask.astype(bool)
-    if "time" in mask_da.dims:
-        raise ValueError("the mask must be static (no time dimension)")
+    mask_da = cell_mask(cube, mask)
 
     names = sorted({f for member in members.values() for m in member.values() for f in m.features})
     arrays = resolve_features(cube, names)
@@ -303,7 +310,7 @@ def upscale(
                 predict_block,
                 *args,
                 kwargs={
-                    "model": _model_reference(model),
+                    "model": model_reference(model),
                     "n_features": len(model.features),
                     "checks": tuple((f, units.get(f), resolution) for f in model.features),
                     "source": source,
@@ -356,7 +363,7 @@ def _baseline_layers(flux, members, arrays, mask_da, out_dims, prediction) -> di
             baseline_block,
             *[arrays[f] for f in model.features],
             mask_da,
-            kwargs={"model": _model_reference(model), "n_features": len(model.features)},
+            kwargs={"model": model_reference(model), "n_features": len(model.features)},
             dask="parallelized",
             output_dtypes=[np.float32],
             keep_attrs=False,

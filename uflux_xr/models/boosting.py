@@ -22,6 +22,7 @@ import os
 import threading
 
 import lightgbm as lgb
+import numpy as np
 import xgboost as xgb
 
 from uflux_xr.models.dedup import lightgbm_coder, xgboost_coder
@@ -132,6 +133,12 @@ class XGBoostRuntime:
         booster = self.single_thread() if n_threads == 1 else self.booster
         return booster.inplace_predict(X, validate_features=False)
 
+    def contributions(self, X, n_threads=None):
+        """TreeSHAP contributions (XGBoost ``pred_contribs``), bias last; on the CPU."""
+        booster = self.single_thread() if n_threads == 1 else self.booster
+        matrix = xgb.DMatrix(X, missing=np.nan, nthread=n_threads or -1)
+        return booster.predict(matrix, pred_contribs=True, validate_features=False)
+
 
 class LightGBMRuntime:
     """A LightGBM model string with one Booster per thread."""
@@ -145,6 +152,13 @@ class LightGBMRuntime:
         if booster is None:
             booster = self._local.booster = lgb.Booster(model_str=self.model_str)
         return booster.predict(X, **({"num_threads": n_threads} if n_threads else {}))
+
+    def contributions(self, X, n_threads=None):
+        """TreeSHAP contributions (LightGBM ``pred_contrib``), bias last."""
+        booster = getattr(self._local, "booster", None)
+        if booster is None:
+            booster = self._local.booster = lgb.Booster(model_str=self.model_str)
+        return booster.predict(X, pred_contrib=True, **({"num_threads": n_threads} if n_threads else {}))
 
 
 def _xgb_build(random_state=0, **params):
@@ -165,6 +179,7 @@ register_model(
         predict=lambda rt, X, n_threads=None: rt.predict(X, n_threads),
         defaults=XGBOOST_DEFAULTS,
         coder=lambda rt, n_features: xgboost_coder(rt.raw, n_features),
+        contributions=lambda rt, X, n_threads=None: rt.contributions(X, n_threads),
     )
 )
 
@@ -178,5 +193,6 @@ register_model(
         predict=lambda rt, X, n_threads=None: rt.predict(X, n_threads),
         defaults=LIGHTGBM_DEFAULTS,
         coder=lambda rt, n_features: lightgbm_coder(rt.model_str, n_features),
+        contributions=lambda rt, X, n_threads=None: rt.contributions(X, n_threads),
     )
 )

@@ -42,6 +42,10 @@ class ModelKind:
         ``coder(runtime, n_features) -> IntervalCoder | None``: the model's split thresholds for
         exact deduplicated inference (:mod:`uflux_xr.models.dedup`); None where values matter
         beyond their comparisons with thresholds.
+    contributions : callable, optional
+        ``contributions(runtime, X, n_threads) -> (n, f + 1) array``: exact per-feature
+        contributions (TreeSHAP) with the expected output in the last column, summing to the
+        prediction; None where the kind has none (:mod:`uflux_xr.explain` then explains a surrogate).
     """
 
     name: str
@@ -52,6 +56,7 @@ class ModelKind:
     predict: Callable[..., np.ndarray]  # (runtime, X, n_threads=None); lambdas with defaults defeat a stricter type
     defaults: dict
     coder: Callable[[Any, int], Any] | None = None
+    contributions: Callable[..., np.ndarray] | None = None
 
 
 _KINDS: dict[str, ModelKind] = {}
