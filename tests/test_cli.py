@@ -63,6 +63,7 @@ def test_run_end_to_end(tiny_config, tmp_path, capsys):
     importance = pd.read_csv(out / "explanations" / "importance.csv")
     assert set(importance["variable"]) == {"GPP", "LE"}
     assert importance.groupby("variable")["share"].sum().round(6).eq(100).all()
+    assert "What drives the maps" in (out / "report.html").read_text()
     metrics = pd.read_csv(out / "validation" / "metrics.csv")
     assert list(metrics["target"]) == ["GPP", "RECO", "LE"]
     assert (out / "validation" / "by_igbp.csv").exists() and (out / "validation" / "by_site.csv").exists()

@@ -12,8 +12,9 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import xarray as xr
-from matplotlib.colors import LogNorm, TwoSlopeNorm
+from matplotlib.colors import BoundaryNorm, ListedColormap, LogNorm, TwoSlopeNorm
 from matplotlib.figure import Figure
+from matplotlib.patches import Patch
 
 #: Panel size [inches] of one map.
 MAP_INCHES = (5.2, 3.6)
@@ -71,6 +72,47 @@ def map_figure(
         if towers is not None:
             scale = 1.0 if geographic else 1e-3
             ax.plot(towers[0] * scale, towers[1] * scale, "k^", ms=3.5, mfc="none", mew=0.8, label="towers")
+        ax.set_title(title, fontsize=10)
+        ax.set_aspect("equal" if not geographic else 1 / max(np.cos(np.deg2rad(np.nanmean(y))), 0.2))
+        _map_axes_labels(ax, geographic, crs_name)
+    return fig
+
+
+def driver_map_figure(
+    panels: list[tuple[xr.DataArray, list[str], str]],
+    *,
+    towers: tuple[np.ndarray, np.ndarray] | None = None,
+    crs_name: str = "",
+) -> Figure:
+    """Categorical maps of the leading driver, side by side, one legend each.
+
+    Parameters
+    ----------
+    panels : list of (DataArray, names, title)
+        2-D integer fields indexing ``names`` (-1: nothing explained, left blank).
+    towers, crs_name
+        As :func:`map_figure`.
+    """
+    fig = Figure(figsize=(MAP_INCHES[0] * len(panels), MAP_INCHES[1]), layout="constrained")
+    for i, (field, names, title) in enumerate(panels):
+        ax = fig.add_subplot(1, len(panels), i + 1)
+        x, y, geographic = _grid_axes(field)
+        values = np.asarray(field.values, dtype=float)
+        values[values < 0] = np.nan
+        colours = [f"C{k % 10}" for k in range(len(names))]
+        norm = BoundaryNorm(np.arange(len(names) + 1) - 0.5, len(names))
+        ax.pcolormesh(x, y, values, cmap=ListedColormap(colours), norm=norm, shading="auto")
+        shown = sorted({int(v) for v in values[np.isfinite(values)]})
+        ax.legend(
+            handles=[Patch(color=colours[k], label=names[k]) for k in shown],
+            fontsize=7,
+            loc="upper left",
+            bbox_to_anchor=(1.0, 1.0),
+            frameon=False,
+        )
+        if towers is not None:
+            scale = 1.0 if geographic else 1e-3
+            ax.plot(towers[0] * scale, towers[1] * scale, "k^", ms=3.5, mfc="none", mew=0.8)
         ax.set_title(title, fontsize=10)
         ax.set_aspect("equal" if not geographic else 1 / max(np.cos(np.deg2rad(np.nanmean(y))), 0.2))
         _map_axes_labels(ax, geographic, crs_name)

@@ -12,6 +12,7 @@ be remade at any time with ``uflux-xr report RUN_DIR``.  Sections:
   metrics, skill per IGBP class, towers coloured by held-out NSE;
 - the product against the truth (demo worlds);
 - uncertainty: DI/AOA and per-cell error maps where the product has them;
+- what drives the maps: leading-driver maps and the importance table, where the run explained them;
 - provenance: configuration, versions, models, timings, the dry-run plan
   against what the run did.
 """
@@ -221,6 +222,29 @@ def _uncertainty_section(page: Page, product, period, towers, crs_name) -> None:
         page.figure(figures.map_figure(panels[i : i + 3], towers=towers, crs_name=crs_name), "uncertainty maps")
 
 
+def _explanation_section(page: Page, run_dir: Path, towers, crs_name) -> None:
+    """Leading-driver maps and the importance table, where the run's ``explain`` section wrote them."""
+    path = run_dir / "explanations" / "explanation.nc"
+    if not path.exists():
+        return
+    page.section("What drives the maps")
+    with xr.open_dataset(path) as maps:
+        page.text(
+            f"Additive terms of the ensemble-mean prediction over {maps.attrs.get('uflux_explain_period', '')}: "
+            "the leading driver is the term with the largest mean absolute contribution in the cell. Methods: "
+            f"{maps.attrs.get('uflux_explain_methods', '')}."
+        )
+        panels = [
+            (maps[name].load(), maps[name].attrs["flag_meanings"].split(), str(name).replace("_", " "))
+            for name in maps.data_vars
+            if str(name).endswith("_leading_driver")
+        ]
+    for i in range(0, len(panels), 3):
+        page.figure(figures.driver_map_figure(panels[i : i + 3], towers=towers, crs_name=crs_name), "leading drivers")
+    importance = pd.read_csv(run_dir / "explanations" / "importance.csv")
+    page.table(importance.dropna(subset=["rank"]).drop(columns=["rank"]))
+
+
 def _provenance_section(page: Page, run_dir: Path, product) -> None:
     page.section("Provenance")
     record_path = run_dir / "run.json"
@@ -306,6 +330,7 @@ def run_report(run_dir: str | Path, out: str | Path | None = None, *, period: st
     _validation_section(page, run_dir, product, towers_ds, crs_name, units)
     _truth_section(page, run_dir, product, fluxes, summaries, period, towers, crs_name)
     _uncertainty_section(page, product, period, towers, crs_name)
+    _explanation_section(page, run_dir, towers, crs_name)
     _provenance_section(page, run_dir, product)
     path = page.write(Path(out) if out is not None else run_dir / "report.html")
     log.info("wrote %s (%.1f MB) in %.1f s", path, path.stat().st_size / 1e6, time.perf_counter() - t0)
