@@ -27,7 +27,7 @@ import numpy as np
 import pandas as pd
 
 import uflux_xr as ux
-from uflux_xr.synthetic import ALTERNATIVE_Q10
+from uflux_xr.demo.eager import ALTERNATIVE_Q10
 from uflux_xr.validate import cross_validate
 
 FEATURES = ["TA", "SW_IN", "LW_IN", "VPD", "P", "SWC", "NIRv", "IGBP", "DOY_SIN", "DOY_COS"]

@@ -80,7 +80,7 @@ def input_seconds_per_cell(config, window) -> float:
     """Seconds per time step x cell to make the tile's predictors on one core (stands in for reading them)."""
     import time
 
-    from uflux_xr.lazyworld import LazyWorld
+    from uflux_xr.demo.lazy import LazyWorld
 
     world = LazyWorld(config.grid, seed=config.data.seed, n_sites=3, climate_km=config.data.climate_km)
     names = ("TA", "SW_IN", "LW_IN", "VPD", "P", "SWC", "NIRv")

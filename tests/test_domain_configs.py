@@ -127,8 +127,8 @@ def test_real_inputs_must_match_the_domain_grid(tmp_path):
 
     raw = yaml.safe_load((REPO / "configs" / "uk_daily_100m.yaml").read_text())
     # A 200 m cube where the config says 100 m: the run refuses it, naming the file.
+    from uflux_xr.demo.lazy import LazyWorld
     from uflux_xr.domain import Domain
-    from uflux_xr.lazyworld import LazyWorld
 
     domain = Domain("EPSG:27700", (0, 4000), (300_000, 304_000), 200, "2020-01-01", "2020-01-05")
     coarse = LazyWorld(domain, seed=17, n_sites=3)

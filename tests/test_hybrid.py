@@ -13,8 +13,8 @@ import pytest
 import uflux_xr as ux
 from uflux_xr import physics
 from uflux_xr.config import ConfigError, load_config
+from uflux_xr.demo.eager import ALTERNATIVE_Q10
 from uflux_xr.models.hybrid import BaselineError, fit_baseline, resolve_residual
-from uflux_xr.synthetic import ALTERNATIVE_Q10
 from uflux_xr.validate import cross_validate
 
 from .conftest import REPO

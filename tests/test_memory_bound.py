@@ -13,8 +13,8 @@ from distributed import Client, LocalCluster
 
 from tests.conftest import REPO
 from uflux_xr.config import load_config
+from uflux_xr.demo.lazy import LazyWorld, site_table
 from uflux_xr.io.resumable import write_resumable
-from uflux_xr.lazyworld import LazyWorld, site_table
 from uflux_xr.models import train
 from uflux_xr.plan import plan_run
 from uflux_xr.upscale import upscale

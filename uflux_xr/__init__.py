@@ -31,7 +31,8 @@ _EXPORTS = {
     "aoa": "uflux_xr.applicability",
     "ApplicabilityError": "uflux_xr.applicability",
     "metrics": "uflux_xr.metrics",
-    "synthetic": "uflux_xr.synthetic",
+    "demo": "uflux_xr.demo",
+    "synthetic": "uflux_xr.demo.eager",  # the name the eager demo world had before uflux_xr.demo
     "ConfigError": "uflux_xr.config",
     "load_config": "uflux_xr.config",
     "CubeError": "uflux_xr.cube",
@@ -80,7 +81,7 @@ _EXPORTS = {
     "UnitsError": "uflux_xr.variables",
 }
 
-_SUBMODULES = {"aggregate", "metrics", "synthetic"}
+_SUBMODULES = {"aggregate", "demo", "metrics", "synthetic"}
 
 __all__ = ["__version__", *_EXPORTS]
 

@@ -2,7 +2,7 @@
 
 A :class:`Domain` says where and when a product is made, independently of the
 data it is made from.  It gives the cell-centre coordinates and the time axis;
-the lazy demo world (:mod:`uflux_xr.lazyworld`) and the dry-run planner
+the lazy demo world (:mod:`uflux_xr.demo.lazy`) and the dry-run planner
 (:mod:`uflux_xr.plan`) both work from it, so a configuration's grid can be
 exercised and costed without its inputs.
 

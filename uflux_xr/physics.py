@@ -2,7 +2,7 @@
 
 One place for the light-use-efficiency GPP model, the respiration temperature
 responses and the Priestley–Taylor evaporation, so the demo truth
-(:mod:`uflux_xr.synthetic`, :mod:`uflux_xr.lazyworld`) and the baselines the
+(:mod:`uflux_xr.demo.eager`, :mod:`uflux_xr.demo.lazy`) and the baselines the
 hybrid models fit (:mod:`uflux_xr.models.hybrid`) use the same forms with
 the same constants.  Pure numpy functions: they broadcast over arrays and work
 on xarray objects too.  The defaults are the demo world's coefficients.

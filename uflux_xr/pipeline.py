@@ -33,9 +33,12 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from uflux_xr import __version__, lazyworld, synthetic
+from uflux_xr import __version__
 from uflux_xr.completeness import aoa_tables, applicability_layers
 from uflux_xr.config import RunConfig
+from uflux_xr.demo import eager
+from uflux_xr.demo.lazy import PREDICTORS as LAZY_PREDICTORS
+from uflux_xr.demo.lazy import LazyWorld, site_table
 from uflux_xr.domain import check_grid, spatial_dims
 from uflux_xr.ensemble import area_weighted_total, ensemble_statistics
 from uflux_xr.features import resolve_features
@@ -43,7 +46,6 @@ from uflux_xr.io import open_any, write_dataset, write_product
 from uflux_xr.io.atomic import write_text_atomic
 from uflux_xr.io.jsonable import to_jsonable
 from uflux_xr.io.resumable import write_resumable
-from uflux_xr.lazyworld import LazyWorld
 from uflux_xr.metrics import all_metrics
 from uflux_xr.models import FluxModel, load_model, train
 from uflux_xr.plausibility import check_plausible
@@ -115,7 +117,7 @@ def prepare_inputs(config: RunConfig, out_dir: Path, window: Mapping[str, slice]
     inputs = out_dir / "inputs"
     inputs.mkdir(parents=True, exist_ok=True)
     if source == "demo":
-        world = synthetic.make_world(
+        world = eager.make_world(
             config.data.seed,
             lat_range=config.grid.y_range,
             lon_range=config.grid.x_range,
@@ -140,7 +142,7 @@ def prepare_inputs(config: RunConfig, out_dir: Path, window: Mapping[str, slice]
         lazy = LazyWorld(
             config.grid, seed=config.data.seed, n_sites=config.data.n_sites, climate_km=config.data.climate_km
         )
-        names = [p for p in lazyworld.PREDICTORS if p in config.ensemble.predictors]
+        names = [p for p in LAZY_PREDICTORS if p in config.ensemble.predictors]
         sites = lazy.sites()
         sites.to_netcdf(inputs / "sites.nc")
         part = dict(window) if window else None
@@ -235,7 +237,7 @@ def training_table(config: RunConfig, inputs: Inputs) -> pd.DataFrame:
         )
         return tower_driver_table(inputs.sites, config.ensemble.predictors, targets)
     if inputs.world is not None:
-        table = lazyworld.site_table(inputs.world, config.ensemble.predictors, targets)
+        table = site_table(inputs.world, config.ensemble.predictors, targets)
         return table[table["time"].isin(inputs.sites.indexes["time"])].reset_index(drop=True)
     return extract_at_sites(
         inputs.cube,

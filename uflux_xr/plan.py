@@ -282,7 +282,7 @@ def measure_throughput(
     tuple
         (predictions per second, model file size [bytes], training rows)
     """
-    from uflux_xr.lazyworld import LazyWorld, site_table
+    from uflux_xr.demo.lazy import LazyWorld, site_table
     from uflux_xr.models import train
 
     world = LazyWorld(Domain(resolution=2.0), seed=seed, n_sites=30)
@@ -312,18 +312,11 @@ def _saved_bytes(model) -> float:
 
 def _land_fraction(config: RunConfig, source: str, cube=None, window=None) -> float:
     if source == "lazy_demo":
-        from uflux_xr.lazyworld import LazyWorld
+        from uflux_xr.demo.lazy import LazyWorld
 
-        world = LazyWorld(config.grid, seed=config.data.seed, n_sites=3)
-        y, x = world._y, world._x
-        if window:
-            ydim, xdim = config.grid.dims
-            y, x = y[window.get(ydim, slice(None))], x[window.get(xdim, slice(None))]
-        rng = np.random.default_rng(0)
-        iy, ix = rng.integers(0, len(y), 20_000), rng.integers(0, len(x), 20_000)
-        return float(world._static(*world._frames(y[iy], x[ix]))["land"].mean())
+        return LazyWorld(config.grid, seed=config.data.seed, n_sites=3).land_fraction(window)
     if source == "demo":
-        from uflux_xr.synthetic import LAND_SHARE
+        from uflux_xr.demo.eager import LAND_SHARE
 
         return LAND_SHARE
     if cube is not None and "land_mask" in cube:
@@ -510,7 +503,7 @@ def _sample_chunks(config: RunConfig, source: str, cube, window) -> ChunkSample 
     needed = sorted({p for m in config.ensemble.member_specs for p in m.predictors})
     table = None
     if source == "lazy_demo":
-        from uflux_xr.lazyworld import LazyWorld, site_table
+        from uflux_xr.demo.lazy import LazyWorld, site_table
 
         world = LazyWorld(
             config.grid, seed=config.data.seed, n_sites=config.data.n_sites, climate_km=config.data.climate_km

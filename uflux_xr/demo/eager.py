@@ -358,7 +358,7 @@ def make_world(
         },
     )
     cube["elevation"] = (("lat", "lon"), sim["elevation"].astype(np.float32), _attrs("elevation"))
-    source = f"uflux_xr.synthetic seed={seed}" + (
+    source = f"uflux_xr.demo.eager seed={seed}" + (
         "" if process_forms == "standard" else f" process_forms={process_forms}"
     )
     cube.attrs = {"title": "uflux-xr demo world predictor cube", "source": source}

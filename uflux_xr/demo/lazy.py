@@ -1,6 +1,6 @@
 """The demo world generated lazily at a domain's real resolution and extent.
 
-:func:`uflux_xr.synthetic.make_world` simulates a soil bucket day after day over
+:func:`uflux_xr.demo.eager.make_world` simulates a soil bucket day after day over
 the whole grid, which needs the grid in memory.  For the real product domains
 (0.25° global, 100 m UK: ~9 × 10^7 cells) the world here is instead a closed
 form of coordinates and time, evaluated chunk by chunk by dask and never whole:
@@ -35,14 +35,14 @@ import xarray as xr
 from dask.base import tokenize
 
 from uflux_xr import physics
-from uflux_xr.domain import COORDINATE_ATTRS, STEP_DAYS, Domain
-from uflux_xr.features import saturation_vapour_pressure, toa_daily_radiation
-from uflux_xr.synthetic import (
+from uflux_xr.demo.eager import (
     IGBP_CLASSES,
     _attrs,
     _igbp_from_climate,
     _tower_records,
 )
+from uflux_xr.domain import COORDINATE_ATTRS, STEP_DAYS, Domain
+from uflux_xr.features import saturation_vapour_pressure, toa_daily_radiation
 
 #: Time-varying predictors the lazy world provides.
 PREDICTORS = ("TA", "SW_IN", "LW_IN", "VPD", "P", "SWC", "NIRv", "NDVI", "EVI2", "SIF")
@@ -368,7 +368,7 @@ class LazyWorld:
         cube = xr.Dataset(data, coords=self._coords(axes))
         cube.attrs = {
             "title": "uflux-xr lazy demo world predictor cube",
-            "source": f"uflux_xr.lazyworld seed={self.seed}",
+            "source": f"uflux_xr.demo.lazy seed={self.seed}",
         }
         if not self.domain.geographic:
             cube = cube.rio.write_crs(self.domain.crs)
@@ -383,6 +383,17 @@ class LazyWorld:
         return xr.Dataset(data, coords=self._coords(axes))
 
     # ----------------------------------------------------------------- towers
+    def land_fraction(self, window: dict[str, slice] | None = None, n_points: int = 20_000, seed: int = 0) -> float:
+        """Share of land [0-1] among ``n_points`` random cells of the domain (or of an index ``window`` of it),
+        from the static layers alone: no chunk of the cube is computed."""
+        y, x = self._y, self._x
+        if window:
+            ydim, xdim = self.domain.dims
+            y, x = y[window.get(ydim, slice(None))], x[window.get(xdim, slice(None))]
+        rng = np.random.default_rng(seed)
+        iy, ix = rng.integers(0, len(y), n_points), rng.integers(0, len(x), n_points)
+        return float(self._static(*self._frames(y[iy], x[ix]))["land"].mean())
+
     @functools.cached_property
     def site_cells(self) -> tuple[np.ndarray, np.ndarray]:
         """Grid indices (iy, ix) of the towers: land cells drawn uniformly over the domain."""
@@ -450,7 +461,7 @@ class LazyWorld:
         )
         sites.attrs = {
             "title": f"uflux-xr lazy demo world tower network ({self.domain.step})",
-            "source": f"uflux_xr.lazyworld seed={self.seed}",
+            "source": f"uflux_xr.demo.lazy seed={self.seed}",
         }
         return sites
 
