@@ -29,7 +29,7 @@ TINY = {
     ],
     "members": 1,
     "validation": {"cv": "kfold", "n_splits": 3},
-    "explain": {"enabled": True, "period": ["2020-06-01", "2020-06-30"], "fluxes": ["GPP", "LE"]},
+    "explain": {"enabled": True, "period": ["2020-06-01", "2020-06-30"], "fluxes": ["GPP", "LE"], "every": 2},
     "output": {"chunks": {"time": 30}},
 }
 
@@ -53,11 +53,11 @@ def test_run_end_to_end(tiny_config, tmp_path, capsys):
     assert {"GPP", "RECO", "LE", "NEE_RECO_GPP", "ET"} <= set(nc.data_vars)
     assert "tiny.yaml" in nc.attrs["history"]
     # The explain section: maps of June and the importance table, announced in the summary.
-    assert "Leading drivers (2020-06-01T12:00:00 to 2020-06-30T12:00:00 (30 steps)" in printed
+    assert "Leading drivers (2020-06-01T12:00:00 to 2020-06-29T12:00:00 (15 steps, one in every 2)" in printed
     maps = xr.open_dataset(out / "explanations" / "explanation.nc")
     assert {"GPP_leading_driver", "LE_abs_contribution"} <= set(maps.data_vars) and "RECO_n_steps" not in maps
     assert (
-        int(maps["GPP_n_steps"].max()) == 30
+        int(maps["GPP_n_steps"].max()) == 15
         and "TreeSHAP (XGBoost pred_contribs)" in maps.attrs["uflux_explain_methods"]
     )
     importance = pd.read_csv(out / "explanations" / "importance.csv")

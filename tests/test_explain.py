@@ -34,8 +34,9 @@ def _known_driver_world(seed: int = 0):
     rng = np.random.default_rng(seed)
     nt, ny, nx = 60, 6, 8
     west = np.arange(nx) < nx // 2
-    ta = 15.0 + 5.0 * rng.standard_normal((nt, ny, nx)) * west
-    vpd = 8.0 + 3.0 * rng.standard_normal((nt, ny, nx)) * ~west
+    # Normal anomalies cut at 2.5 sd, so that VPD stays positive (the plausibility check of the door).
+    ta = 15.0 + 5.0 * np.clip(rng.standard_normal((nt, ny, nx)), -2.5, 2.5) * west
+    vpd = 8.0 + 3.0 * np.clip(rng.standard_normal((nt, ny, nx)), -2.5, 2.5) * ~west
     swc = rng.uniform(10.0, 40.0, (nt, ny, nx))
     h = 2.0 * (ta - 15.0) + 3.0 * (vpd - 8.0) + 5.0
     coords = {
@@ -144,6 +145,10 @@ def test_maps_sum_to_the_unclipped_ensemble_mean_and_ignore_chunking(world, tabl
     maps = ux.explain(members, world.cube, period=period, chunks={"time": 7, "lat": 5, "lon": 6}).compute()
     other = ux.explain(members, world.cube, period=period, chunks={"time": 61}).compute()
     xr.testing.assert_allclose(maps, other, rtol=1e-5)
+    thinned = ux.explain(members, world.cube, period=period, every=3).compute()
+    direct = ux.explain(members, world.cube.sel(time=slice(*period)).isel(time=slice(None, None, 3))).compute()
+    assert int(thinned["LE_n_steps"].max()) == 21  # 61 days, one in every 3
+    xr.testing.assert_allclose(thinned.drop_attrs(), direct.drop_attrs(), rtol=1e-5)
     product = ux.upscale(members, world.cube.sel(time=slice(*period)), derived=False)
     expected = product["LE"].mean(("member", "time")).values
     got = maps["LE_contribution"].sum("LE_term").where(maps["LE_n_steps"] > 0).values
@@ -156,6 +161,8 @@ def test_explain_errors_name_the_problem(world, small_models, table):
     members = {k: {"GPP": v["GPP"]} for k, v in small_models.items()}
     with pytest.raises(ux.ExplainError, match="holds no time step"):
         ux.explain(members, world.cube, period=("2031-01-01", "2031-02-01"))
+    with pytest.raises(ux.ExplainError, match="every must be a positive integer"):
+        ux.explain(members, world.cube, every=0)
     with pytest.raises(ux.ExplainError, match=r"no model of \['H'\]"):
         ux.explain(members, world.cube, fluxes=["H"])
     forest = ux.train(table, "GPP", FEATURES, model="random_forest", n_estimators=5)

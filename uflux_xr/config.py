@@ -401,6 +401,7 @@ class ExplainConfig:
     ``enabled`` (default false: it costs several times the upscaling of the same period) writes
     ``explanations/explanation.nc`` and ``explanations/importance.csv``; ``period``: ``[first, last]``
     ISO dates (default the whole run); ``fluxes``: the fluxes to explain (default all);
+    ``every``: explain every n-th time step only (default 1, all; the cost falls by that factor);
     ``surrogate_rows``: rows a surrogate of a kind without exact TreeSHAP is fitted on at most.
     """
 
@@ -408,10 +409,11 @@ class ExplainConfig:
     period: tuple[str, str] | None = None
     fluxes: tuple[str, ...] | None = None
     surrogate_rows: int = 20_000
+    every: int = 1
 
     @classmethod
     def parse(cls, section: dict, fluxes: list[str], src: str) -> ExplainConfig:
-        _check_keys(section, {"enabled", "period", "fluxes", "surrogate_rows"}, "explain", src)
+        _check_keys(section, {"enabled", "period", "fluxes", "surrogate_rows", "every"}, "explain", src)
         enabled = section.get("enabled", False)
         if not isinstance(enabled, bool):
             raise ConfigError(f"{src}: explain.enabled: expected true or false, got {enabled!r}")
@@ -432,7 +434,12 @@ class ExplainConfig:
         rows = section.get("surrogate_rows", 20_000)
         if not isinstance(rows, int) or isinstance(rows, bool) or rows < 100:
             raise ConfigError(f"{src}: explain.surrogate_rows: expected an integer of at least 100, got {rows!r}")
-        return cls(enabled, period, chosen, rows)
+        every = section.get("every", 1)
+        if not isinstance(every, int) or isinstance(every, bool) or every < 1:
+            raise ConfigError(
+                f"{src}: explain.every: expected a positive integer (every n-th time step), got {every!r}"
+            )
+        return cls(enabled, period, chosen, rows, every)
 
 
 @dataclass(frozen=True)

@@ -358,6 +358,7 @@ def explain(
     fluxes: Sequence[str] | None = None,
     mask: str | xr.DataArray | None = "land_mask",
     background: pd.DataFrame | None = None,
+    every: int = 1,
     surrogate_rows: int = SURROGATE_ROWS,
     seed: int = 0,
     chunks: Mapping[str, int] | None = None,
@@ -378,6 +379,9 @@ def explain(
         Cells to explain, as :func:`uflux_xr.upscale.upscale`.
     background : pandas.DataFrame, optional
         Rows that join the cube sample a surrogate is fitted on (e.g. the training table).
+    every : int
+        Explain every ``every``-th time step of the period only (1: all): the maps are then means over
+        a systematic sample of the steps, and the cost falls by the same factor.
     surrogate_rows : int
         Rows a surrogate is fitted on at most.
     seed : int
@@ -409,6 +413,10 @@ def explain(
         cube = cube.sel(time=slice(*period))
         if cube.sizes.get("time", 0) == 0:
             raise ExplainError(f"the period {period[0]} to {period[1]} holds no time step of the cube")
+    if not isinstance(every, int) or every < 1:
+        raise ExplainError(f"every must be a positive integer (explain every n-th time step), got {every!r}")
+    if every > 1:
+        cube = cube.isel(time=slice(None, None, every))
     if not cube.chunks:
         cube = cube.chunk(dict(chunks or DEFAULT_CHUNKS))
     ydim, xdim = spatial_dims(cube)
@@ -465,7 +473,8 @@ def explain(
     times = cube.indexes["time"]
     out.attrs = {
         "title": "uflux-xr explanation: what drives each flux",
-        "uflux_explain_period": f"{times[0].isoformat()} to {times[-1].isoformat()} ({len(times)} steps)",
+        "uflux_explain_period": f"{times[0].isoformat()} to {times[-1].isoformat()} ({len(times)} steps"
+        + (f", one in every {every})" if every > 1 else ")"),
         "uflux_explain_methods": "; ".join(f"{k}: {v}" for k, v in methods.items()),
         "comment": "Additive terms of the ensemble-mean prediction (member mean of each member's terms), before "
         "GPP and RECO are clipped at 0; see uflux_xr.explain for the method.",

@@ -577,6 +577,7 @@ def explain_run(
         period=spec.period,
         fluxes=spec.fluxes,
         background=table,
+        every=spec.every,
         surrogate_rows=spec.surrogate_rows,
         seed=config.data.seed,
     )
