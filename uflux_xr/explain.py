@@ -332,7 +332,9 @@ def explain_block(
     for column, (name, units, resolution) in zip(columns, checks, strict=False):
         check_values(column, name, units, source=f"{source} (a chunk being explained)", resolution=resolution)
     X = np.stack(columns, axis=1).astype(np.float32)
-    complete = np.isfinite(X).all(axis=1)
+    # Complete in the features of this flux's models (as the upscaler predicts), not of every flux's.
+    used = np.unique(np.concatenate([m.columns for m in members]))
+    complete = np.isfinite(X[:, used]).all(axis=1)
     if not complete.any():
         return out
     X = X[complete]
