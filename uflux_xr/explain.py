@@ -213,18 +213,15 @@ def row_terms(
         phi = surrogate.contributions(X, n_threads)
         unexplained = model.predict_trees(X, n_threads).astype(np.float64) - phi.sum(axis=1)
     features, bias = phi[:, :-1], phi[:, -1:]
-    parts = [features]
+    baseline = []
     if model.baseline is not None:
         b = model.baseline_values(X).astype(np.float64)[:, None]
         if model.baseline.residual == "multiplicative":  # prediction = b * (bias + sum(phi) [+ unexplained])
             features, bias = features * b, b * (bias - 1.0)
             unexplained = None if unexplained is None else unexplained * b[:, 0]
-            parts = [features]
-        parts.append(b)
-    parts.append(bias)
-    if unexplained is not None:
-        parts.append(unexplained[:, None])
-    return np.hstack(parts)
+        baseline = [b]
+    rest = [] if unexplained is None else [unexplained[:, None]]
+    return np.hstack([features, *baseline, bias, *rest])
 
 
 def contributions(
@@ -272,13 +269,16 @@ def contributions(
         values[complete] = row_terms(model, X[complete], surrogate=surrogate)
     out = pd.DataFrame(values, index=data.index, columns=names)
     out.attrs["units"] = model.units.get(model.target, variable_attrs(model.target).get("units"))
-    out.attrs["method"] = surrogate.describe() if needs_surrogate(model) and surrogate else _method(model)
+    out.attrs["method"] = _method(model, surrogate)
     if needs_surrogate(model) and surrogate is not None:
         out.attrs["surrogate_r2"] = surrogate.r2
     return out
 
 
-def _method(model: FluxModel) -> str:
+def _method(model: FluxModel, surrogate: Surrogate | None) -> str:
+    """How ``model`` is explained, for attributes and tables."""
+    if needs_surrogate(model) and surrogate is not None:
+        return surrogate.describe()
     native = {"xgboost": "XGBoost pred_contribs", "lightgbm": "LightGBM pred_contrib"}
     return f"TreeSHAP ({native.get(model.kind, model.kind)})"
 
@@ -448,7 +448,7 @@ def explain(
             if needs_surrogate(model):
                 assert sample is not None  # drawn above whenever a model needs a surrogate
                 surrogate = fit_surrogate(model, sample[:, [names.index(f) for f in model.features]], seed=seed)
-            methods[f"{label} {flux}"] = surrogate.describe() if surrogate else _method(model)
+            methods[f"{label} {flux}"] = _method(model, surrogate)
             explained.append(
                 _Explained(
                     model=model_reference(model),
