@@ -578,6 +578,7 @@ def importance_table(explanation: xr.Dataset) -> pd.DataFrame:
     """
     from uflux_xr.ensemble import cell_area
 
+    explanation = explanation.compute()  # the maps are small (term x cells); computed once, not per statistic
     area = cell_area(explanation)
     rows = []
     for name in explanation.data_vars:
