@@ -56,7 +56,14 @@ from uflux_xr.models import FluxModel
 from uflux_xr.models.fluxmodel import check_feature_units
 from uflux_xr.models.registry import get_kind
 from uflux_xr.plausibility import check_values, resolution_of
-from uflux_xr.upscale import DEFAULT_CHUNKS, cached_model, cell_mask, model_reference, normalize_ensemble
+from uflux_xr.upscale import (
+    DEFAULT_CHUNKS,
+    block_rows,
+    cached_model,
+    cell_mask,
+    model_reference,
+    normalize_ensemble,
+)
 from uflux_xr.variables import variable_attrs
 
 log = logging.getLogger(__name__)
@@ -322,13 +329,11 @@ def explain_block(
         (1, 2 n_terms + 1, y, x) float64: the summed signed terms, the summed absolute terms, and
         the number of explained time steps per cell.
     """
-    shape = np.broadcast_shapes(*(b.shape for b in blocks))
+    shape, valid, columns = block_rows(blocks, n_features)
     ny, nx = shape[1], shape[2]
     out = np.zeros((1, 2 * n_terms + 1, ny, nx))
-    valid = np.broadcast_to(blocks[n_features].astype(bool), shape)
-    if not valid.any():
+    if not columns:
         return out
-    columns = [np.broadcast_to(f, shape)[valid] for f in blocks[:n_features]]
     for column, (name, units, resolution) in zip(columns, checks, strict=False):
         check_values(column, name, units, source=f"{source} (a chunk being explained)", resolution=resolution)
     X = np.stack(columns, axis=1).astype(np.float32)

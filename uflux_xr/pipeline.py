@@ -582,20 +582,16 @@ def explain_run(
         seed=config.data.seed,
     )
     path = write_dataset(maps, out_dir / "explanations" / "explanation.nc", progress=False)
-    written = xr.open_dataset(path)
-    importance = importance_table(written)
+    with xr.open_dataset(path) as written:
+        importance = importance_table(written)
+        period, methods = written.attrs["uflux_explain_period"], written.attrs["uflux_explain_methods"]
     importance.to_csv(out_dir / "explanations" / "importance.csv", index=False)
     ranked = importance.dropna(subset=["rank"])
     leaders = "; ".join(
         f"{flux} " + ", ".join(f"{r.term} {r.share:.0f} %" for r in rows.nsmallest(2, "rank").itertuples())
         for flux, rows in ranked.groupby("variable", sort=False)
     )
-    record = {
-        "period": written.attrs["uflux_explain_period"],
-        "methods": written.attrs["uflux_explain_methods"],
-        "fluxes": sorted({str(v) for v in importance["variable"]}),
-    }
-    written.close()
+    record = {"period": period, "methods": methods, "fluxes": sorted({str(v) for v in importance["variable"]})}
     line = f"Leading drivers ({record['period']}; share of the mean |contribution|, explanations/): {leaders}"
     return path, record, line
 

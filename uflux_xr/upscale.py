@@ -78,7 +78,8 @@ def predict_block(
     numpy.ndarray
         float32 predictions with NaN outside the mask and where any feature is NaN.
     """
-    out, valid, columns = _block_columns(blocks, n_features)
+    shape, valid, columns = block_rows(blocks, n_features)
+    out = np.full(shape, np.nan, dtype=np.float32)
     if not columns:  # ocean-only block: nothing to predict
         return out
     for column, (name, units, resolution) in zip(columns, checks, strict=False):
@@ -112,7 +113,8 @@ def baseline_block(*blocks: np.ndarray, model, n_features: int) -> np.ndarray:
     ``blocks``, ``model`` and ``n_features`` as :func:`predict_block` (whose checks have already run on
     the same blocks); float32, NaN outside the mask, where a feature is NaN and for a model with no baseline.
     """
-    out, valid, columns = _block_columns(blocks, n_features)
+    shape, valid, columns = block_rows(blocks, n_features)
+    out = np.full(shape, np.nan, dtype=np.float32)
     fitted = cached_model(model) if isinstance(model, str) else model
     if fitted.baseline is None or not columns:
         return out
@@ -124,13 +126,13 @@ def baseline_block(*blocks: np.ndarray, model, n_features: int) -> np.ndarray:
     return out
 
 
-def _block_columns(blocks, n_features: int) -> tuple[np.ndarray, np.ndarray, list[np.ndarray]]:
-    """An all-NaN float32 output block, the cells to fill (mask broadcast to the block) and each
+def block_rows(blocks, n_features: int) -> tuple[tuple[int, ...], np.ndarray, list[np.ndarray]]:
+    """The block's shape, the cells to fill (the mask, last of ``blocks``, broadcast to it) and each
     feature's values at those cells (an empty list where there are none)."""
     shape = np.broadcast_shapes(*(b.shape for b in blocks))
     valid = np.broadcast_to(blocks[n_features].astype(bool), shape)
     columns = [np.broadcast_to(f, shape)[valid] for f in blocks[:n_features]] if valid.any() else []
-    return np.full(shape, np.nan, dtype=np.float32), valid, columns
+    return shape, valid, columns
 
 
 def dedup_report(reset: bool = False) -> dict[str, dict]:

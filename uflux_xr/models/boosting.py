@@ -147,18 +147,18 @@ class LightGBMRuntime:
         self.model_str = model_str
         self._local = threading.local()
 
-    def predict(self, X, n_threads=None):
+    def _booster(self) -> lgb.Booster:
         booster = getattr(self._local, "booster", None)
         if booster is None:
             booster = self._local.booster = lgb.Booster(model_str=self.model_str)
-        return booster.predict(X, **({"num_threads": n_threads} if n_threads else {}))
+        return booster
+
+    def predict(self, X, n_threads=None):
+        return self._booster().predict(X, **({"num_threads": n_threads} if n_threads else {}))
 
     def contributions(self, X, n_threads=None):
         """TreeSHAP contributions (LightGBM ``pred_contrib``), bias last."""
-        booster = getattr(self._local, "booster", None)
-        if booster is None:
-            booster = self._local.booster = lgb.Booster(model_str=self.model_str)
-        return booster.predict(X, pred_contrib=True, **({"num_threads": n_threads} if n_threads else {}))
+        return self._booster().predict(X, pred_contrib=True, **({"num_threads": n_threads} if n_threads else {}))
 
 
 def _xgb_build(random_state=0, **params):

@@ -399,21 +399,18 @@ def train(
     merged = {**kind.defaults, **params}
     units = table.attrs.get("units", {})
     y = data[target].to_numpy(dtype=np.float64)
+    # The baseline sees the features as the trees and the upscaler do: float32.
+    X32 = data[features].to_numpy(dtype=np.float32)
     fitted_baseline, weight = None, None
     estimator = kind.build(random_state=random_state, **merged)
     if baseline is not None:
-        # The baseline sees the features as the trees and the upscaler do: float32.
-        X32 = data[features].to_numpy(dtype=np.float32)
         columns = {f: X32[:, i] for i, f in enumerate(features)}
         groups = data["site"].to_numpy() if "site" in data else None
         weighted = "sample_weight" in inspect.signature(estimator.fit).parameters
         mode = resolve_residual(residual, get_baseline(baseline, target).name, weighted)
         fitted_baseline = fit_baseline(baseline, columns, y, target, features, units, groups=groups, residual=mode)
         y, weight = fitted_baseline.tree_target(fitted_baseline.predict(columns).astype(np.float32), y)
-    if weight is None:
-        estimator.fit(data[features].to_numpy(dtype=np.float32), y)
-    else:
-        estimator.fit(data[features].to_numpy(dtype=np.float32), y, sample_weight=weight)
+    estimator.fit(X32, y, **({} if weight is None else {"sample_weight": weight}))
     sites = sorted(map(str, data["site"].unique())) if "site" in data else []
     log.debug("trained %s %s model on %d rows from %d sites", model, target, len(data), len(sites))
     return FluxModel(

@@ -69,13 +69,18 @@ def map_figure(
             kwargs.update(cmap="RdBu_r", norm=TwoSlopeNorm(0.0, -limit, limit))
         mesh = ax.pcolormesh(x, y, values, **kwargs)
         fig.colorbar(mesh, ax=ax, label=units, shrink=0.9)
-        if towers is not None:
-            scale = 1.0 if geographic else 1e-3
-            ax.plot(towers[0] * scale, towers[1] * scale, "k^", ms=3.5, mfc="none", mew=0.8, label="towers")
-        ax.set_title(title, fontsize=10)
-        ax.set_aspect("equal" if not geographic else 1 / max(np.cos(np.deg2rad(np.nanmean(y))), 0.2))
-        _map_axes_labels(ax, geographic, crs_name)
+        _finish_map(ax, y, geographic, towers, title, crs_name)
     return fig
+
+
+def _finish_map(ax, y: np.ndarray, geographic: bool, towers, title: str, crs_name: str) -> None:
+    """Towers, title, aspect and axis labels of one map panel."""
+    if towers is not None:
+        scale = 1.0 if geographic else 1e-3
+        ax.plot(towers[0] * scale, towers[1] * scale, "k^", ms=3.5, mfc="none", mew=0.8, label="towers")
+    ax.set_title(title, fontsize=10)
+    ax.set_aspect("equal" if not geographic else 1 / max(np.cos(np.deg2rad(np.nanmean(y))), 0.2))
+    _map_axes_labels(ax, geographic, crs_name)
 
 
 def driver_map_figure(
@@ -110,12 +115,7 @@ def driver_map_figure(
             bbox_to_anchor=(1.0, 1.0),
             frameon=False,
         )
-        if towers is not None:
-            scale = 1.0 if geographic else 1e-3
-            ax.plot(towers[0] * scale, towers[1] * scale, "k^", ms=3.5, mfc="none", mew=0.8)
-        ax.set_title(title, fontsize=10)
-        ax.set_aspect("equal" if not geographic else 1 / max(np.cos(np.deg2rad(np.nanmean(y))), 0.2))
-        _map_axes_labels(ax, geographic, crs_name)
+        _finish_map(ax, y, geographic, towers, title, crs_name)
     return fig
 
 
