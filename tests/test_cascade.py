@@ -63,6 +63,7 @@ def test_early_stopping_stops_and_keeps_the_best_layer(xy):
         ("max_layers", 1, lambda m: m.n_layers_ == 1 and len(m.oob_mse_) == 1),
         ("max_depth", 2, lambda m: m.layers_[0][0].n_nodes <= 7 * m.layers_[0][0].n_trees),
         ("min_samples_leaf", 200, lambda m: m.layers_[0][0].n_nodes < 30 * m.layers_[0][0].n_trees),
+        ("max_leaf_nodes", 8, lambda m: all(f.n_nodes <= 15 * f.n_trees for layer in m.layers_ for f in layer)),
         ("n_bins", 4, lambda m: max(len(e) for e in m.binners_[0].edges) <= 3),
         ("bin_subsample", 50, lambda m: max(len(e) for e in m.binners_[0].edges) <= 49),
     ],
@@ -108,6 +109,8 @@ def test_bad_parameters(xy):
         CascadeForestRegressor(predictor="svm").fit(X, y)
     with pytest.raises(ValueError, match="n_trees"):
         CascadeForestRegressor(n_trees=0).fit(X, y)
+    with pytest.raises(ValueError, match="max_leaf_nodes must be None or an integer >= 2"):
+        CascadeForestRegressor(max_leaf_nodes=1).fit(X, y)
     with pytest.raises(ValueError, match="NaN"):
         CascadeForestRegressor(**FAST).fit(X, np.where(y > 5, np.nan, y))
     with pytest.raises(ValueError, match="expected X with 6 features"):

@@ -104,3 +104,38 @@ def test_ensemble_members_are_proxy_sets_times_models_times_seeds():
     raw["ensemble"]["climate"] = ["TA", "NIRv"]
     with pytest.raises(ConfigError, match=r"ensemble: \['NIRv'\] are both shared predictors and vegetation proxies"):
         parse_config(raw, "my.yaml")
+
+
+def test_max_bin_sets_each_kinds_own_bin_parameter():
+    raw = base()
+    raw["models"] = [
+        {"name": "xgboost", "max_bin": 64},
+        {"name": "lightgbm", "max_bin": 63, "params": {"n_estimators": 10}},
+        {"name": "deepforest", "max_bin": 64},
+        {"name": "random_forest"},
+    ]
+    models = {m.name: m for m in parse_config(raw, "my.yaml").ensemble.models}
+    assert models["xgboost"].params == {"max_bin": 64} and models["xgboost"].max_bin == 64
+    assert models["lightgbm"].params == {"n_estimators": 10, "max_bin": 63}
+    assert models["deepforest"].params == {"n_bins": 64}
+    assert models["random_forest"].max_bin is None and models["random_forest"].params == {}
+
+
+@pytest.mark.parametrize(
+    ("model", "message"),
+    [
+        ({"name": "random_forest", "max_bin": 64}, r"models\[0\].max_bin: random_forest splits on raw values"),
+        ({"name": "deepforest", "max_bin": 256}, r"models\[0\].max_bin: expected an integer 2 to 255, got 256"),
+        ({"name": "xgboost", "max_bin": 1}, r"models\[0\].max_bin: expected an integer at least 2, got 1"),
+        ({"name": "xgboost", "max_bin": "64"}, r"models\[0\].max_bin: expected an integer at least 2, got '64'"),
+        (
+            {"name": "hybrid", "max_bin": 64, "params": {"n_bins": 32}},
+            r"models\[0\]: give the bin count once, as max_bin or as params.n_bins",
+        ),
+    ],
+)
+def test_bad_max_bin(model, message):
+    raw = base()
+    raw["models"] = [model]
+    with pytest.raises(ConfigError, match=f"^my.yaml: {message}"):
+        parse_config(raw, "my.yaml")

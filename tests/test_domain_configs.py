@@ -142,3 +142,18 @@ def test_real_inputs_must_match_the_domain_grid(tmp_path):
 
     with pytest.raises(ValueError, match=r"cube.zarr: y spacing 200 differs from the domain resolution 100 m"):
         prepare_inputs(load(cfg), tmp_path / "out")
+
+
+def test_dry_run_states_what_regridding_costs():
+    """Nearest regridding is what lets 100 m rows repeat; the dry run bounds bilinear's cost by the plain rate."""
+    plan = plan_run(_config("uk_daily_100m"), throughput=1e6)
+    assert plan.regrid == "nearest"  # the lazy world's climate on a 9 km grid, given to its 100 m cells
+    for tp in plan.throughput.values():
+        tp.unique_fraction, tp.dedup_predictions_per_s = 0.05, 1e7  # as a sampled chunk would measure
+    hours = plan.predictions / 3600
+    line = next(x for x in plan.format().splitlines() if x.startswith("  regrid"))
+    assert f"up to {hours / 1e6:.3g} core-hours (the plain rate) instead of {hours / 1e7:.3g}" in line
+    plan.regrid = "bilinear"
+    line = next(x for x in plan.format().splitlines() if x.startswith("  regrid"))
+    assert line.startswith("  regrid        bilinear: every cell has its own climate values")
+    assert plan_run(_config("europe_daily_025"), throughput=1e6).regrid is None  # no coarse climate to regrid

@@ -74,6 +74,53 @@ def _max_depth(forest: HistForest) -> int:
     return deepest
 
 
+def _leaves(forest: HistForest) -> list[int]:
+    return [int((forest.left[lo:hi] < 0).sum()) for lo, hi in zip(forest.offsets[:-1], forest.offsets[1:], strict=True)]
+
+
+def test_max_leaf_nodes_grows_best_first_as_scikit_learn():
+    """A leaf limit grows the tree best-first, as scikit-learn's BestFirstTreeBuilder.
+
+    Features are small integers, so each value is its own bin and both trees see
+    the same candidate splits; with every feature tried and no bootstrap both
+    split the open node whose split lowers the squared error most.
+    """
+    from sklearn.tree import DecisionTreeRegressor
+
+    rng = np.random.default_rng(2)
+    X = rng.integers(0, 60, size=(4000, 4)).astype(float)
+    y = np.sin(X[:, 0] / 9) + X[:, 1] / 30 + 0.3 * rng.normal(size=4000)
+    xb = Binner.fit(X).transform(X)
+    assert all(len(np.unique(xb[:, j])) == 60 for j in range(4))  # one bin per value
+    xt = np.ascontiguousarray(xb.T)
+    for limit in (2, 7, 40):
+        ours, _ = fit_forest(xt, y, n_trees=1, max_features=None, max_leaf_nodes=limit, bootstrap=False, seed=1)
+        reference = DecisionTreeRegressor(max_leaf_nodes=limit, random_state=0).fit(X, y)
+        assert _leaves(ours) == [limit] and ours.n_nodes == 2 * limit - 1
+        # Leaf values are stored as float32: compare at its resolution over the target's scale.
+        np.testing.assert_allclose(ours.predict_binned(xb), reference.predict(X), rtol=0, atol=1e-6 * np.ptp(y))
+
+
+def test_max_leaf_nodes_bounds_trees_and_only_changes_when_to_stop():
+    X, y = data(1500)
+    xt = np.ascontiguousarray(Binner.fit(X).transform(X).T)
+    for extra in (False, True):
+        limited, oob = fit_forest(xt, y, n_trees=6, seed=3, max_leaf_nodes=16, extra=extra)
+        assert max(_leaves(limited)) <= 16 and min(_leaves(limited)) == 16
+        assert np.mean((oob - y) ** 2) < 0.35 * np.var(y)  # 16 leaves still learn the step and slope
+        shallow, _ = fit_forest(xt, y, n_trees=6, seed=3, max_leaf_nodes=16, max_depth=2, extra=extra)
+        assert _max_depth(shallow) <= 2 and max(_leaves(shallow)) <= 4  # the depth limit still holds
+    # A limit above the leaves of a fully grown tree only changes the order of growth: the tree
+    # still grows until every leaf is pure, with as many leaves, and fits the training rows alike.
+    # (Which of several equally good features splits a two-row node follows the random feature
+    # order, so the two trees need not agree away from the training rows.)
+    full, _ = fit_forest(xt, y, n_trees=3, seed=3, bootstrap=False)
+    unbounded, _ = fit_forest(xt, y, n_trees=3, seed=3, bootstrap=False, max_leaf_nodes=10**6)
+    assert _leaves(unbounded) == _leaves(full)
+    xb = np.ascontiguousarray(xt.T)
+    np.testing.assert_array_equal(unbounded.predict_binned(xb), full.predict_binned(xb))
+
+
 def test_max_features_resolution():
     assert resolve_max_features("sqrt", 12) == 3
     assert resolve_max_features(None, 12) == 12

@@ -32,3 +32,51 @@ def test_score_against_truth_uses_true_nee_for_difference():
     )
     table = score_against_truth(product, truth)
     assert table.loc[0, "variable"] == "NEE_RECO_GPP" and table.loc[0, "nse"] == 1.0
+
+
+def test_validation_states_the_skill_cost_of_fewer_bins(table, tmp_path):
+    """With max_bin below the kind's default, validation fits the same folds with the default too."""
+    import yaml
+
+    import uflux_xr as ux
+    from uflux_xr.config import parse_config
+    from uflux_xr.pipeline import RunResult, format_summary, validate_fluxes
+
+    from .conftest import FEATURES, REPO
+
+    raw = yaml.safe_load((REPO / "configs" / "demo.yaml").read_text())
+    raw.update(
+        predictors=FEATURES,
+        fluxes=["GPP", "LE"],
+        models=[{"name": "xgboost", "max_bin": 8, "params": {"n_estimators": 30}}],
+        validation={"cv": "kfold", "n_splits": 3, "model": "xgboost"},
+    )
+    config = parse_config(raw, "bins.yaml")
+    pooled, _ = validate_fluxes(table, config, tmp_path)
+    assert list(pooled["max_bin"]) == [8, 8] and list(pooled["default_bins"]) == [256, 256]
+    # The two columns are what cross-validation gives with each bin count on the same folds.
+    for bins, column in ((8, "r2"), (256, "r2_default_bins")):
+        expected = [
+            ux.cross_validate(
+                table,
+                flux,
+                FEATURES,
+                "xgboost",
+                cv="kfold",
+                n_splits=3,
+                qc_threshold=0.5,
+                n_estimators=30,
+                max_bin=bins,
+            )
+            .metrics["r2"]
+            .iloc[0]
+            for flux in ("GPP", "LE")
+        ]
+        # Same folds, same single-threaded fits: the same arithmetic, up to float64 summation order.
+        np.testing.assert_allclose(pooled[column], expected, rtol=1e-12)
+    assert (pooled["r2"] != pooled["r2_default_bins"]).all()  # the bin count reached the models
+    assert set(pd.read_csv(tmp_path / "metrics.csv").columns) >= {"r2_default_bins", "rmse_default_bins"}
+    result = RunResult(out_dir=tmp_path, products={}, validation=pooled, product_vs_truth=None)
+    summary = format_summary(result)
+    assert "(max_bin 8; dr2_bins: r2 minus r2 with the default 256 bins, same folds)" in summary
+    assert f"{pooled['r2'].iloc[0] - pooled['r2_default_bins'].iloc[0]:+.4f}" in summary

@@ -18,6 +18,7 @@ from uflux_xr.domain import GEOGRAPHIC_CRS, STEPS, Domain
 from uflux_xr.features import HARMONIC_NAMES
 from uflux_xr.models import available_models
 from uflux_xr.models.hybrid import BASELINES, RESIDUAL_MODES
+from uflux_xr.models.registry import trained_kind
 from uflux_xr.variables import known_names, registry
 
 PRODUCT_FORMATS = ("zarr", "netcdf")
@@ -32,12 +33,17 @@ class ConfigError(ValueError):
 
 @dataclass(frozen=True)
 class ModelSpec:
-    """One model kind of the ensemble with its hyper-parameters, and its process baseline for a hybrid."""
+    """One model kind of the ensemble with its hyper-parameters, and its process baseline for a hybrid.
+
+    ``max_bin`` is the config's kind-independent bin count; at parsing it is put into
+    ``params`` under the kind's own name (:attr:`uflux_xr.models.registry.ModelKind.bins`).
+    """
 
     name: str
     params: dict = field(default_factory=dict)
     baseline: str | None = None
     residual: str = "auto"
+    max_bin: int | None = None
 
     @property
     def train_options(self) -> dict:
@@ -616,7 +622,7 @@ def _parse_models(models_raw, src: str) -> list[ModelSpec]:
         m = {"name": m} if isinstance(m, str) else m
         if not isinstance(m, dict):
             raise ConfigError(f"{src}: models[{i}]: expected a model name or a mapping")
-        _check_keys(m, {"name", "params", "baseline", "residual"}, f"models[{i}]", src)
+        _check_keys(m, {"name", "params", "baseline", "residual", "max_bin"}, f"models[{i}]", src)
         if m.get("name") not in _model_names():
             raise ConfigError(f"{src}: models[{i}].name: unknown model {m.get('name')!r}; available: {_model_names()}")
         params = m.get("params") or {}
@@ -634,10 +640,29 @@ def _parse_models(models_raw, src: str) -> list[ModelSpec]:
             )
         if "residual" in m and baseline is None:
             raise ConfigError(f"{src}: models[{i}].residual: only a hybrid model (with a baseline) has a residual")
-        models.append(ModelSpec(m["name"], dict(params), baseline, residual))
+        params = dict(params)
+        max_bin = m.get("max_bin")
+        if max_bin is not None:
+            params.update(_bin_param(m["name"], max_bin, params, f"models[{i}]", src))
+        models.append(ModelSpec(m["name"], params, baseline, residual, max_bin))
     if len({m.name for m in models}) != len(models):
         raise ConfigError(f"{src}: models: each model kind may appear once (use 'members' for more seeds)")
     return models
+
+
+def _bin_param(name: str, max_bin, params: dict, where: str, src: str) -> dict:
+    """The kind's own hyper-parameter for a config's ``max_bin`` (bins per feature)."""
+    kind = trained_kind(name)
+    if kind.bins is None:
+        raise ConfigError(f"{src}: {where}.max_bin: {name} splits on raw values and has no bin count")
+    native = kind.bins[0]
+    limit = 255 if native == "n_bins" else None  # the cascade's bins are uint8 with one kept for NaN
+    if not isinstance(max_bin, int) or isinstance(max_bin, bool) or max_bin < 2 or (limit and max_bin > limit):
+        bound = f"2 to {limit}" if limit else "at least 2"
+        raise ConfigError(f"{src}: {where}.max_bin: expected an integer {bound}, got {max_bin!r}")
+    if native in params:
+        raise ConfigError(f"{src}: {where}: give the bin count once, as max_bin or as params.{native}, not both")
+    return {native: max_bin}
 
 
 TOP_LEVEL_KEYS = (

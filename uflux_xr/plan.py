@@ -92,6 +92,8 @@ class RunPlan:
     input_s_per_cell: float = 0.0  # making or reading the inputs of a sampled chunk [s per time step x cell]
     write_s_per_cell: float = 0.0  # compressing and writing one output of a sampled chunk [s per time step x cell]
     sampled_chunks: int = 0
+    # How coarse climate reaches the grid: data.inputs.regrid, or nearest for the lazy world's coarse climate.
+    regrid: str | None = None
 
     @property
     def _land_source(self) -> str:
@@ -165,18 +167,19 @@ class RunPlan:
         """Uncompressed float32 product (members × outputs) plus statistics (mean, SD, count per output)."""
         return self.cells * BYTES * len(self.outputs) * (len(self.members) + 3)
 
-    def core_hours(self, member: str | None = None, flux_count: int | None = None) -> float:
+    def core_hours(self, member: str | None = None, flux_count: int | None = None, *, plain: bool = False) -> float:
         """Core-hours of model inference at the measured throughput (all members and fluxes by default).
 
         The rate is the one ``dedup="auto"`` gets on the sampled chunks where they were measured
-        (:attr:`Throughput.effective_per_s`), else the plain model rate."""
+        (:attr:`Throughput.effective_per_s`), else (or with ``plain``) the plain model rate."""
         members = [member] if member else self.members
         seconds = 0.0
         for m in members:
             tp = self.throughput.get(self.member_kinds[m])
             if tp is None:
                 return float("nan")
-            seconds += self.predictions_per_member_flux * (flux_count or len(self.fluxes)) / tp.effective_per_s
+            rate = tp.predictions_per_s if plain else tp.effective_per_s
+            seconds += self.predictions_per_member_flux * (flux_count or len(self.fluxes)) / rate
         return seconds / 3600.0
 
     def stage_core_hours(self, member: str, flux_count: int = 1) -> float:
@@ -223,6 +226,8 @@ class RunPlan:
                         for k, tp in deduped.items()
                     )
                 )
+            if deduped and self.regrid:
+                lines.append(f"  regrid        {self._regrid_cost()}")
             if self.input_s_per_cell:
                 lines.append(
                     f"  inputs/write  {self.input_s_per_cell * 1e9:.0f} ns per cell-step to make or read the inputs, "
@@ -254,6 +259,22 @@ class RunPlan:
             )
         )
         return "\n".join(lines)
+
+    def _regrid_cost(self) -> str:
+        """What regridding the coarse climate by the other method would do to the model calls."""
+        if self.regrid == "nearest":
+            # Bilinear weights give every fine cell its own climate values, so nearly every row is
+            # distinct and deduplication stops paying: the plain rate bounds the cost.
+            return (
+                "nearest: the fine cells of one climate cell share its values, which is what makes rows repeat; "
+                "bilinear (data.inputs.regrid) gives every cell its own values, and the model calls would take "
+                f"up to {self.core_hours(plain=True):.3g} core-hours (the plain rate) "
+                f"instead of {self.core_hours():.3g}"
+            )
+        return (
+            "bilinear: every cell has its own climate values, so the unique rows above are most rows; "
+            "nearest (the default) shares a climate cell's values among its fine cells and lets rows repeat"
+        )
 
 
 def _size(n: float) -> str:
@@ -438,6 +459,11 @@ def plan_run(
         threads_per_worker=threads_per_worker,
         n_features=max(len(m.predictors) for m in config.ensemble.member_specs),
         member_kinds={m.label: m.model.name for m in config.ensemble.member_specs},
+        regrid=(
+            config.data.inputs.regrid
+            if config.data.inputs is not None
+            else ("nearest" if source == "lazy_demo" and config.data.climate_km else None)
+        ),
     )
     sample = None
     if throughput is None and measure and source in ("lazy_demo", "files"):
@@ -463,8 +489,9 @@ def plan_run(
                 else:
                     rate, size, rows = measure_throughput(spec, n_features=plan.n_features)
                     tp = Throughput(spec.name, rate, size, rows)
-            if spec.name in _FOREST_KINDS:
-                tp.model_bytes *= max(1.0, plan.training_rows / tp.training_rows)  # fully grown trees grow with data
+            if spec.name in _FOREST_KINDS and not spec.params.get("max_leaf_nodes"):
+                # Trees grown until their leaves are small grow with the data; a leaf limit bounds them.
+                tp.model_bytes *= max(1.0, plan.training_rows / tp.training_rows)
             plan.throughput[spec.name] = tp
             plan.measure_seconds += time.perf_counter() - t0
             log.info(

@@ -180,6 +180,7 @@ register_model(
         defaults=XGBOOST_DEFAULTS,
         coder=lambda rt, n_features: xgboost_coder(rt.raw, n_features),
         contributions=lambda rt, X, n_threads=None: rt.contributions(X, n_threads),
+        bins=("max_bin", 256),
     )
 )
 
@@ -194,5 +195,6 @@ register_model(
         defaults=LIGHTGBM_DEFAULTS,
         coder=lambda rt, n_features: lightgbm_coder(rt.model_str, n_features),
         contributions=lambda rt, X, n_threads=None: rt.contributions(X, n_threads),
+        bins=("max_bin", 255),
     )
 )

@@ -78,6 +78,10 @@ class CascadeForestRegressor(RegressorMixin, BaseEstimator):
         Maximum tree depth (None: grow until leaves are pure or too small).
     min_samples_leaf : int
         Minimum training rows per leaf.
+    max_leaf_nodes : int or None
+        Maximum leaves per tree (None: no limit).  With a limit trees grow
+        best-first, as scikit-learn's trees do with ``max_leaf_nodes``; it
+        bounds the model's size directly (a tree of L leaves has 2L − 1 nodes).
     max_features : str, int, float or None
         Features tried per split ("sqrt" as DF21).
     use_predictor : bool
@@ -86,7 +90,8 @@ class CascadeForestRegressor(RegressorMixin, BaseEstimator):
         Final predictor type (UFLUX uses "xgboost").
     predictor_kwargs : dict or None
         Parameters of the final predictor, overriding DF21's defaults
-        (``n_estimators = n_trees``; forest: ``max_depth``, ``min_samples_leaf``).
+        (``n_estimators = n_trees``; forest: ``max_depth``, ``min_samples_leaf``,
+        ``max_leaf_nodes``).
     n_tolerant_rounds : int
         Layers without improvement before stopping.
     validation : {"oob", "kfold"}
@@ -121,6 +126,7 @@ class CascadeForestRegressor(RegressorMixin, BaseEstimator):
         n_trees=100,
         max_depth=None,
         min_samples_leaf=1,
+        max_leaf_nodes=None,
         max_features="sqrt",
         use_predictor=False,
         predictor="forest",
@@ -139,6 +145,7 @@ class CascadeForestRegressor(RegressorMixin, BaseEstimator):
         self.n_trees = n_trees
         self.max_depth = max_depth
         self.min_samples_leaf = min_samples_leaf
+        self.max_leaf_nodes = max_leaf_nodes
         self.max_features = max_features
         self.use_predictor = use_predictor
         self.predictor = predictor
@@ -169,6 +176,10 @@ class CascadeForestRegressor(RegressorMixin, BaseEstimator):
                 isinstance(self.min_samples_leaf, int) and self.min_samples_leaf >= 1,
                 "min_samples_leaf must be an integer >= 1",
             ),
+            (
+                self.max_leaf_nodes is None or (isinstance(self.max_leaf_nodes, int) and self.max_leaf_nodes >= 2),
+                "max_leaf_nodes must be None or an integer >= 2",
+            ),
             (self.predictor in PREDICTORS, f"predictor must be one of {PREDICTORS}"),
             (self.validation in ("oob", "kfold"), "validation must be 'oob' or 'kfold'"),
             (isinstance(self.n_folds, int) and self.n_folds >= 2, "n_folds must be an integer >= 2"),
@@ -192,6 +203,7 @@ class CascadeForestRegressor(RegressorMixin, BaseEstimator):
                 "max_features": self.max_features,
                 "min_samples_leaf": self.min_samples_leaf,
                 "max_depth": self.max_depth,
+                "max_leaf_nodes": self.max_leaf_nodes,
                 "n_threads": threads,
             }
             if self.validation == "oob":
@@ -294,6 +306,7 @@ class CascadeForestRegressor(RegressorMixin, BaseEstimator):
                 max_features=kwargs.pop("max_features", "sqrt"),
                 min_samples_leaf=kwargs.pop("min_samples_leaf", self.min_samples_leaf),
                 max_depth=kwargs.pop("max_depth", self.max_depth),
+                max_leaf_nodes=kwargs.pop("max_leaf_nodes", self.max_leaf_nodes),
                 seed=seed,
                 n_threads=threads,
             )
@@ -477,5 +490,6 @@ register_model(
         defaults=DEEPFOREST_DEFAULTS,
         # Every layer and the final predictor see the raw features only through the first binner.
         coder=lambda est, n_features: binner_coder(est.binners_[0].edges),
+        bins=("n_bins", 255),
     )
 )

@@ -94,7 +94,149 @@ class Binner:
 
 
 @numba.njit(nogil=True, cache=True)
-def _build_tree(xt, y, counts, max_features, min_samples_leaf, max_depth, extra, seed):
+def _node_split(xt, idx, pw, py, lo, hi, sw, ss, max_features, min_samples_leaf, extra, order, h_w, h_s, h_n, touched):
+    """Best split of the node holding rows ``idx[lo:hi]``: (gain, feature, bin threshold).
+
+    ``gain`` is the decrease of the node's weighted sum of squared errors, the
+    quantity scikit-learn's best-first builder ranks nodes by; feature -1 when
+    no split is allowed.  The histogram buffers are left zeroed.
+    """
+    n_features = xt.shape[0]
+    n_rows = hi - lo
+    parent_score = ss * ss / sw
+    best_gain = 1e-12 * abs(parent_score) + 1e-300
+    best_f = -1
+    best_t = -1
+    # Random order of features; stop after max_features non-constant ones.
+    for k in range(n_features - 1, 0, -1):
+        j = np.random.randint(0, k + 1)
+        order[k], order[j] = order[j], order[k]
+    tried = 0
+    for k in range(n_features):
+        if tried >= max_features:
+            break
+        f = order[k]
+        row = xt[f]
+        n_touched = 0
+        for i in range(lo, hi):
+            b = row[idx[i]]
+            if h_n[b] == 0:
+                touched[n_touched] = b
+                n_touched += 1
+            h_n[b] += 1
+            h_w[b] += pw[i]
+            h_s[b] += pw[i] * py[i]
+        if n_touched > 1:
+            tried += 1
+            if extra:
+                # Extra-trees: one threshold drawn uniformly between the node's min and max bin.
+                bmin = touched[0]
+                bmax = touched[0]
+                for m in range(1, n_touched):
+                    b = touched[m]
+                    if b < bmin:
+                        bmin = b
+                    if b > bmax:
+                        bmax = b
+                t = np.random.randint(bmin, bmax)
+                wl = 0.0
+                sl = 0.0
+                nl = 0
+                for m in range(n_touched):
+                    b = touched[m]
+                    if b <= t:
+                        wl += h_w[b]
+                        sl += h_s[b]
+                        nl += h_n[b]
+                nr = n_rows - nl
+                if nl >= min_samples_leaf and nr >= min_samples_leaf:
+                    wr = sw - wl
+                    gain = sl * sl / wl + (ss - sl) * (ss - sl) / wr - parent_score
+                    if gain > best_gain:
+                        best_gain, best_f, best_t = gain, f, t
+            else:
+                # Bins in increasing order, without allocating: insertion sort when
+                # few bins are occupied, otherwise a scan of all bins.
+                if n_touched <= 24:
+                    for m in range(1, n_touched):
+                        key = touched[m]
+                        q = m - 1
+                        while q >= 0 and touched[q] > key:
+                            touched[q + 1] = touched[q]
+                            q -= 1
+                        touched[q + 1] = key
+                    n_sorted = n_touched
+                else:
+                    n_sorted = 0
+                    for b in range(256):
+                        if h_n[b] > 0:
+                            touched[n_sorted] = b
+                            n_sorted += 1
+                wl = 0.0
+                sl = 0.0
+                nl = 0
+                for m in range(n_sorted - 1):
+                    b = touched[m]
+                    wl += h_w[b]
+                    sl += h_s[b]
+                    nl += h_n[b]
+                    nr = n_rows - nl
+                    if nl < min_samples_leaf:
+                        continue
+                    if nr < min_samples_leaf:
+                        break
+                    wr = sw - wl
+                    gain = sl * sl / wl + (ss - sl) * (ss - sl) / wr - parent_score
+                    if gain > best_gain:
+                        best_gain, best_f, best_t = gain, f, b
+        for m in range(n_touched):
+            b = touched[m]
+            h_n[b] = 0
+            h_w[b] = 0.0
+            h_s[b] = 0.0
+    return best_gain, best_f, best_t
+
+
+@numba.njit(nogil=True, cache=True)
+def _node_stats(pw, py, lo, hi, min_samples_leaf, max_depth, depth):
+    """(weight, weighted sum, splittable) of the node holding rows ``lo:hi``.
+
+    A node is not split when it has fewer than two leaves' worth of rows, sits
+    at ``max_depth`` or has a constant target.
+    """
+    sw = 0.0
+    ss = 0.0
+    for i in range(lo, hi):
+        sw += pw[i]
+        ss += pw[i] * py[i]
+    if hi - lo < 2 * min_samples_leaf or (max_depth >= 0 and depth >= max_depth):
+        return sw, ss, False
+    y0 = py[lo]
+    for i in range(lo + 1, hi):
+        if py[i] != y0:
+            return sw, ss, True
+    return sw, ss, False
+
+
+@numba.njit(nogil=True, cache=True)
+def _partition(xt, idx, pw, py, lo, hi, f, t):
+    """Reorder rows ``lo:hi`` so rows with bin <= ``t`` of feature ``f`` come first; returns the split point."""
+    row = xt[f]
+    i = lo
+    j = hi - 1
+    while i <= j:
+        if row[idx[i]] <= t:
+            i += 1
+        else:
+            idx[i], idx[j] = idx[j], idx[i]
+            pw[i], pw[j] = pw[j], pw[i]
+            py[i], py[j] = py[j], py[i]
+            j -= 1
+    return i
+
+
+@numba.njit(nogil=True, cache=True)
+def _build_tree(xt, y, counts, max_features, min_samples_leaf, max_depth, max_leaf_nodes, extra, seed):
     """Grow one regression tree on binned features.
 
     Parameters
@@ -110,6 +252,11 @@ def _build_tree(xt, y, counts, max_features, min_samples_leaf, max_depth, extra,
         Minimum distinct rows per leaf.
     max_depth : int
         Maximum depth, -1 for none.
+    max_leaf_nodes : int
+        Maximum number of leaves, -1 for none.  With a limit the tree grows
+        best-first, as scikit-learn's ``BestFirstTreeBuilder``: the open node
+        whose best split lowers the squared error most is split next.  Without
+        one it grows depth-first, every splittable node being split.
     extra : bool
         Extra-trees: one random threshold per feature instead of the best.
     seed : int
@@ -141,150 +288,101 @@ def _build_tree(xt, y, counts, max_features, min_samples_leaf, max_depth, extra,
     touched = np.empty(256, np.int64)
     order = np.arange(n_features)
 
-    stack_node = np.empty(cap, np.int64)
-    stack_lo = np.empty(cap, np.int64)
-    stack_hi = np.empty(cap, np.int64)
-    stack_depth = np.empty(cap, np.int64)
-    top = 0
-    stack_node[0], stack_lo[0], stack_hi[0], stack_depth[0] = 0, 0, n, 0
-    top = 1
+    # Open nodes: a stack (depth-first) or a frontier searched for the largest gain (best-first).
+    open_node = np.empty(cap, np.int64)
+    open_lo = np.empty(cap, np.int64)
+    open_hi = np.empty(cap, np.int64)
+    open_depth = np.empty(cap, np.int64)
+    open_gain = np.empty(cap, np.float64)
+    open_f = np.empty(cap, np.int64)
+    open_t = np.empty(cap, np.int64)
+    open_node[0], open_lo[0], open_hi[0], open_depth[0] = 0, 0, n, 0
+    n_open = 1
     n_nodes = 1
+    best_first = max_leaf_nodes > 0
+    if best_first:
+        # The frontier holds only nodes that can be split, with their best split found.
+        sw, ss, splittable = _node_stats(pw, py, 0, n, min_samples_leaf, max_depth, 0)
+        value[0] = ss / sw
+        n_open = 0
+        if splittable:
+            gain, f, t = _node_split(
+                xt, idx, pw, py, 0, n, sw, ss, max_features, min_samples_leaf, extra, order, h_w, h_s, h_n, touched
+            )
+            if f >= 0:
+                open_gain[0], open_f[0], open_t[0] = gain, f, t
+                n_open = 1
+    n_leaves = 1
 
-    while top > 0:
-        top -= 1
-        node, lo, hi, depth = stack_node[top], stack_lo[top], stack_hi[top], stack_depth[top]
-        sw = 0.0
-        ss = 0.0
-        for i in range(lo, hi):
-            sw += pw[i]
-            ss += pw[i] * py[i]
-        value[node] = ss / sw
-        n_rows = hi - lo
-        if n_rows < 2 * min_samples_leaf or (max_depth >= 0 and depth >= max_depth):
-            continue
-        # Constant target: nothing to split.
-        y0 = py[lo]
-        constant = True
-        for i in range(lo + 1, hi):
-            if py[i] != y0:
-                constant = False
+    while n_open > 0:
+        if best_first:
+            if n_leaves >= max_leaf_nodes:
                 break
-        if constant:
-            continue
-
-        parent_score = ss * ss / sw
-        best_gain = 1e-12 * abs(parent_score) + 1e-300
-        best_f = -1
-        best_t = -1
-        # Random order of features; stop after max_features non-constant ones.
-        for k in range(n_features - 1, 0, -1):
-            j = np.random.randint(0, k + 1)
-            order[k], order[j] = order[j], order[k]
-        tried = 0
-        for k in range(n_features):
-            if tried >= max_features:
-                break
-            f = order[k]
-            row = xt[f]
-            n_touched = 0
-            for i in range(lo, hi):
-                b = row[idx[i]]
-                if h_n[b] == 0:
-                    touched[n_touched] = b
-                    n_touched += 1
-                h_n[b] += 1
-                h_w[b] += pw[i]
-                h_s[b] += pw[i] * py[i]
-            if n_touched > 1:
-                tried += 1
-                if extra:
-                    # Extra-trees: one threshold drawn uniformly between the node's min and max bin.
-                    bmin = touched[0]
-                    bmax = touched[0]
-                    for m in range(1, n_touched):
-                        b = touched[m]
-                        if b < bmin:
-                            bmin = b
-                        if b > bmax:
-                            bmax = b
-                    t = np.random.randint(bmin, bmax)
-                    wl = 0.0
-                    sl = 0.0
-                    nl = 0
-                    for m in range(n_touched):
-                        b = touched[m]
-                        if b <= t:
-                            wl += h_w[b]
-                            sl += h_s[b]
-                            nl += h_n[b]
-                    nr = n_rows - nl
-                    if nl >= min_samples_leaf and nr >= min_samples_leaf:
-                        wr = sw - wl
-                        gain = sl * sl / wl + (ss - sl) * (ss - sl) / wr - parent_score
-                        if gain > best_gain:
-                            best_gain, best_f, best_t = gain, f, t
-                else:
-                    # Bins in increasing order, without allocating: insertion sort when
-                    # few bins are occupied, otherwise a scan of all bins.
-                    if n_touched <= 24:
-                        for m in range(1, n_touched):
-                            key = touched[m]
-                            q = m - 1
-                            while q >= 0 and touched[q] > key:
-                                touched[q + 1] = touched[q]
-                                q -= 1
-                            touched[q + 1] = key
-                        n_sorted = n_touched
-                    else:
-                        n_sorted = 0
-                        for b in range(256):
-                            if h_n[b] > 0:
-                                touched[n_sorted] = b
-                                n_sorted += 1
-                    wl = 0.0
-                    sl = 0.0
-                    nl = 0
-                    for m in range(n_sorted - 1):
-                        b = touched[m]
-                        wl += h_w[b]
-                        sl += h_s[b]
-                        nl += h_n[b]
-                        nr = n_rows - nl
-                        if nl < min_samples_leaf:
-                            continue
-                        if nr < min_samples_leaf:
-                            break
-                        wr = sw - wl
-                        gain = sl * sl / wl + (ss - sl) * (ss - sl) / wr - parent_score
-                        if gain > best_gain:
-                            best_gain, best_f, best_t = gain, f, b
-            for m in range(n_touched):
-                b = touched[m]
-                h_n[b] = 0
-                h_w[b] = 0.0
-                h_s[b] = 0.0
-        if best_f < 0:
-            continue
-        # Partition idx[lo:hi] so rows with bin <= threshold come first.
-        row = xt[best_f]
-        i = lo
-        j = hi - 1
-        while i <= j:
-            if row[idx[i]] <= best_t:
-                i += 1
-            else:
-                idx[i], idx[j] = idx[j], idx[i]
-                pw[i], pw[j] = pw[j], pw[i]
-                py[i], py[j] = py[j], py[i]
-                j -= 1
-        mid = i
+            k = 0
+            for m in range(1, n_open):
+                if open_gain[m] > open_gain[k]:
+                    k = m
+            node, lo, hi, depth = open_node[k], open_lo[k], open_hi[k], open_depth[k]
+            best_f, best_t = open_f[k], open_t[k]
+            n_open -= 1
+            open_node[k], open_lo[k], open_hi[k], open_depth[k] = (
+                open_node[n_open],
+                open_lo[n_open],
+                open_hi[n_open],
+                open_depth[n_open],
+            )
+            open_gain[k], open_f[k], open_t[k] = open_gain[n_open], open_f[n_open], open_t[n_open]
+        else:
+            n_open -= 1
+            node, lo, hi, depth = open_node[n_open], open_lo[n_open], open_hi[n_open], open_depth[n_open]
+            sw, ss, splittable = _node_stats(pw, py, lo, hi, min_samples_leaf, max_depth, depth)
+            value[node] = ss / sw
+            if not splittable:
+                continue
+            gain, best_f, best_t = _node_split(
+                xt, idx, pw, py, lo, hi, sw, ss, max_features, min_samples_leaf, extra, order, h_w, h_s, h_n, touched
+            )
+            if best_f < 0:
+                continue
+        mid = _partition(xt, idx, pw, py, lo, hi, best_f, best_t)
         feature[node] = best_f
         threshold[node] = best_t
         left[node] = n_nodes
-        stack_node[top], stack_lo[top], stack_hi[top], stack_depth[top] = n_nodes + 1, mid, hi, depth + 1
-        top += 1
-        stack_node[top], stack_lo[top], stack_hi[top], stack_depth[top] = n_nodes, lo, mid, depth + 1
-        top += 1
+        n_leaves += 1
+        if best_first:
+            d = depth + 1
+            for child, c_lo, c_hi in ((n_nodes, lo, mid), (n_nodes + 1, mid, hi)):
+                sw, ss, splittable = _node_stats(pw, py, c_lo, c_hi, min_samples_leaf, max_depth, d)
+                value[child] = ss / sw
+                if not splittable:
+                    continue
+                gain, f, t = _node_split(
+                    xt,
+                    idx,
+                    pw,
+                    py,
+                    c_lo,
+                    c_hi,
+                    sw,
+                    ss,
+                    max_features,
+                    min_samples_leaf,
+                    extra,
+                    order,
+                    h_w,
+                    h_s,
+                    h_n,
+                    touched,
+                )
+                if f >= 0:
+                    open_node[n_open], open_lo[n_open], open_hi[n_open], open_depth[n_open] = child, c_lo, c_hi, d
+                    open_gain[n_open], open_f[n_open], open_t[n_open] = gain, f, t
+                    n_open += 1
+        else:
+            open_node[n_open], open_lo[n_open], open_hi[n_open], open_depth[n_open] = n_nodes + 1, mid, hi, depth + 1
+            n_open += 1
+            open_node[n_open], open_lo[n_open], open_hi[n_open], open_depth[n_open] = n_nodes, lo, mid, depth + 1
+            n_open += 1
         n_nodes += 2
 
     return (
@@ -431,6 +529,7 @@ def fit_forest(
     max_features="sqrt",
     min_samples_leaf: int = 1,
     max_depth: int | None = None,
+    max_leaf_nodes: int | None = None,
     bootstrap: bool = True,
     seed: int = 0,
     n_threads: int = 1,
@@ -453,6 +552,8 @@ def fit_forest(
         Minimum distinct training rows per leaf.
     max_depth : int or None
         Maximum tree depth.
+    max_leaf_nodes : int or None
+        Maximum leaves per tree, grown best-first (see :func:`_build_tree`).
     bootstrap : bool
         Grow each tree on a bootstrap sample (needed for out-of-bag predictions).
     seed : int
@@ -490,6 +591,7 @@ def fit_forest(
             mtry,
             int(min_samples_leaf),
             -1 if max_depth is None else int(max_depth),
+            -1 if max_leaf_nodes is None else int(max_leaf_nodes),
             bool(extra),
             int(tree_seeds[t]),
         )

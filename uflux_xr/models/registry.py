@@ -46,6 +46,10 @@ class ModelKind:
         ``contributions(runtime, X, n_threads) -> (n, f + 1) array``: exact per-feature
         contributions (TreeSHAP) with the expected output in the last column, summing to the
         prediction; None where the kind has none (:mod:`uflux_xr.explain` then explains a surrogate).
+    bins : tuple of (str, int), optional
+        The hyper-parameter holding the number of histogram bins per feature and its default
+        (XGBoost ``max_bin`` 256, LightGBM ``max_bin`` 255, the cascade forest ``n_bins`` 255);
+        None where the kind splits on raw values.  A config's ``max_bin`` sets it.
     """
 
     name: str
@@ -57,6 +61,7 @@ class ModelKind:
     defaults: dict
     coder: Callable[[Any, int], Any] | None = None
     contributions: Callable[..., np.ndarray] | None = None
+    bins: tuple[str, int] | None = None
 
 
 _KINDS: dict[str, ModelKind] = {}
@@ -81,6 +86,24 @@ def get_kind(name: str) -> ModelKind:
         return _KINDS[name]
     except KeyError:
         raise ValueError(f"unknown model {name!r}; available: {sorted(_KINDS)}") from None
+
+
+def trained_kind(name: str) -> ModelKind:
+    """The kind a model name of a config or of :func:`uflux_xr.models.train` fits (``hybrid``: the cascade forest)."""
+    return get_kind("deepforest" if name == "hybrid" else name)
+
+
+def reduced_bins(name: str, params: dict) -> tuple[str, int, int] | None:
+    """``(parameter, bins, default bins)`` when ``params`` give model ``name`` fewer bins than its default.
+
+    None when they do not, or when the kind has no bins.
+    """
+    kind = trained_kind(name)
+    if kind.bins is None or kind.bins[0] not in params:
+        return None
+    native, default = kind.bins
+    count = int(params[native])
+    return (native, count, default) if count < default else None
 
 
 def available_models() -> list[str]:
