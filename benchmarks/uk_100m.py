@@ -5,20 +5,26 @@ with its climate on a 9 km grid given to every 100 m cell, as ERA5-Land
 regridded by nearest neighbour, since the real inputs are not here) on a
 500 x 500-cell x 31-day window with ``uflux_xr.pipeline.run`` — towers,
 training, upscaling, resumable Zarr write, ensemble statistics and totals —
-once per model kind of the configuration and inference mode (``dedup=False``
-and the default ``dedup="auto"``), one member (the NIRv proxy set) and one
-flux (GPP) at a time, on a dask LocalCluster of 2 single-threaded worker
-processes (fresh workers per run).
+per model kind of the configuration: one member (the NIRv proxy set) and one
+flux (GPP), with ``dedup=False`` and with the default ``dedup="auto"``; then
+the kind's whole share of the ensemble (4 proxy sets x 5 fluxes = 20 models
+in one run, as a full run makes them: one pass over the inputs, one coding
+per chunk and model), at the configuration's bin count (``max_bin``) and at
+the kind's default.  The dissimilarity index and area of applicability
+(issue #13, per flux and shared by a flux's members) are off in these runs,
+as the inference pipeline is what is measured; one more run of the first
+kind's 20 models has them on, for their share.  Each run is on a dask
+LocalCluster of 2 single-threaded worker processes (fresh workers per run).
 
-Prints, per model kind and mode: wall time of the upscale + write stage,
-predictions/s per core (land cell-days / stage time / workers), the unique
-row fraction and the model calls' own rate (from the run's ``inference``
-record), peak RSS of the workers, and the projected UK-year core-hours per
-member and flux at that pipeline rate — as measured (this tile run makes the
-inputs for its single model) and with the inputs' cost shared by the 60
-models of the full ensemble (the input time is measured separately, on one
-core).  Then the dry-run plan of the whole UK year and its estimate of the
-same tile-run figure, side by side.
+Prints, per run: wall time of the upscale + write stage, predictions of one
+model per second per core (land cell-days x models / stage time / workers),
+the unique row fraction and the model calls' own rate (from the run's
+``inference`` record), peak RSS of the workers, and the projected UK-year
+core-hours per member and flux at that pipeline rate — as measured, and with
+the inputs' cost shared by the 60 models of the full ensemble (the input time
+is measured separately, on one core).  Then the dry-run plan of the whole UK
+year and its estimate per member and flux of a full run, beside the 20-model
+tile figure with inputs shared.
 
 Usage: python benchmarks/uk_100m.py [--days 31] [--cells 500] [--kinds xgboost lightgbm deepforest]
 """
@@ -38,6 +44,7 @@ from pathlib import Path
 from distributed import Client, LocalCluster
 
 from uflux_xr.config import load_config
+from uflux_xr.models.registry import reduced_bins
 from uflux_xr.pipeline import run
 from uflux_xr.plan import plan_run
 
@@ -50,8 +57,8 @@ def _peak_rss() -> int:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
 
 
-def one_run(config, window, workers: int) -> dict:
-    out = WORK / f"{config.ensemble.models[0].name}-{config.output.dedup}-{workers}"
+def one_run(config, window, workers: int, tag: str = "") -> dict:
+    out = WORK / f"{config.ensemble.models[0].name}-{config.output.dedup}-{workers}{tag}"
     shutil.rmtree(out, ignore_errors=True)
     with LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None) as cluster:
         with Client(cluster) as client:
@@ -60,16 +67,23 @@ def one_run(config, window, workers: int) -> dict:
     import xarray as xr
 
     product = xr.open_zarr(out / "product.zarr", consolidated=False)
-    land_cell_days = int(product["GPP"].notnull().sum())
+    land_cell_days = int(product["GPP"].isel(member=0).notnull().sum())
+    n_models = product.sizes["member"] * len(config.fluxes)
     seconds = result.timings["upscale_write"]
-    inference = next(iter(result.inference.values()), {})
-    rows = inference.get("rows", 0) + inference.get("plain_rows", 0)
-    model_seconds = sum(inference.get(k, 0.0) for k in ("code_seconds", "predict_seconds", "plain_seconds"))
+    records = list(result.inference.values())
+
+    def total(key: str) -> float:
+        return sum(r.get(key, 0) for r in records)
+
+    rows = total("rows") + total("plain_rows")
+    model_seconds = total("code_seconds") + total("predict_seconds") + total("plain_seconds")
     return {
         "seconds": seconds,
+        "models": n_models,
         "predictions": land_cell_days,
-        "per_core": land_cell_days / seconds / workers,
-        "unique": inference.get("unique_rows", 0) / max(inference.get("rows", 0), 1),
+        # Predictions of one model per second per core, the ensemble's stage time shared by its models.
+        "per_core": land_cell_days * n_models / seconds / workers,
+        "unique": total("unique_rows") / max(total("rows"), 1),
         "model_rate": rows / model_seconds if model_seconds else float("nan"),
         "rss": rss,
         "cells": int(product["GPP"].isel(member=0).size),
@@ -114,41 +128,59 @@ def main() -> None:
     n_models = len(plan.members) * len(plan.fluxes)
     workers = 2
     head = (
-        f"{'model':<11} {'dedup':>5} {'stage s':>8} {'pred/s/core':>12} {'unique':>7} {'model rows/s':>13} "
-        f"{'peak RSS':>9} {'UK h/member-flux':>17} {'inputs shared':>14}"
+        f"{'model':<11} {'run':<22} {'dedup':>5} {'stage s':>8} {'pred/s/core':>12} {'unique':>7} "
+        f"{'model rows/s':>13} {'peak RSS':>9} {'UK h/member-flux':>17} {'inputs shared':>14}"
     )
     print(head)
     measured = {}
     for spec in config.ensemble.models:
         if args.kinds and spec.name not in args.kinds:
             continue
-        for dedup in (False, "auto"):
-            single = dataclasses.replace(
+        bins = reduced_bins(spec.name, spec.params)
+        default_bins = dataclasses.replace(spec, params={**spec.params, bins[0]: bins[2]}) if bins else None
+        one, every = {"NIRv": ("NIRv",)}, config.ensemble.proxies
+        runs = [
+            ("one model", spec, one, ["GPP"], False, False),
+            ("one model", spec, one, ["GPP"], "auto", False),
+            ("kind's 20 models", spec, every, config.fluxes, "auto", False),
+        ]
+        if default_bins is not None:
+            runs.append(("kind's 20, default bins", default_bins, every, config.fluxes, "auto", False))
+        if spec is config.ensemble.models[0]:
+            runs.append(("kind's 20 + DI/AOA", spec, every, config.fluxes, "auto", True))
+        for label, model_spec, proxies, fluxes, dedup, aoa in runs:
+            tile = dataclasses.replace(
                 config,
-                ensemble=dataclasses.replace(config.ensemble, models=[spec], proxies={"NIRv": ("NIRv",)}),
-                fluxes=["GPP"],
+                ensemble=dataclasses.replace(config.ensemble, models=[model_spec], proxies=proxies),
+                fluxes=list(fluxes),
                 validation=dataclasses.replace(config.validation, cv=None),
                 output=dataclasses.replace(config.output, formats=("zarr",), dedup=dedup),
+                applicability=dataclasses.replace(config.applicability, enabled=aoa),
             )
-            r = one_run(single, window, workers)
+            r = one_run(tile, window, workers, tag="" if label == "one model" else "-" + label.split()[-1].replace("/", "-"))
             hours = per_member_flux / r["per_core"] / 3600
-            # The tile run makes its inputs for one model; a full run makes them once for all 60.
-            stage_core_s_per_cell = r["seconds"] * workers / r["cells"]
-            shared = (stage_core_s_per_cell - input_s * (1 - 1 / n_models)) * uk_cells / 3600
+            # The tile run makes its inputs for its own models; a full run makes them once for all 60.
+            stage_core_s_per_cell = r["seconds"] * workers / r["cells"] / r["models"]
+            shared = (stage_core_s_per_cell - input_s * (1 / r["models"] - 1 / n_models)) * uk_cells / 3600
+            bins_note = f", {model_spec.params[bins[0]]} bins" if bins else ""
             print(
-                f"{spec.name:<11} {str(dedup):>5} {r['seconds']:>8.1f} {r['per_core']:>12,.0f} {r['unique']:>7.1%} "
-                f"{r['model_rate']:>13,.0f} {r['rss'] / 1e6:>7.0f} MB {hours:>17.2f} {shared:>14.2f}"
+                f"{spec.name:<11} {label + bins_note:<22} {str(dedup):>5} {r['seconds']:>8.1f} "
+                f"{r['per_core']:>12,.0f} {r['unique']:>7.1%} {r['model_rate']:>13,.0f} {r['rss'] / 1e6:>7.0f} MB "
+                f"{hours:>17.2f} {shared:>14.2f}"
             )
-            measured[(spec.name, dedup)] = hours
+            measured[(spec.name, label, dedup)] = shared
     print(f"\ninputs: {input_s * 1e9:.0f} ns per cell-step on one core ({n_models} models share them in a full run)")
     print("\n" + plan.format())
-    print("\nWhole UK year, one member x one flux, core-hours: dry-run estimate vs this tile's pipeline rate")
+    print(
+        "\nWhole UK year, core-hours per member and flux of the full run: dry-run estimate vs "
+        "this tile's pipeline rate (the kind's 20 models, inputs shared)"
+    )
     print(f"{'model':<11} {'dry run':>8} {'tile':>8} {'dry/tile':>9}")
     for spec in config.ensemble.models:
-        if (spec.name, "auto") not in measured:
+        if (spec.name, "kind's 20 models", "auto") not in measured:
             continue
         member = next(m for m, k in plan.member_kinds.items() if k == spec.name)
-        estimate, tile = plan.stage_core_hours(member, 1), measured[(spec.name, "auto")]
+        estimate, tile = plan.full_run_core_hours(member), measured[(spec.name, "kind's 20 models", "auto")]
         print(f"{spec.name:<11} {estimate:>8.2f} {tile:>8.2f} {estimate / tile:>9.2f}")
 
 

@@ -157,3 +157,14 @@ def test_dry_run_states_what_regridding_costs():
     line = next(x for x in plan.format().splitlines() if x.startswith("  regrid"))
     assert line.startswith("  regrid        bilinear: every cell has its own climate values")
     assert plan_run(_config("europe_daily_025"), throughput=1e6).regrid is None  # no coarse climate to regrid
+
+
+def test_full_run_core_hours_share_the_inputs_among_all_models():
+    """Per member and flux: its model calls, 1/60 of making the inputs, and its outputs' writes."""
+    plan = plan_run(_config("uk_daily_100m"), throughput=1e6)
+    plan.input_s_per_cell, plan.write_s_per_cell = 600e-9, 10e-9  # [s per cell-step] as a sample would measure
+    member = plan.members[0]
+    # 12 members x 7 outputs (5 fluxes, NEE_RECO_GPP and ET) written by 60 models: 1.4 writes a model.
+    expected = plan.predictions_per_member_flux / 1e6 + plan.cells * (600e-9 / 60 + 1.4 * 10e-9)
+    assert plan.full_run_core_hours(member) == pytest.approx(expected / 3600, rel=1e-12)
+    assert "with inputs (shared by all models) and writing, per member and flux:" in plan.format()

@@ -181,7 +181,7 @@ def aoa_tables(product: xr.Dataset, stats: xr.Dataset) -> tuple[pd.DataFrame, pd
     -------
     (pandas.DataFrame, pandas.DataFrame)
         Per flux, the ensemble-mean total inside and outside the AOA and the AOA's share of the
-        land area [1] (cell area and time weighted), in the units of ``annual_totals``; and per
+        land area [1] (cell area and time weighted), in the units of ``totals.csv``; and per
         time step and flux, the share of the land area inside the AOA [1] (cell-area weighted).
     """
     totals, by_time = {}, {}

@@ -45,6 +45,7 @@ from uflux_xr.features import resolve_features
 from uflux_xr.io import open_any, write_dataset, write_product
 from uflux_xr.io.atomic import write_text_atomic
 from uflux_xr.io.jsonable import to_jsonable
+from uflux_xr.io.product import write_dataset_computing
 from uflux_xr.io.resumable import write_resumable
 from uflux_xr.metrics import all_metrics
 from uflux_xr.models import FluxModel, load_model, train
@@ -502,10 +503,17 @@ def run(
             xr.open_zarr(zarr_path, consolidated=False), out_dir / "product.nc", progress=False
         )
     complete = xr.open_zarr(zarr_path, consolidated=False)
-    counts = _value_counts(complete)
+    # One pass over the written product: statistics, value counts and totals read each chunk once.
+    products["stats"], (counts, totals) = write_dataset_computing(
+        ensemble_statistics(complete),
+        out_dir / "product_stats.zarr",
+        _value_counts_lazy(complete),
+        _totals_lazy(complete),
+        progress=False,
+    )
+    counts = {flux: (int(c), int(v)) for flux, (c, v) in counts.items()}
+    totals = _totals_table(complete, totals)
     clipped = _clipped_note(counts)
-    products["stats"] = write_dataset(ensemble_statistics(complete), out_dir / "product_stats.zarr", progress=False)
-    totals = annual_totals(complete)
     aoa_note = ""
     if applicability:
         inside, by_time = aoa_tables(complete, xr.open_zarr(products["stats"]))
@@ -653,8 +661,8 @@ def _dedup_note(inference: dict[str, dict]) -> str:
     return line + "."
 
 
-def _value_counts(product: xr.Dataset) -> dict[str, tuple[int, int]]:
-    """{flux: (values set to 0, valid values)} over all members of the fluxes in
+def _value_counts_lazy(product: xr.Dataset) -> dict:
+    """{flux: (values set to 0, valid values)}, lazily, over all members of the fluxes in
     :data:`uflux_xr.upscale.NON_NEGATIVE_FLUXES` and of the product's first flux (0 clipped for others)."""
     names = [n for n, v in product.data_vars.items() if "member" in v.dims]
     lazy = {}
@@ -664,8 +672,7 @@ def _value_counts(product: xr.Dataset) -> dict[str, tuple[int, int]]:
         # np.signbit is what count_clipped sums: predictions below 0 are stored as -0.0
         clipped = np.signbit(var).sum() if flux in NON_NEGATIVE_FLUXES else 0
         lazy[flux] = (clipped, var.notnull().sum())
-    (computed,) = dask.compute(lazy)
-    return {flux: (int(c), int(v)) for flux, (c, v) in computed.items()}
+    return lazy
 
 
 def _clipped_note(counts: dict[str, tuple[int, int]]) -> str:
@@ -788,16 +795,22 @@ def _region_chunks(product: xr.Dataset) -> dict[str, int]:
     return {"time": max(1, math.ceil(REGION_MIN_BLOCKS / (n_spatial * n_members)))}
 
 
-def annual_totals(product: xr.Dataset) -> pd.DataFrame:
-    """Area-weighted totals per member and variable: Pg C yr-1, km3 yr-1 of water, or W m-2 means."""
-    rows = []
+def _totals_lazy(product: xr.Dataset) -> dict[str, xr.DataArray]:
+    """Each member-and-time variable's area-weighted total per member, lazily: Pg C yr-1, km3 yr-1
+    of water, or W m-2 means (:func:`uflux_xr.ensemble.area_weighted_total`)."""
+    return {
+        name: area_weighted_total(var) for name, var in product.data_vars.items() if {"member", "time"} <= set(var.dims)
+    }
+
+
+def _totals_table(product: xr.Dataset, totals: dict[str, xr.DataArray]) -> pd.DataFrame:
+    """The computed ``totals`` as a table, one row per variable and member plus the ensemble's mean and SD."""
     labels = product["member_name"].values if "member_name" in product else product["member"].values
-    for name, var in product.data_vars.items():
-        if not {"member", "time"} <= set(var.dims):
-            continue
-        total = area_weighted_total(var).compute()
-        for label, value in zip(labels, total.values, strict=True):
-            rows.append({"variable": name, "member": label, "total": float(value), "units": total.attrs["units"]})
+    rows = [
+        {"variable": name, "member": label, "total": float(value), "units": total.attrs["units"]}
+        for name, total in totals.items()
+        for label, value in zip(labels, total.values, strict=True)
+    ]
     table = pd.DataFrame(rows)
     if not table.empty:
         means = table.groupby(["variable", "units"], sort=False)["total"].agg(["mean", "std", "count"]).reset_index()

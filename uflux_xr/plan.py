@@ -182,14 +182,16 @@ class RunPlan:
             seconds += self.predictions_per_member_flux * (flux_count or len(self.fluxes)) / rate
         return seconds / 3600.0
 
-    def stage_core_hours(self, member: str, flux_count: int = 1) -> float:
-        """Core-hours of a run of one ``member`` and ``flux_count`` fluxes: model inference plus making
-        (or reading) the inputs and writing the outputs, at the rates measured on the sampled chunks.
+    def full_run_core_hours(self, member: str) -> float:
+        """Core-hours per flux of ``member`` in the full run: its model calls, its share of making (or
+        reading) the inputs, which a chunk does once for all the run's models, and its outputs' writes
+        (derived outputs included), at the rates measured on the sampled chunks.
 
-        This is what a tile run of one member and one flux measures per core (``benchmarks/uk_100m.py``);
-        in a full run the inputs of a chunk are made once for all members and fluxes."""
-        overhead = self.cells * (self.input_s_per_cell + flux_count * self.write_s_per_cell) / 3600.0
-        return self.core_hours(member, flux_count) + overhead
+        ``benchmarks/uk_100m.py`` compares it with a tile run of a model kind's share of the ensemble."""
+        n_models = len(self.members) * len(self.fluxes)
+        writes = len(self.outputs) * len(self.members) / n_models
+        overhead = self.cells * (self.input_s_per_cell / n_models + writes * self.write_s_per_cell) / 3600.0
+        return self.core_hours(member, 1) + overhead
 
     def format(self) -> str:
         """The plan as printed by ``uflux-xr run --dry-run``."""
@@ -237,8 +239,12 @@ class RunPlan:
             per = [f"{kind} {self.core_hours(m, 1):.3g}" for kind, m in first.items()]
             lines.append(f"  core-hours    {self.core_hours():.3g} in all; per member and flux: " + ", ".join(per))
             if self.input_s_per_cell:
-                stage = [f"{kind} {self.stage_core_hours(m, 1):.3g}" for kind, m in first.items()]
-                lines.append("  one member x one flux with inputs and writing: " + ", ".join(stage) + " core-hours")
+                full = [f"{kind} {self.full_run_core_hours(m):.3g}" for kind, m in first.items()]
+                lines.append(
+                    "  with inputs (shared by all models) and writing, per member and flux: "
+                    + ", ".join(full)
+                    + " core-hours"
+                )
             calibration = next(iter(self.throughput.values()))
             if calibration.model_bytes:
                 towers = (

@@ -15,6 +15,7 @@ import shutil
 import tempfile
 from pathlib import Path
 
+import dask
 import numpy as np
 import pandas as pd
 import xarray as xr
@@ -239,6 +240,17 @@ def write_dataset(ds: xr.Dataset, path: str | os.PathLike, *, progress: bool = T
     progress : bool
         Show dask's progress bar while computing (local schedulers).
     """
+    return write_dataset_computing(ds, path, progress=progress)[0]
+
+
+def write_dataset_computing(
+    ds: xr.Dataset, path: str | os.PathLike, *others, progress: bool = True
+) -> tuple[Path, tuple]:
+    """:func:`write_dataset`, computing the lazy ``others`` in the same dask pass.
+
+    Whatever ``ds`` and ``others`` read in common (the chunks of one opened
+    store) is then read once.  Returns the path and the computed ``others``.
+    """
     path = Path(path)
     fmt = _product_format(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -247,15 +259,19 @@ def write_dataset(ds: xr.Dataset, path: str | os.PathLike, *, progress: bool = T
     try:
         with _progress(progress):
             if fmt == "netcdf":
-                ds.to_netcdf(target, engine="netcdf4", format="NETCDF4", encoding=_netcdf_encoding(ds))
+                writing = ds.to_netcdf(
+                    target, engine="netcdf4", format="NETCDF4", encoding=_netcdf_encoding(ds), compute=False
+                )
             else:
-                _zarr_ready(ds).to_zarr(target, mode="w", zarr_format=3, consolidated=False)
+                writing = _zarr_ready(ds).to_zarr(target, mode="w", zarr_format=3, consolidated=False, compute=False)
+            _, *computed = dask.compute(writing, *others)
+            if fmt != "netcdf":
                 consolidate(target)
         _replace(target, path)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     log.info("wrote %s", path)
-    return path
+    return path, tuple(computed)
 
 
 def consolidate(store: str | os.PathLike) -> None:
