@@ -4,6 +4,7 @@ not on the test machine)."""
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import numpy as np
@@ -160,11 +161,34 @@ def test_dry_run_states_what_regridding_costs():
 
 
 def test_full_run_core_hours_share_the_inputs_among_all_models():
-    """Per member and flux: its model calls, 1/60 of making the inputs, and its outputs' writes."""
+    """Per member and flux: its predictions, 1/60 of making the inputs, its outputs' writes and summaries."""
     plan = plan_run(_config("uk_daily_100m"), throughput=1e6)
-    plan.input_s_per_cell, plan.write_s_per_cell = 600e-9, 10e-9  # [s per cell-step] as a sample would measure
+    # [s per cell-step] as a sample would measure them (summary: per member and output)
+    plan.input_s_per_cell, plan.write_s_per_cell, plan.summary_s_per_cell = 600e-9, 10e-9, 50e-9
     member = plan.members[0]
-    # 12 members x 7 outputs (5 fluxes, NEE_RECO_GPP and ET) written by 60 models: 1.4 writes a model.
-    expected = plan.predictions_per_member_flux / 1e6 + plan.cells * (600e-9 / 60 + 1.4 * 10e-9)
+    # 12 members x 7 outputs (5 fluxes, NEE_RECO_GPP and ET) written by 60 models: 1.4 outputs a model.
+    expected = plan.predictions_per_member_flux / 1e6 + plan.cells * (600e-9 / 60 + 1.4 * 60e-9)
+    assert plan.full_run_core_hours(member) == pytest.approx(expected / 3600, rel=1e-12)
+    # Where the upscaler's own rate was measured, it replaces the model calls' rate.
+    plan.throughput[plan.member_kinds[member]].upscaler_predictions_per_s = 5e5
+    expected += plan.predictions_per_member_flux * (1 / 5e5 - 1 / 1e6)
     assert plan.full_run_core_hours(member) == pytest.approx(expected / 3600, rel=1e-12)
     assert "with inputs (shared by all models) and writing, per member and flux:" in plan.format()
+
+
+def test_measured_dry_run_times_the_upscaler_and_the_passes_on_sampled_chunks():
+    """The dry run fits each kind on the run's towers and times the run's own functions on two chunks."""
+    config = _config("uk_daily_100m")
+    small = {"xgboost": {"n_estimators": 20}, "lightgbm": {"n_estimators": 20}, "deepforest": {"n_trees": 5}}
+    models = [dataclasses.replace(m, params={**m.params, **small[m.name]}) for m in config.ensemble.models]
+    config = dataclasses.replace(config, ensemble=dataclasses.replace(config.ensemble, models=models))
+    window = {"time": slice(0, 8), "y": slice(4000, 4700), "x": slice(2000, 2200)}  # two chunks of land
+    plan = plan_run(config, window=window)
+    assert plan.sampled_chunks == 2
+    assert plan.input_s_per_cell > 0 and plan.write_s_per_cell > 0 and plan.summary_s_per_cell > 0
+    for kind, tp in plan.throughput.items():
+        assert tp.unique_fraction is not None and 0 < tp.unique_fraction < 0.5, kind  # 9 km climate repeats
+        assert tp.upscaler_predictions_per_s and tp.upscaler_predictions_per_s > 0, kind
+    text = plan.format()
+    assert "upscaler      land cells/s per core through the upscaler's block function" in text
+    assert "ns per cell-step, member and output for the statistics and totals" in text

@@ -61,6 +61,9 @@ class Throughput:
     training_rows: int
     unique_fraction: float | None = None  # on the sampled chunks, with dedup
     dedup_predictions_per_s: float | None = None  # rows of the sampled chunks per second, dedup on, coding included
+    # Land cells per second through the upscaler's own block function on the sampled chunks (feature
+    # assembly, plausibility checks, the model calls as dedup="auto" would run them, scattering back).
+    upscaler_predictions_per_s: float | None = None
 
     @property
     def effective_per_s(self) -> float:
@@ -91,6 +94,8 @@ class RunPlan:
     measure_seconds: float = 0.0  # of which measuring the model kinds' throughput [s]
     input_s_per_cell: float = 0.0  # making or reading the inputs of a sampled chunk [s per time step x cell]
     write_s_per_cell: float = 0.0  # compressing and writing one output of a sampled chunk [s per time step x cell]
+    # Ensemble statistics, totals and value counts of a sampled chunk [s per time step x cell, member and output].
+    summary_s_per_cell: float = 0.0
     sampled_chunks: int = 0
     # How coarse climate reaches the grid: data.inputs.regrid, or nearest for the lazy world's coarse climate.
     regrid: str | None = None
@@ -183,15 +188,20 @@ class RunPlan:
         return seconds / 3600.0
 
     def full_run_core_hours(self, member: str) -> float:
-        """Core-hours per flux of ``member`` in the full run: its model calls, its share of making (or
-        reading) the inputs, which a chunk does once for all the run's models, and its outputs' writes
-        (derived outputs included), at the rates measured on the sampled chunks.
+        """Core-hours per flux of ``member`` in the full run, at the rates measured on the sampled chunks:
+        its predictions through the upscaler's block function (the model calls where that was not
+        measured), its share of making (or reading) the inputs, which a chunk does once for all the
+        run's models, and its outputs' writes and summary pass (derived outputs included).
 
         ``benchmarks/uk_100m.py`` compares it with a tile run of a model kind's share of the ensemble."""
+        tp = self.throughput.get(self.member_kinds[member])
+        if tp is None:
+            return float("nan")
+        rate = tp.upscaler_predictions_per_s or tp.effective_per_s
         n_models = len(self.members) * len(self.fluxes)
         writes = len(self.outputs) * len(self.members) / n_models
-        overhead = self.cells * (self.input_s_per_cell / n_models + writes * self.write_s_per_cell) / 3600.0
-        return self.core_hours(member, 1) + overhead
+        per_cell = self.input_s_per_cell / n_models + writes * (self.write_s_per_cell + self.summary_s_per_cell)
+        return (self.predictions_per_member_flux / rate + self.cells * per_cell) / 3600.0
 
     def format(self) -> str:
         """The plan as printed by ``uflux-xr run --dry-run``."""
@@ -230,10 +240,21 @@ class RunPlan:
                 )
             if deduped and self.regrid:
                 lines.append(f"  regrid        {self._regrid_cost()}")
+            upscaler = {k: tp for k, tp in self.throughput.items() if tp.upscaler_predictions_per_s}
+            if upscaler:
+                lines.append(
+                    "  upscaler      land cells/s per core through the upscaler's block function (assembly, checks, "
+                    "model calls, scatter): "
+                    + ", ".join(
+                        f"{k} {(tp.upscaler_predictions_per_s or 0) / 1e6:.2f} M/s" for k, tp in upscaler.items()
+                    )
+                )
             if self.input_s_per_cell:
                 lines.append(
                     f"  inputs/write  {self.input_s_per_cell * 1e9:.0f} ns per cell-step to make or read the inputs, "
-                    f"{self.write_s_per_cell * 1e9:.0f} ns per cell-step and output to write (sampled chunks)"
+                    f"{self.write_s_per_cell * 1e9:.0f} ns per cell-step and output to write, "
+                    f"{self.summary_s_per_cell * 1e9:.0f} ns per cell-step, member and output for the statistics "
+                    "and totals (sampled chunks)"
                 )
             first = {kind: m for m, kind in reversed(self.member_kinds.items())}
             per = [f"{kind} {self.core_hours(m, 1):.3g}" for kind, m in first.items()]
@@ -477,9 +498,10 @@ def plan_run(
         with _quiet("uflux_xr.sites"):  # the calibration towers' table
             sample = _sample_chunks(config, source, cube, window)
         if sample is not None:
-            plan.input_s_per_cell, plan.write_s_per_cell, plan.sampled_chunks = (
+            plan.input_s_per_cell, plan.write_s_per_cell, plan.summary_s_per_cell, plan.sampled_chunks = (
                 sample.input_s_per_cell,
                 sample.write_s_per_cell,
+                sample.summary_s_per_cell,
                 sample.n_chunks,
             )
         plan.measure_seconds += time.perf_counter() - t0
@@ -522,7 +544,9 @@ class ChunkSample:
     n_chunks: int
     input_s_per_cell: float
     write_s_per_cell: float
+    summary_s_per_cell: float
     table: pd.DataFrame | None  # the run's towers (lazy demo), else None
+    blocks: list = field(default_factory=list)  # the sampled chunks (xarray.Dataset, in memory)
 
 
 def _sample_chunks(config: RunConfig, source: str, cube, window) -> ChunkSample | None:
@@ -588,7 +612,9 @@ def _sample_chunks(config: RunConfig, source: str, cube, window) -> ChunkSample 
         n_chunks=len(parts),
         input_s_per_cell=seconds / cells,
         write_s_per_cell=write / n,
+        summary_s_per_cell=_time_summary(block, ydim, xdim) / n,
         table=table,
+        blocks=[b for b, _ in parts] if table is not None else [],
     )
 
 
@@ -603,6 +629,41 @@ def _time_write(block, ydim: str, xdim: str) -> float:
         started = time.perf_counter()
         ds.to_zarr(Path(tmp) / "w.zarr", consolidated=False)
         return time.perf_counter() - started
+
+
+def _time_summary(block, ydim: str, xdim: str, members: int = 4) -> float:
+    """Seconds per member for the passes over one output of ``block``'s shape after it is written:
+    ensemble statistics, area-weighted totals and the value counts, as the run computes them."""
+    import dask
+    import xarray as xr
+
+    from uflux_xr.ensemble import area_weighted_total, ensemble_statistics
+
+    template = next(v for v in block.data_vars.values() if "time" in v.dims).astype(np.float32)
+    out = xr.concat([template + k for k in range(members)], dim="member").assign_attrs(units="g C m-2 d-1")
+    product = xr.Dataset({"GPP": out.transpose("member", "time", ydim, xdim)}).chunk()
+    started = time.perf_counter()
+    dask.compute(
+        ensemble_statistics(product),
+        area_weighted_total(product["GPP"]),
+        np.signbit(product["GPP"]).sum(),
+        product["GPP"].notnull().sum(),
+        scheduler="sync",
+    )
+    return (time.perf_counter() - started) / members
+
+
+def _time_upscaler(model, blocks: list, dedup: bool) -> float | None:
+    """Land cells per second through :func:`uflux_xr.upscale.upscale` on the sampled chunks, on one thread."""
+    from uflux_xr.upscale import upscale
+
+    cells = 0
+    started = time.perf_counter()
+    for block in blocks:
+        product = upscale({"m": {"GPP": model}}, block.chunk(), dedup=dedup)
+        cells += int(np.isfinite(product["GPP"].compute(scheduler="sync").values).sum())
+    seconds = time.perf_counter() - started
+    return cells / seconds if cells and seconds > 0 else None
 
 
 def _measure_on_sample(spec: ModelSpec, features: list[str], sample: ChunkSample) -> Throughput:
@@ -623,7 +684,10 @@ def _measure_on_sample(spec: ModelSpec, features: list[str], sample: ChunkSample
         model.predict_array(X, n_threads=1, dedup=True)
         dedup_rate = len(X) / (time.perf_counter() - started)
         unique = unique_rows(model.interval_coder.codes(X))[0].size / len(X)
-    return Throughput(spec.name, rate, _saved_bytes(model), int(table["GPP"].notna().sum()), unique, dedup_rate)
+    upscaler = _time_upscaler(model, sample.blocks, dedup=bool(dedup_rate and dedup_rate > rate))
+    return Throughput(
+        spec.name, rate, _saved_bytes(model), int(table["GPP"].notna().sum()), unique, dedup_rate, upscaler
+    )
 
 
 @contextlib.contextmanager
