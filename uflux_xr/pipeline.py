@@ -799,7 +799,9 @@ def _totals_lazy(product: xr.Dataset) -> dict[str, xr.DataArray]:
     """Each member-and-time variable's area-weighted total per member, lazily: Pg C yr-1, km3 yr-1
     of water, or W m-2 means (:func:`uflux_xr.ensemble.area_weighted_total`)."""
     return {
-        name: area_weighted_total(var) for name, var in product.data_vars.items() if {"member", "time"} <= set(var.dims)
+        str(name): area_weighted_total(var)
+        for name, var in product.data_vars.items()
+        if {"member", "time"} <= set(var.dims)
     }
 
 
