@@ -183,3 +183,81 @@ def test_upscale_dedup_identical_across_chunkings(models, kind):
 def test_upscale_rejects_an_unknown_dedup_mode(models):
     with pytest.raises(ValueError, match="dedup must be"):
         upscale([models["xgboost"]], _coarse_cube(), dedup="yes")
+
+
+def _ensemble_table() -> pd.DataFrame:
+    """:func:`_table` with two more targets of other forms: their models split elsewhere."""
+    table = _table(seed=8)
+    X = table[FEATURES].fillna(0).to_numpy()
+    rng = np.random.default_rng(9)
+    table["RECO"] = np.exp(0.5 * X[:, 1]) + 0.3 * X[:, 3] + rng.normal(0, 0.1, len(table))
+    table["LE"] = np.abs(X[:, 2]) * (1 + X[:, 4]) + rng.normal(0, 0.1, len(table))
+    return table
+
+
+@pytest.mark.parametrize("chunks", [{"time": 9}, {"time": 2, "lat": 5, "lon": 7}])
+def test_models_of_one_task_share_codes_and_stay_exact(chunks):
+    """Several members (kinds, feature sets and feature orders) x fluxes in one upscaling task: each
+    model's product equals its own plain upscale, and each finds exactly the distinct rows it finds
+    alone (the union codes refined per model lose nothing and merge nothing)."""
+    table = _ensemble_table()
+    feature_sets = {
+        "xgb": FEATURES,
+        "xgb_no_c": ["a", "b", "d", "e"],
+        "lgbm": ["e", "d", "c", "b", "a"],
+        "rf": FEATURES,
+        "cascade": FEATURES,
+    }
+    kinds = {
+        "xgb": "xgboost",
+        "xgb_no_c": "xgboost",
+        "lgbm": "lightgbm",
+        "rf": "random_forest",
+        "cascade": "deepforest",
+    }
+    members = {
+        label: {
+            flux: train(table, flux, features, model=kinds[label], **KINDS[kinds[label]])
+            for flux in ("GPP", "RECO", "LE")
+        }
+        for label, features in feature_sets.items()
+    }
+    cube = _coarse_cube().chunk(chunks)
+    reset_dedup_stats()
+    together = upscale(members, cube, dedup=True, derived=False).compute()
+    shared = dedup_report()
+    for label, member in members.items():
+        for flux, model in member.items():
+            alone = upscale({label: {flux: model}}, cube, dedup=False, derived=False)[flux].sel(member=label)
+            assert np.array_equal(together[flux].sel(member=label).values, alone.values, equal_nan=True)
+            reset_dedup_stats()
+            upscale({label: {flux: model}}, cube, dedup=True, derived=False).compute()
+            own = dedup_report()[model.stats_key]
+            assert shared[model.stats_key]["unique_rows"] == own["unique_rows"] > 0, (label, flux)
+    # The fluxes' thresholds differ, so the union codes were refined (the cascade's bins are shared).
+    for label in ("xgb", "lgbm", "rf"):
+        assert len({m.interval_coder.signature for m in members[label].values()}) == 3, label
+
+
+def test_model_batches_keep_feature_sets_together_within_the_memory_cap():
+    from uflux_xr.upscale import model_batches
+
+    @dataclasses.dataclass
+    class Model:
+        features: list
+
+    members = {"x": Model(list("ab")), "y": Model(list("ba")), "z": Model(list("ab"))}
+    entries = [(f, m, model) for f in "PQR" for m, model in members.items()]  # as upscale lists them
+    cells = 1000
+    per_model = 4 * cells
+    # Room for 6 models: the two "ab" members (6 models) in one task, "ba" in the next.
+    batches = model_batches(entries, cells, max_bytes=6 * per_model)
+    assert [[(f, m) for f, m, _ in b] for b in batches] == [
+        [("P", "x"), ("P", "z"), ("Q", "x"), ("Q", "z"), ("R", "x"), ("R", "z")],
+        [("P", "y"), ("Q", "y"), ("R", "y")],
+    ]
+    # Room for 4: a feature set larger than a task is split, the rest fills the next task.
+    sizes = [len(b) for b in model_batches(entries, cells, max_bytes=4 * per_model)]
+    assert sizes == [4, 2, 3]
+    assert [len(b) for b in model_batches(entries, cells, max_bytes=1)] == [1] * 9
+    assert sum(map(len, model_batches(entries, cells))) == 9

@@ -40,7 +40,7 @@ def test_tower_readers_all_go_through_the_checked_builder():
 
 
 def test_upscaler_checks_each_chunk(world, small_models):
-    assert "check_values(" in inspect.getsource(ux.upscale.__globals__["predict_block"])
+    assert "check_values(" in inspect.getsource(ux.upscale.__globals__["predict_models_block"])
     cube = world.cube.copy()
     cube["TA"] = cube["TA"] + 273.15  # kelvin values under a degC label
     product = ux.upscale({"GPP": [small_models["xgboost"]["GPP"]]}, cube.chunk({"time": 40}), derived=False)

@@ -12,7 +12,9 @@ The memory model (per worker thread, ``C`` cells in a chunk, ``F`` features,
 
     inputs   V·C·4           the cube chunk (all variables, as the lazy world makes them)
     make     16·C·8          the lazy world's float64 temporaries while it makes a chunk
-    predict  (2F + 3)·C·4    feature columns, the stacked matrix, mask and output
+    predict  (2F + 3)·C·4    feature columns and their codes, the stacked matrix, mask
+    task     M·C·(4 + 8)     the M models of one prediction task (uflux_xr.upscale.model_batches):
+                             their outputs and the index of each one's distinct rows
     outputs  K·C·4           member outputs of the chunk waiting to be written (K ≤ 4)
 
 plus, per worker process, the interpreter and libraries (~300 MB) and every
@@ -36,6 +38,7 @@ import pandas as pd
 
 from uflux_xr.config import ModelSpec, RunConfig
 from uflux_xr.domain import Domain
+from uflux_xr.upscale import models_per_task
 
 log = logging.getLogger(__name__)
 
@@ -43,7 +46,10 @@ BYTES = 4  # float32
 BASE_WORKER_BYTES = 300e6
 LAZY_TEMPORARIES = 16  # float64 arrays alive at once while the lazy world makes a chunk
 OUTPUTS_IN_FLIGHT = 4
-TASKS_PER_MODEL = 5
+#: Bytes per cell of one model in a prediction task: its float32 output and (at most) an int64
+#: index of its distinct rows (models sharing codes share it).
+TASK_BYTES_PER_MODEL = 4 + 8
+TASKS_PER_MODEL = 3
 TASKS_PER_DERIVED = 2
 #: Derived outputs per member: NEE_RECO_GPP (GPP and RECO) and ET (LE).
 _DERIVED = {"NEE_RECO_GPP": {"GPP", "RECO"}, "ET": {"LE"}}
@@ -135,22 +141,26 @@ class RunPlan:
 
     @property
     def tasks(self) -> int:
-        """Dask tasks: per chunk, the inputs, ~5 per member and flux (prediction, transpose, member
-        axis, concatenation), 2 per member and derived output, and one write per member and output.
+        """Dask tasks: per chunk, the inputs, one prediction task per batch of models
+        (:func:`uflux_xr.upscale.model_batches`), ~3 per member and flux (its slice of the batch,
+        transpose, member axis), 2 per member and derived output, and one write per member and output.
 
         The per-model and per-derived counts were read off the upscaler's graph (dask 2025);
         a test checks the total against a real graph."""
         n_derived = len(self.outputs) - len(self.fluxes)
         n_inputs = self.n_features + 5  # cube variables, static layers and day-of-year harmonics
+        n_models = len(self.members) * len(self.fluxes)
+        per_task = models_per_task(self.chunk_cells)
         per_member = TASKS_PER_MODEL * len(self.fluxes) + TASKS_PER_DERIVED * n_derived + len(self.outputs)
-        return self.n_chunks * (n_inputs + len(self.members) * per_member)
+        return self.n_chunks * (n_inputs + math.ceil(n_models / per_task) + len(self.members) * per_member)
 
     @property
     def worker_thread_bytes(self) -> float:
         """Peak bytes one worker thread holds for its chunk (see the module docstring)."""
         c, f = self.chunk_cells, self.n_features
         make = LAZY_TEMPORARIES * c * 8 if self.source == "lazy_demo" else 0
-        return c * BYTES * (f + (2 * f + 3) + OUTPUTS_IN_FLIGHT) + make
+        models = min(models_per_task(c), len(self.members) * len(self.fluxes))
+        return c * (BYTES * (f + (2 * f + 3) + OUTPUTS_IN_FLIGHT) + TASK_BYTES_PER_MODEL * models) + make
 
     @property
     def models_bytes(self) -> float:

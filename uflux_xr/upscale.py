@@ -11,6 +11,7 @@ graph never carries model objects.
 
 from __future__ import annotations
 
+import itertools
 import json
 import logging
 from collections.abc import Mapping, Sequence
@@ -22,7 +23,7 @@ from uflux_xr.domain import spatial_dims, time_step
 from uflux_xr.features import resolve_features
 from uflux_xr.io.loaded_once import LoadedOnce
 from uflux_xr.models import FluxModel, load_model
-from uflux_xr.models.dedup import dedup_stats, merge_stats, predict_dedup, reset_dedup_stats
+from uflux_xr.models.dedup import ChunkCodes, dedup_stats, merge_stats, predict_chunk_rows, reset_dedup_stats
 from uflux_xr.models.fluxmodel import check_feature_units
 from uflux_xr.plausibility import check_values, resolution_of
 from uflux_xr.variables import SECONDS_PER_DAY, ensure_units, latent_heat_of_vaporization, variable_attrs
@@ -42,69 +43,96 @@ NON_NEGATIVE_FLUXES = ("GPP", "RECO")
 cached_model: LoadedOnce[FluxModel] = LoadedOnce(load_model)
 
 
-def predict_block(
+def predict_models_block(
     *blocks: np.ndarray,
-    model,
+    models: tuple,
+    features: tuple[tuple[int, ...], ...],
     n_features: int,
     checks: tuple = (),
     source: str = "predictor cube",
-    non_negative: bool = False,
+    non_negative: tuple[bool, ...] = (),
     dedup: bool | str = "auto",
 ) -> np.ndarray:
-    """Numpy core of the upscaler: predict one block of the cube.
+    """Numpy core of the upscaler: predict one block of the cube with several models.
+
+    The models share the block's work that does not depend on them: each feature is gathered at
+    the mask's cells and checked once, and (with ``dedup``) coded once per distinct threshold set,
+    with the distinct rows found once per distinct model signature (:class:`ChunkCodes`).
 
     Parameters
     ----------
     *blocks : numpy.ndarray
-        ``n_features`` feature blocks followed by the mask block; each is
-        broadcastable to the block shape (static layers arrive with a length-1
+        ``n_features`` feature blocks (each distinct feature of the models once) followed by the
+        mask block; each is broadcastable to the block shape (static layers arrive with a length-1
         time axis).
-    model : FluxModel or str
-        The model, or the path of a model file to load once per process.
+    models : tuple of FluxModel or str
+        The models, or the paths of model files to load once per process.
+    features : tuple of tuple of int
+        Per model, the positions in ``blocks`` of its features, in its own feature order.
     n_features : int
         How many of ``blocks`` are features.
     checks : tuple of (name, units, resolution)
-        Per feature, what :func:`uflux_xr.plausibility.check_values` tests its
-        values against in this block (empty: no check).
+        Per feature block, what :func:`uflux_xr.plausibility.check_values` tests its values
+        against in this block (empty: no check).
     source : str
         Where the cube came from, for the plausibility message.
-    non_negative : bool
-        Store predictions below 0 as -0.0 (:data:`NON_NEGATIVE_FLUXES`).
+    non_negative : tuple of bool
+        Per model: store its predictions below 0 as -0.0 (:data:`NON_NEGATIVE_FLUXES`).
     dedup : bool or "auto"
         Exact deduplicated inference (see :func:`upscale`).
 
     Returns
     -------
     numpy.ndarray
-        float32 predictions with NaN outside the mask and where any feature is NaN.
+        float32 (*block shape, models): each model's predictions, NaN outside the mask and where
+        any of its features is NaN.
     """
     shape, valid, columns = block_rows(blocks, n_features)
-    out = np.full(shape, np.nan, dtype=np.float32)
-    if not columns:  # ocean-only block: nothing to predict
-        return out
-    for column, (name, units, resolution) in zip(columns, checks, strict=False):
-        check_values(column, name, units, source=f"{source} (a chunk being predicted)", resolution=resolution)
-    X = np.stack(columns, axis=1).astype(np.float32, copy=False)
-    complete = np.isfinite(X).all(axis=1)
-    if not complete.any():
-        return out
-    fitted = cached_model(model) if isinstance(model, str) else model
-    pred = np.full(X.shape[0], np.nan, dtype=np.float32)
-    # Through predict_dedup in every mode, so that dedup_report() times plain chunks too.  Only the trees
-    # are deduplicated: a hybrid's baseline differs between rows of equal interval codes.
-    rows = np.ascontiguousarray(X[complete])
-    trees = predict_dedup(
-        lambda r: fitted.predict_trees(r, n_threads=1),
-        fitted.interval_coder if dedup is not False else None,
-        rows,
-        key=fitted.stats_key,
-        mode=dedup,
+    out = np.full((len(models), *shape), np.nan, dtype=np.float32)
+    if columns:  # else an ocean-only block: nothing to predict
+        for column, (name, units, resolution) in zip(columns, checks, strict=False):
+            check_values(column, name, units, source=f"{source} (a chunk being predicted)", resolution=resolution)
+        fitted_models = [cached_model(m) if isinstance(m, str) else m for m in models]
+        coders = [] if dedup is False else [(u, m.interval_coder) for u, m in zip(features, fitted_models, strict=True)]
+        chunk = ChunkCodes(
+            {j: c.astype(np.float32, copy=False) for j, c in enumerate(columns)},
+            [(u, c) for u, c in coders if c is not None],
+        )
+        cells = np.flatnonzero(valid)
+        for k, (fitted, used) in enumerate(zip(fitted_models, features, strict=True)):
+            rows = chunk.rows(used)
+            if not rows.size:
+                continue
+            # Through predict_chunk_rows in every mode, so that dedup_report() times plain chunks too.  Only
+            # the trees are deduplicated: a hybrid's baseline differs between rows of equal interval codes.
+            pred = predict_chunk_rows(
+                lambda r, m=fitted: m.predict_trees(r, n_threads=1),
+                fitted.interval_coder if dedup is not False else None,
+                chunk,
+                used,
+                key=fitted.stats_key,
+                mode=dedup,
+            )
+            if fitted.baseline is not None:
+                pred = fitted.with_baseline(chunk.matrix(used), pred)
+            if non_negative and non_negative[k]:
+                pred[pred < 0] = -0.0
+            out[k].reshape(-1)[cells[rows]] = pred
+    return np.moveaxis(out, 0, -1)
+
+
+def predict_block(*blocks: np.ndarray, model, n_features: int, non_negative: bool = False, **kwargs) -> np.ndarray:
+    """:func:`predict_models_block` for one model whose features are the ``n_features`` blocks in
+    its order: float32 of the block shape (``checks``, ``source`` and ``dedup`` as there)."""
+    one = predict_models_block(
+        *blocks,
+        models=(model,),
+        features=(tuple(range(n_features)),),
+        n_features=n_features,
+        non_negative=(non_negative,),
+        **kwargs,
     )
-    pred[complete] = fitted.with_baseline(rows, trees)
-    if non_negative:
-        pred[pred < 0] = -0.0
-    out[valid] = pred
-    return out
+    return one[..., 0]
 
 
 def baseline_block(*blocks: np.ndarray, model, n_features: int) -> np.ndarray:
@@ -300,30 +328,38 @@ def upscale(
     source = str(cube.attrs.get("source", "predictor cube"))
     out_dims = ("time", ydim, xdim)
     fluxes = list(next(iter(members.values())))
+    entries = [(flux, label, member[flux]) for flux in fluxes for label, member in members.items()]
+    for _, _, model in entries:
+        check_feature_units(model, units, source="predictor cube")
+    predicted: dict[tuple[str, str], xr.DataArray] = {}
+    for batch in model_batches(entries, _chunk_cells(cube, out_dims)):
+        used = sorted({f for _, _, m in batch for f in m.features})
+        position = {f: i for i, f in enumerate(used)}
+        block = xr.apply_ufunc(
+            predict_models_block,
+            *[arrays[f] for f in used],
+            mask_da,
+            kwargs={
+                "models": tuple(model_reference(m) for _, _, m in batch),
+                "features": tuple(tuple(position[f] for f in m.features) for _, _, m in batch),
+                "n_features": len(used),
+                "checks": tuple((f, units.get(f), resolution) for f in used),
+                "source": source,
+                "non_negative": tuple(flux in NON_NEGATIVE_FLUXES for flux, _, _ in batch),
+                "dedup": dedup,
+            },
+            dask="parallelized",
+            output_core_dims=[["model"]],
+            dask_gufunc_kwargs={"output_sizes": {"model": len(batch)}},
+            output_dtypes=[np.float32],
+            keep_attrs=False,
+        )
+        for k, (flux, label, _) in enumerate(batch):
+            predicted[flux, label] = block.isel(model=k).transpose(*out_dims)
     data_vars = {}
     baselines: dict[str, dict] = {}
     for flux in fluxes:
-        per_member = []
-        for label, member in members.items():
-            model = member[flux]
-            check_feature_units(model, units, source="predictor cube")
-            args = [arrays[f] for f in model.features] + [mask_da]
-            da = xr.apply_ufunc(
-                predict_block,
-                *args,
-                kwargs={
-                    "model": model_reference(model),
-                    "n_features": len(model.features),
-                    "checks": tuple((f, units.get(f), resolution) for f in model.features),
-                    "source": source,
-                    "non_negative": flux in NON_NEGATIVE_FLUXES,
-                    "dedup": dedup,
-                },
-                dask="parallelized",
-                output_dtypes=[np.float32],
-                keep_attrs=False,
-            ).transpose(*out_dims)
-            per_member.append(da.expand_dims(member=[label]))
+        per_member = [predicted[flux, label].expand_dims(member=[label]) for label in members]
         data_vars[flux] = _with_attrs(xr.concat(per_member, dim="member"), flux)
         hybrids = {label: b for label, member in members.items() if (b := member[flux].baseline) is not None}
         if hybrids:
@@ -353,6 +389,47 @@ def upscale(
         product = product.rio.write_crs(cube.rio.crs)
     log.info("upscale graph: %d fluxes x %d members over %s", len(fluxes), len(members), dict(cube.sizes))
     return product
+
+
+#: Largest output of one upscaling task [bytes].  The models of a task share the chunk's gathered
+#: features and interval codes (:func:`predict_models_block`); more models per task share more, at
+#: the cost of holding all their predictions of the chunk at once.  Most of the sharing is among the
+#: fluxes of one feature set (their codes); 128 MB holds 16 models of a 2 M-cell chunk.
+MAX_TASK_OUTPUT_BYTES = 128 * 2**20
+
+
+def models_per_task(chunk_cells: int, max_bytes: int = MAX_TASK_OUTPUT_BYTES) -> int:
+    """How many models one upscaling task predicts on a chunk of ``chunk_cells`` cells (at least 1)."""
+    return max(1, max_bytes // (4 * max(chunk_cells, 1)))
+
+
+def model_batches(entries: list, chunk_cells: int, max_bytes: int = MAX_TASK_OUTPUT_BYTES) -> list[list]:
+    """``entries`` ((flux, member, model) triples) cut into the model lists of one task each.
+
+    Models with the same features stay together (they share the most), whole feature sets are
+    packed into a task while its float32 output for a chunk of ``chunk_cells`` cells stays within
+    ``max_bytes``; a feature set larger than that is split.
+    """
+    per_task = models_per_task(chunk_cells, max_bytes)
+    batches: list[list] = []
+    current: list = []
+    ordered = sorted(entries, key=lambda e: tuple(e[2].features))  # stable: flux, then member order
+    for _, same_features in itertools.groupby(ordered, key=lambda e: tuple(e[2].features)):
+        group = list(same_features)
+        if current and len(current) + len(group) > per_task:
+            batches.append(current)
+            current = []
+        while len(group) > per_task:
+            batches.append(group[:per_task])
+            group = group[per_task:]
+        current += group
+    return batches + ([current] if current else [])
+
+
+def _chunk_cells(cube: xr.Dataset, dims: tuple[str, ...]) -> int:
+    """Cells of the cube's largest chunk over ``dims``."""
+    chunks = cube.chunks
+    return int(np.prod([max(chunks[d]) if d in chunks else cube.sizes.get(d, 1) for d in dims]))
 
 
 def _baseline_layers(flux, members, arrays, mask_da, out_dims, prediction) -> dict[str, xr.DataArray]:

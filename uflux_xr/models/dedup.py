@@ -33,6 +33,7 @@ The unique rows are found with an open-addressing hash of the packed codes
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import math
@@ -79,20 +80,37 @@ class IntervalCoder:
         """Bits per feature code: values take codes 0..len(t), NaN takes len(t) + 1."""
         return tuple(max(1, math.ceil(math.log2(t.size + 2))) for t in self.thresholds)
 
+    @functools.cached_property
+    def signature(self) -> tuple:
+        """Per feature, what its code depends on (thresholds, precision, side): equal signatures give
+        equal codes, so models with equal ones can share a chunk's codes (:class:`ChunkCodes`)."""
+        return tuple((self.dtype.str, self.side, t.tobytes()) for t in self.thresholds)
+
+    def feature_codes(self, j: int, column: np.ndarray) -> np.ndarray:
+        """Interval code of each value of ``column`` for feature ``j``: 0..len(t), NaN len(t) + 1; the
+        smallest unsigned dtype that holds them."""
+        t = self.thresholds[j]
+        column = np.asarray(column).astype(self.dtype, copy=False)
+        dtype = np.uint16 if t.size + 2 <= 2**16 else np.uint32 if t.size + 2 <= 2**32 else np.uint64
+        code = np.searchsorted(t, column, side=self.side).astype(dtype)
+        code[np.isnan(column)] = t.size + 1
+        return code
+
+    def pack(self, codes: list[np.ndarray]) -> np.ndarray:
+        """Per-feature codes (:meth:`feature_codes`, equal lengths) packed into uint64 (n, words) keys."""
+        layout = _pack_layout(self.bits)
+        words = 1 + max(w for w, _ in layout) if layout else 1
+        keys = np.zeros((codes[0].shape[0] if codes else 0, words), dtype=np.uint64)
+        for code, (word, shift) in zip(codes, layout, strict=True):
+            keys[:, word] |= code.astype(np.uint64) << np.uint64(shift)
+        return keys
+
     def codes(self, X: np.ndarray) -> np.ndarray:
         """Packed interval codes of the rows of ``X`` (n, features): uint64 (n, words), C order."""
         X = np.asarray(X)
         if X.ndim != 2 or X.shape[1] != self.n_features:
             raise ValueError(f"expected an array of shape (n, {self.n_features}), got {X.shape}")
-        layout = _pack_layout(self.bits)
-        words = 1 + max(w for w, _ in layout) if layout else 1
-        keys = np.zeros((X.shape[0], words), dtype=np.uint64)
-        for j, (t, (word, shift)) in enumerate(zip(self.thresholds, layout, strict=True)):
-            column = X[:, j].astype(self.dtype, copy=False)
-            code = np.searchsorted(t, column, side=self.side).astype(np.uint64)
-            code[np.isnan(column)] = t.size + 1
-            keys[:, word] |= code << np.uint64(shift)
-        return keys
+        return self.pack([self.feature_codes(j, X[:, j]) for j in range(self.n_features)])
 
 
 def _pack_layout(bits: tuple[int, ...]) -> list[tuple[int, int]]:
@@ -313,6 +331,39 @@ def merge_stats(parts) -> dict[str, dict]:
     return out
 
 
+def _use_dedup(stats: DedupStats, coder: IntervalCoder | None, mode, n_rows: int) -> bool:
+    """Whether this call deduplicates: a coder, not switched off (by the caller or by ``"auto"``'s
+    measurement), and at least two rows."""
+    on = coder is not None and mode is not False and (mode is True or stats.enabled is not False)
+    return on and n_rows >= 2
+
+
+def _record_plain(stats: DedupStats, rows: int, seconds: float) -> None:
+    with stats.lock:
+        stats.plain_rows += rows
+        stats.plain_seconds += seconds
+
+
+def _record_dedup(stats: DedupStats, key: str, mode, rows: int, unique: int, code_s: float, predict_s: float) -> None:
+    """Count a deduplicated call and, in ``"auto"`` mode after :data:`PROBE_CHUNKS` chunks, decide."""
+    with stats.lock:
+        stats.chunks += 1
+        stats.rows += rows
+        stats.unique_rows += unique
+        stats.code_seconds += code_s
+        stats.predict_seconds += predict_s
+        if mode == "auto" and stats.enabled is None and stats.chunks >= PROBE_CHUNKS:
+            # A plain predict would cost the unique rows' predict time scaled to all rows.
+            plain = stats.predict_seconds / max(stats.unique_rows, 1) * stats.rows
+            stats.enabled = stats.code_seconds + stats.predict_seconds < KEEP_IF_BELOW * plain
+            log.debug(
+                "dedup for %s: %.1f %% unique rows, %s",
+                key,
+                100 * stats.unique_fraction,
+                "kept" if stats.enabled else "switched off (it does not pay here)",
+            )
+
+
 def predict_dedup(predict, coder: IntervalCoder | None, X: np.ndarray, *, key: str, mode="auto") -> np.ndarray:
     """``predict(X)`` computed once per distinct interval-code row and scattered back.
 
@@ -337,35 +388,117 @@ def predict_dedup(predict, coder: IntervalCoder | None, X: np.ndarray, *, key: s
         The predictions, identical to ``predict(X)``.
     """
     stats = _stats_for(key)
-    use = coder is not None and mode is not False and (mode is True or stats.enabled is not False)
-    if not use or X.shape[0] < 2:
+    if not _use_dedup(stats, coder, mode, X.shape[0]):
         t0 = time.perf_counter()
         out = predict(X)
-        with stats.lock:
-            stats.plain_rows += X.shape[0]
-            stats.plain_seconds += time.perf_counter() - t0
+        _record_plain(stats, X.shape[0], time.perf_counter() - t0)
         return out
     assert coder is not None
     t0 = time.perf_counter()
     first, inverse = unique_rows(coder.codes(X))
     t1 = time.perf_counter()
-    pred = np.asarray(predict(X[first]))
-    out = pred[inverse]
-    t2 = time.perf_counter()
-    with stats.lock:
-        stats.chunks += 1
-        stats.rows += X.shape[0]
-        stats.unique_rows += first.size
-        stats.code_seconds += t1 - t0
-        stats.predict_seconds += t2 - t1
-        if mode == "auto" and stats.enabled is None and stats.chunks >= PROBE_CHUNKS:
-            # A plain predict would cost the unique rows' predict time scaled to all rows.
-            plain = stats.predict_seconds / max(stats.unique_rows, 1) * stats.rows
-            stats.enabled = stats.code_seconds + stats.predict_seconds < KEEP_IF_BELOW * plain
-            log.debug(
-                "dedup for %s: %.1f %% unique rows, %s",
-                key,
-                100 * stats.unique_fraction,
-                "kept" if stats.enabled else "switched off (it does not pay here)",
+    out = np.asarray(predict(X[first]))[inverse]
+    _record_dedup(stats, key, mode, X.shape[0], first.size, t1 - t0, time.perf_counter() - t1)
+    return out
+
+
+class ChunkCodes:
+    """One chunk's feature columns, with their complete rows and interval codes shared by its models.
+
+    The models of a chunk that see the same features (an ensemble member's fluxes, the members
+    of a kind) are coded together: each feature once, with the union of those models'
+    thresholds, and the distinct rows of the union codes found once.  A union interval lies
+    inside one interval of every model's own thresholds, so rows with equal union codes have
+    equal codes for each model; each model then refines the union's distinct rows (a few per
+    cent of the chunk) by its own codes and predicts its own distinct rows only.  One task's
+    object: not thread-safe.
+
+    Parameters
+    ----------
+    columns : mapping
+        Each feature's float32 values at the chunk's cells (equal lengths), by any hashable key.
+    coders : iterable of (features, IntervalCoder)
+        The coders of the models that will ask :meth:`unique`, each with its feature keys.
+    """
+
+    def __init__(self, columns, coders=()):
+        self.columns = dict(columns)
+        self._rows: dict[tuple, np.ndarray] = {}
+        self._unique: dict[tuple, tuple[np.ndarray, np.ndarray]] = {}
+        found: dict[tuple, list[IntervalCoder]] = {}
+        for features, coder in coders:
+            found.setdefault(self._group(features, coder), []).append(coder)
+        self._unions = {key: _union(coders) for key, coders in found.items()}
+
+    @staticmethod
+    def _group(features, coder: IntervalCoder) -> tuple:
+        return (tuple(features), coder.dtype.str, coder.side)
+
+    def rows(self, features) -> np.ndarray:
+        """Indices (int64) of the cells where every one of ``features`` is finite."""
+        features = tuple(features)
+        if features not in self._rows:
+            finite = np.logical_and.reduce([np.isfinite(self.columns[f]) for f in features])
+            self._rows[features] = np.flatnonzero(finite)
+        return self._rows[features]
+
+    def matrix(self, features, index: np.ndarray | None = None) -> np.ndarray:
+        """float32 (rows, features) of the complete rows, or of ``rows(features)[index]``."""
+        rows = self.rows(features)
+        rows = rows if index is None else rows[index]
+        return np.stack([self.columns[f][rows] for f in features], axis=1).astype(np.float32, copy=False)
+
+    def unique(self, coder: IntervalCoder, features) -> tuple[np.ndarray, np.ndarray, float]:
+        """:func:`unique_rows` of the complete rows of ``features`` under ``coder`` (positions in
+        :meth:`rows`), and the seconds this call spent (0 where a model with the same coder asked first)."""
+        features = tuple(features)
+        key = (features, coder.signature)
+        if key in self._unique:
+            return (*self._unique[key], 0.0)
+        started = time.perf_counter()
+        union = self._unions.get(self._group(features, coder), coder)
+        union_key = (features, union.signature)
+        if union_key not in self._unique:
+            columns = [self.columns[f][self.rows(features)] for f in features]
+            self._unique[union_key] = unique_rows(
+                union.pack([union.feature_codes(j, c) for j, c in enumerate(columns)])
             )
+        if union_key != key:  # refine the union's distinct rows by the model's own codes
+            first_union, inverse_union = self._unique[union_key]
+            first, inverse = unique_rows(coder.codes(self.matrix(features, first_union)))
+            self._unique[key] = (first_union[first], inverse[inverse_union])
+        return (*self._unique[key], time.perf_counter() - started)
+
+
+def _union(coders: list[IntervalCoder]) -> IntervalCoder:
+    """One coder whose thresholds are the union of ``coders``' (same features, precision and side)."""
+    first = coders[0]
+    if all(c.signature == first.signature for c in coders):
+        return first
+    thresholds = tuple(np.unique(np.concatenate(t)) for t in zip(*(c.thresholds for c in coders), strict=True))
+    return IntervalCoder(thresholds, first.dtype, first.side)
+
+
+def predict_chunk_rows(predict, coder: IntervalCoder | None, chunk: ChunkCodes, features, *, key: str, mode="auto"):
+    """``predict`` of the complete rows of ``features`` in ``chunk``, deduplicated as :func:`predict_dedup`
+    (same modes and counts), with the codes and distinct rows shared through ``chunk``.
+
+    Returns
+    -------
+    numpy.ndarray
+        The predictions at ``chunk.rows(features)``, identical to ``predict(chunk.matrix(features))``.
+    """
+    stats = _stats_for(key)
+    n_rows = chunk.rows(features).size
+    if not _use_dedup(stats, coder, mode, n_rows):
+        X = chunk.matrix(features)
+        t0 = time.perf_counter()
+        out = predict(X)
+        _record_plain(stats, n_rows, time.perf_counter() - t0)
+        return out
+    assert coder is not None
+    first, inverse, code_s = chunk.unique(coder, features)
+    t1 = time.perf_counter()
+    out = np.asarray(predict(chunk.matrix(features, first)))[inverse]
+    _record_dedup(stats, key, mode, n_rows, first.size, code_s, time.perf_counter() - t1)
     return out
