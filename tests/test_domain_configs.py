@@ -190,5 +190,5 @@ def test_measured_dry_run_times_the_upscaler_and_the_passes_on_sampled_chunks():
         assert tp.unique_fraction is not None and 0 < tp.unique_fraction < 0.5, kind  # 9 km climate repeats
         assert tp.upscaler_predictions_per_s and tp.upscaler_predictions_per_s > 0, kind
     text = plan.format()
-    assert "upscaler      land cells/s per core through the upscaler's block function" in text
+    assert "upscaler      predictions/s per core and model through the upscaler's block function" in text
     assert "ns per cell-step, member and output for the statistics and totals" in text

@@ -67,8 +67,9 @@ class Throughput:
     training_rows: int
     unique_fraction: float | None = None  # on the sampled chunks, with dedup
     dedup_predictions_per_s: float | None = None  # rows of the sampled chunks per second, dedup on, coding included
-    # Land cells per second through the upscaler's own block function on the sampled chunks (feature
-    # assembly, plausibility checks, the model calls as dedup="auto" would run them, scattering back).
+    # Predictions of one model per second through the upscaler's own block function on the sampled
+    # chunks (feature assembly, plausibility checks, the model calls as dedup="auto" would run them,
+    # scattering back), a member's models of every flux predicted together as in the run's tasks.
     upscaler_predictions_per_s: float | None = None
 
     @property
@@ -253,8 +254,8 @@ class RunPlan:
             upscaler = {k: tp for k, tp in self.throughput.items() if tp.upscaler_predictions_per_s}
             if upscaler:
                 lines.append(
-                    "  upscaler      land cells/s per core through the upscaler's block function (assembly, checks, "
-                    "model calls, scatter): "
+                    "  upscaler      predictions/s per core and model through the upscaler's block function "
+                    "(assembly, checks, model calls, scatter; a member's fluxes sharing each task): "
                     + ", ".join(
                         f"{k} {(tp.upscaler_predictions_per_s or 0) / 1e6:.2f} M/s" for k, tp in upscaler.items()
                     )
@@ -523,7 +524,7 @@ def plan_run(
             member = next(m for m in config.ensemble.member_specs if m.model.name == spec.name)
             with _quiet("uflux_xr.sites", "uflux_xr.models"):  # the calibration's own table and fits
                 if sample is not None and sample.table is not None:
-                    tp = _measure_on_sample(spec, list(member.predictors), sample)
+                    tp = _measure_on_sample(spec, list(member.predictors), sample, config.fluxes)
                 else:
                     rate, size, rows = measure_throughput(spec, n_features=plan.n_features)
                     tp = Throughput(spec.name, rate, size, rows)
@@ -576,7 +577,9 @@ def _sample_chunks(config: RunConfig, source: str, cube, window) -> ChunkSample 
             config.grid, seed=config.data.seed, n_sites=config.data.n_sites, climate_km=config.data.climate_km
         )
         cube = world.cube(config.output.chunks, window=window)
-        table = site_table(world, needed, ["GPP", "GPP_QC"])
+        # Every flux of the run: the upscaler is timed on a member's models of all of them, which share
+        # a task's codes (uflux_xr.upscale.predict_models_block) as in the run.
+        table = site_table(world, needed, [t for flux in config.fluxes for t in (flux, f"{flux}_QC")])
         if window and "time" in window:  # the run trains on the window's period
             table = table[table["time"].isin(cube.indexes["time"])]
     if cube is None or "land_mask" not in cube:
@@ -663,21 +666,24 @@ def _time_summary(block, ydim: str, xdim: str, members: int = 4) -> float:
     return (time.perf_counter() - started) / members
 
 
-def _time_upscaler(model, blocks: list, dedup: bool) -> float | None:
-    """Land cells per second through :func:`uflux_xr.upscale.upscale` on the sampled chunks, on one thread."""
+def _time_upscaler(member: dict, blocks: list, dedup: bool) -> float | None:
+    """Predictions per second of one model through :func:`uflux_xr.upscale.upscale` on the sampled
+    chunks, on one thread: ``member``'s models ({flux: model}) predicted together, as one task of the
+    run predicts a member's fluxes (sharing the chunk's codes), the time shared among them."""
     from uflux_xr.upscale import upscale
 
-    cells = 0
+    predictions = 0
     started = time.perf_counter()
     for block in blocks:
-        product = upscale({"m": {"GPP": model}}, block.chunk(), dedup=dedup)
-        cells += int(np.isfinite(product["GPP"].compute(scheduler="sync").values).sum())
+        product = upscale({"m": member}, block.chunk(), dedup=dedup, derived=False).compute(scheduler="sync")
+        predictions += sum(int(np.isfinite(product[flux].values).sum()) for flux in member)
     seconds = time.perf_counter() - started
-    return cells / seconds if cells and seconds > 0 else None
+    return predictions / seconds if predictions and seconds > 0 else None
 
 
-def _measure_on_sample(spec: ModelSpec, features: list[str], sample: ChunkSample) -> Throughput:
-    """Fit ``spec`` on the run's towers and time it on the sampled chunks' land rows, plain and deduplicated."""
+def _measure_on_sample(spec: ModelSpec, features: list[str], sample: ChunkSample, fluxes=("GPP",)) -> Throughput:
+    """Fit ``spec`` on the run's towers and time it on the sampled chunks' land rows, plain and
+    deduplicated, and through the upscaler with a model of each of ``fluxes``."""
     from uflux_xr.models import train
     from uflux_xr.models.dedup import unique_rows
 
@@ -694,7 +700,13 @@ def _measure_on_sample(spec: ModelSpec, features: list[str], sample: ChunkSample
         model.predict_array(X, n_threads=1, dedup=True)
         dedup_rate = len(X) / (time.perf_counter() - started)
         unique = unique_rows(model.interval_coder.codes(X))[0].size / len(X)
-    upscaler = _time_upscaler(model, sample.blocks, dedup=bool(dedup_rate and dedup_rate > rate))
+    # The member's model of every flux the towers have, predicted together as in the run's tasks.
+    member = {"GPP": model} | {
+        flux: train(table, flux, features, model=spec.name, random_state=0, **spec.params)
+        for flux in fluxes
+        if flux != "GPP" and table.get(flux, pd.Series(dtype=float)).notna().any()
+    }
+    upscaler = _time_upscaler(member, sample.blocks, dedup=bool(dedup_rate and dedup_rate > rate))
     return Throughput(
         spec.name, rate, _saved_bytes(model), int(table["GPP"].notna().sum()), unique, dedup_rate, upscaler
     )
