@@ -21,8 +21,8 @@ model per second per core (land cell-days x models / stage time / workers),
 the unique row fraction and the model calls' own rate (from the run's
 ``inference`` record), peak RSS of the workers, and the projected UK-year
 core-hours per member and flux at that pipeline rate — as measured, and with
-the inputs' cost shared by the 60 models of the full ensemble (the input time
-is measured separately, on one core).  Then the dry-run plan of the whole UK
+the inputs' cost shared by the 60 models of the full ensemble (the inputs are
+made alone on a cluster like the runs', every variable the ensemble reads).  Then the dry-run plan of the whole UK
 year and its estimate per member and flux of a full run, beside the 20-model
 tile figure with inputs shared.
 
@@ -103,18 +103,28 @@ def one_run(config, window, workers: int, tag: str = "") -> dict:
     }
 
 
-def input_seconds_per_cell(config, window) -> float:
-    """Seconds per time step x cell to make the tile's predictors on one core (stands in for reading them)."""
+def input_core_seconds(config, window, workers: int) -> float:
+    """Core-seconds to make the tile's predictors (every variable the ensemble reads, as the run makes
+    them) on a fresh cluster like the runs', best of 2 after a warm-up; stands in for reading them."""
     import time
 
-    from uflux_xr.demo.lazy import LazyWorld
+    import dask
 
-    world = LazyWorld(config.grid, seed=config.data.seed, n_sites=3, climate_km=config.data.climate_km)
-    names = ("TA", "SW_IN", "LW_IN", "VPD", "P", "SWC", "NIRv")
-    cube = world.cube(config.output.chunks, names, window)
-    started = time.perf_counter()
-    cube.compute(scheduler="sync")
-    return (time.perf_counter() - started) / int(cube["TA"].size)
+    from uflux_xr.features import resolve_features
+    from uflux_xr.pipeline import prepare_inputs
+
+    names = sorted({p for m in config.ensemble.member_specs for p in m.predictors})
+    best = float("inf")
+    with LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None) as cluster:
+        with Client(cluster):
+            cube = prepare_inputs(config, WORK / "inputs-only", window).cube
+            arrays = [*resolve_features(cube, names).values(), cube["land_mask"]]
+            dask.compute(*[a.isel(time=0).sum() if "time" in a.dims else a.sum() for a in arrays])  # warm-up
+            for _ in range(2):
+                started = time.perf_counter()
+                dask.compute(*[a.sum() for a in arrays])
+                best = min(best, time.perf_counter() - started)
+    return best * workers
 
 
 def main() -> None:
@@ -137,9 +147,10 @@ def main() -> None:
     plan = plan_run(config, threads_per_worker=1)
     per_member_flux = plan.predictions_per_member_flux
     uk_cells = plan.cells
-    input_s = input_seconds_per_cell(config, window)
     n_models = len(plan.members) * len(plan.fluxes)
     workers = 2
+    input_core_s = input_core_seconds(config, window, workers)
+    n_cells = args.days * args.cells**2
     head = (
         f"{'model':<11} {'run':<22} {'dedup':>5} {'stage s':>8} {'pred/s/core':>12} {'unique':>7} "
         f"{'model rows/s':>13} {'peak RSS':>9} {'UK h/member-flux':>17} {'inputs shared':>14}"
@@ -174,8 +185,8 @@ def main() -> None:
             r = one_run(tile, window, workers, tag=tag)
             hours = per_member_flux / r["per_core"] / 3600
             # The tile run makes its inputs for its own models; a full run makes them once for all 60.
-            stage_core_s_per_cell = r["seconds"] * workers / r["cells"] / r["models"]
-            shared = (stage_core_s_per_cell - input_s * (1 / r["models"] - 1 / n_models)) * uk_cells / 3600
+            stage_core_s = r["seconds"] * workers - input_core_s * (1 - r["models"] / n_models)
+            shared = stage_core_s / r["cells"] / r["models"] * uk_cells / 3600
             bins_note = f", {model_spec.params[bins[0]]} bins" if bins else ""
             print(
                 f"{spec.name:<11} {label + bins_note:<22} {str(dedup):>5} {r['seconds']:>8.1f} "
@@ -183,7 +194,10 @@ def main() -> None:
                 f"{hours:>17.2f} {shared:>14.2f}"
             )
             measured[(spec.name, label, dedup)] = shared
-    print(f"\ninputs: {input_s * 1e9:.0f} ns per cell-step on one core ({n_models} models share them in a full run)")
+    print(
+        f"\ninputs: {input_core_s:.1f} core-s for the tile's {n_cells:,} cell-steps on the runs' cluster "
+        f"({input_core_s / n_cells * 1e9:.0f} ns per cell-step; {n_models} models share them in a full run)"
+    )
     print("\n" + plan.format())
     print(
         "\nWhole UK year, core-hours per member and flux of the full run: dry-run estimate vs "

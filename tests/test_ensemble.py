@@ -77,3 +77,33 @@ def test_carbon_totals_are_in_pg_per_year():
     np.testing.assert_allclose(area_weighted_total(half_land).values, total.values / 2, rtol=1e-6)
     energy = global_grid(resolution=2.0, days=10, units="W m-2", value=100.0)
     np.testing.assert_allclose(area_weighted_total(energy.where(energy["lat"] > 0)).values, [100.0, 300.0])
+
+
+@pytest.mark.parametrize("lead", [(), ("member",), ("member", "scenario")])
+def test_weighted_sums_in_one_pass_match_numpy_for_numpy_and_dask_inputs(lead):
+    """The totals' one-pass kernel against the weighted sums written out in numpy (float64; the sums
+    run in another order, so rtol 1e-12), for 0, 1 and 2 dims besides time and space."""
+    rng = np.random.default_rng(0)
+    sizes = {"member": 3, "scenario": 2, "time": 5, "lat": 4, "lon": 6}
+    dims = (*lead, "time", "lat", "lon")
+    values = rng.normal(10, 3, [sizes[d] for d in dims]).astype(np.float32)
+    values[rng.random(values.shape) < 0.2] = np.nan
+    flux = xr.DataArray(
+        values,
+        dims=dims,
+        coords={
+            "time": pd.date_range("2020-01-01", periods=5, freq="D"),
+            "lat": np.arange(4) + 40.5,
+            "lon": np.arange(6) + 0.5,
+        },
+        attrs={"units": "W m-2"},
+    )
+    area = cell_area(flux)
+    weight = area.values[None] * np.ones(5)[:, None, None]  # daily steps: one day each
+    finite = np.isfinite(values)
+    expected_sum = np.where(finite, values * weight, 0).sum(axis=(-3, -2, -1))
+    expected = expected_sum / np.where(finite, weight, 0).sum(axis=(-3, -2, -1))
+    for obj in (flux, flux.chunk({"time": 2, "lat": 3, "lon": 4})):
+        out = area_weighted_total(obj).compute()
+        assert out.dims == lead
+        np.testing.assert_allclose(out.values, expected, rtol=1e-12)

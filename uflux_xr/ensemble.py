@@ -10,9 +10,8 @@ British National Grid cell is not taken as exactly 10,000 m² of ground.
 
 from __future__ import annotations
 
-from typing import cast
-
 import dask.array as da
+import numba
 import numpy as np
 import pandas as pd
 import xarray as xr
@@ -45,28 +44,79 @@ def ensemble_statistics(product: xr.Dataset, dim: str = "member") -> xr.Dataset:
     for name, var in product.data_vars.items():
         if dim not in var.dims:
             continue
-        count = var.notnull().sum(dim)
-        out[f"{name}_mean"] = var.mean(dim).assign_attrs(
+        dtype = var.dtype if var.dtype.kind == "f" else np.dtype(np.float64)
+        if var.chunks is not None:
+            var = var.chunk({dim: -1})  # the members of a cell in one block
+        mean, std, count = xr.apply_ufunc(
+            _member_moments,
+            var.astype(dtype, copy=False),
+            input_core_dims=[[dim]],
+            output_core_dims=[[], [], []],
+            dask="parallelized",
+            output_dtypes=[dtype, dtype, np.int16],
+            keep_attrs=False,
+        )
+        out[f"{name}_mean"] = mean.assign_attrs(
             {
                 **var.attrs,
                 "cell_methods": f"{dim}: mean",
                 "long_name": f"{var.attrs.get('long_name', name)}, ensemble mean",
             }
         )
-        squares = ((var - var.mean(dim)) ** 2).sum(dim)
-        # no 0/0 for single-member cells; np.sqrt of a DataArray is a DataArray (numpy's stubs say ndarray)
-        std = cast(xr.DataArray, np.sqrt(squares / (count - 1).where(count > 1)))
         out[f"{name}_std"] = std.assign_attrs(
             units=var.attrs.get("units", "1"),
             cell_methods=f"{dim}: standard_deviation",
             long_name=f"{var.attrs.get('long_name', name)}, ensemble standard deviation",
         )
-        out[f"{name}_count"] = count.astype("int16").assign_attrs(
-            units="1", long_name=f"ensemble members with a value of {name}"
-        )
+        out[f"{name}_count"] = count.assign_attrs(units="1", long_name=f"ensemble members with a value of {name}")
     if not out:
         raise ValueError(f"no variable of the product has the ensemble dim {dim!r}")
     return xr.Dataset(out, attrs=product.attrs)
+
+
+def _member_moments(values: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Mean and SD (ddof 1) over the last axis of floating ``values`` skipping NaN (accumulated in
+    float64, returned in ``values``' dtype; SD NaN with fewer than 2 values, the mean NaN with none) and
+    the count of values (int16), each of the other axes' shape."""
+    shape = values.shape[:-1]
+    flat = np.ascontiguousarray(values.reshape(-1, values.shape[-1]))
+    mean, std, count = _moments_kernel(flat)
+    return mean.reshape(shape), std.reshape(shape), count.reshape(shape)
+
+
+@numba.njit(nogil=True, cache=True)
+def _moments_kernel(values):
+    """Per row: two passes over its few members in float64 (one read of the chunk; numpy's nanmean,
+    nanvar and count each read it again with temporaries)."""
+    n, m = values.shape
+    mean = np.empty(n, values.dtype)
+    std = np.empty(n, values.dtype)
+    count = np.empty(n, np.int16)
+    for i in range(n):
+        c = 0
+        total = 0.0
+        for k in range(m):
+            v = values[i, k]
+            if not np.isnan(v):
+                c += 1
+                total += v
+        count[i] = c
+        if c == 0:
+            mean[i] = np.nan
+            std[i] = np.nan
+            continue
+        mu = total / c
+        mean[i] = mu
+        if c < 2:
+            std[i] = np.nan
+            continue
+        squares = 0.0
+        for k in range(m):
+            v = values[i, k]
+            if not np.isnan(v):
+                squares += (v - mu) ** 2
+        std[i] = np.sqrt(squares / (c - 1))
+    return mean, std, count
 
 
 def _authalic_q(phi: np.ndarray) -> np.ndarray:
@@ -198,16 +248,77 @@ def area_weighted_total(da_: xr.DataArray, area: xr.DataArray | None = None) -> 
         step), or the area- and time-weighted mean; keeps other dims (member).
     """
     area = cell_area(da_) if area is None else area
-    ydim, xdim = spatial_dims(da_)
     days = _step_days(da_["time"])
     units = da_.attrs.get("units", "1")
+    amount, covered = _weighted_sums(da_, area, days.values)
     if units in _TOTALS:
         factor, total_units = _TOTALS[units]
-        amount = (da_.fillna(0) * area * days).sum(("time", ydim, xdim))
         out = amount * factor / (float(days.sum()) / DAYS_PER_YEAR)
         return out.assign_attrs(units=total_units, long_name=f"{da_.name or 'flux'} total per year")
-    weights = (area * days).where(da_.notnull())
-    covered = weights.sum(("time", ydim, xdim))
     # no value at all (e.g. no cell outside an area of applicability): NaN, without a 0/0 warning
-    out = (da_.fillna(0) * weights).sum(("time", ydim, xdim)) / covered.where(covered > 0)
+    out = amount / covered.where(covered > 0)
     return out.assign_attrs(units=units, long_name=f"{da_.name or 'flux'} area-weighted mean")
+
+
+def _weighted_sums(values: xr.DataArray, area: xr.DataArray, days: np.ndarray) -> tuple[xr.DataArray, xr.DataArray]:
+    """Sum of value x area x days and of area x days over the finite values of ``values`` (…, time,
+    y, x), per index of its other dims (float64; lazily per chunk for dask arrays, one read of each).
+    Cells whose weight is NaN are left out, as xarray's NaN-skipping sums left them out."""
+    ydim, xdim = spatial_dims(values)
+    space_time = ("time", ydim, xdim)
+    lead = [d for d in values.dims if d not in space_time]
+    arr = values.transpose(*lead, *space_time)
+    arr = arr.stack(_lead=lead) if lead else arr.expand_dims(_lead=1)
+    arr = arr.transpose("_lead", *space_time)
+    if arr.dtype.kind != "f":
+        arr = arr.astype(np.float64)
+    weights = area.transpose(ydim, xdim).data
+    if arr.chunks is None:
+        sums = _weighted_sums_kernel(np.asarray(arr.data), days, np.asarray(weights, dtype=np.float64))
+    else:
+        data = arr.data
+        per_block = da.blockwise(
+            _weighted_sums_block,
+            "ltyxk",
+            data,
+            "ltyx",
+            da.from_array(days, chunks=(data.chunks[1],)),
+            "t",
+            da.asarray(weights).astype(np.float64).rechunk((data.chunks[2], data.chunks[3])),
+            "yx",
+            new_axes={"k": 2},
+            adjust_chunks={"t": 1, "y": 1, "x": 1},
+            dtype=np.float64,
+        )
+        sums = per_block.sum(axis=(1, 2, 3))
+    coords = {"_lead": arr["_lead"]} if lead else None
+    out = [xr.DataArray(sums[:, k], dims=("_lead",), coords=coords) for k in (0, 1)]
+    if not lead:
+        return out[0].isel(_lead=0, drop=True), out[1].isel(_lead=0, drop=True)
+    return out[0].unstack("_lead"), out[1].unstack("_lead")
+
+
+def _weighted_sums_block(values: np.ndarray, days: np.ndarray, area: np.ndarray) -> np.ndarray:
+    """:func:`_weighted_sums_kernel` of one block, shaped (lead, 1, 1, 1, 2) for its place in the blockwise sum."""
+    return _weighted_sums_kernel(values, days, area)[:, None, None, None, :]
+
+
+@numba.njit(nogil=True, cache=True)
+def _weighted_sums_kernel(values, days, area):
+    """(lead, 2): per lead index, sum of value x days[t] x area[y, x] and of the weight over finite values."""
+    n_lead, n_time, ny, nx = values.shape
+    out = np.zeros((n_lead, 2))
+    for a in range(n_lead):
+        total = 0.0
+        weight = 0.0
+        for t in range(n_time):
+            for i in range(ny):
+                for j in range(nx):
+                    v = values[a, t, i, j]
+                    w = days[t] * area[i, j]
+                    if not np.isnan(v) and not np.isnan(w):
+                        total += v * w
+                        weight += w
+        out[a, 0] = total
+        out[a, 1] = weight
+    return out

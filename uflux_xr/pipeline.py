@@ -179,9 +179,22 @@ def prepare_inputs(config: RunConfig, out_dir: Path, window: Mapping[str, slice]
     return found
 
 
+def _coverage_steps(cube: xr.Dataset, n_steps: int) -> np.ndarray:
+    """``n_steps`` time steps spread over the middle time chunk of a dask cube (its inputs are read
+    or made a chunk at a time: steps from ``n_steps`` chunks would cost that many chunks' inputs
+    again before the run reads them), or over the whole period of an in-memory cube."""
+    start, stop = 0, cube.sizes["time"]
+    chunked = [v.chunksizes["time"] for v in cube.data_vars.values() if "time" in v.dims and v.chunks]
+    if chunked:
+        edges = np.cumsum((0, *chunked[0]))
+        middle = (len(edges) - 1) // 2
+        start, stop = int(edges[middle]), int(edges[middle + 1])
+    return np.unique(np.linspace(start, stop - 1, n_steps).round().astype(int))
+
+
 def check_predictor_coverage(cube: xr.Dataset, features, *, mask: str = "land_mask", n_steps: int = 3) -> dict:
-    """Share of land cells where each predictor is finite, on a few time steps; refuses a cube
-    whose product would be all NaN.
+    """Share of land cells where each predictor is finite, on a few time steps (of one time chunk,
+    :func:`_coverage_steps`); refuses a cube whose product would be all NaN.
 
     Returns
     -------
@@ -196,7 +209,7 @@ def check_predictor_coverage(cube: xr.Dataset, features, *, mask: str = "land_ma
     """
     if mask not in cube:
         return {}
-    steps = np.unique(np.linspace(0, cube.sizes["time"] - 1, n_steps).round().astype(int))
+    steps = _coverage_steps(cube, n_steps)
     ydim, xdim = spatial_dims(cube)
     # at most ~1e6 cells per step: a strided subset of a big grid is enough to find an empty layer
     stride = max(1, math.ceil(math.sqrt(cube.sizes[ydim] * cube.sizes[xdim] / 1e6)))
@@ -502,7 +515,8 @@ def run(
         products["netcdf"] = write_product(
             xr.open_zarr(zarr_path, consolidated=False), out_dir / "product.nc", progress=False
         )
-    complete = xr.open_zarr(zarr_path, consolidated=False)
+    # The members of a chunk read by one task: the ensemble statistics take them together.
+    complete = xr.open_zarr(zarr_path, consolidated=False, chunks={"member": -1})
     # One pass over the written product: statistics, value counts and totals read each chunk once.
     products["stats"], (counts, totals) = write_dataset_computing(
         ensemble_statistics(complete),
