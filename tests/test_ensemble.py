@@ -36,6 +36,9 @@ def test_ensemble_mean_std_and_count_per_cell():
     assert stats["GPP_mean"].attrs["units"] == "g m-2 d-1" and stats["GPP_std"].attrs["units"] == "g m-2 d-1"
     with pytest.raises(ValueError, match="no variable of the product has the ensemble dim 'member'"):
         ensemble_statistics(ds.rename(member="seed"))
+    # A projected grid's CRS lives in a coordinate's attributes: the statistics keep it (their totals need it).
+    gridded = ds.assign_coords(crs=xr.DataArray(0, attrs={"crs_wkt": "EPSG:27700 as WKT"})).chunk({"cell": 1})
+    assert ensemble_statistics(gridded)["GPP_std"]["crs"].attrs == {"crs_wkt": "EPSG:27700 as WKT"}
 
 
 def test_geographic_cells_have_their_ellipsoidal_area():

@@ -54,21 +54,17 @@ def ensemble_statistics(product: xr.Dataset, dim: str = "member") -> xr.Dataset:
             output_core_dims=[[], [], []],
             dask="parallelized",
             output_dtypes=[dtype, dtype, np.int16],
-            keep_attrs=False,
+            keep_attrs=True,  # and the coordinates' (a projected grid's crs_wkt)
         )
-        out[f"{name}_mean"] = mean.assign_attrs(
-            {
-                **var.attrs,
-                "cell_methods": f"{dim}: mean",
-                "long_name": f"{var.attrs.get('long_name', name)}, ensemble mean",
-            }
-        )
-        out[f"{name}_std"] = std.assign_attrs(
-            units=var.attrs.get("units", "1"),
-            cell_methods=f"{dim}: standard_deviation",
-            long_name=f"{var.attrs.get('long_name', name)}, ensemble standard deviation",
-        )
-        out[f"{name}_count"] = count.assign_attrs(units="1", long_name=f"ensemble members with a value of {name}")
+        long_name = var.attrs.get("long_name", name)
+        mean.attrs = {**var.attrs, "cell_methods": f"{dim}: mean", "long_name": f"{long_name}, ensemble mean"}
+        std.attrs = {
+            "units": var.attrs.get("units", "1"),
+            "cell_methods": f"{dim}: standard_deviation",
+            "long_name": f"{long_name}, ensemble standard deviation",
+        }
+        count.attrs = {"units": "1", "long_name": f"ensemble members with a value of {name}"}
+        out.update({f"{name}_mean": mean, f"{name}_std": std, f"{name}_count": count})
     if not out:
         raise ValueError(f"no variable of the product has the ensemble dim {dim!r}")
     return xr.Dataset(out, attrs=product.attrs)
