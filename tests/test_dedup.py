@@ -261,3 +261,26 @@ def test_model_batches_keep_feature_sets_together_within_the_memory_cap():
     assert sizes == [4, 2, 3]
     assert [len(b) for b in model_batches(entries, cells, max_bytes=1)] == [1] * 9
     assert sum(map(len, model_batches(entries, cells))) == 9
+
+
+@pytest.mark.parametrize(("dtype", "side"), [(np.float32, "right"), (np.float64, "left"), (np.float64, "right")])
+def test_interval_codes_are_numpys_searchsorted(dtype, side):
+    """The coding kernel (binary search, a repeated value reusing its code) against numpy's searchsorted
+    written out: runs of repeats, ties on thresholds and one step either side, NaN, ±0, beyond both ends."""
+    from uflux_xr.models.dedup import IntervalCoder, _pack_layout
+
+    rng = np.random.default_rng(11)
+    t = np.unique(np.concatenate([np.round(rng.normal(size=40), 2), [0.0]]).astype(dtype))
+    coder = IntervalCoder((t, t[::3].copy()), np.dtype(dtype), side)
+    base = np.concatenate(
+        [t, np.nextafter(t, dtype(np.inf)), np.nextafter(t, dtype(-np.inf)), [np.nan, 0.0, -0.0, -1e9, 1e9]]
+    ).astype(np.float32)
+    column = np.repeat(rng.permutation(base), rng.integers(1, 4, base.size))  # runs of equal values
+    other = rng.permutation(column)
+    keys = coder.codes_of_columns([column, other])
+    for j, (values, (word, shift)) in enumerate(zip((column, other), _pack_layout(coder.bits), strict=True)):
+        cast, thresholds = values.astype(dtype), coder.thresholds[j]
+        expected = np.searchsorted(thresholds, cast, side=side).astype(np.uint64)
+        expected[np.isnan(cast)] = thresholds.size + 1
+        mask = np.uint64((1 << coder.bits[j]) - 1)
+        assert np.array_equal((keys[:, word] >> np.uint64(shift)) & mask, expected)

@@ -86,23 +86,21 @@ class IntervalCoder:
         equal codes, so models with equal ones can share a chunk's codes (:class:`ChunkCodes`)."""
         return tuple((self.dtype.str, self.side, t.tobytes()) for t in self.thresholds)
 
-    def feature_codes(self, j: int, column: np.ndarray) -> np.ndarray:
-        """Interval code of each value of ``column`` for feature ``j``: 0..len(t), NaN len(t) + 1; the
-        smallest unsigned dtype that holds them."""
-        t = self.thresholds[j]
-        column = np.asarray(column).astype(self.dtype, copy=False)
-        dtype = np.uint16 if t.size + 2 <= 2**16 else np.uint32 if t.size + 2 <= 2**32 else np.uint64
-        code = np.searchsorted(t, column, side=self.side).astype(dtype)
-        code[np.isnan(column)] = t.size + 1
-        return code
+    def codes_of_columns(self, columns) -> np.ndarray:
+        """Packed interval codes of rows given as one 1-D array per feature: uint64 (n, words), C order.
 
-    def pack(self, codes: list[np.ndarray]) -> np.ndarray:
-        """Per-feature codes (:meth:`feature_codes`, equal lengths) packed into uint64 (n, words) keys."""
+        A value's code is ``searchsorted(thresholds, value, side)`` in the coder's precision and
+        NaN's is ``len(thresholds) + 1``, packed at the feature's bits (:attr:`bits`).
+        """
+        if len(columns) != self.n_features:
+            raise ValueError(f"expected {self.n_features} feature columns, got {len(columns)}")
         layout = _pack_layout(self.bits)
         words = 1 + max(w for w, _ in layout) if layout else 1
-        keys = np.zeros((codes[0].shape[0] if codes else 0, words), dtype=np.uint64)
-        for code, (word, shift) in zip(codes, layout, strict=True):
-            keys[:, word] |= code.astype(np.uint64) << np.uint64(shift)
+        n = len(columns[0]) if columns else 0
+        keys = np.zeros((n, words), dtype=np.uint64)
+        for column, t, (word, shift) in zip(columns, self.thresholds, layout, strict=True):
+            values = np.ascontiguousarray(column).astype(self.dtype, copy=False)
+            _code_column(values, t, self.side == "right", keys, word, shift)
         return keys
 
     def codes(self, X: np.ndarray) -> np.ndarray:
@@ -110,7 +108,40 @@ class IntervalCoder:
         X = np.asarray(X)
         if X.ndim != 2 or X.shape[1] != self.n_features:
             raise ValueError(f"expected an array of shape (n, {self.n_features}), got {X.shape}")
-        return self.pack([self.feature_codes(j, X[:, j]) for j in range(self.n_features)])
+        return self.codes_of_columns([X[:, j] for j in range(self.n_features)])
+
+
+@numba.njit(nogil=True, cache=True)
+def _code_column(values, thresholds, right, keys, word, shift):
+    """OR each value's interval code, shifted by ``shift``, into ``keys[:, word]``.
+
+    The code is numpy's ``searchsorted`` (side "right" when ``right``: the count of thresholds
+    <= the value, else of thresholds < it) and NaN's is ``len(thresholds) + 1``.  A value equal
+    to the one before reuses its code: on a fine grid with nearest-regridded climate most
+    climate values repeat their neighbour (-0.0 and 0.0 compare equal, and code alike)."""
+    m = thresholds.size
+    nan_code = np.uint64(m + 1)
+    step = np.uint64(shift)
+    previous = values[0] if values.size else 0.0
+    previous_code = np.uint64(0)
+    known = False
+    for i in range(values.size):
+        v = values[i]
+        if np.isnan(v):
+            code = nan_code
+        elif known and v == previous:
+            code = previous_code
+        else:
+            lo, hi = 0, m
+            while lo < hi:
+                mid = (lo + hi) // 2
+                if thresholds[mid] < v or (right and thresholds[mid] == v):
+                    lo = mid + 1
+                else:
+                    hi = mid
+            code = np.uint64(lo)
+            previous, previous_code, known = v, code, True
+        keys[i, word] |= code << step
 
 
 def _pack_layout(bits: tuple[int, ...]) -> list[tuple[int, int]]:
@@ -459,10 +490,8 @@ class ChunkCodes:
         union = self._unions.get(self._group(features, coder), coder)
         union_key = (features, union.signature)
         if union_key not in self._unique:
-            columns = [self.columns[f][self.rows(features)] for f in features]
-            self._unique[union_key] = unique_rows(
-                union.pack([union.feature_codes(j, c) for j, c in enumerate(columns)])
-            )
+            rows = self.rows(features)
+            self._unique[union_key] = unique_rows(union.codes_of_columns([self.columns[f][rows] for f in features]))
         if union_key != key:  # refine the union's distinct rows by the model's own codes
             first_union, inverse_union = self._unique[union_key]
             first, inverse = unique_rows(coder.codes(self.matrix(features, first_union)))
