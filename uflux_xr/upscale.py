@@ -56,8 +56,9 @@ def predict_models_block(
     """Numpy core of the upscaler: predict one block of the cube with several models.
 
     The models share the block's work that does not depend on them: each feature is gathered at
-    the mask's cells and checked once, and (with ``dedup``) coded once per distinct threshold set,
-    with the distinct rows found once per distinct model signature (:class:`ChunkCodes`).
+    the mask's cells and checked once, and (with ``dedup``) the models reading the same features are
+    coded once with the union of their thresholds, the distinct rows found once and refined per
+    model (:class:`~uflux_xr.models.dedup.ChunkCodes`).
 
     Parameters
     ----------
