@@ -704,7 +704,7 @@ def _measure_on_sample(spec: ModelSpec, features: list[str], sample: ChunkSample
     member = {"GPP": model} | {
         flux: train(table, flux, features, model=spec.name, random_state=0, **spec.params)
         for flux in fluxes
-        if flux != "GPP" and table.get(flux, pd.Series(dtype=float)).notna().any()
+        if flux != "GPP" and flux in table and table[flux].notna().any()
     }
     upscaler = _time_upscaler(member, sample.blocks, dedup=bool(dedup_rate and dedup_rate > rate))
     return Throughput(

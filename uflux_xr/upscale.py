@@ -94,13 +94,13 @@ def predict_models_block(
         for column, (name, units, resolution) in zip(columns, checks, strict=False):
             check_values(column, name, units, source=f"{source} (a chunk being predicted)", resolution=resolution)
         fitted_models = [cached_model(m) if isinstance(m, str) else m for m in models]
-        coders = [] if dedup is False else [(u, m.interval_coder) for u, m in zip(features, fitted_models, strict=True)]
+        coders = [None if dedup is False else m.interval_coder for m in fitted_models]
         chunk = ChunkCodes(
             {j: c.astype(np.float32, copy=False) for j, c in enumerate(columns)},
-            [(u, c) for u, c in coders if c is not None],
+            [(used, coder) for used, coder in zip(features, coders, strict=True) if coder is not None],
         )
         cells = np.flatnonzero(valid)
-        for k, (fitted, used) in enumerate(zip(fitted_models, features, strict=True)):
+        for k, (fitted, coder, used) in enumerate(zip(fitted_models, coders, features, strict=True)):
             rows = chunk.rows(used)
             if not rows.size:
                 continue
@@ -108,7 +108,7 @@ def predict_models_block(
             # the trees are deduplicated: a hybrid's baseline differs between rows of equal interval codes.
             pred = predict_chunk_rows(
                 lambda r, m=fitted: m.predict_trees(r, n_threads=1),
-                fitted.interval_coder if dedup is not False else None,
+                coder,
                 chunk,
                 used,
                 key=fitted.stats_key,
@@ -414,8 +414,12 @@ def model_batches(entries: list, chunk_cells: int, max_bytes: int = MAX_TASK_OUT
     per_task = models_per_task(chunk_cells, max_bytes)
     batches: list[list] = []
     current: list = []
-    ordered = sorted(entries, key=lambda e: tuple(e[2].features))  # stable: flux, then member order
-    for _, same_features in itertools.groupby(ordered, key=lambda e: tuple(e[2].features)):
+
+    def feature_set(entry) -> tuple:
+        return tuple(entry[2].features)
+
+    ordered = sorted(entries, key=feature_set)  # stable: flux, then member order
+    for _, same_features in itertools.groupby(ordered, key=feature_set):
         group = list(same_features)
         if current and len(current) + len(group) > per_task:
             batches.append(current)
