@@ -14,9 +14,11 @@ from uflux_xr.applicability import (
     di_threshold,
     dissimilarity,
     fit_error_model,
+    random_error_sd_by_level,
     random_error_variance,
     train_dissimilarity,
 )
+from uflux_xr.completeness import ERROR_NOISE, flux_error_model
 from uflux_xr.pipeline import format_summary
 
 from .conftest import SHARED_DATA
@@ -188,6 +190,70 @@ def test_random_error_variance_from_consecutive_days():
         frames.append(pd.DataFrame({"site": site, "time": time, "residual": slow + rng.normal(scale=0.3, size=365)}))
     residuals = pd.concat(frames).sample(frac=1.0, random_state=0)  # order must not matter
     assert abs(random_error_variance(residuals) - 0.09) < 0.09 * 0.1
+
+
+def test_error_model_takes_out_a_noise_variance_per_row():
+    rng = np.random.default_rng(13)
+    di = rng.uniform(0, 2, 40_000)
+    predicted = rng.normal(size=di.size)
+    noise_sd = rng.uniform(0.1, 2.0, di.size)  # the towers' noise, known per row
+    observed = predicted + rng.normal(scale=0.5 + di) + rng.normal(scale=noise_sd)
+    model = fit_error_model(di, observed, predicted, noise_variance=noise_sd**2, noise_sd=(0.1, 0.0))
+    # the error against the noise-free value is 0.5 + d (10 % for the windows' sampling error)
+    np.testing.assert_allclose(model(np.array([0.25, 1.0, 1.75])), [0.75, 1.5, 2.25], rtol=0.1)
+    assert model.noise_sd == (0.1, 0.0) and abs(model.noise_variance - np.mean(noise_sd**2)) < 1e-9
+    # one variance given for all rows or as an array of that value: the same arithmetic
+    scalar = fit_error_model(di, observed, predicted, noise_variance=0.25)
+    array = fit_error_model(di, observed, predicted, noise_variance=np.full(di.size, 0.25))
+    np.testing.assert_array_equal(scalar.error, array.error)
+
+
+def test_random_error_sd_grows_with_the_flux_level():
+    rng = np.random.default_rng(14)
+    time = pd.date_range("2020-01-01", periods=365)
+    frames = []
+    for site in range(30):
+        season = np.arange(365) / 365 + site / 30
+        level = 5 + 5 * np.sin(2 * np.pi * season)  # |flux| from 0 to 10 through the year
+        slow = 0.8 * np.cos(2 * np.pi * season)  # model error following the season
+        noise = rng.normal(scale=0.3 + 0.1 * level)  # Richardson et al. (2006): SD linear in |F|
+        frames.append(pd.DataFrame({"site": site, "time": time, "residual": slow + noise, "level": level}))
+    a, b = random_error_sd_by_level(pd.concat(frames).sample(frac=1.0, random_state=0))
+    # 10 950 rows in 8 level bins: the line's ends within 0.1 of 0.3 and 1.3 [flux units]
+    assert abs(a - 0.3) < 0.1 and abs((a + 10 * b) - 1.3) < 0.1
+    # a constant noise gives no slope
+    flat = pd.concat(frames).assign(residual=lambda f: rng.normal(scale=0.5, size=len(f)))
+    a, b = random_error_sd_by_level(flat)
+    assert abs(a + 5 * b - 0.5) < 0.05 and b < 0.01
+
+
+def test_flux_error_model_conventions_on_towers_with_known_noise():
+    """Towers whose noise SD is 0.2 + 0.1 |F| and a model whose error is 0.3: ``level`` finds both."""
+    rng = np.random.default_rng(15)
+    time = pd.date_range("2020-01-01", periods=200)
+    frames = []
+    for k in range(12):
+        x = np.sin(2 * np.pi * (np.arange(200) / 200 + k / 12)) + rng.normal(scale=0.05, size=200)
+        flux = 5 + 4 * x
+        pred = flux + 0.3 * np.sin(np.arange(200) / 9 + k)  # slow model error, RMS 0.3 / sqrt(2)
+        obs = flux + rng.normal(scale=0.2 + 0.1 * np.abs(flux))
+        frames.append(pd.DataFrame({"site": f"S{k}", "time": time, "x": x, "obs": obs, "pred": pred}))
+    rows = pd.concat(frames, ignore_index=True)
+    table = rows[["site", "time", "x"]]
+    predictions = rows[["site", "time", "obs", "pred"]].assign(target="GPP", fold=rows["site"])
+    reference = train_dissimilarity(table, ["x"], folds="site")
+    models = {noise: flux_error_model(reference, table, predictions, "GPP", noise) for noise in ERROR_NOISE}
+    truth = 0.3 / np.sqrt(2)  # the model's own RMS error [flux units]
+    middle = np.array([np.median(models["none"].di)])
+    with_noise = np.sqrt(truth**2 + np.mean((0.2 + 0.1 * np.abs(rows["obs"] - 0)) ** 2))
+    np.testing.assert_allclose(models["none"](middle), with_noise, rtol=0.15)
+    a, b = models["level"].noise_sd
+    assert abs(a - 0.2) < 0.1 and abs(b - 0.1) < 0.02
+    # the noise is 95 % of the squared error here: 25 % on the RMSE left is the demo's precision
+    np.testing.assert_allclose(models["level"](middle), truth, rtol=0.25)
+    assert models["nugget"].noise_sd is None and models["nugget"].noise_variance > 0
+    assert "row by row" in models["level"].noise_text("g C m-2 d-1")
+    assert "included" in models["none"].noise_text("g C m-2 d-1")
 
 
 def test_demo_run_writes_di_aoa_and_error(demo_run):

@@ -460,7 +460,11 @@ class ErrorModel:
         Cross-validated rows it was fitted on.
     noise_variance : float
         Variance of the observations' own random error taken out of the
-        windows' mean squared error [flux units squared] (0: none).
+        windows' mean squared error [flux units squared] (0: none); with
+        ``noise_sd``, its mean over the rows.
+    noise_sd : tuple of float, optional
+        ``(a, b)`` where the random error's SD was taken as ``a + b |F|`` per
+        row (``a`` [flux units], ``b`` [1]; :func:`random_error_sd_by_level`).
     """
 
     di: np.ndarray
@@ -468,6 +472,19 @@ class ErrorModel:
     window: int
     n_rows: int
     noise_variance: float = 0.0
+    noise_sd: tuple[float, float] | None = None
+
+    def noise_text(self, units: str) -> str:
+        """How the towers' random error was treated, for a layer's comment."""
+        if self.noise_sd is not None:
+            a, b = self.noise_sd
+            return (
+                f"the towers' random error taken out row by row (SD {a:.4g} {units} + {b:.4g} x |flux|, "
+                f"from the residuals' nugget per flux level; mean variance {self.noise_variance:.4g} {units} squared)"
+            )
+        if self.noise_variance > 0:
+            return f"the towers' random-error variance ({self.noise_variance:.4g} {units} squared) taken out"
+        return "the towers' own random error included (the error against tower values)"
 
     def __call__(self, di: np.ndarray) -> np.ndarray:
         """Expected RMSE at ``di`` [flux units]; NaN where DI is NaN."""
@@ -481,7 +498,8 @@ def fit_error_model(
     predicted: np.ndarray,
     *,
     window: int | None = None,
-    noise_variance: float = 0.0,
+    noise_variance: float | np.ndarray = 0.0,
+    noise_sd: tuple[float, float] | None = None,
 ) -> ErrorModel:
     """Relate the cross-validation error to DI, as CAST's ``DItoErrormetric`` does.
 
@@ -502,23 +520,27 @@ def fit_error_model(
     window : int, optional
         Rows per window; default max(5, n / 100), so that each window's RMSE
         rests on enough rows of a tower-day table.
-    noise_variance : float
-        The observations' random-error variance [flux units squared]: taken
-        out of each window's mean squared error, so that the relation
-        estimates the error against the true flux rather than against a
-        noisy tower (:func:`random_error_variance`).
+    noise_variance : float or numpy.ndarray
+        The observations' random-error variance [flux units squared], one for
+        all rows or one per row: taken out of each window's mean squared
+        error, so that the relation estimates the error against the true flux
+        rather than against a noisy tower (:func:`random_error_variance`,
+        :func:`random_error_sd_by_level`).
+    noise_sd : tuple of float, optional
+        The ``(a, b)`` that ``noise_variance`` came from, kept for the record.
     """
     from sklearn.isotonic import IsotonicRegression
 
     ok = np.isfinite(di) & np.isfinite(observed) & np.isfinite(predicted)
     order = np.argsort(di[ok], kind="stable")
     d = di[ok][order]
-    sq = (observed[ok][order] - predicted[ok][order]) ** 2
+    noise = np.broadcast_to(np.asarray(noise_variance, dtype=np.float64), di.shape)[ok][order]
+    sq = (observed[ok][order] - predicted[ok][order]) ** 2 - noise
     n = d.size
     window = int(window or max(5, n // 100))
     if n < window:
         raise ApplicabilityError(f"{n} cross-validated rows; the DI-error relation needs at least {window}")
-    rolling = np.sqrt(np.maximum(np.convolve(sq, np.ones(window) / window, mode="valid") - noise_variance, 0.0))
+    rolling = np.sqrt(np.maximum(np.convolve(sq, np.ones(window) / window, mode="valid"), 0.0))
     centre = d[window // 2 : window // 2 + rolling.size]
     fit = IsotonicRegression(increasing=True, out_of_bounds="clip").fit(centre, rolling)
     return ErrorModel(
@@ -526,8 +548,22 @@ def fit_error_model(
         error=np.asarray(fit.y_thresholds_, dtype=np.float64),
         window=window,
         n_rows=n,
-        noise_variance=float(noise_variance),
+        noise_variance=float(np.mean(noise)) if n else 0.0,
+        noise_sd=noise_sd,
     )
+
+
+def _lag_pairs(residuals: pd.DataFrame, lag: int) -> pd.DataFrame:
+    """Residual pairs ``lag`` steps apart at one site: ``residual``, ``residual_later`` (and the other columns)."""
+    step = residuals.groupby("site")["time"].diff().median()
+    later = residuals[["site", "time", "residual"]].assign(time=residuals["time"] - lag * step)
+    return residuals.merge(later, on=["site", "time"], suffixes=("", "_later"))
+
+
+def _nugget(lag1: pd.DataFrame, lag2: pd.DataFrame) -> float:
+    """2 gamma(1) - gamma(2), kept within [0, gamma(1)] [residual units squared]."""
+    gamma = [0.5 * float(np.mean((p["residual_later"] - p["residual"]).to_numpy() ** 2)) for p in (lag1, lag2)]
+    return float(min(max(2 * gamma[0] - gamma[1], 0.0), gamma[0]))
 
 
 def random_error_variance(residuals: pd.DataFrame) -> float:
@@ -542,7 +578,9 @@ def random_error_variance(residuals: pd.DataFrame) -> float:
     the noise variance.  Hollinger & Richardson (2005) estimate tower random
     error from pairs of observations one day apart; using residuals, the pairs
     need not share conditions, and the extrapolation removes what the model
-    error changes in a step.
+    error changes in a step.  The part of the model error that changes from
+    one day to the next (it follows the weather) cannot be told from noise
+    this way, so the nugget tends to be somewhat too large.
 
     Parameters
     ----------
@@ -552,15 +590,64 @@ def random_error_variance(residuals: pd.DataFrame) -> float:
     ordered = residuals.dropna(subset=["residual"]).sort_values(["site", "time"])
     if ordered.empty:
         return 0.0
-    step = ordered.groupby("site")["time"].diff().median()
-    gamma = []
-    for lag in (1, 2):
-        later = ordered.assign(time=ordered["time"] - lag * step)
-        pairs = ordered.merge(later, on=["site", "time"], suffixes=("", "_later"))
-        if pairs.empty:
-            return 0.0
-        gamma.append(0.5 * float(np.mean((pairs["residual_later"] - pairs["residual"]).to_numpy() ** 2)))
-    return float(min(max(2 * gamma[0] - gamma[1], 0.0), gamma[0]))
+    lag1, lag2 = _lag_pairs(ordered, 1), _lag_pairs(ordered, 2)
+    if lag1.empty or lag2.empty:
+        return 0.0
+    return _nugget(lag1, lag2)
+
+
+def random_error_sd_by_level(residuals: pd.DataFrame, n_bins: int = 8) -> tuple[float, float]:
+    """The towers' random error SD as ``a + b |F|`` [flux units]: nuggets per flux level, fitted linearly.
+
+    Tower random error grows with the flux's magnitude, linearly in its SD
+    (Richardson et al. 2006, Agric. For. Meteorol. 136: the SD of paired
+    observations against |F|).  The residual pairs one and two steps apart
+    (:func:`random_error_variance`) are split into ``n_bins`` quantile bins of
+    the first row's ``level`` (|predicted flux|); each bin's nugget gives an SD
+    at the bin's mean level, and ``a`` and ``b`` are the least-squares line
+    through them, weighted by the bin's pairs (both kept >= 0; with a
+    negative slope, a constant SD).
+
+    Parameters
+    ----------
+    residuals : pandas.DataFrame
+        ``site``, ``time``, ``residual`` (observed - predicted) and ``level``
+        (|predicted|) per held-out row.
+    n_bins : int
+        Flux-level bins.
+
+    Returns
+    -------
+    (float, float)
+        ``a`` [flux units] and ``b`` [1]; (0, 0) where no pairs are found.
+    """
+    ordered = residuals.dropna(subset=["residual", "level"]).sort_values(["site", "time"])
+    lag1, lag2 = (_lag_pairs(ordered, lag) if not ordered.empty else ordered for lag in (1, 2))
+    if lag1.empty or lag2.empty:
+        return 0.0, 0.0
+    edges = np.unique(np.quantile(lag1["level"], np.linspace(0.0, 1.0, n_bins + 1)))
+    levels, sds, counts = [], [], []
+    for lo, hi in zip(edges[:-1], edges[1:], strict=True):
+        first, second = ((p[(p["level"] >= lo) & (p["level"] <= hi)]) for p in (lag1, lag2))
+        if len(first) < 10 or len(second) < 10:
+            continue
+        levels.append(float(first["level"].mean()))
+        sds.append(np.sqrt(_nugget(first, second)))
+        counts.append(len(first))
+    if not levels:
+        return 0.0, 0.0
+    x, y, w = np.asarray(levels), np.asarray(sds), np.asarray(counts, dtype=np.float64)
+    if x.size > 1:
+        slope = float(np.sum(w * (x - np.average(x, weights=w)) * (y - np.average(y, weights=w))))
+        slope /= float(np.sum(w * (x - np.average(x, weights=w)) ** 2)) or np.inf
+    else:
+        slope = 0.0
+    if slope <= 0:
+        return float(np.average(y, weights=w)), 0.0
+    intercept = float(np.average(y, weights=w) - slope * np.average(x, weights=w))
+    if intercept < 0:  # through the origin instead
+        return 0.0, float(np.sum(w * x * y) / np.sum(w * x * x))
+    return intercept, slope
 
 
 def permutation_importance(model, table: pd.DataFrame, *, n_rows: int = 5000, seed: int = 0) -> dict[str, float]:
@@ -710,8 +797,7 @@ def dissimilarity(
             "comment": (
                 f"Monotone relation between DI and the RMSE of leave-one-site-out predictions "
                 f"({error_model.n_rows} held-out rows, moving windows of {error_model.window}; CAST's "
-                f"DItoErrormetric idea, isotonic fit), the towers' random-error variance "
-                f"({error_model.noise_variance:.4g} {units} squared) taken out. A 90 % prediction interval of "
+                f"DItoErrormetric idea, isotonic fit), {error_model.noise_text(units)}. A 90 % prediction interval of "
                 f"the ensemble mean is "
                 f"mean +/- 1.645 * sqrt(sd**2 + {prefix}error**2), sd the ensemble standard deviation."
             ),

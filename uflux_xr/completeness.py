@@ -27,6 +27,7 @@ from uflux_xr.applicability import (
     fit_error_model,
     held_out_di,
     importance_weights,
+    random_error_sd_by_level,
     random_error_variance,
     train_dissimilarity,
 )
@@ -69,8 +70,9 @@ def flux_reference(
 
 
 #: How the error layer treats the towers' own random error: ``none`` (CAST: the error against the tower
-#: values) or ``nugget`` (its variance, from the residuals' variogram, taken out: the error against the truth).
-ERROR_NOISE = ("none", "nugget")
+#: values), ``nugget`` (one variance, from the residuals' variogram, taken out: the error against the truth) or
+#: ``level`` (an SD growing linearly with the flux's magnitude, from nuggets per flux level, taken out per row).
+ERROR_NOISE = ("none", "nugget", "level")
 
 
 def flux_error_model(
@@ -94,10 +96,14 @@ def flux_error_model(
         reference_folds,
     )
     observed, predicted = rows["obs"].to_numpy(dtype=np.float64), rows["pred"].to_numpy(dtype=np.float64)
-    variance = 0.0
+    residuals = rows[["site", "time"]].assign(residual=observed - predicted)
     if noise == "nugget":
-        variance = random_error_variance(rows[["site", "time"]].assign(residual=observed - predicted))
-    return fit_error_model(di, observed, predicted, noise_variance=variance)
+        return fit_error_model(di, observed, predicted, noise_variance=random_error_variance(residuals))
+    if noise == "level":
+        a, b = random_error_sd_by_level(residuals.assign(level=np.abs(predicted)))
+        variance = (a + b * np.abs(predicted)) ** 2
+        return fit_error_model(di, observed, predicted, noise_variance=variance, noise_sd=(a, b))
+    return fit_error_model(di, observed, predicted)
 
 
 def applicability_layers(
@@ -155,6 +161,7 @@ def applicability_layers(
                 "error": error_model.error.tolist(),
                 "units": units,
                 "noise_variance": error_model.noise_variance,
+                "noise_sd": None if error_model.noise_sd is None else list(error_model.noise_sd),
             },
         }
         log.info(

@@ -366,8 +366,10 @@ class ApplicabilityConfig:
     ``enabled`` (default true) writes ``<FLUX>_DI``, ``<FLUX>_AOA`` and, with validation on,
     ``<FLUX>_error`` into the product; ``weights``: ``importance`` (permutation importance of
     the members, as CAST weights by the model's variable importance) or ``none``; ``threshold``:
-    ``cast`` or ``cast-boxplot``; ``error_noise``: ``none`` (the error against tower values, as CAST)
-    or ``nugget`` (the towers' random error taken out; :func:`uflux_xr.applicability.random_error_variance`).
+    ``cast`` or ``cast-boxplot``; ``error_noise``: ``none`` (the error against tower values, as CAST),
+    ``nugget`` (the towers' random error taken out; :func:`uflux_xr.applicability.random_error_variance`)
+    or ``level`` (taken out per row, its SD growing with the flux;
+    :func:`uflux_xr.applicability.random_error_sd_by_level`).
     """
 
     enabled: bool = True
