@@ -560,6 +560,15 @@ def _lag_pairs(residuals: pd.DataFrame, lag: int) -> pd.DataFrame:
     return residuals.merge(later, on=["site", "time"], suffixes=("", "_later"))
 
 
+def _residual_pairs(residuals: pd.DataFrame, columns: Sequence[str]) -> tuple[pd.DataFrame, pd.DataFrame] | None:
+    """Pairs one and two steps apart of the rows complete in ``columns``; None where either is empty."""
+    ordered = residuals.dropna(subset=list(columns)).sort_values(["site", "time"])
+    if ordered.empty:
+        return None
+    pairs = _lag_pairs(ordered, 1), _lag_pairs(ordered, 2)
+    return None if any(p.empty for p in pairs) else pairs
+
+
 def _nugget(lag1: pd.DataFrame, lag2: pd.DataFrame) -> float:
     """2 gamma(1) - gamma(2), kept within [0, gamma(1)] [residual units squared]."""
     gamma = [0.5 * float(np.mean((p["residual_later"] - p["residual"]).to_numpy() ** 2)) for p in (lag1, lag2)]
@@ -587,13 +596,8 @@ def random_error_variance(residuals: pd.DataFrame) -> float:
     residuals : pandas.DataFrame
         ``site``, ``time`` and ``residual`` (observed - predicted) per held-out row.
     """
-    ordered = residuals.dropna(subset=["residual"]).sort_values(["site", "time"])
-    if ordered.empty:
-        return 0.0
-    lag1, lag2 = _lag_pairs(ordered, 1), _lag_pairs(ordered, 2)
-    if lag1.empty or lag2.empty:
-        return 0.0
-    return _nugget(lag1, lag2)
+    pairs = _residual_pairs(residuals, ["residual"])
+    return 0.0 if pairs is None else _nugget(*pairs)
 
 
 def random_error_sd_by_level(residuals: pd.DataFrame, n_bins: int = 8) -> tuple[float, float]:
@@ -621,10 +625,10 @@ def random_error_sd_by_level(residuals: pd.DataFrame, n_bins: int = 8) -> tuple[
     (float, float)
         ``a`` [flux units] and ``b`` [1]; (0, 0) where no pairs are found.
     """
-    ordered = residuals.dropna(subset=["residual", "level"]).sort_values(["site", "time"])
-    lag1, lag2 = (_lag_pairs(ordered, lag) if not ordered.empty else ordered for lag in (1, 2))
-    if lag1.empty or lag2.empty:
+    pairs = _residual_pairs(residuals, ["residual", "level"])
+    if pairs is None:
         return 0.0, 0.0
+    lag1, lag2 = pairs
     edges = np.unique(np.quantile(lag1["level"], np.linspace(0.0, 1.0, n_bins + 1)))
     levels, sds, counts = [], [], []
     for lo, hi in zip(edges[:-1], edges[1:], strict=True):
@@ -637,14 +641,12 @@ def random_error_sd_by_level(residuals: pd.DataFrame, n_bins: int = 8) -> tuple[
     if not levels:
         return 0.0, 0.0
     x, y, w = np.asarray(levels), np.asarray(sds), np.asarray(counts, dtype=np.float64)
-    if x.size > 1:
-        slope = float(np.sum(w * (x - np.average(x, weights=w)) * (y - np.average(y, weights=w))))
-        slope /= float(np.sum(w * (x - np.average(x, weights=w)) ** 2)) or np.inf
-    else:
-        slope = 0.0
+    mean_x, mean_y = np.average(x, weights=w), np.average(y, weights=w)
+    spread = float(np.sum(w * (x - mean_x) ** 2))
+    slope = float(np.sum(w * (x - mean_x) * (y - mean_y))) / spread if spread > 0 else 0.0
     if slope <= 0:
-        return float(np.average(y, weights=w)), 0.0
-    intercept = float(np.average(y, weights=w) - slope * np.average(x, weights=w))
+        return float(mean_y), 0.0
+    intercept = float(mean_y - slope * mean_x)
     if intercept < 0:  # through the origin instead
         return 0.0, float(np.sum(w * x * y) / np.sum(w * x * x))
     return intercept, slope
