@@ -274,6 +274,18 @@ def test_demo_run_writes_di_aoa_and_error(demo_run):
     # inside + outside is the whole ensemble-mean total (float64 sums of the same float32 values in another order)
     assert carbon["total_inside_aoa"] + carbon["total_outside_aoa"] == pytest.approx(carbon["total"], rel=1e-5)
     completeness = pd.read_csv(demo_run.out_dir / "completeness.csv")
-    assert len(completeness) == 5 * product.sizes["time"] and completeness["area_share_inside_aoa"].between(0, 1).all()
+    whole = completeness[completeness["region"] == "all"]
+    assert len(whole) == 5 * product.sizes["time"] and whole["area_share_inside_aoa"].between(0, 1).all()
+    # configs/demo.yaml asks for the IGBP classes too: the demo world's 7 land classes, every day and flux
+    by_class = completeness[completeness["region"] != "all"]
+    assert sorted(set(by_class["region"])) == ["CRO", "DBF", "ENF", "GRA", "MF", "OSH", "SAV"]
+    assert len(by_class) == 7 * len(whole) and by_class["flux_share_inside_aoa"].between(0, 1).all()
+    # every land cell has a class, so the classes' areas and inside areas add up to the domain's
+    # (float64 sums of the same cell areas in another order: 1e-9 relative)
+    summed = by_class.assign(inside=by_class["area_share_inside_aoa"] * by_class["land_area_km2"])
+    summed = summed.groupby(["time", "flux"])[["land_area_km2", "inside"]].sum()
+    domain = whole.set_index(["time", "flux"]).loc[summed.index]
+    np.testing.assert_allclose(summed["land_area_km2"], domain["land_area_km2"], rtol=1e-9)
+    np.testing.assert_allclose(summed["inside"] / summed["land_area_km2"], domain["area_share_inside_aoa"], rtol=1e-9)
     assert demo_run.aoa_summary.startswith("Inside the area of applicability")
     assert "Inside the area of applicability" in format_summary(demo_run)

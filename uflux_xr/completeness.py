@@ -31,9 +31,9 @@ from uflux_xr.applicability import (
     random_error_variance,
     train_dissimilarity,
 )
-from uflux_xr.domain import spatial_dims
 from uflux_xr.ensemble import area_weighted_total, cell_area
 from uflux_xr.models.fluxmodel import training_rows
+from uflux_xr.regions import region_index, region_sums
 from uflux_xr.variables import is_categorical, variable_attrs
 
 log = logging.getLogger(__name__)
@@ -174,7 +174,9 @@ def applicability_layers(
     return xr.Dataset({k: v for layer in layers for k, v in layer.data_vars.items()}), summary
 
 
-def aoa_tables(product: xr.Dataset, stats: xr.Dataset) -> tuple[pd.DataFrame, pd.DataFrame]:
+def aoa_tables(
+    product: xr.Dataset, stats: xr.Dataset, regions: xr.DataArray | None = None
+) -> tuple[pd.DataFrame, pd.DataFrame]:
     """What the AOA layers say about the product, from one pass over them.
 
     Parameters
@@ -183,15 +185,25 @@ def aoa_tables(product: xr.Dataset, stats: xr.Dataset) -> tuple[pd.DataFrame, pd
         The product with ``<FLUX>_AOA`` layers.
     stats : xarray.Dataset
         Its ensemble statistics (:func:`uflux_xr.ensemble_statistics`), for ``<FLUX>_mean``.
+    regions : xarray.DataArray, optional
+        A map (y, x) of region codes (:func:`uflux_xr.regions.region_index`): the shares are
+        also given per region.
 
     Returns
     -------
     (pandas.DataFrame, pandas.DataFrame)
         Per flux, the ensemble-mean total inside and outside the AOA and the AOA's share of the
         land area [1] (cell area and time weighted), in the units of ``totals.csv``; and per
-        time step and flux, the share of the land area inside the AOA [1] (cell-area weighted).
+        time step, flux and region (``all`` for the whole domain), the land area with a DI
+        [km2], the share of it inside the AOA [1] and the share of the flux [1]: of the
+        area-weighted sum of the ensemble mean's magnitude, the part inside the AOA (the
+        magnitude, so that NEE's sign changes cannot give a share outside 0-1).
     """
     totals, by_time = {}, {}
+    index: xr.DataArray | None = None
+    names: list[str] = []
+    if regions is not None:
+        index, names = region_index(regions, "applicability.regions")
     for name in product.data_vars:
         aoa = product.get(f"{name}_AOA")
         if aoa is None or f"{name}_mean" not in stats:
@@ -203,9 +215,18 @@ def aoa_tables(product: xr.Dataset, stats: xr.Dataset) -> tuple[pd.DataFrame, pd
             area_weighted_total(mean.where(valid & (aoa == 0))),
             area_weighted_total((aoa == 1).astype(np.float32).where(valid).assign_attrs(units="1")),
         )
-        ydim, xdim = spatial_dims(aoa)
         area = cell_area(aoa)
-        by_time[name] = (area * (aoa == 1)).sum((ydim, xdim)) / (area * (aoa >= 0)).sum((ydim, xdim))
+        magnitude = (area * abs(mean)).where(valid, 0.0)
+        sums = {
+            "land": (area * (aoa >= 0)).astype(np.float64),
+            "land_inside": (area * (aoa == 1)).astype(np.float64),
+            "flux": magnitude,
+            "flux_inside": magnitude.where(aoa == 1, 0.0),
+        }
+        whole = xr.zeros_like(area, dtype=np.int32)
+        by_time[name] = {"all": {k: region_sums(v, whole, 1) for k, v in sums.items()}}
+        if index is not None:
+            by_time[name]["regions"] = {k: region_sums(v, index, len(names)) for k, v in sums.items()}
     totals, by_time = dask.compute(totals, by_time)
     inside = pd.DataFrame(
         [
@@ -220,9 +241,28 @@ def aoa_tables(product: xr.Dataset, stats: xr.Dataset) -> tuple[pd.DataFrame, pd
         ],
         columns=["variable", "member", "total_inside_aoa", "total_outside_aoa", "area_share_inside_aoa"],
     )
-    frames = [
-        share.to_dataframe(name="area_share_inside_aoa").reset_index().assign(flux=name)
-        for name, share in by_time.items()
-    ]
-    columns = ["time", "flux", "area_share_inside_aoa"]
+    columns = ["time", "flux", "region", "land_area_km2", "area_share_inside_aoa", "flux_share_inside_aoa"]
+    frames = []
+    for name, parts in by_time.items():
+        frames.append(_share_frame(name, ["all"], parts["all"]))
+        if "regions" in parts:
+            frames.append(_share_frame(name, names, parts["regions"]))
     return inside, pd.concat(frames, ignore_index=True)[columns] if frames else pd.DataFrame(columns=columns)
+
+
+def _share_frame(flux: str, labels: list[str], sums: dict[str, xr.DataArray]) -> pd.DataFrame:
+    """Rows (time, region) of the area and flux shares inside the AOA, NaN where a region has no land."""
+    with np.errstate(invalid="ignore", divide="ignore"):
+        area = (sums["land_inside"] / sums["land"]).values
+        flux_share = (sums["flux_inside"] / sums["flux"]).values
+    time = np.repeat(sums["land"]["time"].values, len(labels))
+    return pd.DataFrame(
+        {
+            "time": time,
+            "flux": flux,
+            "region": np.tile(labels, area.shape[0]),
+            "land_area_km2": sums["land"].values.ravel() / 1e6,
+            "area_share_inside_aoa": area.ravel(),
+            "flux_share_inside_aoa": flux_share.ravel(),
+        }
+    )

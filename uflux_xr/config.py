@@ -369,20 +369,24 @@ class ApplicabilityConfig:
     ``cast`` or ``cast-boxplot``; ``error_noise``: ``none`` (the error against tower values, as CAST),
     ``nugget`` (the towers' random error taken out; :func:`uflux_xr.applicability.random_error_variance`)
     or ``level`` (taken out per row, its SD growing with the flux;
-    :func:`uflux_xr.applicability.random_error_sd_by_level`).
+    :func:`uflux_xr.applicability.random_error_sd_by_level`); ``regions``: a cube variable of
+    class codes, one map (``IGBP``, or a region layer with CF ``flag_values``/``flag_meanings``),
+    over which ``completeness.csv`` also gives the shares inside the AOA (default: the whole
+    domain only).
     """
 
     enabled: bool = True
     weights: str = "importance"
     threshold: str = "cast"
     error_noise: str = "none"
+    regions: str | None = None
 
     @classmethod
     def parse(cls, section: dict, src: str) -> ApplicabilityConfig:
         from uflux_xr.applicability import THRESHOLD_CONVENTIONS
         from uflux_xr.completeness import ERROR_NOISE
 
-        _check_keys(section, {"enabled", "weights", "threshold", "error_noise"}, "applicability", src)
+        _check_keys(section, {"enabled", "weights", "threshold", "error_noise", "regions"}, "applicability", src)
         enabled = section.get("enabled", True)
         if not isinstance(enabled, bool):
             raise ConfigError(f"{src}: applicability.enabled: expected true or false, got {enabled!r}")
@@ -399,7 +403,10 @@ class ApplicabilityConfig:
             raise ConfigError(
                 f"{src}: applicability.error_noise: expected one of {list(ERROR_NOISE)}, got {error_noise!r}"
             )
-        return cls(enabled, weights, threshold, error_noise)
+        regions = section.get("regions")
+        if regions is not None and not isinstance(regions, str):
+            raise ConfigError(f"{src}: applicability.regions: expected a cube variable's name, got {regions!r}")
+        return cls(enabled, weights, threshold, error_noise, regions)
 
 
 @dataclass(frozen=True)

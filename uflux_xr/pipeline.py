@@ -10,6 +10,7 @@ wraps it.  Everything it makes goes under one output directory::
     product.zarr, product.nc
     product_stats.zarr  ensemble mean, SD and member count per cell
     totals.csv         area-weighted annual totals per member and the ensemble (Pg C yr-1, km3 yr-1)
+    completeness.csv   per time step, flux and region: land area with a DI and the shares inside the AOA
     product_vs_truth.csv  (demo world only)
     run.json           provenance: configuration, versions, members, timings, notes, plan against actual
     report.html        maps, seasonal cycles, validation and provenance (uflux_xr.report.run_report)
@@ -35,7 +36,7 @@ import xarray as xr
 
 from uflux_xr import __version__
 from uflux_xr.completeness import aoa_tables, applicability_layers
-from uflux_xr.config import RunConfig
+from uflux_xr.config import ConfigError, RunConfig
 from uflux_xr.demo import eager
 from uflux_xr.demo.lazy import PREDICTORS as LAZY_PREDICTORS
 from uflux_xr.demo.lazy import LazyWorld, site_table
@@ -52,6 +53,7 @@ from uflux_xr.models import FluxModel, load_model, train
 from uflux_xr.models.registry import reduced_bins
 from uflux_xr.plausibility import check_plausible
 from uflux_xr.progress import ProgressLog
+from uflux_xr.regions import region_index
 from uflux_xr.sites import extract_at_sites
 from uflux_xr.upscale import NON_NEGATIVE_FLUXES, dedup_report, upscale
 from uflux_xr.validate import cross_validate
@@ -457,6 +459,7 @@ def run(
 
     inputs = prepare_inputs(config, out_dir, window)
     cube, truth = inputs.cube, inputs.truth
+    regions = _region_layer(config, cube)
     timings["inputs"] = time.perf_counter() - t0
 
     t = time.perf_counter()
@@ -531,10 +534,10 @@ def run(
     clipped = _clipped_note(counts)
     aoa_note = ""
     if applicability:
-        inside, by_time = aoa_tables(complete, xr.open_zarr(products["stats"]))
+        inside, by_time = aoa_tables(complete, xr.open_zarr(products["stats"]), regions)
         totals = totals.merge(inside, on=["variable", "member"], how="left")
         by_time.to_csv(out_dir / "completeness.csv", index=False)
-        aoa_note = _aoa_note(inside, applicability)
+        aoa_note = _aoa_note(inside, applicability, by_region=regions is not None)
     totals.to_csv(out_dir / "totals.csv", index=False)
     if "zarr" not in config.output.formats:
         shutil.rmtree(zarr_path)
@@ -637,7 +640,22 @@ def explain_run(
     return path, record, line
 
 
-def _aoa_note(inside: pd.DataFrame, applicability: dict[str, dict]) -> str:
+def _region_layer(config: RunConfig, cube: xr.Dataset) -> xr.DataArray | None:
+    """The cube's layer named by ``applicability.regions``, checked before any training (None without one)."""
+    name = config.applicability.regions
+    if name is None or not config.applicability.enabled:
+        return None
+    if name not in cube:
+        raise ConfigError(
+            f"{config.path}: applicability.regions: {name!r} is not a variable of the cube "
+            f"(it has {sorted(map(str, cube.data_vars))})"
+        )
+    layer = cube[name]
+    region_index(layer, f"{config.path}: applicability.regions")  # fails here on a bad layer, not after the run
+    return layer
+
+
+def _aoa_note(inside: pd.DataFrame, applicability: dict[str, dict], by_region: bool = False) -> str:
     """Share of the land area (cell-days) inside each flux's area of applicability and its DI threshold,
     and the fluxes that got no AOA, with why."""
     parts = [
@@ -650,7 +668,7 @@ def _aoa_note(inside: pd.DataFrame, applicability: dict[str, dict]) -> str:
         lines.append(
             "Inside the area of applicability (land area x time): "
             + ", ".join(parts)
-            + "; per time step in completeness.csv"
+            + ("; per time step and region in completeness.csv" if by_region else "; per time step in completeness.csv")
         )
     skipped = [f"{flux} ({s['skipped']})" for flux, s in applicability.items() if "skipped" in s]
     if skipped:
