@@ -196,3 +196,25 @@ def test_unknown_tower_format_names_both_spellings(tmp_path):
     bad.write_text("something else\n1 2 3\n")
     with pytest.raises(ux.TowerFileError, match=r"format= \(command line: --format\), one of fluxnet"):
         ux.read_sites(bad)
+
+
+def test_ml_baseline_option_resolves_per_variable():
+    import argparse
+
+    from uflux_xr.cli import _method_options
+    from uflux_xr.models.hybrid import BaselineError
+
+    args = argparse.Namespace(train_years="all", antecedent_days=[], time_trend=False, ml_members=2, ml_baseline="auto")
+    assert _method_options(args, "ml", "RECO")["params"] == {"baseline": "lloyd_taylor"}
+    assert _method_options(args, "ml", "NEE")["params"] == {"baseline": "lue_lloyd_taylor"}
+    assert "params" not in _method_options(args, "svr", "RECO")  # the baseline is the tree fill's
+    args.ml_baseline = "q10"
+    assert _method_options(args, "ml", "RECO")["params"] == {"baseline": "q10"}
+    args.ml_baseline = "none"
+    assert "params" not in _method_options(args, "ml", "RECO")
+    args.ml_baseline = "auto"
+    with pytest.raises(BaselineError, match="no default baseline for 'SW_OUT'"):
+        _method_options(args, "ml", "SW_OUT")
+    args.ml_baseline = "arrhenius"
+    with pytest.raises(BaselineError, match="unknown baseline 'arrhenius'"):
+        _method_options(args, "ml", "RECO")

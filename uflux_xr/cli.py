@@ -165,7 +165,7 @@ def _cmd_gapfill(args) -> int:
     ds = read_sites(args.files, format=args.format, metadata=args.metadata, site=args.site, year=args.year)
     raw = ds
     for var in args.var:
-        ds = gapfill(ds, var, method=args.method, **_method_options(args, args.method))
+        ds = gapfill(ds, var, method=args.method, **_method_options(args, args.method, var))
         for site in ds["site"].values:
             one = ds.sel(site=site)
             gaps = int(one[var].isnull().sum())
@@ -199,7 +199,7 @@ def _gapfill_reports(args, raw, filled) -> None:
                     gap_days=args.benchmark_gap_days,
                     methods=methods,
                     n_gaps=args.benchmark_n_gaps,
-                    method_options={m: _method_options(args, m) for m in methods},
+                    method_options={m: _method_options(args, m, var) for m in methods},
                 )
             path = out.with_name(f"{out.stem}_{site}_{var}_report.html")
             gapfill_report(filled, var, path, site=site, benchmark=benchmark)
@@ -250,8 +250,8 @@ def _cmd_process(args) -> int:
     return 0
 
 
-def _method_options(args, method: str) -> dict:
-    """Options of one gap-filling method from the command line."""
+def _method_options(args, method: str, var: str) -> dict:
+    """Options of one gap-filling method for ``var`` from the command line."""
     if method == "mds":
         return {"convention": args.convention, "fill_drivers": args.fill_drivers}
     if method not in ("ml", "svr"):
@@ -260,7 +260,21 @@ def _method_options(args, method: str) -> dict:
     if years not in ("all", "nearest"):
         years = tuple(int(y) for y in years.split(","))
     learned = {"train_years": years, "antecedent_days": tuple(args.antecedent_days), "time_trend": args.time_trend}
-    return {**learned, "members": args.ml_members} if method == "ml" else learned
+    if method == "svr":
+        return learned
+    options = {**learned, "members": args.ml_members}
+    if args.ml_baseline != "none":
+        options["params"] = {"baseline": _baseline_name(args.ml_baseline, var)}
+    return options
+
+
+def _baseline_name(name: str, var: str) -> str:
+    """The hybrid baseline for ``var``: ``auto`` resolved by the variable (the fill trains on a column
+    called ``target``, which has no default of its own); unknown names stop here."""
+    from uflux_xr.models.hybrid import DEFAULT_BASELINES, get_baseline
+
+    get_baseline(name, var)  # raises with the names available
+    return DEFAULT_BASELINES[var] if name == "auto" else name
 
 
 #: Tower file formats of read_sites and what each is.
@@ -303,6 +317,13 @@ def _add_method_arguments(parser) -> None:
         "--antecedent-days", nargs="*", type=int, default=[], help="ML/SVR trailing-mean driver windows [days]"
     )
     parser.add_argument("--time-trend", action="store_true", help="ML/SVR: add the time in years as a feature")
+    parser.add_argument(
+        "--ml-baseline",
+        default="none",
+        help="ML: a process baseline under the trees (hybrid model): none, auto (the variable's default: "
+        "lue for GPP, lloyd_taylor for RECO, lue_lloyd_taylor for NEE, priestley_taylor for LE and ET) or a "
+        "baseline's name (uflux_xr.models.hybrid.BASELINES)",
+    )
 
 
 def _cmd_gapfill_benchmark(args) -> int:
@@ -312,9 +333,9 @@ def _cmd_gapfill_benchmark(args) -> int:
     from uflux_xr.io.towers import read_sites
 
     ds = read_sites(args.files, format=args.format, metadata=args.metadata, site=args.site, year=args.year)
-    options = {method: _method_options(args, method) for method in args.methods}
     tables = []
     for var in args.var:
+        options = {method: _method_options(args, method, var) for method in args.methods}
         table = artificial_gap_benchmark(
             ds.isel(site=[0]),
             var,
