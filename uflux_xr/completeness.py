@@ -223,10 +223,9 @@ def aoa_tables(
             "flux": magnitude,
             "flux_inside": magnitude.where(aoa == 1, 0.0),
         }
-        whole = xr.zeros_like(area, dtype=np.int32)
-        by_time[name] = {"all": {k: region_sums(v, whole, 1) for k, v in sums.items()}}
-        if index is not None:
-            by_time[name]["regions"] = {k: region_sums(v, index, len(names)) for k, v in sums.items()}
+        # one pass per sum: the regions, then a last bucket for cells in none (all cells without regions)
+        buckets = xr.zeros_like(area, dtype=np.int32) if index is None else xr.where(index >= 0, index, len(names))
+        by_time[name] = {k: region_sums(v, buckets.astype(np.int32), len(names) + 1) for k, v in sums.items()}
     totals, by_time = dask.compute(totals, by_time)
     inside = pd.DataFrame(
         [
@@ -243,10 +242,12 @@ def aoa_tables(
     )
     columns = ["time", "flux", "region", "land_area_km2", "area_share_inside_aoa", "flux_share_inside_aoa"]
     frames = []
-    for name, parts in by_time.items():
-        frames.append(_share_frame(name, ["all"], parts["all"]))
-        if "regions" in parts:
-            frames.append(_share_frame(name, names, parts["regions"]))
+    for name, per_bucket in by_time.items():
+        frames.append(_share_frame(name, ["all"], {k: v.sum("region", keepdims=True) for k, v in per_bucket.items()}))
+        if names:
+            frames.append(
+                _share_frame(name, names, {k: v.isel(region=slice(0, len(names))) for k, v in per_bucket.items()})
+            )
     return inside, pd.concat(frames, ignore_index=True)[columns] if frames else pd.DataFrame(columns=columns)
 
 
