@@ -131,6 +131,24 @@ def test_weights_scale_free_negative_zeroed_and_categorical_one_hot():
     np.testing.assert_allclose(unseen[0, 1:], -coded.center[1:] / coded.scale[1:])  # level 9 is 0 in every column
 
 
+def test_di_of_repeated_rows_equals_one_query_per_row():
+    # A fine grid's rows repeat (coarse climate); DI queries each distinct row once and scatters back.
+    rng = np.random.default_rng(11)
+    table = pd.DataFrame({"a": rng.normal(size=40), "b": rng.normal(size=40), "site": np.repeat(list("ABCD"), 10)})
+    ref = train_dissimilarity(table, ["a", "b"], folds="site")
+    distinct = np.array([[0.0, 0.1], [-0.0, 0.1], [1.5, -2.0], [0.3, np.nan], [3.0, 3.0]])
+    X = distinct[rng.integers(0, len(distinct), 500)]
+    got = ref.di(X)
+    complete = np.isfinite(X).all(axis=1)
+    assert np.isnan(got[~complete]).all()
+    # every row queried on its own: the same arithmetic, so exactly equal
+    alone = np.array([ref.tree.query(ref.transform(row[None]), k=1)[0][0] for row in X[complete]]) / ref.mean_distance
+    np.testing.assert_array_equal(got[complete], alone)
+    # and the nearest training row by brute force (float64 sums in another order: rtol 1e-12)
+    brute = np.sqrt(((ref.transform(X[complete])[:, None, :] - ref.points[None]) ** 2).sum(-1)).min(1)
+    np.testing.assert_allclose(got[complete], brute / ref.mean_distance, rtol=1e-12)
+
+
 def test_errors_name_what_is_wrong():
     table = pd.DataFrame({"a": [1.0, 2.0, 3.0], "flat": [5.0, 5.0, 5.0]})
     with pytest.raises(ApplicabilityError, match=r"\['flat'\] have no variance"):

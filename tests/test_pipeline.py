@@ -80,3 +80,33 @@ def test_validation_states_the_skill_cost_of_fewer_bins(table, tmp_path):
     summary = format_summary(result)
     assert "(max_bin 8; dr2_bins: r2 minus r2 with the default 256 bins, same folds)" in summary
     assert f"{pooled['r2'].iloc[0] - pooled['r2_default_bins'].iloc[0]:+.4f}" in summary
+
+
+@pytest.mark.parametrize("config_name", ["demo", "uk_daily_100m"])
+def test_a_window_trains_on_its_period_or_on_all_towers(config_name, tmp_path):
+    # demo: the eager world read back from Zarr (the files path); uk: the lazy world.
+    import dataclasses
+
+    from tests.conftest import REPO
+    from uflux_xr.config import ConfigError, TrainingConfig, load_config
+    from uflux_xr.pipeline import prepare_inputs, training_table
+
+    config = load_config(REPO / "configs" / f"{config_name}.yaml")
+    ydim, xdim = ("lat", "lon") if config_name == "demo" else ("y", "x")
+    # a corner of the domain that holds none or few of the towers: they still train, at their own cells
+    window = {"time": slice(0, 10), ydim: slice(20, 40), xdim: slice(30, 60)}
+    tables = {}
+    for period in ("window", "all"):
+        run_config = dataclasses.replace(config, training=dataclasses.replace(config.training, period=period))
+        inputs = prepare_inputs(run_config, tmp_path / period, window)
+        assert inputs.cube.sizes["time"] == 10 and inputs.cube.sizes[ydim] == 20
+        tables[period] = training_table(run_config, inputs)
+    times = inputs.sites.indexes["time"]  # the "all" run's towers: the whole year
+    assert times.size == 366
+    assert tables["window"]["time"].isin(times[:10]).all()
+    assert set(tables["all"]["time"]) == set(times)
+    assert tables["window"]["site"].nunique() == tables["all"]["site"].nunique() == inputs.sites.sizes["site"]
+    both = tables["all"][tables["all"]["time"].isin(times[:10])].reset_index(drop=True)
+    pd.testing.assert_frame_equal(both, tables["window"].reset_index(drop=True))  # same rows where both train
+    with pytest.raises(ConfigError, match="training.period"):
+        TrainingConfig.parse({"period": "winter"}, "x.yaml")

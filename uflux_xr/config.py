@@ -287,23 +287,34 @@ class ExtractionConfig:
         return cls(method, window)
 
 
+#: Tower records a windowed run trains on: the window's time steps, or all of the domain's period.
+TRAINING_PERIODS = ("window", "all")
+
+
 @dataclass(frozen=True)
 class TrainingConfig:
-    """The ``training`` section: the QC fraction a training row needs, and where its drivers come from."""
+    """The ``training`` section: the QC fraction a training row needs, where its drivers come from, and
+    which tower records a run on a window of the domain trains on (``period``: ``window``, the window's
+    time steps; ``all``, every record of the domain's period, so the window is predicted by the models
+    the whole run would make)."""
 
     qc_threshold: float | None = None
     drivers: str = "cube"
+    period: str = "window"
 
     @classmethod
     def parse(cls, section: dict, src: str) -> TrainingConfig:
-        _check_keys(section, {"qc_threshold", "drivers"}, "training", src)
+        _check_keys(section, {"qc_threshold", "drivers", "period"}, "training", src)
         qc = section.get("qc_threshold", cls.qc_threshold)
         if qc is not None and (not isinstance(qc, int | float) or not 0 <= qc <= 1):
             raise ConfigError(f"{src}: training.qc_threshold: expected a fraction in [0, 1], got {qc!r}")
         drivers = section.get("drivers", cls.drivers)
         if drivers not in ("cube", "towers"):
             raise ConfigError(f"{src}: training.drivers: expected 'cube' or 'towers', got {drivers!r}")
-        return cls(qc, drivers)
+        period = section.get("period", cls.period)
+        if period not in TRAINING_PERIODS:
+            raise ConfigError(f"{src}: training.period: expected one of {TRAINING_PERIODS}, got {period!r}")
+        return cls(qc, drivers, period)
 
 
 @dataclass(frozen=True)

@@ -88,6 +88,9 @@ class Inputs:
     truth: xr.Dataset | None
     world: LazyWorld | None = None
     source: str = "files"
+    # The cube the towers' predictors come from, when it is not ``cube``: the whole domain of a
+    # windowed run, as towers outside the window train too.
+    training_cube: xr.Dataset | None = None
 
 
 def input_source(config: RunConfig) -> str:
@@ -115,7 +118,8 @@ def prepare_inputs(config: RunConfig, out_dir: Path, window: Mapping[str, slice]
     lazy demo world (``lazy_demo``, or ``files`` with that fallback when the
     files are absent) stays a dask graph that is evaluated chunk by chunk; only
     its tower records are written.  ``window`` (index slices per dim) cuts the
-    cube to a part of the domain and the towers to its time steps.
+    cube to a part of the domain and, unless ``training.period`` is ``all``, the
+    towers to its time steps.
     """
     source = input_source(config)
     inputs = out_dir / "inputs"
@@ -173,10 +177,11 @@ def prepare_inputs(config: RunConfig, out_dir: Path, window: Mapping[str, slice]
         check_plausible(sites, source=str(config.data.sites_path))
         found = Inputs(cube, sites, None)
     if window and found.world is None:
+        found.training_cube = found.cube  # towers outside the window still train (at their own cells)
         found.cube = found.cube.isel({d: w for d, w in window.items() if d in found.cube.dims})
         if found.truth is not None:
             found.truth = found.truth.isel({d: w for d, w in window.items() if d in found.truth.dims})
-    if window and "time" in window:
+    if window and "time" in window and config.training.period == "window":
         found.sites = found.sites.sel(time=found.sites.indexes["time"].intersection(found.cube.indexes["time"]))
     return found
 
@@ -257,7 +262,7 @@ def training_table(config: RunConfig, inputs: Inputs) -> pd.DataFrame:
         table = site_table(inputs.world, config.ensemble.predictors, targets)
         return table[table["time"].isin(inputs.sites.indexes["time"])].reset_index(drop=True)
     return extract_at_sites(
-        inputs.cube,
+        inputs.cube if inputs.training_cube is None else inputs.training_cube,
         inputs.sites,
         config.ensemble.predictors,
         targets=targets,
@@ -439,7 +444,8 @@ def run(
     window : mapping of str to slice, optional
         Index slices of the domain to produce (e.g. ``{"time": slice(0, 8),
         "y": slice(0, 500)}``); towers keep their positions, their records are
-        cut to the window's time steps.
+        cut to the window's time steps (``training.period: window``) or kept
+        whole (``all``: the models of the whole run).
     report : bool
         Write ``report.html`` at the end (:func:`uflux_xr.report.run_report`).
 

@@ -580,7 +580,7 @@ def _sample_chunks(config: RunConfig, source: str, cube, window) -> ChunkSample 
         # Every flux of the run: the upscaler is timed on a member's models of all of them, which share
         # a task's codes (uflux_xr.upscale.predict_models_block) as in the run.
         table = site_table(world, needed, [t for flux in config.fluxes for t in (flux, f"{flux}_QC")])
-        if window and "time" in window:  # the run trains on the window's period
+        if window and "time" in window and config.training.period == "window":  # as the run trains
             table = table[table["time"].isin(cube.indexes["time"])]
     if cube is None or "land_mask" not in cube:
         return None
