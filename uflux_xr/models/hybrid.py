@@ -173,8 +173,11 @@ def _nee(p: dict[str, float], c: Columns, target: str):
 _EPSILON = Parameter("epsilon", "g C MJ-1", 1.0, 1e-4, 1e4)
 _T_OPT = Parameter("t_opt", "degC", 12.0, 2.0, 30.0)
 _VPD_SPAN = Parameter("vpd_span", "hPa", 30.0, 5.0, 200.0)
-_R_REF = Parameter("r_ref", "target units", 1.0, -1e4, 1e4)  # at 10 degC
-_R_NIRV = Parameter("r_nirv", "target units", 1.0, -1e4, 1e4, needs=("NIRv",))
+# Respiration at 10 degC is not negative and does not fall with greenness (bare soil, NIRv 0, respires
+# least): unbounded, a pooled fit of half-hourly NEE without NIRv at CH-Dav gave R_ref -0.36 with E0 590 K,
+# the respiration term bending the light response instead.
+_R_REF = Parameter("r_ref", "target units", 1.0, 0.0, 1e4)  # at 10 degC
+_R_NIRV = Parameter("r_nirv", "target units", 1.0, 0.0, 1e4, needs=("NIRv",))
 # Autotrophic respiration in proportion to absorbed light, a proxy of GPP (Ra ~ 0.5 GPP, Waring et al. 1998).
 _R_APAR = Parameter("r_apar", "target units per MJ m-2 d-1", 0.05, 0.0, 1e3, needs=("NIRv", "SW_IN"))
 _E0 = Parameter("e0", "K", 200.0, 10.0, 1000.0)
