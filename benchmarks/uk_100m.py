@@ -27,7 +27,9 @@ core-hours per member and flux at that pipeline rate — as measured, and with
 the inputs' cost shared by the 60 models of the full ensemble (the inputs are
 made alone on a cluster like the runs', every variable the ensemble reads).  Then the dry-run plan of the whole UK
 year and its estimate per member and flux of a full run, beside the 20-model
-tile figure with inputs shared.
+tile figure with inputs shared, and beside the cost of the days a run of
+twice the tile's days adds (the steady state of a long run: what a run pays
+once per worker falls out).
 
 Usage: python benchmarks/uk_100m.py [--days 31] [--cells 500] [--kinds xgboost lightgbm deepforest]
 """
@@ -202,6 +204,27 @@ def main() -> None:
                 f"{hours:>17.2f} {shared:>14.2f}"
             )
             measured[(spec.name, label, dedup)] = shared
+            if label == "kind's 20 models":
+                # The same run on twice the days: the extra chunks' cost is the steady state of a long
+                # run, without what a run pays once per worker (loading the models and their coders,
+                # the first calls of compiled kernels, opening the stores), which a UK year spreads
+                # over 16,100 chunks and a 4-chunk tile does not.
+                longer = {**window, "time": slice(0, 2 * args.days)}
+                r2 = one_run(tile, longer, workers, tag=tag + "-longer")
+                extra_cells = r2["cells"] - r["cells"]
+                extra_core_s = (r2["seconds"] - r["seconds"]) * workers - input_core_s / n_cells * extra_cells * (
+                    1 - r["models"] / n_models
+                )
+                steady = extra_core_s / extra_cells / r["models"] * uk_cells / 3600
+                # stage = once + per cell-step x cell-steps: "once" in wall seconds, each worker paying it
+                once = r["seconds"] - (r2["seconds"] - r["seconds"]) * r["cells"] / extra_cells
+                longer_label = f"  the same, {2 * args.days} days"
+                print(
+                    f"{'':<11} {longer_label:<22} {str(dedup):>5} {r2['seconds']:>8.1f} "
+                    f"{'':>12} {r2['unique']:>7.1%} {r2['model_rate']:>13,.0f} {r2['rss'] / 1e6:>7.0f} MB "
+                    f"{'':>17} {steady:>14.2f}  (the added days alone; {once:.1f} s once per run)"
+                )
+                measured[(spec.name, "steady", dedup)] = steady
     print(
         f"\ninputs: {input_core_s:.1f} core-s for the tile's {n_cells:,} cell-steps on the runs' cluster "
         f"({input_core_s / n_cells * 1e9:.0f} ns per cell-step; {n_models} models share them in a full run)"
@@ -211,13 +234,17 @@ def main() -> None:
         "\nWhole UK year, core-hours per member and flux of the full run: dry-run estimate vs "
         "this tile's pipeline rate (the kind's 20 models, inputs shared)"
     )
-    print(f"{'model':<11} {'dry run':>8} {'tile':>8} {'dry/tile':>9}")
+    print(f"{'model':<11} {'dry run':>8} {'tile':>8} {'dry/tile':>9} {'tile, added days':>17} {'dry/that':>9}")
     for spec in config.ensemble.models:
         if (spec.name, "kind's 20 models", "auto") not in measured:
             continue
         member = next(m for m, k in plan.member_kinds.items() if k == spec.name)
         estimate, tile = plan.full_run_core_hours(member), measured[(spec.name, "kind's 20 models", "auto")]
-        print(f"{spec.name:<11} {estimate:>8.2f} {tile:>8.2f} {estimate / tile:>9.2f}")
+        steady = measured[(spec.name, "steady", "auto")]
+        print(
+            f"{spec.name:<11} {estimate:>8.2f} {tile:>8.2f} {estimate / tile:>9.2f} {steady:>17.2f} "
+            f"{estimate / steady:>9.2f}"
+        )
 
 
 if __name__ == "__main__":
