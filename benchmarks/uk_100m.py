@@ -29,7 +29,7 @@ made alone on a cluster like the runs', every variable the ensemble reads).  The
 year and its estimate per member and flux of a full run, beside the 20-model
 tile figure with inputs shared, and beside the cost of the days a run of
 twice the tile's days adds (the steady state of a long run: what a run pays
-once per worker falls out).
+once falls out).
 
 Usage: python benchmarks/uk_100m.py [--days 31] [--cells 500] [--kinds xgboost lightgbm deepforest]
 """
