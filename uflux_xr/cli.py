@@ -271,10 +271,9 @@ def _method_options(args, method: str, var: str) -> dict:
 def _baseline_name(name: str, var: str) -> str:
     """The hybrid baseline for ``var``: ``auto`` resolved by the variable (the fill trains on a column
     called ``target``, which has no default of its own); unknown names stop here."""
-    from uflux_xr.models.hybrid import DEFAULT_BASELINES, get_baseline
+    from uflux_xr.models.hybrid import get_baseline
 
-    get_baseline(name, var)  # raises with the names available
-    return DEFAULT_BASELINES[var] if name == "auto" else name
+    return get_baseline(name, var).name  # raises with the names available
 
 
 #: Tower file formats of read_sites and what each is.

@@ -33,7 +33,7 @@ from uflux_xr.applicability import (
 )
 from uflux_xr.ensemble import area_weighted_total, cell_area
 from uflux_xr.models.fluxmodel import training_rows
-from uflux_xr.regions import region_index, region_sums
+from uflux_xr.regions import RegionMap, region_sums, resolve_regions
 from uflux_xr.variables import is_categorical, variable_attrs
 
 log = logging.getLogger(__name__)
@@ -175,7 +175,7 @@ def applicability_layers(
 
 
 def aoa_tables(
-    product: xr.Dataset, stats: xr.Dataset, regions: xr.DataArray | None = None
+    product: xr.Dataset, stats: xr.Dataset, regions: xr.DataArray | RegionMap | None = None
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """What the AOA layers say about the product, from one pass over them.
 
@@ -185,9 +185,10 @@ def aoa_tables(
         The product with ``<FLUX>_AOA`` layers.
     stats : xarray.Dataset
         Its ensemble statistics (:func:`uflux_xr.ensemble_statistics`), for ``<FLUX>_mean``.
-    regions : xarray.DataArray, optional
-        A map (y, x) of region codes (:func:`uflux_xr.regions.region_index`): the shares are
-        also given per region.
+    regions : xarray.DataArray or uflux_xr.regions.RegionMap, optional
+        A map (y, x) of region codes (:func:`uflux_xr.regions.region_index`), or the map
+        already resolved (:func:`uflux_xr.regions.resolve_regions`): the shares are also
+        given per region.
 
     Returns
     -------
@@ -200,10 +201,11 @@ def aoa_tables(
         magnitude, so that NEE's sign changes cannot give a share outside 0-1).
     """
     totals, by_time = {}, {}
-    index: xr.DataArray | None = None
-    names: list[str] = []
-    if regions is not None:
-        index, names = region_index(regions, "applicability.regions")
+    if isinstance(regions, xr.DataArray):
+        regions = resolve_regions(regions, "applicability.regions")
+    names = regions.names if regions is not None else []
+    # each cell's bucket: its region, then one bucket for cells in none (all cells without regions)
+    buckets = None if regions is None else xr.where(regions.index >= 0, regions.index, len(names)).astype(np.int32)
     for name in product.data_vars:
         aoa = product.get(f"{name}_AOA")
         if aoa is None or f"{name}_mean" not in stats:
@@ -223,9 +225,8 @@ def aoa_tables(
             "flux": magnitude,
             "flux_inside": magnitude.where(aoa == 1, 0.0),
         }
-        # one pass per sum: the regions, then a last bucket for cells in none (all cells without regions)
-        buckets = xr.zeros_like(area, dtype=np.int32) if index is None else xr.where(index >= 0, index, len(names))
-        by_time[name] = {k: region_sums(v, buckets.astype(np.int32), len(names) + 1) for k, v in sums.items()}
+        where = xr.zeros_like(area, dtype=np.int32) if buckets is None else buckets
+        by_time[name] = {k: region_sums(v, where, len(names) + 1) for k, v in sums.items()}
     totals, by_time = dask.compute(totals, by_time)
     inside = pd.DataFrame(
         [

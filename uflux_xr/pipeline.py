@@ -53,7 +53,7 @@ from uflux_xr.models import FluxModel, load_model, train
 from uflux_xr.models.registry import reduced_bins
 from uflux_xr.plausibility import check_plausible
 from uflux_xr.progress import ProgressLog
-from uflux_xr.regions import region_index
+from uflux_xr.regions import RegionMap, resolve_regions
 from uflux_xr.sites import extract_at_sites
 from uflux_xr.upscale import NON_NEGATIVE_FLUXES, dedup_report, upscale
 from uflux_xr.validate import cross_validate
@@ -646,8 +646,9 @@ def explain_run(
     return path, record, line
 
 
-def _region_layer(config: RunConfig, cube: xr.Dataset) -> xr.DataArray | None:
-    """The cube's layer named by ``applicability.regions``, checked before any training (None without one)."""
+def _region_layer(config: RunConfig, cube: xr.Dataset) -> RegionMap | None:
+    """The cube's layer named by ``applicability.regions``, resolved (and so checked) before any training;
+    None without one."""
     name = config.applicability.regions
     if name is None or not config.applicability.enabled:
         return None
@@ -656,9 +657,7 @@ def _region_layer(config: RunConfig, cube: xr.Dataset) -> xr.DataArray | None:
             f"{config.path}: applicability.regions: {name!r} is not a variable of the cube "
             f"(it has {sorted(map(str, cube.data_vars))})"
         )
-    layer = cube[name]
-    region_index(layer, f"{config.path}: applicability.regions")  # fails here on a bad layer, not after the run
-    return layer
+    return resolve_regions(cube[name], f"{config.path}: applicability.regions")  # a bad layer fails here
 
 
 def _aoa_note(inside: pd.DataFrame, applicability: dict[str, dict], by_region: bool = False) -> str:

@@ -11,6 +11,8 @@ combine), so that no (region, y, x) mask is ever made.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import dask
 import dask.array as da
 import numpy as np
@@ -60,6 +62,21 @@ def region_index(layer: xr.DataArray, source: str = "the cube") -> tuple[xr.Data
         names = _region_names(layer, codes, source)
     index = xr.apply_ufunc(_index_block, layer, kwargs={"codes": codes}, dask="parallelized", output_dtypes=[np.int32])
     return index.rename(None), names
+
+
+@dataclass(frozen=True)
+class RegionMap:
+    """A region layer resolved once: its name, the dense index of every cell and the regions' names."""
+
+    name: str
+    index: xr.DataArray  # int32 (y, x): 0 ... R-1, -1 for no region
+    names: list[str]
+
+
+def resolve_regions(layer: xr.DataArray, source: str = "the cube") -> RegionMap:
+    """:func:`region_index` of ``layer`` kept with the layer's name (one pass over the map)."""
+    index, names = region_index(layer, source)
+    return RegionMap(str(layer.name), index, names)
 
 
 def _codes(layer: xr.DataArray, source: str) -> np.ndarray:
