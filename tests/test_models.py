@@ -131,3 +131,35 @@ def test_gpu_probe_is_quiet(capfd):
         t.join()
     captured = capfd.readouterr()
     assert "WARNING" not in captured.err and "GPU" not in captured.err, captured.err
+
+
+def _finishes(target, within_s: float) -> bool:
+    """Whether ``target()`` run in a thread returns within ``within_s`` [s]; the thread is left to end."""
+    import threading
+
+    done = threading.Event()
+    threading.Thread(target=lambda: (target(), done.set()), daemon=True).start()
+    return done.wait(within_s)
+
+
+def test_lightgbm_calls_with_another_thread_count_wait_at_the_gate():
+    # LightGBM keeps one process-wide thread count set by every call; a fit with one thread beside a
+    # predict with all cores crashed the process (SIGSEGV in the README's LOSO run).  While a call
+    # with one thread runs, calls with one thread go on, and calls with another count wait.
+    import lightgbm as lgb
+
+    from uflux_xr.models.boosting import LIGHTGBM_THREADS, LightGBMRuntime, _lgb_build
+
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(200, 3))
+    y = X[:, 0] + 0.1 * rng.normal(size=200)
+    runtime = LightGBMRuntime(lgb.LGBMRegressor(n_estimators=5, verbose=-1).fit(X, y).booster_.model_to_string())
+    with LIGHTGBM_THREADS(1):
+        assert _finishes(lambda: runtime.predict(X, n_threads=1), 30)
+        assert _finishes(lambda: _lgb_build(n_estimators=5, n_jobs=1).fit(X, y), 30)
+        # 2 s is long beside these calls' milliseconds; they must still be waiting.
+        default_predict = _finishes(lambda: runtime.predict(X), 2)
+        two_thread_fit = _finishes(lambda: _lgb_build(n_estimators=5, n_jobs=2).fit(X, y), 2)
+        assert not default_predict and not two_thread_fit
+    # Released: a call with the default thread count runs.
+    assert _finishes(lambda: runtime.predict(X), 30)

@@ -94,7 +94,10 @@ def _fit_predict_fold(table, target, features, model, held_out, fold, random_sta
         **params,
     )
     test = table.loc[~train_rows & table[target].notna()]
-    predicted = fitted.predict(test).astype(float)
+    # Predict with the threads the fold trained with: folds that run in parallel then all ask LightGBM
+    # for one thread count and never wait for each other at its gate (uflux_xr.models.boosting).
+    n_jobs = params.get("n_jobs")
+    predicted = fitted.predict(test, n_jobs if isinstance(n_jobs, int) and n_jobs > 0 else None).astype(float)
     progress.step()
     return pd.DataFrame(
         {

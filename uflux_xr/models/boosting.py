@@ -6,6 +6,16 @@ Prediction uses XGBoost's thread-safe ``inplace_predict``; LightGBM gets one
 Booster per thread because concurrent ``predict`` calls on one Booster are not
 documented as safe.
 
+LightGBM keeps its thread count in one process-wide variable that every
+training or prediction call sets from its own ``num_threads``, and sizes
+per-thread buffers from it before its parallel loops read it again
+(``OMP_SET_NUM_THREADS`` / ``OMP_NUM_THREADS()`` in LightGBM's
+``openmp_wrapper``).  Two calls in two threads with different thread counts
+can therefore index past a buffer: a fold training with one thread beside a
+fold predicting with all cores crashed the process (SIGSEGV).  Every LightGBM
+call here goes through :data:`LIGHTGBM_THREADS`, which lets calls run
+together only while they ask for the same thread count.
+
 XGBoost predicts on a CUDA GPU (``device="cuda"``) when one is present: the
 device is chosen by the ``UFLUX_XGBOOST_DEVICE`` environment variable
 (``auto``, the default: the GPU when XGBoost can use one, else the CPU;
@@ -16,10 +26,12 @@ product does not depend on where its chunks ran.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import logging
 import os
 import threading
+from collections.abc import Iterator
 
 import lightgbm as lgb
 import numpy as np
@@ -140,6 +152,63 @@ class XGBoostRuntime:
         return booster.predict(matrix, pred_contribs=True, validate_features=False)
 
 
+class ThreadCountGate:
+    """Lets native calls run at once only while they ask for the same thread count.
+
+    A call with another count waits until the running ones are done.  Calls of
+    one count do not wait for each other, so dask tasks that all predict with
+    one thread, or folds that all train and predict with one thread, keep
+    running in parallel.
+    """
+
+    def __init__(self) -> None:
+        self._changed = threading.Condition()
+        self._count: object = None
+        self._running = 0
+
+    @contextlib.contextmanager
+    def __call__(self, count: object) -> Iterator[None]:
+        with self._changed:
+            while self._running and self._count != count:
+                self._changed.wait()
+            self._count = count
+            self._running += 1
+        try:
+            yield
+        finally:
+            with self._changed:
+                self._running -= 1
+                if not self._running:
+                    self._changed.notify_all()
+
+
+#: The one gate of every LightGBM call of this process (see the module's docstring).
+LIGHTGBM_THREADS = ThreadCountGate()
+
+
+def _lightgbm_thread_key(n_threads, call: str) -> object:
+    """What a LightGBM ``call`` ("fit" or "predict") sets its process-wide thread count from: a positive
+    count as itself; anything else by that call's own rule (the sklearn wrapper's for fitting, the OpenMP
+    default for prediction), so equal keys always mean equal counts."""
+    if isinstance(n_threads, int | np.integer) and n_threads > 0:
+        return int(n_threads)
+    return (call, n_threads)
+
+
+_LIGHTGBM_THREAD_ALIASES = ("num_threads", "num_thread", "nthread", "nthreads")
+
+
+class GatedLGBMRegressor(lgb.LGBMRegressor):
+    """:class:`lightgbm.LGBMRegressor` whose ``fit`` passes through :data:`LIGHTGBM_THREADS`."""
+
+    def fit(self, *args, **kwargs):
+        params = self.get_params()
+        # LightGBM takes num_threads or one of its aliases over n_jobs.
+        threads = next((params[k] for k in _LIGHTGBM_THREAD_ALIASES if params.get(k) is not None), params["n_jobs"])
+        with LIGHTGBM_THREADS(_lightgbm_thread_key(threads, "fit")):
+            return super().fit(*args, **kwargs)
+
+
 class LightGBMRuntime:
     """A LightGBM model string with one Booster per thread."""
 
@@ -153,12 +222,16 @@ class LightGBMRuntime:
             booster = self._local.booster = lgb.Booster(model_str=self.model_str)
         return booster
 
+    def _predict(self, X, n_threads, **options):
+        with LIGHTGBM_THREADS(_lightgbm_thread_key(n_threads if n_threads else None, "predict")):
+            return self._booster().predict(X, **options, **({"num_threads": n_threads} if n_threads else {}))
+
     def predict(self, X, n_threads=None):
-        return self._booster().predict(X, **({"num_threads": n_threads} if n_threads else {}))
+        return self._predict(X, n_threads)
 
     def contributions(self, X, n_threads=None):
         """TreeSHAP contributions (LightGBM ``pred_contrib``), bias last."""
-        return self._booster().predict(X, pred_contrib=True, **({"num_threads": n_threads} if n_threads else {}))
+        return self._predict(X, n_threads, pred_contrib=True)
 
 
 def _xgb_build(random_state=0, **params):
@@ -166,7 +239,7 @@ def _xgb_build(random_state=0, **params):
 
 
 def _lgb_build(random_state=0, **params):
-    return lgb.LGBMRegressor(random_state=random_state, **{"verbose": -1, **params})
+    return GatedLGBMRegressor(random_state=random_state, **{"verbose": -1, **params})
 
 
 register_model(

@@ -188,11 +188,18 @@ class FluxModel:
         columns = {d: X[:, self.features.index(d)] for d in self.baseline.drivers}
         return self.baseline.predict(columns).astype(np.float32)
 
-    def predict(self, table: pd.DataFrame) -> np.ndarray:
+    def predict(self, table: pd.DataFrame, n_threads: int | None = None) -> np.ndarray:
         """Predict for each row of a table holding the feature columns.
 
         Rows with a missing feature get NaN (the upscaler does the same).  When the
         table carries ``attrs["units"]``, each feature's units must match the model's.
+
+        Parameters
+        ----------
+        table : pandas.DataFrame
+            The feature columns [units of :attr:`units`].
+        n_threads : int, optional
+            Threads for this call (default: the model kind's own).
 
         Returns
         -------
@@ -204,7 +211,7 @@ class FluxModel:
         X = table[self.features].to_numpy(dtype=np.float32)
         ok = np.isfinite(X).all(axis=1)
         out = np.full(len(table), np.nan, dtype=np.float32)
-        out[ok] = self.predict_array(X[ok])
+        out[ok] = self.predict_array(X[ok], n_threads)
         return out
 
     def metadata(self) -> dict:
