@@ -71,6 +71,31 @@ def test_baselines_recover_the_parameters_of_noise_free_data():
     assert fit.rmse < 1e-6
 
 
+def test_nee_respiration_is_fitted_on_the_nights_where_there_are_enough():
+    # Half-hourly NEE whose daytime uptake follows a light and temperature response that the LUE
+    # form does not have (a rectangular hyperbola with a Gaussian temperature optimum): fitted on
+    # all rows at once, the respiration term bends to absorb it; fitted on the nights (SW_IN < 10,
+    # where NEE is respiration alone) it keeps the truth's E0 and R_ref.
+    rng = np.random.default_rng(3)
+    hours = np.arange(90 * 48) / 2.0
+    day_of_year = 120 + hours / 24
+    ta = 10 + 8 * np.sin(2 * np.pi * (day_of_year - 100) / 365) + 6 * np.sin(2 * np.pi * (hours - 9) / 24)
+    ta = ta + rng.normal(0, 1.5, ta.size)
+    sw_in = np.maximum(0.0, 850 * np.sin(2 * np.pi * (hours - 6) / 24)) * rng.uniform(0.4, 1.0, ta.size)
+    vpd = np.maximum(0.5, 0.5 * (ta + 3))
+    apar = physics.absorbed_par(sw_in, 0.9)
+    uptake = physics.rectangular_hyperbola(apar, 1.0, 25.0) * physics.gaussian_temperature_scalar(ta, 18.0, 6.0)
+    nee = 3.5 * physics.lloyd_taylor(ta, 220.0) - uptake + rng.normal(0, 0.3, ta.size)
+    columns = {"SW_IN": sw_in, "TA": ta, "VPD": vpd}
+    fit = fit_baseline("lue_lloyd_taylor", columns, nee, "NEE", list(columns))
+    assert fit.fit == "night-time respiration"
+    assert fit.parameters["e0"] == pytest.approx(220.0, rel=0.10)
+    assert fit.parameters["r_ref"] == pytest.approx(3.5, rel=0.10)
+    # Daily rows have no nights: both terms are fitted together, as before.
+    daily = {k: v.reshape(-1, 48).mean(axis=1) for k, v in columns.items()}
+    assert fit_baseline("lue_lloyd_taylor", daily, nee.reshape(-1, 48).mean(axis=1), "NEE", list(daily)).fit == "pooled"
+
+
 def _respiration_table(world):
     table = ux.extract_at_sites(world.cube, world.sites, DEMO_FEATURES, targets=["RECO", "RECO_QC"])
     return table[table["RECO_QC"] >= 0.5].dropna(subset=[*DEMO_FEATURES, "RECO"])

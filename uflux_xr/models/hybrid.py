@@ -29,7 +29,10 @@ worlds):
 ``energy_balance`` (H)
     0.95 Rn minus the Priestley–Taylor LE above.
 ``lue_lloyd_taylor`` (NEE)
-    Lloyd–Taylor respiration minus LUE GPP, fitted together on NEE.
+    Lloyd–Taylor respiration minus LUE GPP.  Where the training rows hold
+    enough nights (SW_IN < 10 W m-2, REddyProc's night), the respiration is
+    fitted on the nights first and the LUE terms on all rows after, as
+    night-time partitioning does (Reichstein et al. 2005); else both together.
 
 Scale parameters (ε, R_ref, α) absorb the units of the target: a half-hourly
 GPP in µmol m-2 s-1 gets an ε in those units per MJ m-2 d-1 of APAR.
@@ -51,6 +54,11 @@ log = logging.getLogger(__name__)
 
 #: Units each baseline driver must be in (checked when the table states its units).
 DRIVER_UNITS = {"TA": "degC", "SW_IN": "W m-2", "LW_IN": "W m-2", "VPD": "hPa", "SWC": "%", "NIRv": "1"}
+
+#: Global radiation below which a row is night [W m-2] (REddyProc's ``Rg < 10``, sEddyProc_sMRFluxPartition).
+NIGHT_SW_IN = 10.0
+#: Nights a night-time respiration fit needs, per parameter it fits.
+NIGHT_ROWS_PER_PARAMETER = 25
 
 #: The baseline each flux gets with ``baseline="auto"``.
 DEFAULT_BASELINES = {
@@ -102,6 +110,8 @@ class BaselineForm:
     scales: tuple[str, ...]  # parameters the output is proportional to, together: started from a linear fit
     site_scaled: bool  # output = scale x shape, so the shape can be fitted within sites (see fit_baseline)
     function: Callable[[dict[str, float], Columns, str], np.ndarray] = field(repr=False)
+    # Parameters of a respiration term that is all of the output at night (see fit_baseline).
+    night: tuple[str, ...] = ()
 
     def active_parameters(self, drivers) -> tuple[Parameter, ...]:
         """The parameters that apply with these drivers present."""
@@ -249,6 +259,7 @@ BASELINES: dict[str, BaselineForm] = {
             ("epsilon", "r_ref", "r_nirv"),
             False,
             _nee,
+            night=("r_ref", "r_nirv", "e0", "water_weight"),
         ),
     )
 }
@@ -288,8 +299,8 @@ class FittedBaseline:
         Training rows of the fit.
     rmse : float
         Root-mean-square error of the baseline alone on its training rows [target units].
-    fit : {"pooled", "within-site"}
-        How the shape parameters were fitted (see :func:`fit_baseline`).
+    fit : {"pooled", "within-site", "night-time respiration"}
+        How the parameters were fitted (see :func:`fit_baseline`).
     residual : {"additive", "multiplicative"}
         How the trees complete the baseline (:data:`RESIDUAL_MODES`).
     """
@@ -422,6 +433,11 @@ def fit_baseline(
         Site of each row.  Where given, a form with scale parameters fits its
         shape parameters within sites first (a free scale per site), then the
         scales across sites with the shape fixed; else all parameters at once.
+        A form with a night-time respiration term (NEE) with enough night rows
+        (SW_IN < :data:`NIGHT_SW_IN`) fits that term on the nights, then the
+        rest on all rows with it fixed: in daytime NEE the respiration's
+        temperature response and the light response's trade off (a pooled fit
+        of half-hourly CH-Dav NEE put E0 at its lower bound of 10 K).
     residual : {"additive", "multiplicative"}
         How trees will complete this baseline (recorded in the result).
 
@@ -471,7 +487,24 @@ def fit_baseline(
     scales = [n for n in form.scales if n in by_name]
     shape_names = [n for n in names if n not in scales]
     within_site = groups is not None and form.site_scaled and bool(shape_names)
-    if within_site:
+    night_names = [n for n in names if n in form.night]
+    night = values["SW_IN"] < NIGHT_SW_IN if night_names and "SW_IN" in values else np.zeros(len(y), dtype=bool)
+    how = "within-site" if within_site else "pooled"
+    if night.sum() >= NIGHT_ROWS_PER_PARAMETER * len(night_names) > 0:
+        at_night = {d: v[night] for d, v in values.items()}
+        day_names = [n for n in names if n not in night_names]
+        respiration = solve(
+            night_names,
+            {n: start[n] for n in day_names},
+            lambda p: form.function(p, at_night, target) - y[night],
+        )
+        fitted = solve(
+            day_names,
+            {n: respiration[n] for n in night_names},
+            lambda p: form.function(p, values, target) - y,
+        )
+        how = "night-time respiration"
+    elif within_site:
         # Shape parameters (E0 or Q10, T_opt, albedo, water weight) from the variation within each
         # site, with a free scale per site profiled out in closed form: across sites, the scale
         # (reference respiration, efficiency) varies with vegetation in ways that correlate with
@@ -502,7 +535,7 @@ def fit_baseline(
         {p.name: p.units for p in params},
         int(ok.sum()),
         rmse,
-        "within-site" if within_site else "pooled",
+        how,
         residual,
     )
     log.info("fitted %s", result.describe())
