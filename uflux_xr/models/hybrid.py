@@ -30,7 +30,8 @@ worlds):
     0.95 Rn minus the Priestley–Taylor LE above.
 ``lue_lloyd_taylor`` (NEE)
     Lloyd–Taylor respiration minus LUE GPP.  Where the training rows hold
-    enough nights (SW_IN < 10 W m-2, REddyProc's night), the respiration is
+    enough nights (SW_IN < 10 W m-2, REddyProc's night; at least a tenth of
+    the rows, as in sub-daily records), the respiration is
     fitted on the nights first and the LUE terms on all rows after, as
     night-time partitioning does (Reichstein et al. 2005); else both together.
 
@@ -57,8 +58,12 @@ DRIVER_UNITS = {"TA": "degC", "SW_IN": "W m-2", "LW_IN": "W m-2", "VPD": "hPa", 
 
 #: Global radiation below which a row is night [W m-2] (REddyProc's ``Rg < 10``, sEddyProc_sMRFluxPartition).
 NIGHT_SW_IN = 10.0
-#: Nights a night-time respiration fit needs, per parameter it fits.
+#: Nights a night-time respiration fit needs, per parameter it fits, and as a share of the rows: sub-daily
+#: records are about half nights (17 % of CH-Dav's measured half-hours are, after u* filtering), while a
+#: daily record's dark days (1.8 % of the demo world's tower days, all in high-latitude winters) span too
+#: little of the year to fix a temperature response.
 NIGHT_ROWS_PER_PARAMETER = 25
+NIGHT_MIN_SHARE = 0.1
 
 #: The baseline each flux gets with ``baseline="auto"``.
 DEFAULT_BASELINES = {
@@ -490,7 +495,7 @@ def fit_baseline(
     night_names = [n for n in names if n in form.night]
     night = values["SW_IN"] < NIGHT_SW_IN if night_names and "SW_IN" in values else np.zeros(len(y), dtype=bool)
     how = "within-site" if within_site else "pooled"
-    if night.sum() >= NIGHT_ROWS_PER_PARAMETER * len(night_names) > 0:
+    if night.sum() >= max(NIGHT_ROWS_PER_PARAMETER * len(night_names), NIGHT_MIN_SHARE * len(y)) > 0:
         at_night = {d: v[night] for d, v in values.items()}
         day_names = [n for n in names if n not in night_names]
         respiration = solve(
