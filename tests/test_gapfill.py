@@ -311,10 +311,32 @@ def test_artificial_gap_benchmark_is_reproducible_and_scores_each_method():
     assert (table["filled_share"] == 1.0).all()
     mds = table[(table["method"] == "mds") & (table["gap_days"] == 1)].iloc[0]
     assert mds["nse"] > 0.9  # NEE depends on SW_IN only: MDS finds it
+    # The measured records' noise (N(0, 0.1)) in the gaps, from pairs 24 h apart, one figure per gap length;
+    # 2 gaps of 1 day give 96 pairs, an SD of about 7 % on the estimate.
+    assert table["noise_sd"].between(0.07, 0.13).all() and (table["noise_pairs"] > 0).all()
     again = artificial_gap_benchmark(
         ds, "NEE", gap_days=(1, 3), methods=("mds", "mdv", "ml"), n_gaps=2, seed=4, method_options=options
     )
     pd.testing.assert_frame_equal(table, again)
+
+
+def test_paired_random_error_recovers_the_noise_of_repeating_days():
+    from uflux_xr.random_error import paired_random_error
+
+    # Every day repeats the same NEE(SW_IN) plus N(0, 0.1): pairs 24 h apart differ by noise alone,
+    # so SD(difference) / sqrt(2) is 0.1 (2,832 pairs: the estimate's own SD is about 1.3 %).
+    ds = series(days=60)
+    nee, drivers = ds["NEE"].values[0], {v: ds[v].values[0] for v in ("SW_IN", "TA")}
+    sd, pairs = paired_random_error(nee, 48, drivers)
+    assert pairs == 59 * 48
+    assert sd == pytest.approx(0.1, rel=0.05)
+    # A day 5 K warmer than the days around it pairs with neither of them (Hollinger & Richardson's 3 K).
+    warm = drivers | {"TA": drivers["TA"] + np.where(np.arange(nee.size) // 48 == 10, 5.0, 0.0)}
+    assert paired_random_error(nee, 48, warm)[1] == pairs - 2 * 48
+    # Only the pairs that start in `where`, and NaN without 2 pairs.
+    first_day = np.arange(nee.size) < 48
+    assert paired_random_error(nee, 48, drivers, where=first_day)[1] == 48
+    assert np.isnan(paired_random_error(nee[:49], 48)[0])
 
 
 def test_errors():

@@ -361,6 +361,8 @@ def _cmd_gapfill_benchmark(args) -> int:
         "nse",
         "ioa",
         "slope",
+        "noise_sd",
+        "noise_pairs",
     ]
     result = result[columns]
     print(result.to_string(index=False, float_format=lambda x: f"{x:.3f}"))

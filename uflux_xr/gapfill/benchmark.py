@@ -18,6 +18,7 @@ import xarray as xr
 from uflux_xr.aggregate import steps_per_day
 from uflux_xr.gapfill.api import gapfill
 from uflux_xr.metrics import all_metrics
+from uflux_xr.random_error import PAIRED_LIMITS, paired_random_error
 
 log = logging.getLogger(__name__)
 
@@ -72,17 +73,26 @@ def artificial_gap_benchmark(
     -------
     pandas.DataFrame
         One row per (gap length, method): n scored values, bias, RMSE, R, R²
-        (squared Pearson and NSE), slope and IOA, pooled over the gaps, and the
-        share of removed values the method filled.
+        (squared Pearson and NSE), slope and IOA, pooled over the gaps, the
+        share of removed values the method filled, and the random error of the
+        measured records in the gaps (``noise_sd`` [units of ``var``] from
+        ``noise_pairs`` pairs 24 h apart, :func:`uflux_xr.random_error.paired_random_error`):
+        an RMSE against measured records does not go below it.
     """
     one = site_ds.isel(site=0) if "site" in site_ds.dims else site_ds
     values = one[var].values.astype(float)
     measured = np.isfinite(values)
     per_day = steps_per_day(one.indexes["time"])
+    drivers = {d: one[d].values for d in PAIRED_LIMITS if d in one}
     rows = []
     for days in gap_days:
         length = int(round(days * per_day))
         starts = gap_starts(measured, length, n_gaps, min_measured, seed + int(days * 1000))
+        in_gaps = np.zeros(values.size, dtype=bool)
+        for start in starts:
+            in_gaps[start : start + length] = True
+        # The scores are against measured records: their own random error is the floor under any RMSE.
+        noise_sd, noise_pairs = paired_random_error(values, per_day, drivers, where=in_gaps)
         for method in methods:
             pred, obs = [], []
             for start in starts:
@@ -103,6 +113,8 @@ def artificial_gap_benchmark(
                     "gaps": len(starts),
                     "filled_share": float(np.isfinite(p).mean()) if p.size else np.nan,
                     **metrics,
+                    "noise_sd": noise_sd,
+                    "noise_pairs": noise_pairs,
                 }
             )
             log.info("gap %s d, %s: RMSE %.3f, n %d", days, method, metrics["rmse"], metrics["n"])
