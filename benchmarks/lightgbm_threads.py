@@ -4,11 +4,11 @@ LightGBM keeps its thread count in one process-wide variable, set by every call
 from its own ``num_threads``; a fit with one thread beside a predict with the
 default count can index past a per-thread buffer and kill the process (SIGSEGV).
 Each run below trains models with one thread and predicts with the default
-count, 8 at a time in 4 threads, for ``SECONDS``, in a child process, and counts
+count, 16 at a time in 8 threads, for ``SECONDS``, in a child process, and counts
 the runs that died by a signal: LightGBM called directly, then through
 uflux-xr's wrappers (:data:`uflux_xr.models.boosting.LIGHTGBM_THREADS`).
 
-    python benchmarks/lightgbm_threads.py [RUNS]     # 8 runs per way by default: about 6 minutes
+    python benchmarks/lightgbm_threads.py [RUNS]     # 8 runs per way by default: about 4 minutes
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ import time
 import lightgbm
 
 RUNS = 8
-SECONDS = 20
+SECONDS = 15
 
 CHILD = """
 import sys, time
@@ -32,22 +32,26 @@ import numpy as np
 from uflux_xr.models.boosting import LightGBMRuntime, _lgb_build
 
 rng = np.random.default_rng(0)
-X = rng.normal(size=(3000, 8))
-y = X[:, 0] + rng.normal(size=3000)
+X = rng.normal(size=(2000, 8))
+y = X[:, 0] + rng.normal(size=2000)
 gated = sys.argv[1] == "gated"
 
 def job(seed):
+    # A short fit with one thread, then many small predictions with the default thread count: each
+    # prediction sizes its per-thread buffers afresh, so the window for the race opens often.
     if gated:
-        fitted = _lgb_build(random_state=seed, n_estimators=30, n_jobs=1).fit(X, y)
-        return LightGBMRuntime(fitted.booster_.model_to_string()).predict(X).sum()
-    fitted = lgb.LGBMRegressor(random_state=seed, n_estimators=30, n_jobs=1, verbose=-1).fit(X, y)
-    return lgb.Booster(model_str=fitted.booster_.model_to_string()).predict(X).sum()
+        fitted = _lgb_build(random_state=seed, n_estimators=10, n_jobs=1).fit(X, y)
+        runtime = LightGBMRuntime(fitted.booster_.model_to_string())
+        return sum(runtime.predict(X[:300]).sum() for _ in range(20))
+    fitted = lgb.LGBMRegressor(random_state=seed, n_estimators=10, n_jobs=1, verbose=-1).fit(X, y)
+    booster = lgb.Booster(model_str=fitted.booster_.model_to_string())
+    return sum(booster.predict(X[:300]).sum() for _ in range(20))
 
 start, models = time.perf_counter(), 0
-with ThreadPoolExecutor(4) as pool:
+with ThreadPoolExecutor(8) as pool:
     while time.perf_counter() - start < float(sys.argv[2]):
-        list(pool.map(job, range(8)))
-        models += 8
+        list(pool.map(job, range(16)))
+        models += 16
 print(models)
 """
 
