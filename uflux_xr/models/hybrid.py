@@ -59,7 +59,7 @@ DRIVER_UNITS = {"TA": "degC", "SW_IN": "W m-2", "LW_IN": "W m-2", "VPD": "hPa", 
 #: Global radiation below which a row is night [W m-2] (REddyProc's ``Rg < 10``, sEddyProc_sMRFluxPartition).
 NIGHT_SW_IN = 10.0
 #: Nights a night-time respiration fit needs, per parameter it fits, and as a share of the rows: sub-daily
-#: records are about half nights (17 % of CH-Dav's measured half-hours are, after u* filtering), while a
+#: records are up to half nights (17 % of CH-Dav's measured half-hours, after u* filtering), while a
 #: daily record's dark days (1.8 % of the demo world's tower days, all in high-latitude winters) span too
 #: little of the year to fix a temperature response.
 NIGHT_ROWS_PER_PARAMETER = 25
