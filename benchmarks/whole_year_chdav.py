@@ -50,10 +50,6 @@ BASELINES = {"ET": "priestley_taylor", "GPP": "lue", "RECO": "lloyd_taylor", "NE
 ML_PARAMS = {"n_estimators": 300, "learning_rate": 0.05, "num_leaves": 15}
 
 
-def read_halfhourly():
-    return ux.read_sites(DATA)
-
-
 def reco_ceiling(hh) -> float:
     """r² of daily RECO from the other years' R_ref climatology times the year's own Lloyd-Taylor response."""
     from uflux_xr import physics
@@ -98,7 +94,7 @@ def main() -> None:
     parser.add_argument("--strategies", nargs="+", default=["nearest", "all"])
     args = parser.parse_args()
     t0 = time.perf_counter()
-    hh = read_halfhourly()
+    hh = ux.read_sites(DATA)
     ceiling = reco_ceiling(hh)
     daily = daily_reference(hh)
     years = daily["time"].dt.year.values

@@ -223,7 +223,7 @@ class LightGBMRuntime:
         return booster
 
     def _predict(self, X, n_threads, **options):
-        with LIGHTGBM_THREADS(_lightgbm_thread_key(n_threads if n_threads else None, "predict")):
+        with LIGHTGBM_THREADS(_lightgbm_thread_key(n_threads or None, "predict")):
             return self._booster().predict(X, **options, **({"num_threads": n_threads} if n_threads else {}))
 
     def predict(self, X, n_threads=None):
