@@ -66,15 +66,17 @@ def region_index(layer: xr.DataArray, source: str = "the cube") -> tuple[xr.Data
 
 @dataclass(frozen=True)
 class RegionMap:
-    """A region layer resolved once: the dense index of every cell and the regions' names."""
+    """A region layer resolved once: its name, the dense index of every cell and the regions' names."""
 
+    name: str
     index: xr.DataArray  # int32 (y, x): 0 ... R-1, -1 for no region
     names: list[str]
 
 
 def resolve_regions(layer: xr.DataArray, source: str = "the cube") -> RegionMap:
-    """:func:`region_index` of ``layer`` as a :class:`RegionMap` (one pass over the map)."""
-    return RegionMap(*region_index(layer, source))
+    """:func:`region_index` of ``layer`` kept with the layer's name (one pass over the map)."""
+    index, names = region_index(layer, source)
+    return RegionMap(str(layer.name), index, names)
 
 
 def _codes(layer: xr.DataArray, source: str) -> np.ndarray:
