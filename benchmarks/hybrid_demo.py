@@ -30,7 +30,7 @@ import uflux_xr as ux
 from uflux_xr.demo.eager import ALTERNATIVE_Q10
 from uflux_xr.validate import cross_validate
 
-FEATURES = ["TA", "SW_IN", "LW_IN", "VPD", "P", "SWC", "NIRv", "IGBP", "DOY_SIN", "DOY_COS"]
+FEATURES = ["TA", "SW_IN", "LW_IN", "VPD", "P", "SWC", "NIRv", "NIRv_MAX", "IGBP", "DOY_SIN", "DOY_COS"]
 FLUXES = ["GPP", "RECO", "NEE", "LE", "H"]
 PARAMS = {"n_estimators": 150, "learning_rate": 0.1}
 

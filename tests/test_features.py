@@ -41,3 +41,31 @@ def test_doy_harmonics_and_resolve():
     assert list(out) == ["TA", "DOY_COS"]
     with pytest.raises(KeyError, match=r"\['NIRv'\] not found in the cube"):
         f.resolve_features(cube, ["NIRv"])
+
+
+def test_annual_maximum_is_each_years_peak_per_location_and_keeps_dask_chunks():
+    time = pd.date_range("2019-07-01", "2021-06-30", freq="D")
+    rng = np.random.default_rng(0)
+    values = rng.uniform(0, 0.4, (len(time), 3, 2)).astype("float32")
+    values[:, 0, 0] = np.nan  # a cell without data stays NaN
+    nirv = xr.DataArray(values, dims=("time", "lat", "lon"), coords={"time": time}, attrs={"units": "1"})
+    cube = xr.Dataset({"NIRv": nirv}).chunk({"time": 61, "lat": 2, "lon": 1})
+    derived = f.resolve_features(cube, ["NIRv_MAX"])["NIRv_MAX"]
+    assert derived.chunks == cube["NIRv"].chunks  # lines up with the other predictors' blocks
+    assert derived.attrs["units"] == "1" and derived.dtype == np.float32
+    # Expected by pandas: the maximum of each calendar year per cell, repeated over the year's days.
+    frame = pd.DataFrame(values.reshape(len(time), -1), index=time)
+    expected = frame.groupby(time.year).transform("max").to_numpy().reshape(values.shape)
+    np.testing.assert_array_equal(derived.values, expected)  # the same comparisons: exact
+    assert np.isnan(derived.values[:, 0, 0]).all()
+    # Towers (site, time) too.
+    sites = xr.Dataset({"NIRv": (("site", "time"), values[:, :, 1].T)}, coords={"time": time})
+    np.testing.assert_array_equal(f.resolve_features(sites, ["NIRv_MAX"])["NIRv_MAX"].values, expected[:, :, 1].T)
+    # A cube that holds the layer is read as it is; a window cut after with_annual_maxima keeps the whole year's.
+    held = f.with_annual_maxima(cube, ["NIRv_MAX", "TA"])
+    window = held.isel(time=slice(200, 230))  # 2020-01-17 .. 2020-02-15
+    np.testing.assert_array_equal(f.resolve_features(window, ["NIRv_MAX"])["NIRv_MAX"].values, expected[200:230])
+    own = f.resolve_features(cube.isel(time=slice(200, 230)), ["NIRv_MAX"])["NIRv_MAX"]
+    assert not np.array_equal(own.values[:, 1:], expected[200:230, 1:])  # what the window alone would give
+    with pytest.raises(KeyError, match="NIRv_MAX"):
+        f.resolve_features(cube.drop_vars("NIRv"), ["NIRv_MAX"])

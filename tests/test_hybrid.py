@@ -71,6 +71,30 @@ def test_baselines_recover_the_parameters_of_noise_free_data():
     assert fit.rmse < 1e-6
 
 
+def test_peak_greenness_scales_the_basal_respiration_and_the_light_use_efficiency():
+    d = _drivers()
+    d["NIRv_MAX"] = np.repeat(np.linspace(0.1, 0.45, 30), 100)  # 30 site-years
+    d["NIRv"] = d["NIRv_MAX"] * np.random.default_rng(1).uniform(0.2, 1.0, len(d))  # the season's share of it
+    # GPP with an efficiency rising with the canopy's peak greenness (Ollinger et al. 2008).
+    apar = physics.absorbed_par(d.SW_IN, physics.fapar_from_nirv(d.NIRv))
+    f_t, f_vpd = physics.temperature_scalar(d.TA, t_opt=15.0), physics.vpd_scalar(d.VPD, span=25.0)
+    gpp = physics.lue_gpp(0.9 + 3.0 * d.NIRv_MAX, apar, f_t, f_vpd, physics.water_scalar(d.SWC))
+    features = ["SW_IN", "TA", "VPD", "SWC", "NIRv", "NIRv_MAX"]
+    fit = fit_baseline("lue", d, gpp.to_numpy(), "GPP", features, groups=np.repeat(np.arange(30), 100))
+    expected = {"epsilon": 0.9, "epsilon_nirv_max": 3.0, "t_opt": 15.0, "vpd_span": 25.0}
+    assert fit.parameters == pytest.approx(expected, rel=1e-4)
+    assert "epsilon_nirv_max" not in fit_baseline("lue", d, gpp.to_numpy(), "GPP", features[:-1]).parameters
+    # Migliavacca et al. (2011): the basal rate scales with the site-year's peak LAI, not today's.
+    reco = (0.6 + 6.5 * d.NIRv_MAX) * physics.lloyd_taylor(d.TA, 280.0)
+    fit = fit_baseline("lloyd_taylor", d, reco.to_numpy(), "RECO", ["TA", "NIRv_MAX"])  # without NIRv too
+    assert fit.drivers == ["TA", "NIRv_MAX"]
+    assert fit.parameters == pytest.approx({"r_ref": 0.6, "r_nirv": 6.5, "e0": 280.0}, rel=1e-4)
+    both = fit_baseline("lloyd_taylor", d, reco.to_numpy(), "RECO", ["TA", "NIRv", "NIRv_MAX"])
+    assert both.parameters["r_nirv"] == pytest.approx(6.5, rel=1e-4)  # the peak, not the day's NIRv
+    today = fit_baseline("lloyd_taylor", d, reco.to_numpy(), "RECO", ["TA", "NIRv"])
+    assert today.rmse > 0.1 * float(np.std(reco))  # the day's NIRv cannot carry the peak's scale
+
+
 def test_nee_respiration_is_fitted_on_the_nights_where_there_are_enough():
     # Half-hourly NEE whose daytime uptake follows a light and temperature response that the LUE
     # form does not have (a rectangular hyperbola with a Gaussian temperature optimum): fitted on

@@ -110,3 +110,29 @@ def test_a_window_trains_on_its_period_or_on_all_towers(config_name, tmp_path):
     pd.testing.assert_frame_equal(both, tables["window"].reset_index(drop=True))  # same rows where both train
     with pytest.raises(ConfigError, match="training.period"):
         TrainingConfig.parse({"period": "winter"}, "x.yaml")
+
+
+@pytest.mark.parametrize("config_name", ["demo", "uk_daily_100m"])
+def test_a_time_window_reads_the_years_peak_greenness(config_name, tmp_path):
+    # NIRv_MAX is the calendar year's maximum: a window of 10 days must read the year's, as the models trained.
+    import dataclasses
+
+    from tests.conftest import REPO
+    from uflux_xr.config import load_config
+    from uflux_xr.pipeline import prepare_inputs
+
+    config = load_config(REPO / "configs" / f"{config_name}.yaml")
+    predictors = [*config.ensemble.predictors, "NIRv_MAX"]
+    config = dataclasses.replace(config, ensemble=dataclasses.replace(config.ensemble, predictors=predictors))
+    ydim, xdim = ("lat", "lon") if config_name == "demo" else ("y", "x")
+    window = {"time": slice(100, 110), ydim: slice(20, 30), xdim: slice(30, 40)}
+    if config_name != "demo":  # the lazy world makes only the window's days: it cannot know the year's peak
+        with pytest.raises(ValueError, match=r"\['NIRv_MAX'\] are annual maxima.*without a time window"):
+            prepare_inputs(config, tmp_path, window)
+        return
+    inputs = prepare_inputs(config, tmp_path, window)
+    whole = inputs.training_cube["NIRv"].isel({ydim: slice(20, 30), xdim: slice(30, 40)}).max("time").values
+    peak = inputs.cube["NIRv_MAX"].compute().values
+    assert peak.shape[0] == 10
+    np.testing.assert_array_equal(peak, np.broadcast_to(whole, peak.shape))  # the same max: exact
+    assert (peak > inputs.cube["NIRv"].max("time").values + 0.01).any()  # the window's own peak is lower

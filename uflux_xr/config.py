@@ -15,7 +15,7 @@ from pathlib import Path
 import yaml
 
 from uflux_xr.domain import GEOGRAPHIC_CRS, STEPS, Domain
-from uflux_xr.features import HARMONIC_NAMES
+from uflux_xr.features import DERIVED_NAMES
 from uflux_xr.models import available_models
 from uflux_xr.models.hybrid import BASELINES, RESIDUAL_MODES
 from uflux_xr.models.registry import trained_kind
@@ -619,10 +619,10 @@ def _parse_ensemble(section, src: str) -> tuple[list[str], dict[str, tuple[str, 
 
 
 def _check_predictors(predictors: list[str], where: str, fluxes: list[str], src: str) -> None:
-    bad = [p for p in predictors if p not in known_names() and p not in HARMONIC_NAMES]
+    bad = [p for p in predictors if p not in known_names() and p not in DERIVED_NAMES]
     if bad:
         raise ConfigError(
-            f"{src}: {where}: unknown predictor(s) {bad}; expected registry names or {list(HARMONIC_NAMES)}"
+            f"{src}: {where}: unknown predictor(s) {bad}; expected registry names or {list(DERIVED_NAMES)}"
         )
     bad = [p for p in predictors if p in fluxes]
     if bad:

@@ -1,5 +1,5 @@
 """Derived predictors: vapour pressure deficit, vegetation indices, day-of-year
-harmonics and top-of-atmosphere radiation.
+harmonics, a location's peak greenness and top-of-atmosphere radiation.
 
 Pure functions on numpy arrays or xarray objects (they broadcast either way).
 """
@@ -14,6 +14,10 @@ SOLAR_CONSTANT = 1361.0
 
 #: Names of the day-of-year harmonic features added by :func:`doy_harmonics`.
 HARMONIC_NAMES = ("DOY_SIN", "DOY_COS")
+#: Annual-maximum features :func:`resolve_features` derives where the cube lacks them, and their source.
+ANNUAL_MAXIMA = {"NIRv_MAX": "NIRv"}
+#: Every predictor name :func:`resolve_features` can derive from a cube.
+DERIVED_NAMES = (*HARMONIC_NAMES, *ANNUAL_MAXIMA)
 
 
 def saturation_vapour_pressure(t):
@@ -66,6 +70,33 @@ def doy_harmonics(time: xr.DataArray) -> dict[str, xr.DataArray]:
     }
 
 
+def annual_maximum(da: xr.DataArray) -> xr.DataArray:
+    """Each location's maximum of ``da`` over the calendar year of each time step [units of ``da``].
+
+    A year's peak greenness (``NIRv_MAX``) scales a site's basal respiration
+    the way the maximum LAI of the site-year does in Migliavacca et al.
+    (2011, Glob. Change Biol. 17, 390-409): the respiring biomass and litter
+    follow the productivity of the year, not the phenology of the day.  The
+    maximum of a year the data cover only in part is that part's maximum.
+    Lazy with dask input: one reduction per year and location.
+
+    Parameters
+    ----------
+    da : xarray.DataArray
+        A series with a ``time`` dimension (cube cells or towers).
+    """
+    years = da["time"].dt.year.values
+    parts = []
+    for year in np.unique(years):
+        in_year = da.isel(time=years == year)
+        # the year's maximum, repeated over its steps (broadcast, not copied: lazy with dask)
+        parts.append(in_year.max("time", skipna=True).broadcast_like(in_year))
+    out = xr.concat(parts, dim="time") if len(parts) > 1 else parts[0]
+    if da.chunks:  # the source's chunks, so the feature lines up with the other predictors' blocks
+        out = out.chunk(dict(zip(da.dims, da.chunks, strict=True)))
+    return out.transpose(*da.dims).assign_attrs(da.attrs)
+
+
 def toa_daily_radiation(lat, doy):
     """Daily mean top-of-atmosphere shortwave radiation [W m-2].
 
@@ -90,23 +121,51 @@ def resolve_features(cube: xr.Dataset, names) -> dict[str, xr.DataArray]:
     """The predictor arrays named in ``names``, taken from ``cube`` or derived from it.
 
     Day-of-year harmonics (:data:`HARMONIC_NAMES`) are computed from the cube's
-    ``time`` coordinate; every other name must be a cube variable.  Training
-    tables and the upscaler both call this, so a model sees identical features
-    in both.
+    ``time`` coordinate and annual maxima (:data:`ANNUAL_MAXIMA`, e.g.
+    ``NIRv_MAX``) from their source variable over the cube's whole time axis,
+    unless the cube holds them already (:func:`with_annual_maxima` adds them
+    before a cube is cut into time windows); every other name must be a cube
+    variable.  Training tables and the upscaler both call this, so a model
+    sees identical features in both.
 
     Raises
     ------
     KeyError
         Naming the missing variables and the cube's variables.
     """
-    missing = [n for n in names if n not in cube.data_vars and n not in HARMONIC_NAMES]
+    derivable = [*HARMONIC_NAMES, *(n for n, source in ANNUAL_MAXIMA.items() if source in cube.data_vars)]
+    missing = [n for n in names if n not in cube.data_vars and n not in derivable]
     if missing:
         raise KeyError(
             f"predictor(s) {missing} not found in the cube; it has {sorted(map(str, cube.data_vars))}"
-            f" (derived predictors available: {list(HARMONIC_NAMES)})"
+            f" (derived predictors: {list(HARMONIC_NAMES)}, and {ANNUAL_MAXIMA} from their source)"
         )
     out = {}
     harmonics = doy_harmonics(cube["time"]) if any(n in HARMONIC_NAMES for n in names) else {}
     for n in names:
-        out[n] = harmonics[n] if n in HARMONIC_NAMES else cube[n]
+        if n in cube.data_vars:
+            out[n] = cube[n]
+        elif n in HARMONIC_NAMES:
+            out[n] = harmonics[n]
+        else:
+            out[n] = _annual_maximum_feature(cube, n)
     return out
+
+
+def _annual_maximum_feature(cube: xr.Dataset, name: str) -> xr.DataArray:
+    source = ANNUAL_MAXIMA[name]
+    return (
+        annual_maximum(cube[source])
+        .astype(cube[source].dtype)
+        .assign_attrs(units=cube[source].attrs.get("units", "1"), long_name=f"annual maximum of {source}")
+    )
+
+
+def with_annual_maxima(cube: xr.Dataset, names) -> xr.Dataset:
+    """``cube`` with the annual-maximum features among ``names`` added as variables (lazy).
+
+    Call it on the whole cube before cutting it into time windows: a window's
+    own maximum would differ from the one the models were trained with.
+    """
+    wanted = [n for n in names if n in ANNUAL_MAXIMA and n not in cube.data_vars and ANNUAL_MAXIMA[n] in cube]
+    return cube.assign({n: _annual_maximum_feature(cube, n) for n in wanted}) if wanted else cube

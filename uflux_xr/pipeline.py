@@ -42,7 +42,7 @@ from uflux_xr.demo.lazy import PREDICTORS as LAZY_PREDICTORS
 from uflux_xr.demo.lazy import LazyWorld, site_table
 from uflux_xr.domain import check_grid, spatial_dims
 from uflux_xr.ensemble import area_weighted_total, ensemble_statistics
-from uflux_xr.features import resolve_features
+from uflux_xr.features import ANNUAL_MAXIMA, resolve_features, with_annual_maxima
 from uflux_xr.io import open_any, write_dataset, write_product
 from uflux_xr.io.atomic import write_text_atomic
 from uflux_xr.io.jsonable import to_jsonable
@@ -150,7 +150,14 @@ def prepare_inputs(config: RunConfig, out_dir: Path, window: Mapping[str, slice]
         lazy = LazyWorld(
             config.grid, seed=config.data.seed, n_sites=config.data.n_sites, climate_km=config.data.climate_km
         )
-        names = [p for p in LAZY_PREDICTORS if p in config.ensemble.predictors]
+        maxima = [p for p in config.ensemble.predictors if p in ANNUAL_MAXIMA]
+        wanted = {*config.ensemble.predictors, *(ANNUAL_MAXIMA[p] for p in maxima)}
+        names = [p for p in LAZY_PREDICTORS if p in wanted]
+        if maxima and window and "time" in window:
+            raise ValueError(
+                f"{config.path}: predictors {maxima} are annual maxima, which a time window of the lazy demo "
+                "world cannot give (it makes only the window's days); run without a time window"
+            )
         sites = lazy.sites()
         sites.to_netcdf(inputs / "sites.nc")
         part = dict(window) if window else None
@@ -176,6 +183,8 @@ def prepare_inputs(config: RunConfig, out_dir: Path, window: Mapping[str, slice]
         sites = open_any(config.data.sites_file).load()
         check_plausible(sites, source=str(config.data.sites_path))
         found = Inputs(cube, sites, None)
+    if found.world is None:  # annual maxima from the whole cube, so a time window reads the training's
+        found.cube = with_annual_maxima(found.cube, config.ensemble.predictors)
     if window and found.world is None:
         found.training_cube = found.cube  # towers outside the window still train (at their own cells)
         found.cube = found.cube.isel({d: w for d, w in window.items() if d in found.cube.dims})

@@ -16,12 +16,20 @@ worlds):
 ``lue`` (GPP)
     ε · fAPAR(NIRv) · PAR · f_T(TA; T_opt) · f_VPD(VPD; span) · √f_W(SWC)
     (Monteith 1972; Running et al. 2004).  Without NIRv, fAPAR is 1 and ε an
-    effective efficiency; without SWC, f_W is 1.
+    effective efficiency; without SWC, f_W is 1.  Where the year's peak
+    greenness ``NIRv_MAX`` is a feature, ε = ε_0 + ε_G · NIRv_MAX (ε_G ≥ 0):
+    canopy nitrogen, and with it the maximum light-use efficiency, rises with
+    the canopy's near-infrared reflectance (Ollinger et al. 2008, PNAS 105,
+    19336; Kergoat et al. 2008, JGR 113, G04017), so one efficiency need not
+    serve every biome as MOD17's per-biome table does.
 ``lloyd_taylor`` / ``q10`` (RECO)
-    (R_ref + R_NIRv · NIRv) · g(TA) · (1 − w + w · f_W(SWC)), with g the
-    Lloyd & Taylor (1994) response (E0 [K], T_ref 10 °C, T0 −46.02 °C) or
-    Q10^((TA − 10) / 10).  The NIRv and SWC terms only where those drivers
-    are features.
+    (R_ref + R_NIRv · G) · g(TA) · (1 − w + w · f_W(SWC)) + r_APAR · APAR,
+    with g the Lloyd & Taylor (1994) response (E0 [K], T_ref 10 °C,
+    T0 −46.02 °C) or Q10^((TA − 10) / 10).  G, the greenness that scales
+    the basal rate, is the year's peak ``NIRv_MAX`` where it is a feature
+    (as LAI_max in Migliavacca et al. 2011, whose model this is with NIRv for
+    LAI and absorbed light for GPP), else the current NIRv.  The NIRv, SWC
+    and APAR terms only where those drivers are features.
 ``priestley_taylor`` (LE, or ET in kg m-2 d-1)
     α · Δ/(Δ + γ) · max(0.95 Rn, 0) · (1 − w + w · f_W(SWC)) (Priestley &
     Taylor 1972), Rn = (1 − albedo) SW_IN + LW_IN − 0.97 σ TA⁴; without
@@ -54,7 +62,15 @@ from uflux_xr.variables import SECONDS_PER_DAY, canonical_units, latent_heat_of_
 log = logging.getLogger(__name__)
 
 #: Units each baseline driver must be in (checked when the table states its units).
-DRIVER_UNITS = {"TA": "degC", "SW_IN": "W m-2", "LW_IN": "W m-2", "VPD": "hPa", "SWC": "%", "NIRv": "1"}
+DRIVER_UNITS = {
+    "TA": "degC",
+    "SW_IN": "W m-2",
+    "LW_IN": "W m-2",
+    "VPD": "hPa",
+    "SWC": "%",
+    "NIRv": "1",
+    "NIRv_MAX": "1",
+}
 
 #: Global radiation below which a row is night [W m-2] (REddyProc's ``Rg < 10``, sEddyProc_sMRFluxPartition).
 NIGHT_SW_IN = 10.0
@@ -97,7 +113,8 @@ class Parameter:
     initial: float
     lower: float
     upper: float
-    needs: tuple[str, ...] = ()  # the optional drivers without which the parameter is left out
+    # The optional drivers without which the parameter is left out; "A|B": either will do.
+    needs: tuple[str, ...] = ()
 
 
 Columns = Mapping[str, np.ndarray]
@@ -120,7 +137,7 @@ class BaselineForm:
 
     def active_parameters(self, drivers) -> tuple[Parameter, ...]:
         """The parameters that apply with these drivers present."""
-        return tuple(p for p in self.parameters if all(d in drivers for d in p.needs))
+        return tuple(p for p in self.parameters if all(any(d in drivers for d in n.split("|")) for n in p.needs))
 
 
 def _water_factor(p: dict[str, float], c: Columns):
@@ -134,8 +151,9 @@ def _gpp(p: dict[str, float], c: Columns, target: str):
     fapar = physics.fapar_from_nirv(c["NIRv"]) if "NIRv" in c else 1.0
     f_water = physics.water_scalar(c["SWC"]) if "SWC" in c else 1.0
     f_t = physics.temperature_scalar(c["TA"], t_opt=p["t_opt"])
+    epsilon = p["epsilon"] + (p["epsilon_nirv_max"] * c["NIRv_MAX"] if "epsilon_nirv_max" in p else 0.0)
     return physics.lue_gpp(
-        p["epsilon"],
+        epsilon,
         physics.absorbed_par(c["SW_IN"], fapar),
         f_t,
         physics.vpd_scalar(c["VPD"], span=p["vpd_span"]),
@@ -145,7 +163,8 @@ def _gpp(p: dict[str, float], c: Columns, target: str):
 
 def _respiration(response: str):
     def reco(p: dict[str, float], c: Columns, target: str):
-        base = p["r_ref"] + (p["r_nirv"] * c["NIRv"] if "NIRv" in c else 0.0)
+        greenness = c.get("NIRv_MAX", c.get("NIRv"))
+        base = p["r_ref"] + (p["r_nirv"] * greenness if greenness is not None else 0.0)
         if response == "lloyd_taylor":
             g = physics.lloyd_taylor(c["TA"], e0=p["e0"])
         else:
@@ -186,13 +205,15 @@ def _nee(p: dict[str, float], c: Columns, target: str):
 
 
 _EPSILON = Parameter("epsilon", "g C MJ-1", 1.0, 1e-4, 1e4)
+# Efficiency gained per unit of peak NIRv; not negative (more canopy nitrogen, more efficiency, Ollinger 2008).
+_EPSILON_PEAK = Parameter("epsilon_nirv_max", "g C MJ-1", 1.0, 0.0, 1e4, needs=("NIRv_MAX",))
 _T_OPT = Parameter("t_opt", "degC", 12.0, 2.0, 30.0)
 _VPD_SPAN = Parameter("vpd_span", "hPa", 30.0, 5.0, 200.0)
 # Respiration at 10 degC is not negative and does not fall with greenness (bare soil, NIRv 0, respires
 # least): unbounded, a pooled fit of half-hourly NEE without NIRv at CH-Dav gave R_ref -0.36 with E0 590 K,
 # the respiration term bending the light response instead.
 _R_REF = Parameter("r_ref", "target units", 1.0, 0.0, 1e4)  # at 10 degC
-_R_NIRV = Parameter("r_nirv", "target units", 1.0, 0.0, 1e4, needs=("NIRv",))
+_R_NIRV = Parameter("r_nirv", "target units", 1.0, 0.0, 1e4, needs=("NIRv|NIRv_MAX",))
 # Autotrophic respiration in proportion to absorbed light, a proxy of GPP (Ra ~ 0.5 GPP, Waring et al. 1998).
 _R_APAR = Parameter("r_apar", "target units per MJ m-2 d-1", 0.05, 0.0, 1e3, needs=("NIRv", "SW_IN"))
 _E0 = Parameter("e0", "K", 200.0, 10.0, 1000.0)
@@ -209,9 +230,9 @@ BASELINES: dict[str, BaselineForm] = {
             "lue",
             "light-use efficiency GPP",
             ("SW_IN", "TA", "VPD"),
-            ("NIRv", "SWC"),
-            (_EPSILON, _T_OPT, _VPD_SPAN),
-            ("epsilon",),
+            ("NIRv", "NIRv_MAX", "SWC"),
+            (_EPSILON, _EPSILON_PEAK, _T_OPT, _VPD_SPAN),
+            ("epsilon", "epsilon_nirv_max"),
             True,
             _gpp,
         ),
@@ -219,7 +240,7 @@ BASELINES: dict[str, BaselineForm] = {
             "lloyd_taylor",
             "Lloyd-Taylor respiration",
             ("TA",),
-            ("NIRv", "SWC", "SW_IN"),
+            ("NIRv", "NIRv_MAX", "SWC", "SW_IN"),
             (_R_REF, _R_NIRV, _E0, _WATER, _R_APAR),
             ("r_ref", "r_nirv"),
             True,
@@ -229,7 +250,7 @@ BASELINES: dict[str, BaselineForm] = {
             "q10",
             "Q10 respiration",
             ("TA",),
-            ("NIRv", "SWC", "SW_IN"),
+            ("NIRv", "NIRv_MAX", "SWC", "SW_IN"),
             (_R_REF, _R_NIRV, _Q10, _WATER, _R_APAR),
             ("r_ref", "r_nirv"),
             True,
@@ -259,9 +280,9 @@ BASELINES: dict[str, BaselineForm] = {
             "lue_lloyd_taylor",
             "Lloyd-Taylor respiration minus light-use efficiency GPP",
             ("SW_IN", "TA", "VPD"),
-            ("NIRv", "SWC"),
-            (_EPSILON, _T_OPT, _VPD_SPAN, _R_REF, _R_NIRV, _E0, _WATER),
-            ("epsilon", "r_ref", "r_nirv"),
+            ("NIRv", "NIRv_MAX", "SWC"),
+            (_EPSILON, _EPSILON_PEAK, _T_OPT, _VPD_SPAN, _R_REF, _R_NIRV, _E0, _WATER),
+            ("epsilon", "epsilon_nirv_max", "r_ref", "r_nirv"),
             False,
             _nee,
             night=("r_ref", "r_nirv", "e0", "water_weight"),
