@@ -14,6 +14,7 @@ each flux:
   baseline (truth 2.0 in the alternative world).
 
 Usage: python benchmarks/hybrid_demo.py [--kinds xgboost lightgbm] [--worlds standard alternative]
+                                        [--fluxes GPP RECO NEE LE H]
 """
 
 from __future__ import annotations
@@ -52,6 +53,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--kinds", nargs="+", default=["xgboost", "lightgbm"])
     parser.add_argument("--worlds", nargs="+", default=["standard", "alternative"])
+    parser.add_argument("--fluxes", nargs="+", default=FLUXES, choices=FLUXES)
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
     t0 = time.perf_counter()
@@ -68,7 +70,7 @@ def main() -> None:
                 f"{world} world: {form} baseline fitted on all towers: {value:.4g} (truth of the world's form: {truth})"
             )
         for kind in args.kinds:
-            for flux in FLUXES:
+            for flux in args.fluxes:
                 out = {"world": world, "model": kind, "flux": flux}
                 for label, baseline in (("pure", None), ("hybrid", "auto")):
                     cv = cross_validate(table, flux, FEATURES, kind, qc_threshold=0.5, baseline=baseline, **PARAMS)

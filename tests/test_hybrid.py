@@ -71,6 +71,20 @@ def test_baselines_recover_the_parameters_of_noise_free_data():
     assert fit.rmse < 1e-6
 
 
+def test_priestley_taylor_recovers_its_water_and_green_canopy_weights():
+    d = _drivers()
+    d["LW_IN"] = np.random.default_rng(2).uniform(250, 400, len(d))
+    rn = physics.net_radiation(d.SW_IN, d.LW_IN, d.TA, 0.2)
+    pt = physics.priestley_taylor(physics.slope_saturation_vapour_pressure(d.TA), 0.95 * rn, 1.26)
+    green = physics.fapar_from_nirv(d.NIRv) / physics.FAPAR_MAX  # PT-JPL's green canopy fraction
+    le = pt * (0.3 + 0.7 * physics.water_scalar(d.SWC)) * (0.4 + 0.6 * green)
+    fit = fit_baseline("priestley_taylor", d, le.to_numpy(), "LE", ["SW_IN", "TA", "LW_IN", "SWC", "NIRv"])
+    expected = {"alpha": 1.26, "albedo": 0.2, "water_weight": 0.7, "vegetation_weight": 0.6}
+    assert fit.parameters == pytest.approx(expected, rel=1e-4)
+    without = fit_baseline("priestley_taylor", d, le.to_numpy(), "LE", ["SW_IN", "TA", "LW_IN", "SWC"])
+    assert "vegetation_weight" not in without.parameters and without.rmse > 10 * fit.rmse
+
+
 def test_peak_greenness_scales_the_basal_respiration_and_the_light_use_efficiency():
     d = _drivers()
     d["NIRv_MAX"] = np.repeat(np.linspace(0.1, 0.45, 30), 100)  # 30 site-years

@@ -29,7 +29,11 @@ def water_scalar(swc, wilting=9.0, field_capacity=30.0):
     return np.clip((swc - wilting) / (field_capacity - wilting), 0.0, 1.0)
 
 
-def fapar_from_nirv(nirv, slope=2.3, fapar_max=0.95):
+#: Largest fAPAR of :func:`fapar_from_nirv` [-].
+FAPAR_MAX = 0.95
+
+
+def fapar_from_nirv(nirv, slope=2.3, fapar_max=FAPAR_MAX):
     """Fraction of absorbed PAR [0–``fapar_max``] as a linear function of NIRv [-] (``slope`` [-])."""
     return np.clip(slope * nirv, 0.0, fapar_max)
 

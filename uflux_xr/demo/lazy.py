@@ -279,7 +279,7 @@ class LazyWorld:
             snow = ta < 0
             avail = 0.95 * physics.net_radiation(sw_in, lw_in, ta, np.where(snow, 0.5, albedo))
             delta = physics.slope_saturation_vapour_pressure(ta, es)
-            stress = 0.1 + 0.9 * f_water * (0.35 + 0.65 * fapar / 0.95)
+            stress = 0.1 + 0.9 * f_water * (0.35 + 0.65 * fapar / physics.FAPAR_MAX)
             le = np.where(snow, 0.3, 1.0) * physics.priestley_taylor(delta, avail) * stress
             out.update({"GPP": gpp, "RECO": reco, "NEE": reco - gpp, "LE": le, "H": avail - le})
         water = ~land

@@ -31,9 +31,12 @@ worlds):
     LAI and absorbed light for GPP), else the current NIRv.  The NIRv, SWC
     and APAR terms only where those drivers are features.
 ``priestley_taylor`` (LE, or ET in kg m-2 d-1)
-    α · Δ/(Δ + γ) · max(0.95 Rn, 0) · (1 − w + w · f_W(SWC)) (Priestley &
-    Taylor 1972), Rn = (1 − albedo) SW_IN + LW_IN − 0.97 σ TA⁴; without
-    LW_IN, Rn = (1 − albedo) SW_IN + L_net with a fitted net longwave L_net.
+    α · Δ/(Δ + γ) · max(0.95 Rn, 0) · (1 − w + w · f_W(SWC))
+    · (1 − v + v · f_G(NIRv)) (Priestley & Taylor 1972), Rn = (1 − albedo)
+    SW_IN + LW_IN − 0.97 σ TA⁴; without LW_IN, Rn = (1 − albedo) SW_IN + L_net
+    with a fitted net longwave L_net.  f_G = fAPAR / fAPAR_max is the green
+    canopy fraction that scales transpiration in PT-JPL (Fisher et al. 2008,
+    RSE 112, 901); without NIRv the factor is 1.
 ``energy_balance`` (H)
     0.95 Rn minus the Priestley–Taylor LE above.
 ``lue_lloyd_taylor`` (NEE)
@@ -187,6 +190,9 @@ def _latent(p: dict[str, float], c: Columns, target: str):
     available = 0.95 * _net_radiation(p, c)  # Rn - G, G taken as 5 % of Rn (as the demo world)
     le = physics.priestley_taylor(physics.slope_saturation_vapour_pressure(c["TA"]), available, p["alpha"])
     le = le * _water_factor(p, c)
+    if "vegetation_weight" in p:
+        green = physics.fapar_from_nirv(c["NIRv"]) / physics.FAPAR_MAX
+        le = le * (1.0 - p["vegetation_weight"] + p["vegetation_weight"] * green)
     if target == "ET":  # W m-2 -> kg m-2 d-1
         return le * SECONDS_PER_DAY / latent_heat_of_vaporization(c["TA"])
     return le
@@ -220,6 +226,7 @@ _E0 = Parameter("e0", "K", 200.0, 10.0, 1000.0)
 _Q10 = Parameter("q10", "1", 2.0, 1.0, 10.0)
 _WATER = Parameter("water_weight", "1", 0.5, 0.0, 1.0, needs=("SWC",))
 _ALPHA = Parameter("alpha", "1", 1.0, 1e-3, 1e3)
+_VEGETATION = Parameter("vegetation_weight", "1", 0.5, 0.0, 1.0, needs=("NIRv",))
 _ALBEDO = Parameter("albedo", "1", 0.15, 0.02, 0.6)
 _LW_NET = Parameter("lw_net", "W m-2", -50.0, -300.0, 100.0, needs=("no LW_IN",))
 
@@ -260,8 +267,8 @@ BASELINES: dict[str, BaselineForm] = {
             "priestley_taylor",
             "Priestley-Taylor evaporation",
             ("SW_IN", "TA"),
-            ("LW_IN", "SWC"),
-            (_ALPHA, _ALBEDO, _LW_NET, _WATER),
+            ("LW_IN", "SWC", "NIRv"),
+            (_ALPHA, _ALBEDO, _LW_NET, _WATER, _VEGETATION),
             ("alpha",),
             True,
             _latent,
@@ -270,8 +277,8 @@ BASELINES: dict[str, BaselineForm] = {
             "energy_balance",
             "available energy minus Priestley-Taylor LE",
             ("SW_IN", "TA"),
-            ("LW_IN", "SWC"),
-            (_ALPHA, _ALBEDO, _LW_NET, _WATER),
+            ("LW_IN", "SWC", "NIRv"),
+            (_ALPHA, _ALBEDO, _LW_NET, _WATER, _VEGETATION),
             (),
             False,
             _sensible,
