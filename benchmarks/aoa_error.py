@@ -18,7 +18,10 @@ truth at every land cell without a tower:
   for ``level`` at the cell-days outside the AOA alone;
 * the land share inside the AOA.
 
-Usage: python benchmarks/aoa_error.py [--seed 42] [--cool 0.6]
+With ``--hybrid`` every model (members and the LOSO run) is a hybrid
+(``baseline="auto"``) and the features gain ``NIRv_MAX``.
+
+Usage: python benchmarks/aoa_error.py [--seed 42] [--cool 0.6] [--hybrid] [--worlds anywhere cool]
 """
 
 from __future__ import annotations
@@ -48,13 +51,16 @@ MODELS = {
 QC = 0.5
 
 
-def evaluate(seed: int, quantiles: tuple[float, float], workdir: Path) -> pd.DataFrame:
+def evaluate(seed: int, quantiles: tuple[float, float], workdir: Path, hybrid: bool = False) -> pd.DataFrame:
     cube, sites, truth = ux.synthetic.make_world(seed=seed, n_sites=60, tower_ta_quantiles=quantiles)
     targets = FLUXES + [f"{f}_QC" for f in FLUXES]
-    table = ux.extract_at_sites(cube, sites, FEATURES, targets=targets)
+    features = FEATURES + ["NIRv_MAX"] if hybrid else FEATURES
+    baseline = "auto" if hybrid else None
+    table = ux.extract_at_sites(cube, sites, features, targets=targets)
     members = {
         f"{kind}-{s}": {
-            f: ux.train(table, f, FEATURES, model=kind, random_state=s, qc_threshold=QC, **params) for f in FLUXES
+            f: ux.train(table, f, features, model=kind, random_state=s, qc_threshold=QC, baseline=baseline, **params)
+            for f in FLUXES
         }
         for kind, params in MODELS.items()
         for s in (0, 1)
@@ -62,7 +68,7 @@ def evaluate(seed: int, quantiles: tuple[float, float], workdir: Path) -> pd.Dat
     predictions = pd.concat(
         [
             ux.cross_validate(
-                table, f, FEATURES, "lightgbm", cv="loso", qc_threshold=QC, **MODELS["lightgbm"]
+                table, f, features, "lightgbm", cv="loso", qc_threshold=QC, baseline=baseline, **MODELS["lightgbm"]
             ).predictions.assign(target=f)
             for f in FLUXES
         ],
@@ -117,12 +123,15 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seed", type=int, default=42)
     parser.add_argument("--cool", type=float, default=0.6, help="towers only below this TA quantile in world 2")
+    parser.add_argument("--hybrid", action="store_true", help="hybrid models, NIRv_MAX among the features")
+    parser.add_argument("--worlds", nargs="+", default=["anywhere", "cool"], choices=["anywhere", "cool"])
     args = parser.parse_args()
+    worlds = {"anywhere": (0.0, 1.0), "cool": (0.0, args.cool)}
     t0 = time.perf_counter()
     warnings.filterwarnings("ignore", "Mean of empty slice", RuntimeWarning)  # sea cells have no DI
     with tempfile.TemporaryDirectory() as tmp:
         table = pd.concat(
-            [evaluate(args.seed, q, Path(tmp) / str(i)) for i, q in enumerate([(0.0, 1.0), (0.0, args.cool)])],
+            [evaluate(args.seed, worlds[w], Path(tmp) / w, args.hybrid) for w in args.worlds],
             ignore_index=True,
         )
     machine = platform.processor() or platform.machine()
