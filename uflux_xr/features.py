@@ -153,11 +153,9 @@ def resolve_features(cube: xr.Dataset, names) -> dict[str, xr.DataArray]:
 
 
 def _annual_maximum_feature(cube: xr.Dataset, name: str) -> xr.DataArray:
-    source = ANNUAL_MAXIMA[name]
-    return (
-        annual_maximum(cube[source])
-        .astype(cube[source].dtype)
-        .assign_attrs(units=cube[source].attrs.get("units", "1"), long_name=f"annual maximum of {source}")
+    source = cube[ANNUAL_MAXIMA[name]]
+    return annual_maximum(source).assign_attrs(
+        units=source.attrs.get("units", "1"), long_name=f"annual maximum of {ANNUAL_MAXIMA[name]}"
     )
 
 

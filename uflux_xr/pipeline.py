@@ -183,13 +183,14 @@ def prepare_inputs(config: RunConfig, out_dir: Path, window: Mapping[str, slice]
         sites = open_any(config.data.sites_file).load()
         check_plausible(sites, source=str(config.data.sites_path))
         found = Inputs(cube, sites, None)
-    if found.world is None:  # annual maxima from the whole cube, so a time window reads the training's
+    if found.world is None:
+        # annual maxima from the whole cube, so a time window reads the values the models trained on
         found.cube = with_annual_maxima(found.cube, config.ensemble.predictors)
-    if window and found.world is None:
-        found.training_cube = found.cube  # towers outside the window still train (at their own cells)
-        found.cube = found.cube.isel({d: w for d, w in window.items() if d in found.cube.dims})
-        if found.truth is not None:
-            found.truth = found.truth.isel({d: w for d, w in window.items() if d in found.truth.dims})
+        if window:
+            found.training_cube = found.cube  # towers outside the window still train (at their own cells)
+            found.cube = found.cube.isel({d: w for d, w in window.items() if d in found.cube.dims})
+            if found.truth is not None:
+                found.truth = found.truth.isel({d: w for d, w in window.items() if d in found.truth.dims})
     if window and "time" in window and config.training.period == "window":
         found.sites = found.sites.sel(time=found.sites.indexes["time"].intersection(found.cube.indexes["time"]))
     return found
