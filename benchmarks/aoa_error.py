@@ -19,9 +19,11 @@ truth at every land cell without a tower:
 * the land share inside the AOA.
 
 With ``--hybrid`` every model (members and the LOSO run) is a hybrid
-(``baseline="auto"``) and the features gain ``NIRv_MAX``.
+(``baseline="auto"``) and the features gain ``NIRv_MAX``; the members' residuals
+fade outside the AOA as in a run (``applicability.hybrid_residual: fade``) unless
+``--keep-residual``.
 
-Usage: python benchmarks/aoa_error.py [--seed 42] [--cool 0.6] [--hybrid] [--worlds anywhere cool]
+Usage: python benchmarks/aoa_error.py [--seed 42] [--cool 0.6] [--hybrid [--keep-residual]] [--worlds anywhere cool]
 """
 
 from __future__ import annotations
@@ -40,6 +42,7 @@ from scipy.stats import spearmanr
 import uflux_xr as ux
 from uflux_xr.applicability import TrainingDissimilarity
 from uflux_xr.completeness import ERROR_NOISE, REFERENCE_SUFFIX, applicability_layers, flux_error_model
+from uflux_xr.models.hybrid import residual_weight
 from uflux_xr.sites import locate_towers
 
 FEATURES = ["TA", "SW_IN", "LW_IN", "VPD", "P", "SWC", "NIRv", "IGBP", "DOY_SIN", "DOY_COS"]
@@ -51,7 +54,9 @@ MODELS = {
 QC = 0.5
 
 
-def evaluate(seed: int, quantiles: tuple[float, float], workdir: Path, hybrid: bool = False) -> pd.DataFrame:
+def evaluate(
+    seed: int, quantiles: tuple[float, float], workdir: Path, hybrid: bool = False, fade: bool = True
+) -> pd.DataFrame:
     cube, sites, truth = ux.synthetic.make_world(seed=seed, n_sites=60, tower_ta_quantiles=quantiles)
     targets = FLUXES + [f"{f}_QC" for f in FLUXES]
     features = FEATURES + ["NIRv_MAX"] if hybrid else FEATURES
@@ -74,8 +79,13 @@ def evaluate(seed: int, quantiles: tuple[float, float], workdir: Path, hybrid: b
         ],
         ignore_index=True,
     )
-    layers, _ = applicability_layers(table, members, cube, model_dir=workdir, predictions=predictions, qc_threshold=QC)
-    stats = ux.ensemble_statistics(ux.upscale(members, cube, derived=False)).compute()
+    layers, summary = applicability_layers(
+        table, members, cube, model_dir=workdir, predictions=predictions, qc_threshold=QC
+    )
+    weights = None
+    if hybrid and fade:
+        weights = {f: residual_weight(layers[f"{f}_DI"], summary[f]["threshold"]) for f in FLUXES}
+    stats = ux.ensemble_statistics(ux.upscale(members, cube, derived=False, residual_weights=weights)).compute()
     layers = layers.compute()
     land = cube["land_mask"].values == 1
     towers = np.zeros_like(land)
@@ -124,6 +134,7 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=42)
     parser.add_argument("--cool", type=float, default=0.6, help="towers only below this TA quantile in world 2")
     parser.add_argument("--hybrid", action="store_true", help="hybrid models, NIRv_MAX among the features")
+    parser.add_argument("--keep-residual", action="store_true", help="with --hybrid: do not fade outside the AOA")
     parser.add_argument("--worlds", nargs="+", default=["anywhere", "cool"], choices=["anywhere", "cool"])
     args = parser.parse_args()
     worlds = {"anywhere": (0.0, 1.0), "cool": (0.0, args.cool)}
@@ -131,7 +142,7 @@ def main() -> None:
     warnings.filterwarnings("ignore", "Mean of empty slice", RuntimeWarning)  # sea cells have no DI
     with tempfile.TemporaryDirectory() as tmp:
         table = pd.concat(
-            [evaluate(args.seed, worlds[w], Path(tmp) / w, args.hybrid) for w in args.worlds],
+            [evaluate(args.seed, worlds[w], Path(tmp) / w, args.hybrid, not args.keep_residual) for w in args.worlds],
             ignore_index=True,
         )
     machine = platform.processor() or platform.machine()

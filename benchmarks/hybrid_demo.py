@@ -9,6 +9,10 @@ each flux:
   (``baseline="auto"``, ``residual="auto"``);
 * extrapolation: trained on the coolest 70 % of the towers by mean TA, RMSE
   against the true flux at the warmest 30 %, pure vs hybrid, and the change;
+  also the hybrid with its residual faded outside the area of applicability
+  (``applicability.hybrid_residual: fade``, a run's default: the residual
+  times min(1, threshold / DI), DI of the test rows against the training rows
+  as ``uflux-xr run`` computes it);
 * the respiration temperature sensitivity fitted on all towers: E0 of the
   Lloyd–Taylor baseline (truth 309 K in the standard world) and Q10 of the q10
   baseline (truth 2.0 in the alternative world).
@@ -28,7 +32,9 @@ import numpy as np
 import pandas as pd
 
 import uflux_xr as ux
+from uflux_xr.completeness import flux_reference
 from uflux_xr.demo.eager import ALTERNATIVE_Q10
+from uflux_xr.models.hybrid import residual_weight
 from uflux_xr.validate import cross_validate
 
 FEATURES = ["TA", "SW_IN", "LW_IN", "VPD", "P", "SWC", "NIRv", "NIRv_MAX", "IGBP", "DOY_SIN", "DOY_COS"]
@@ -80,12 +86,22 @@ def main() -> None:
                     out[f"extrap_rmse_{label}"] = rmse(model.predict(test), test[f"TRUE_{flux}"])
                     if baseline:
                         out["residual"] = model.baseline.residual
+                        reference = flux_reference(train, [model], qc_threshold=0.5)
+                        weight = residual_weight(
+                            reference.di(test[reference.features].to_numpy(float)), reference.threshold
+                        )
+                        faded = model.predict(test, residual_weight=weight)
+                        out["extrap_rmse_faded"] = rmse(faded, test[f"TRUE_{flux}"])
+                        out["outside_aoa"] = float(np.mean(weight < 1))
                 out["extrap_change"] = out["extrap_rmse_hybrid"] / out["extrap_rmse_pure"] - 1
+                out["faded_change"] = out["extrap_rmse_faded"] / out["extrap_rmse_pure"] - 1
                 rows.append(out)
                 print(
                     f"{world:11s} {kind:8s} {flux:4s} LOSO r² {out['loso_r2_pure']:.3f} -> {out['loso_r2_hybrid']:.3f}"
                     f"  extrapolation RMSE {out['extrap_rmse_pure']:.3f} -> {out['extrap_rmse_hybrid']:.3f}"
-                    f" ({100 * out['extrap_change']:+.0f} %, {out['residual']})",
+                    f" ({100 * out['extrap_change']:+.0f} %, {out['residual']}), faded"
+                    f" {out['extrap_rmse_faded']:.3f} ({100 * out['faded_change']:+.0f} %,"
+                    f" {100 * out['outside_aoa']:.0f} % of test rows outside the AOA)",
                     flush=True,
                 )
     print()

@@ -9,12 +9,13 @@ import zipfile
 import numpy as np
 import pandas as pd
 import pytest
+import xarray as xr
 
 import uflux_xr as ux
 from uflux_xr import physics
 from uflux_xr.config import ConfigError, load_config
 from uflux_xr.demo.eager import ALTERNATIVE_Q10
-from uflux_xr.models.hybrid import BaselineError, fit_baseline, resolve_residual
+from uflux_xr.models.hybrid import BaselineError, fit_baseline, residual_weight, resolve_residual
 from uflux_xr.validate import cross_validate
 
 from .conftest import REPO
@@ -243,6 +244,10 @@ def test_config_hybrid_models(tmp_path):
         load_config(path)
     path.write_text(text.replace("  - name: lightgbm\n", "  - name: hybrid\n"))
     assert {m.name: m.baseline for m in load_config(path).ensemble.models}["hybrid"] == "auto"
+    assert load_config(path).applicability.hybrid_residual == "fade"  # the default
+    path.write_text(text.replace("applicability: {regions: IGBP}", "applicability: {hybrid_residual: maybe}"))
+    with pytest.raises(ConfigError, match="applicability.hybrid_residual: expected fade or keep, got 'maybe'"):
+        load_config(path)
 
 
 def test_deduplicated_hybrid_predictions_equal_plain_ones(world):
@@ -264,3 +269,110 @@ def test_deduplicated_hybrid_predictions_equal_plain_ones(world):
         np.testing.assert_array_equal(deduplicated, plain)
         np.testing.assert_array_equal(plain, model.predict_array(rows))
         assert not np.array_equal(plain[:400], plain[400:])  # the nudge moved the baselines
+
+
+def test_residual_weight_keeps_the_trees_inside_the_aoa_and_fades_them_beyond():
+    di = np.array([0.1, 0.5, 1.0, 2.0, np.nan])
+    expected = [1.0, 1.0, 0.5, 0.25, 1.0]  # by hand: threshold / DI beyond the threshold 0.5, 1 where DI is unknown
+    np.testing.assert_array_equal(residual_weight(di, 0.5), expected)
+    as_xarray = residual_weight(xr.DataArray(di, dims="cell"), 0.5)
+    assert isinstance(as_xarray, xr.DataArray)
+    np.testing.assert_array_equal(as_xarray.values, expected)
+    with pytest.raises(ValueError, match="threshold must be positive"):
+        residual_weight(di, 0.0)
+
+
+def test_a_faded_hybrid_tends_to_its_baseline(world):
+    features = ["TA", "SW_IN", "VPD", "SWC", "NIRv", "IGBP"]
+    table = ux.extract_at_sites(world.cube, world.sites, features, targets=["RECO", "GPP"]).dropna(subset=features)
+    rows = table.iloc[:500]
+    X = rows[features].to_numpy(np.float32)
+    for target, kind in (("RECO", "xgboost"), ("GPP", "lightgbm")):  # multiplicative and additive residuals
+        model = ux.train(table, target, features, kind, baseline="auto", n_estimators=20)
+        baseline, _ = model.predict_parts(X)
+        full = model.predict(rows)
+        # weight 0: the baseline itself (baseline + 0 * anything finite: exact)
+        np.testing.assert_array_equal(model.predict(rows, residual_weight=np.zeros(len(rows))), baseline)
+        # weight 1: the hybrid, up to float32 rounding of baseline + (prediction - baseline)
+        scale = float(np.abs(full).max())
+        eps = float(np.finfo(np.float32).eps)
+        np.testing.assert_allclose(model.predict(rows, residual_weight=np.ones(len(rows))), full, atol=4 * eps * scale)
+        half = model.predict(rows, residual_weight=np.full(len(rows), 0.5))
+        np.testing.assert_allclose(half, (baseline + full) / 2, atol=4 * eps * scale)
+        with pytest.raises(ValueError, match="one value per row"):
+            model.predict(rows, residual_weight=np.ones(3))
+    pure = ux.train(table, "GPP", features, "lightgbm", n_estimators=20)
+    np.testing.assert_array_equal(pure.predict(rows, residual_weight=np.zeros(len(rows))), pure.predict(rows))
+
+
+def test_upscaled_hybrid_fades_its_residual_by_the_weight_given(world):
+    features = ["TA", "SW_IN", "VPD", "SWC", "NIRv", "IGBP"]
+    table = ux.extract_at_sites(world.cube, world.sites, features, targets=["RECO", "GPP"])
+    members = {
+        "hybrid": {
+            f: ux.train(table, f, features, "xgboost", baseline="auto", n_estimators=20) for f in ("GPP", "RECO")
+        },
+        "pure": {f: ux.train(table, f, features, "lightgbm", n_estimators=20) for f in ("GPP", "RECO")},
+    }
+    cube = world.cube.isel(time=slice(0, 20))
+    # A known weight field: 1 on the first days, 0.25 on the others (what residual_weight gives at DI 4x threshold).
+    weight = xr.where(cube["time"] < cube["time"][10], 1.0, 0.25) * xr.ones_like(cube["TA"])
+    kept = ux.upscale(members, cube, chunks={"time": 7}).compute()
+    faded = ux.upscale(members, cube, chunks={"time": 7}, residual_weights={"GPP": weight, "RECO": weight}).compute()
+    eps = float(np.finfo(np.float32).eps)
+    for flux in ("GPP", "RECO"):
+        base = kept[f"{flux}_baseline"].sel(member="hybrid")
+        np.testing.assert_array_equal(faded[f"{flux}_baseline"].sel(member="hybrid"), base)
+        expected = base + weight * (kept[flux].sel(member="hybrid") - base)
+        scale = float(np.nanmax(np.abs(kept[flux].values)))
+        np.testing.assert_allclose(faded[flux].sel(member="hybrid"), expected, atol=4 * eps * scale)
+        np.testing.assert_array_equal(faded[flux].sel(member="pure"), kept[flux].sel(member="pure"))  # untouched
+        residual = faded[f"{flux}_residual"].sel(member="hybrid")
+        np.testing.assert_allclose(
+            residual, weight * kept[f"{flux}_residual"].sel(member="hybrid"), atol=4 * eps * scale
+        )
+        assert float(np.abs(residual.isel(time=slice(10, None))).max()) > 0  # the later days are not all baseline
+        assert "fading it outside the area of applicability" in faded[flux].attrs["comment"]
+    # the derived NEE is made of the faded fluxes: the same float32 subtraction
+    np.testing.assert_array_equal(faded["NEE_RECO_GPP"], faded["RECO"] - faded["GPP"])
+
+
+def test_run_fades_hybrid_residuals_outside_the_aoa_or_keeps_them(tmp_path):
+    from uflux_xr.pipeline import run
+
+    text = (REPO / "configs" / "demo.yaml").read_text()
+    text = text.replace("fluxes: [GPP, RECO, NEE, LE, H]", "fluxes: [GPP, RECO]")
+    start = text.index("models:")
+    end = text.index("validation:")
+    text = (
+        text[:start]
+        + "models:\n  - name: lightgbm\n    baseline: auto\n    params: {n_estimators: 20}\nmembers: 1\n"
+        + text[end:].replace("  cv: loso", "  cv: none")
+    )
+    products = {}
+    for mode in ("fade", "keep"):
+        path = tmp_path / f"{mode}.yaml"
+        path.write_text(text.replace("applicability: {regions: IGBP}", f"applicability: {{hybrid_residual: {mode}}}"))
+        result = run(
+            load_config(path),
+            tmp_path / mode,
+            progress=False,
+            report=False,
+            window={"time": slice(0, 12), "lat": slice(0, 30), "lon": slice(0, 40)},
+        )
+        products[mode] = xr.open_zarr(tmp_path / mode / "product.zarr").compute()
+        threshold = {flux: result.applicability[flux]["threshold"] for flux in ("GPP", "RECO")}
+    fade, keep = products["fade"], products["keep"]
+    eps = float(np.finfo(np.float32).eps)
+    for flux in ("GPP", "RECO"):
+        di = fade[f"{flux}_DI"]
+        np.testing.assert_array_equal(di, keep[f"{flux}_DI"])  # the same reference and cube
+        outside = (di > threshold[flux]).values
+        assert outside.any()  # the corner of the domain has cells beyond the towers' predictor space
+        weight = threshold[flux] / np.maximum(di, threshold[flux])  # by hand, as the config's comment says
+        scale = float(np.nanmax(np.abs(keep[flux].values)))
+        expected = keep[f"{flux}_residual"] * weight
+        np.testing.assert_allclose(fade[f"{flux}_residual"], expected, atol=4 * eps * scale)
+        inside = ~outside & np.isfinite(di.values)
+        np.testing.assert_allclose(fade[flux].values[:, inside], keep[flux].values[:, inside], atol=4 * eps * scale)
+        assert not np.allclose(fade[flux].values[:, outside], keep[flux].values[:, outside])

@@ -50,6 +50,7 @@ from uflux_xr.io.product import write_dataset_computing
 from uflux_xr.io.resumable import write_resumable
 from uflux_xr.metrics import all_metrics
 from uflux_xr.models import FluxModel, load_model, train
+from uflux_xr.models.hybrid import residual_weight
 from uflux_xr.models.registry import reduced_bins
 from uflux_xr.plausibility import check_plausible
 from uflux_xr.progress import ProgressLog
@@ -498,9 +499,8 @@ def run(
     t = time.perf_counter()
     check_predictor_coverage(cube, sorted({f for m in config.ensemble.member_specs for f in m.predictors}))
     timings["coverage_check"] = time.perf_counter() - t  # one time chunk of inputs, whatever the run's length
-    dedup_report(reset=True)
-    product = upscale(members, cube, dedup=config.output.dedup)
     applicability: dict[str, dict] = {}
+    layers = None
     if config.applicability.enabled:
         t_aoa = time.perf_counter()
         layers, applicability = applicability_layers(
@@ -514,8 +514,18 @@ def run(
             qc_threshold=config.training.qc_threshold,
             error_noise=config.applicability.error_noise,
         )
-        product = product.assign(layers.data_vars)
         timings["applicability_fit"] = time.perf_counter() - t_aoa
+    dedup_report(reset=True)
+    product = upscale(
+        members,
+        cube,
+        dedup=config.output.dedup,
+        residual_weights=_residual_weights(layers, applicability)
+        if config.applicability.hybrid_residual == "fade"
+        else None,
+    )
+    if layers is not None:
+        product = product.assign(layers.data_vars)
     history = f"uflux-xr run {config.path} (name={config.name})"
     products = {}
     zarr_path = out_dir / "product.zarr"
@@ -668,6 +678,17 @@ def _region_layer(config: RunConfig, cube: xr.Dataset) -> RegionMap | None:
             f"(it has {sorted(map(str, cube.data_vars))})"
         )
     return resolve_regions(cube[name], f"{config.path}: applicability.regions")  # a bad layer fails here
+
+
+def _residual_weights(layers: xr.Dataset | None, applicability: dict[str, dict]) -> dict[str, xr.DataArray] | None:
+    """Per flux with a DI layer, the share of the hybrid members' residual kept (min(1, threshold / DI))."""
+    if layers is None:
+        return None
+    return {
+        flux: residual_weight(layers[f"{flux}_DI"], info["threshold"])
+        for flux, info in applicability.items()
+        if f"{flux}_DI" in layers
+    }
 
 
 def _aoa_note(inside: pd.DataFrame, applicability: dict[str, dict], by_region: bool = False) -> str:

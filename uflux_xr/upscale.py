@@ -277,6 +277,7 @@ def upscale(
     chunks: Mapping[str, int] | None = None,
     derived: bool = True,
     dedup: bool | str = "auto",
+    residual_weights: Mapping[str, xr.DataArray] | None = None,
 ) -> xr.Dataset:
     """Apply trained flux models to a predictor cube, lazily and chunk by chunk.
 
@@ -306,6 +307,14 @@ def upscale(
         model and switches it off where it is not faster; ``True`` always,
         ``False`` never.  :func:`uflux_xr.models.dedup.dedup_stats` says what
         it did.
+    residual_weights : mapping, optional
+        Per flux, a (time, lat|y, lon|x) share [-] of the hybrid members'
+        machine-learned part to keep: their prediction becomes baseline +
+        weight * (prediction - baseline), and ``<flux>_residual`` the part
+        kept.  ``uflux-xr run`` passes
+        :func:`uflux_xr.models.hybrid.residual_weight` of each flux's DI,
+        which fades the residual outside the area of applicability.  Pure
+        tree members are unchanged.
 
     Returns
     -------
@@ -364,7 +373,20 @@ def upscale(
         data_vars[flux] = _with_attrs(xr.concat(per_member, dim="member"), flux)
         hybrids = {label: b for label, member in members.items() if (b := member[flux].baseline) is not None}
         if hybrids:
-            data_vars.update(_baseline_layers(flux, members, arrays, mask_da, out_dims, data_vars[flux]))
+            weight = None if residual_weights is None else residual_weights.get(flux)
+            layers = _baseline_layers(flux, members, arrays, mask_da, out_dims, data_vars[flux], weight)
+            data_vars.update(layers)
+            if weight is not None:  # a hybrid member is its baseline plus the part of its residual kept
+                baseline = layers[f"{flux}_baseline"]
+                faded = xr.where(baseline.notnull(), baseline + layers[f"{flux}_residual"], data_vars[flux])
+                if flux in NON_NEGATIVE_FLUXES:  # as the predictions themselves: below 0 stored as -0.0
+                    faded = xr.where(faded < 0, np.float32(-0.0), faded)
+                data_vars[flux] = faded.astype(np.float32).transpose("member", *out_dims)
+                data_vars[flux].attrs = {
+                    **_with_attrs(data_vars[flux], flux).attrs,
+                    "comment": "hybrid members: baseline plus the residual times min(1, threshold / DI), "
+                    "fading it outside the area of applicability",
+                }
             baselines.update({f"{label} {flux}": b.to_dict() for label, b in hybrids.items()})
     product = xr.Dataset(data_vars)
     if derived and {"GPP", "RECO"} <= set(fluxes):
@@ -437,9 +459,9 @@ def _chunk_cells(cube: xr.Dataset, dims: tuple[str, ...]) -> int:
     return int(np.prod([max(chunks[d]) if d in chunks else cube.sizes.get(d, 1) for d in dims]))
 
 
-def _baseline_layers(flux, members, arrays, mask_da, out_dims, prediction) -> dict[str, xr.DataArray]:
+def _baseline_layers(flux, members, arrays, mask_da, out_dims, prediction, weight=None) -> dict[str, xr.DataArray]:
     """``<flux>_baseline`` (the hybrid members' process baseline, NaN for pure tree members) and
-    ``<flux>_residual`` (prediction minus baseline) [flux units]."""
+    ``<flux>_residual`` (prediction minus baseline, times ``weight`` where given) [flux units]."""
     per_member = []
     for label, member in members.items():
         model = member[flux]
@@ -463,7 +485,10 @@ def _baseline_layers(flux, members, arrays, mask_da, out_dims, prediction) -> di
         "comment": f"{', '.join(forms)} baseline with parameters fitted on the training towers (product attribute "
         "uflux_baselines); NaN for members without a baseline",
     }
-    residual = (prediction - baseline).astype(np.float32)
+    residual = prediction - baseline
+    if weight is not None:
+        residual = residual * weight
+    residual = residual.astype(np.float32).transpose("member", *out_dims)
     residual.attrs = {
         "long_name": f"machine-learned part of {attrs.get('long_name', flux)} (prediction minus process baseline)",
         "units": attrs["units"],

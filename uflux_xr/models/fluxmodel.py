@@ -124,7 +124,14 @@ class FluxModel:
         make = get_kind(self.kind).coder
         return None if make is None else make(self.runtime, len(self.features))
 
-    def predict_array(self, X: np.ndarray, n_threads: int | None = None, *, dedup: bool | str = False) -> np.ndarray:
+    def predict_array(
+        self,
+        X: np.ndarray,
+        n_threads: int | None = None,
+        *,
+        dedup: bool | str = False,
+        residual_weight: np.ndarray | None = None,
+    ) -> np.ndarray:
         """Predict from a (rows, features) array in :attr:`features` order.
 
         Parameters
@@ -138,6 +145,10 @@ class FluxModel:
             results back (:mod:`uflux_xr.models.dedup`): identical predictions,
             less work where rows repeat.  ``"auto"`` keeps doing so only where
             it measured faster.
+        residual_weight : numpy.ndarray, optional
+            Per row, the share [-] of a hybrid's machine-learned part to keep
+            (:func:`uflux_xr.models.hybrid.residual_weight`); ignored by a pure
+            tree model.
 
         Returns
         -------
@@ -145,7 +156,9 @@ class FluxModel:
             Predictions [units of :attr:`target`], float32.
         """
         baseline, trees = self.predict_parts(X, n_threads, dedup=dedup)
-        return trees if baseline is None or self.baseline is None else self.baseline.combine(baseline, trees)
+        if baseline is None or self.baseline is None:
+            return trees
+        return self.baseline.combine(baseline, trees, residual_weight)
 
     def predict_parts(
         self, X: np.ndarray, n_threads: int | None = None, *, dedup: bool | str = False
@@ -188,7 +201,9 @@ class FluxModel:
         columns = {d: X[:, self.features.index(d)] for d in self.baseline.drivers}
         return self.baseline.predict(columns).astype(np.float32)
 
-    def predict(self, table: pd.DataFrame, n_threads: int | None = None) -> np.ndarray:
+    def predict(
+        self, table: pd.DataFrame, n_threads: int | None = None, *, residual_weight: np.ndarray | None = None
+    ) -> np.ndarray:
         """Predict for each row of a table holding the feature columns.
 
         Rows with a missing feature get NaN (the upscaler does the same).  When the
@@ -200,6 +215,11 @@ class FluxModel:
             The feature columns [units of :attr:`units`].
         n_threads : int, optional
             Threads for this call (default: the model kind's own).
+        residual_weight : array-like, optional
+            Per row, the share [-] of a hybrid's machine-learned part to keep,
+            e.g. ``residual_weight(ux.aoa(...).DI, threshold)`` to fade it
+            outside the area of applicability
+            (:func:`uflux_xr.models.hybrid.residual_weight`).
 
         Returns
         -------
@@ -210,8 +230,14 @@ class FluxModel:
         check_feature_units(self, table.attrs.get("units", {}), source="table")
         X = table[self.features].to_numpy(dtype=np.float32)
         ok = np.isfinite(X).all(axis=1)
+        weight = None
+        if residual_weight is not None:
+            weight = np.asarray(residual_weight, dtype=np.float64)
+            if weight.shape != (len(table),):
+                raise ValueError(f"residual_weight has shape {weight.shape}, expected one value per row ({len(table)})")
+            weight = weight[ok]
         out = np.full(len(table), np.nan, dtype=np.float32)
-        out[ok] = self.predict_array(X[ok], n_threads)
+        out[ok] = self.predict_array(X[ok], n_threads, residual_weight=weight)
         return out
 
     def metadata(self) -> dict:

@@ -354,9 +354,15 @@ class FittedBaseline:
         with np.errstate(invalid="ignore", over="ignore"):
             return np.asarray(BASELINES[self.form].function(self.parameters, values, self.target), dtype=np.float64)
 
-    def combine(self, baseline: np.ndarray, trees: np.ndarray) -> np.ndarray:
-        """The hybrid prediction from the baseline and the trees' output (float32)."""
+    def combine(self, baseline: np.ndarray, trees: np.ndarray, weight: np.ndarray | None = None) -> np.ndarray:
+        """The hybrid prediction from the baseline and the trees' output (float32).
+
+        ``weight`` [-] (per row, in [0, 1]; None: 1) scales the trees' part: the prediction is
+        baseline + weight * (hybrid prediction - baseline), the baseline alone at 0
+        (:func:`residual_weight`)."""
         out = baseline * trees if self.residual == "multiplicative" else baseline + trees
+        if weight is not None:
+            out = baseline + np.asarray(weight) * (out - baseline)
         return out.astype(np.float32)
 
     def tree_target(self, baseline: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
@@ -402,6 +408,36 @@ class FittedBaseline:
         values = ", ".join(f"{k}={v:.4g}" for k, v in self.parameters.items())
         fit = f"RMSE {self.rmse:.3g} on {self.n_rows} rows, {self.fit} fit, {self.residual} trees"
         return f"{self.form} baseline of {self.target} ({values}; {fit})"
+
+
+def residual_weight(di, threshold: float):
+    """How much of a hybrid's machine-learned part to keep at a dissimilarity index: 1 inside the
+    area of applicability (DI <= threshold), threshold / DI beyond it, 1 where DI is unknown.
+
+    Outside the AOA no tower vouches for what the trees learnt, while the process baseline's form
+    still holds; so the residual fades with the distance from the sampled predictor space and the
+    prediction tends to the baseline (the hybrid-modelling argument of Reichstein et al. 2019,
+    Nature 566, 195-204: the physics carries the extrapolation).  ``threshold / DI`` needs no
+    tuning: the residual is halved at twice the threshold.  Measured on the demo world's
+    extrapolation test in benchmarks/README.md (``hybrid_demo.py``).
+
+    Parameters
+    ----------
+    di : numpy.ndarray or xarray.DataArray
+        Dissimilarity index [-] (:func:`uflux_xr.aoa`).
+    threshold : float
+        The AOA threshold of the same reference [-].
+
+    Returns
+    -------
+    Same type as ``di``
+        Weight [-] in (0, 1].
+    """
+    if not threshold > 0:
+        raise ValueError(f"the AOA threshold must be positive, got {threshold!r}")
+    with np.errstate(invalid="ignore", divide="ignore"):
+        weight = threshold / np.maximum(di, threshold)
+    return weight.fillna(1.0) if hasattr(weight, "fillna") else np.where(np.isnan(weight), 1.0, weight)
 
 
 def resolve_residual(residual: str, form: str, weights_supported: bool) -> str:
