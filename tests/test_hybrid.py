@@ -333,6 +333,7 @@ def test_upscaled_hybrid_fades_its_residual_by_the_weight_given(world):
         )
         assert float(np.abs(residual.isel(time=slice(10, None))).max()) > 0  # the later days are not all baseline
         assert "fading it outside the area of applicability" in faded[flux].attrs["comment"]
+        assert "stored as -0.0" in faded[flux].attrs["comment"]  # GPP and RECO keep the clipping note
     # the derived NEE is made of the faded fluxes: the same float32 subtraction
     np.testing.assert_array_equal(faded["NEE_RECO_GPP"], faded["RECO"] - faded["GPP"])
 

@@ -381,12 +381,13 @@ def upscale(
                 faded = xr.where(baseline.notnull(), baseline + layers[f"{flux}_residual"], data_vars[flux])
                 if flux in NON_NEGATIVE_FLUXES:  # as the predictions themselves: below 0 stored as -0.0
                     faded = xr.where(faded < 0, np.float32(-0.0), faded)
-                data_vars[flux] = faded.astype(np.float32).transpose("member", *out_dims)
-                data_vars[flux].attrs = {
-                    **_with_attrs(data_vars[flux], flux).attrs,
-                    "comment": "hybrid members: baseline plus the residual times min(1, threshold / DI), "
-                    "fading it outside the area of applicability",
-                }
+                faded = _with_attrs(faded.astype(np.float32).transpose("member", *out_dims), flux)
+                faded.attrs["comment"] = (
+                    f"{faded.attrs.get('comment', '')} Hybrid members: the process baseline plus the residual "
+                    "times a weight in [0, 1] (uflux-xr run: min(1, threshold / DI), fading it outside the area "
+                    "of applicability).".strip()
+                )
+                data_vars[flux] = faded
             baselines.update({f"{label} {flux}": b.to_dict() for label, b in hybrids.items()})
     product = xr.Dataset(data_vars)
     if derived and {"GPP", "RECO"} <= set(fluxes):
