@@ -89,8 +89,13 @@ def annual_maximum(da: xr.DataArray) -> xr.DataArray:
     parts = []
     for year in np.unique(years):
         in_year = da.isel(time=years == year)
+        # Missing steps as -inf, so the plain maximum needs no NaN handling; a cell without any data (sea)
+        # is NaN again below.  dask's nanmax hides its "All-NaN slice" RuntimeWarning with
+        # warnings.catch_warnings, which is not thread-safe under the threaded scheduler (one such
+        # warning reached the output of benchmarks/aoa_error.py --hybrid).
+        peak = in_year.fillna(-np.inf).max("time", skipna=False)
         # the year's maximum, repeated over its steps (broadcast, not copied: lazy with dask)
-        parts.append(in_year.max("time", skipna=True).broadcast_like(in_year))
+        parts.append(peak.where(peak > -np.inf).broadcast_like(in_year))
     out = xr.concat(parts, dim="time") if len(parts) > 1 else parts[0]
     if da.chunks:  # the source's chunks, so the feature lines up with the other predictors' blocks
         out = out.chunk(dict(zip(da.dims, da.chunks, strict=True)))
