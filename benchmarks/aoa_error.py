@@ -19,11 +19,11 @@ truth at every land cell without a tower:
 * the land share inside the AOA.
 
 With ``--hybrid`` every model (members and the LOSO run) is a hybrid
-(``baseline="auto"``) and the features gain ``NIRv_MAX``; the members' residuals
-fade outside the AOA as in a run (``applicability.hybrid_residual: fade``) unless
-``--keep-residual``.
+(``baseline="auto"``) and the features gain ``NIRv_MAX``; with ``--fade-residual``
+the members' residuals also fade outside the AOA as a run with
+``applicability.hybrid_residual: fade`` does.
 
-Usage: python benchmarks/aoa_error.py [--seed 42] [--cool 0.6] [--hybrid [--keep-residual]] [--worlds anywhere cool]
+Usage: python benchmarks/aoa_error.py [--seed 42] [--cool 0.6] [--hybrid [--fade-residual]] [--worlds anywhere cool]
 """
 
 from __future__ import annotations
@@ -55,7 +55,7 @@ QC = 0.5
 
 
 def evaluate(
-    seed: int, quantiles: tuple[float, float], workdir: Path, hybrid: bool = False, fade: bool = True
+    seed: int, quantiles: tuple[float, float], workdir: Path, hybrid: bool = False, fade: bool = False
 ) -> pd.DataFrame:
     cube, sites, truth = ux.synthetic.make_world(seed=seed, n_sites=60, tower_ta_quantiles=quantiles)
     targets = FLUXES + [f"{f}_QC" for f in FLUXES]
@@ -134,7 +134,7 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=42)
     parser.add_argument("--cool", type=float, default=0.6, help="towers only below this TA quantile in world 2")
     parser.add_argument("--hybrid", action="store_true", help="hybrid models, NIRv_MAX among the features")
-    parser.add_argument("--keep-residual", action="store_true", help="with --hybrid: do not fade outside the AOA")
+    parser.add_argument("--fade-residual", action="store_true", help="with --hybrid: fade it outside the AOA")
     parser.add_argument("--worlds", nargs="+", default=["anywhere", "cool"], choices=["anywhere", "cool"])
     args = parser.parse_args()
     worlds = {"anywhere": (0.0, 1.0), "cool": (0.0, args.cool)}
@@ -142,7 +142,7 @@ def main() -> None:
     warnings.filterwarnings("ignore", "Mean of empty slice", RuntimeWarning)  # sea cells have no DI
     with tempfile.TemporaryDirectory() as tmp:
         table = pd.concat(
-            [evaluate(args.seed, worlds[w], Path(tmp) / w, args.hybrid, not args.keep_residual) for w in args.worlds],
+            [evaluate(args.seed, worlds[w], Path(tmp) / w, args.hybrid, args.fade_residual) for w in args.worlds],
             ignore_index=True,
         )
     machine = platform.processor() or platform.machine()

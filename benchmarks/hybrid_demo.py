@@ -10,7 +10,7 @@ each flux:
 * extrapolation: trained on the coolest 70 % of the towers by mean TA, RMSE
   against the true flux at the warmest 30 %, pure vs hybrid, and the change;
   also the hybrid with its residual faded outside the area of applicability
-  (``applicability.hybrid_residual: fade``, a run's default: the residual
+  (what a run does with ``applicability.hybrid_residual: fade``: the residual
   times min(1, threshold / DI), DI of the test rows against the training rows
   as ``uflux-xr run`` computes it);
 * the respiration temperature sensitivity fitted on all towers: E0 of the

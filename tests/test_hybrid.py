@@ -244,7 +244,7 @@ def test_config_hybrid_models(tmp_path):
         load_config(path)
     path.write_text(text.replace("  - name: lightgbm\n", "  - name: hybrid\n"))
     assert {m.name: m.baseline for m in load_config(path).ensemble.models}["hybrid"] == "auto"
-    assert load_config(path).applicability.hybrid_residual == "fade"  # the default
+    assert load_config(path).applicability.hybrid_residual == "keep"  # the default: the plain hybrid
     path.write_text(text.replace("applicability: {regions: IGBP}", "applicability: {hybrid_residual: maybe}"))
     with pytest.raises(ConfigError, match="applicability.hybrid_residual: expected fade or keep, got 'maybe'"):
         load_config(path)

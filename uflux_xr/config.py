@@ -383,9 +383,9 @@ class ApplicabilityConfig:
     :func:`uflux_xr.applicability.random_error_sd_by_level`); ``regions``: a cube variable of
     class codes, one map (``IGBP``, or a region layer with CF ``flag_values``/``flag_meanings``),
     over which ``completeness.csv`` also gives the shares inside the AOA (default: the whole
-    domain only); ``hybrid_residual``: ``fade`` (default) scales the hybrid members'
-    machine-learned part by min(1, threshold / DI), so that outside the AOA they tend to their
-    process baseline (:func:`uflux_xr.models.hybrid.residual_weight`), or ``keep``.
+    domain only); ``hybrid_residual``: ``keep`` (default) leaves the hybrid members as they
+    are, ``fade`` scales their machine-learned part by min(1, threshold / DI), so that outside
+    the AOA they tend to their process baseline (:func:`uflux_xr.models.hybrid.residual_weight`).
     """
 
     enabled: bool = True
@@ -393,7 +393,7 @@ class ApplicabilityConfig:
     threshold: str = "cast"
     error_noise: str = "none"
     regions: str | None = None
-    hybrid_residual: str = "fade"
+    hybrid_residual: str = "keep"
 
     @classmethod
     def parse(cls, section: dict, src: str) -> ApplicabilityConfig:
@@ -425,7 +425,7 @@ class ApplicabilityConfig:
         regions = section.get("regions")
         if regions is not None and not isinstance(regions, str):
             raise ConfigError(f"{src}: applicability.regions: expected a cube variable's name, got {regions!r}")
-        hybrid_residual = section.get("hybrid_residual", "fade")
+        hybrid_residual = section.get("hybrid_residual", "keep")
         if hybrid_residual not in ("fade", "keep"):
             raise ConfigError(f"{src}: applicability.hybrid_residual: expected fade or keep, got {hybrid_residual!r}")
         return cls(enabled, weights, threshold, error_noise, regions, hybrid_residual)

@@ -311,10 +311,10 @@ def upscale(
         Per flux, a (time, lat|y, lon|x) share [-] of the hybrid members'
         machine-learned part to keep: their prediction becomes baseline +
         weight * (prediction - baseline), and ``<flux>_residual`` the part
-        kept.  ``uflux-xr run`` passes
-        :func:`uflux_xr.models.hybrid.residual_weight` of each flux's DI,
-        which fades the residual outside the area of applicability.  Pure
-        tree members are unchanged.
+        kept.  ``uflux-xr run`` with ``applicability.hybrid_residual: fade``
+        passes :func:`uflux_xr.models.hybrid.residual_weight` of each flux's
+        DI, which fades the residual outside the area of applicability.
+        Pure tree members are unchanged.
 
     Returns
     -------
@@ -384,8 +384,8 @@ def upscale(
                 faded = _with_attrs(faded.astype(np.float32).transpose("member", *out_dims), flux)
                 faded.attrs["comment"] = (
                     f"{faded.attrs.get('comment', '')} Hybrid members: the process baseline plus the residual "
-                    "times a weight in [0, 1] (uflux-xr run: min(1, threshold / DI), fading it outside the area "
-                    "of applicability).".strip()
+                    "times a weight in [0, 1] (uflux-xr run, hybrid_residual fade: min(1, threshold / DI), fading it "
+                    "outside the area of applicability).".strip()
                 )
                 data_vars[flux] = faded
             baselines.update({f"{label} {flux}": b.to_dict() for label, b in hybrids.items()})

@@ -418,8 +418,10 @@ def residual_weight(di, threshold: float):
     still holds; so the residual fades with the distance from the sampled predictor space and the
     prediction tends to the baseline (the hybrid-modelling argument of Reichstein et al. 2019,
     Nature 566, 195-204: the physics carries the extrapolation).  ``threshold / DI`` needs no
-    tuning: the residual is halved at twice the threshold.  Measured on the demo world's
-    extrapolation test in benchmarks/README.md (``hybrid_demo.py``).
+    tuning: the residual is halved at twice the threshold.  benchmarks/README.md has where it
+    helps (extrapolation to warmer climates, ``hybrid_demo.py``) and where it does not (the few
+    extreme days outside the AOA of a network that covers every climate, ``aoa_error.py``), so a
+    run applies it only with ``applicability.hybrid_residual: fade``.
 
     Parameters
     ----------
