@@ -41,8 +41,13 @@ from scipy.stats import spearmanr
 
 import uflux_xr as ux
 from uflux_xr.applicability import TrainingDissimilarity
-from uflux_xr.completeness import ERROR_NOISE, REFERENCE_SUFFIX, applicability_layers, flux_error_model
-from uflux_xr.models.hybrid import residual_weight
+from uflux_xr.completeness import (
+    ERROR_NOISE,
+    REFERENCE_SUFFIX,
+    applicability_layers,
+    flux_error_model,
+    residual_weights,
+)
 from uflux_xr.sites import locate_towers
 
 FEATURES = ["TA", "SW_IN", "LW_IN", "VPD", "P", "SWC", "NIRv", "IGBP", "DOY_SIN", "DOY_COS"]
@@ -82,9 +87,7 @@ def evaluate(
     layers, summary = applicability_layers(
         table, members, cube, model_dir=workdir, predictions=predictions, qc_threshold=QC
     )
-    weights = None
-    if hybrid and fade:
-        weights = {f: residual_weight(layers[f"{f}_DI"], summary[f]["threshold"]) for f in FLUXES}
+    weights = residual_weights(layers, summary) if hybrid and fade else None
     stats = ux.ensemble_statistics(ux.upscale(members, cube, derived=False, residual_weights=weights)).compute()
     layers = layers.compute()
     land = cube["land_mask"].values == 1

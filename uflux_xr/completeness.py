@@ -33,6 +33,7 @@ from uflux_xr.applicability import (
 )
 from uflux_xr.ensemble import area_weighted_total, cell_area
 from uflux_xr.models.fluxmodel import training_rows
+from uflux_xr.models.hybrid import residual_weight
 from uflux_xr.regions import RegionMap, region_sums, resolve_regions
 from uflux_xr.variables import is_categorical, variable_attrs
 
@@ -67,6 +68,17 @@ def flux_reference(
         threshold=threshold,
         source=f"{flux} training rows",
     )
+
+
+def residual_weights(layers: xr.Dataset, summary: Mapping[str, Mapping]) -> dict[str, xr.DataArray]:
+    """Per flux with a DI layer in ``layers`` (from :func:`applicability_layers`, with its ``summary``), the
+    share [-] of the hybrid members' residual to keep: :func:`uflux_xr.models.hybrid.residual_weight` of
+    the DI, for ``uflux_xr.upscale(..., residual_weights=...)``."""
+    return {
+        flux: residual_weight(layers[f"{flux}_DI"], info["threshold"])
+        for flux, info in summary.items()
+        if f"{flux}_DI" in layers
+    }
 
 
 #: How the error layer treats the towers' own random error: ``none`` (CAST: the error against the tower

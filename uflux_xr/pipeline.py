@@ -35,7 +35,7 @@ import pandas as pd
 import xarray as xr
 
 from uflux_xr import __version__
-from uflux_xr.completeness import aoa_tables, applicability_layers
+from uflux_xr.completeness import aoa_tables, applicability_layers, residual_weights
 from uflux_xr.config import ConfigError, RunConfig
 from uflux_xr.demo import eager
 from uflux_xr.demo.lazy import PREDICTORS as LAZY_PREDICTORS
@@ -50,7 +50,6 @@ from uflux_xr.io.product import write_dataset_computing
 from uflux_xr.io.resumable import write_resumable
 from uflux_xr.metrics import all_metrics
 from uflux_xr.models import FluxModel, load_model, train
-from uflux_xr.models.hybrid import residual_weight
 from uflux_xr.models.registry import reduced_bins
 from uflux_xr.plausibility import check_plausible
 from uflux_xr.progress import ProgressLog
@@ -515,15 +514,11 @@ def run(
             error_noise=config.applicability.error_noise,
         )
         timings["applicability_fit"] = time.perf_counter() - t_aoa
+    weights = None
+    if layers is not None and config.applicability.hybrid_residual == "fade":
+        weights = residual_weights(layers, applicability)
     dedup_report(reset=True)
-    product = upscale(
-        members,
-        cube,
-        dedup=config.output.dedup,
-        residual_weights=_residual_weights(layers, applicability)
-        if config.applicability.hybrid_residual == "fade"
-        else None,
-    )
+    product = upscale(members, cube, dedup=config.output.dedup, residual_weights=weights)
     if layers is not None:
         product = product.assign(layers.data_vars)
     history = f"uflux-xr run {config.path} (name={config.name})"
@@ -678,17 +673,6 @@ def _region_layer(config: RunConfig, cube: xr.Dataset) -> RegionMap | None:
             f"(it has {sorted(map(str, cube.data_vars))})"
         )
     return resolve_regions(cube[name], f"{config.path}: applicability.regions")  # a bad layer fails here
-
-
-def _residual_weights(layers: xr.Dataset | None, applicability: dict[str, dict]) -> dict[str, xr.DataArray] | None:
-    """Per flux with a DI layer, the share of the hybrid members' residual kept (min(1, threshold / DI))."""
-    if layers is None:
-        return None
-    return {
-        flux: residual_weight(layers[f"{flux}_DI"], info["threshold"])
-        for flux, info in applicability.items()
-        if f"{flux}_DI" in layers
-    }
 
 
 def _aoa_note(inside: pd.DataFrame, applicability: dict[str, dict], by_region: bool = False) -> str:

@@ -437,9 +437,7 @@ def residual_weight(di, threshold: float):
     """
     if not threshold > 0:
         raise ValueError(f"the AOA threshold must be positive, got {threshold!r}")
-    with np.errstate(invalid="ignore", divide="ignore"):
-        weight = threshold / np.maximum(di, threshold)
-    return weight.fillna(1.0) if hasattr(weight, "fillna") else np.where(np.isnan(weight), 1.0, weight)
+    return threshold / np.fmax(di, threshold)  # fmax skips NaN: an unknown DI gives the threshold, weight 1
 
 
 def resolve_residual(residual: str, form: str, weights_supported: bool) -> str:
