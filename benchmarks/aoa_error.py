@@ -15,7 +15,10 @@ truth at every land cell without a tower:
   mean +/- 1.645 sqrt(sd^2 + error^2) (asked: 85-95 %), for each way of
   treating the towers' own random error in the error layer
   (``applicability.error_noise``: none, nugget, level), side by side, and
-  for ``level`` at the cell-days outside the AOA alone;
+  for ``level`` at the cell-days outside the AOA alone and in each third of
+  the true flux's magnitude (the error layer is a function of DI alone, so
+  the interval can hold on average and still be too wide for small fluxes
+  and too narrow for large ones);
 * the land share inside the AOA.
 
 With ``--hybrid`` every model (members and the LOSO run) is a hybrid
@@ -109,6 +112,11 @@ def evaluate(
         coverage = {f"cover_{noise}": float(np.mean(c)) for noise, c in covered.items()}
         # the level convention's coverage outside the AOA alone, where the relation is least supported
         coverage["cover_level_outside"] = float(np.mean(covered["level"][flag[ok] == 0])) if outside.any() else np.nan
+        # ... and by thirds of |true flux|: is the interval right for small and large fluxes alike?
+        magnitude = np.abs(truth[flux].values[ok])
+        third = np.digitize(magnitude, np.quantile(magnitude, [1 / 3, 2 / 3]))
+        for k, label in enumerate(("low", "mid", "high")):
+            coverage[f"cover_level_{label}"] = float(np.mean(covered["level"][third == k]))
         cell_di = np.where(ok, di, np.nan)
         cell_err = np.where(ok, abs_error, np.nan)
         per_cell = held_out & np.isfinite(np.nanmean(cell_di, axis=0))

@@ -24,7 +24,10 @@ other years) is what a perfect model of R_ref's seasonal cycle would give;
 R_ref's departures from it within a year come from the year's own NEE, which
 no driver carries.
 
-Usage: python benchmarks/whole_year_chdav.py [--methods ml ml-hybrid svr] [--strategies nearest all]
+``--time-trend`` adds the time in years to the features (``ux.gapfill``'s
+``time_trend``), so that trees can tell periods of the record apart.
+
+Usage: python benchmarks/whole_year_chdav.py [--methods ml ml-hybrid svr] [--strategies nearest all] [--time-trend]
 (needs ../shared/data)
 """
 
@@ -92,6 +95,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--methods", nargs="+", default=["ml", "ml-hybrid", "svr"])
     parser.add_argument("--strategies", nargs="+", default=["nearest", "all"])
+    parser.add_argument("--time-trend", action="store_true", help="the time in years among the features")
     args = parser.parse_args()
     t0 = time.perf_counter()
     hh = ux.read_sites(DATA)
@@ -102,7 +106,13 @@ def main() -> None:
     rows = []
     for method, strategy in itertools.product(args.methods, args.strategies):
         filled = {v: np.full_like(truth[v], np.nan) for v in TARGETS}
-        options = {"train_years": strategy, "n_nearest": 2, "drivers": tuple(DRIVERS), "antecedent_days": (7, 30)}
+        options = {
+            "train_years": strategy,
+            "n_nearest": 2,
+            "drivers": tuple(DRIVERS),
+            "antecedent_days": (7, 30),
+            "time_trend": args.time_trend,
+        }
         if method.startswith("ml"):
             options |= {"members": 3, "params": ML_PARAMS}
         for year in np.unique(years):

@@ -808,7 +808,9 @@ def dissimilarity(
                 f"({error_model.n_rows} held-out rows, moving windows of {error_model.window}; CAST's "
                 f"DItoErrormetric idea, isotonic fit), {error_model.noise_text(units)}. A 90 % prediction interval of "
                 f"the ensemble mean is "
-                f"mean +/- 1.645 * sqrt(sd**2 + {prefix}error**2), sd the ensemble standard deviation."
+                f"mean +/- 1.645 * sqrt(sd**2 + {prefix}error**2), sd the ensemble standard deviation. The error "
+                "depends on DI alone while real errors grow with the flux: the interval tends to be too wide for "
+                "small fluxes and too narrow for large ones."
             ),
         }
         out[f"{prefix}error"] = error
