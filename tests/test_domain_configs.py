@@ -192,3 +192,22 @@ def test_measured_dry_run_times_the_upscaler_and_the_passes_on_sampled_chunks():
     text = plan.format()
     assert "upscaler      predictions/s per core and model through the upscaler's block function" in text
     assert "ns per cell-step, member and output for the statistics and totals" in text
+
+
+def test_measured_dry_run_with_an_annual_maximum_predictor(tmp_path):
+    """NIRv_MAX is derived from the whole year of NIRv before the dry run cuts its sample chunks (it used to
+    stop with a KeyError), and a time window of the lazy world is refused as the run refuses it."""
+    import yaml
+
+    raw = yaml.safe_load((REPO / "configs" / "uk_daily_100m.yaml").read_text())
+    raw["ensemble"]["proxies"] = {"NIRv": ["NIRv", "NIRv_MAX"]}
+    raw["models"] = [{"name": "lightgbm", "params": {"n_estimators": 10}}]
+    raw["data"] |= {"cube": str(tmp_path / "none.zarr"), "sites": str(tmp_path / "none.nc")}  # lazy fallback
+    path = tmp_path / "maxima.yaml"
+    path.write_text(yaml.safe_dump(raw))
+    config = load_config(path)
+    plan = plan_run(config, window={"y": slice(4000, 4300), "x": slice(2000, 2100)})
+    assert plan.sampled_chunks >= 1
+    assert plan.throughput["lightgbm"].upscaler_predictions_per_s > 0
+    with pytest.raises(ValueError, match=r"\['NIRv_MAX'\] are annual maxima.*without a time window"):
+        plan_run(config, window={"time": slice(0, 8), "y": slice(4000, 4300), "x": slice(2000, 2100)})

@@ -164,6 +164,25 @@ def _annual_maximum_feature(cube: xr.Dataset, name: str) -> xr.DataArray:
     )
 
 
+def check_whole_years(names, window, source) -> None:
+    """Refuse a time window of a cube made on the fly (the lazy demo world) when ``names`` hold annual maxima.
+
+    Such a world makes only the window's days, so a window's own maximum would
+    stand in for the year's; ``source`` names the config in the message.
+
+    Raises
+    ------
+    ValueError
+        Naming the annual-maximum predictors.
+    """
+    maxima = [n for n in names if n in ANNUAL_MAXIMA]
+    if maxima and window and "time" in window:
+        raise ValueError(
+            f"{source}: predictors {maxima} are annual maxima, which a time window of the lazy demo "
+            "world cannot give (it makes only the window's days); run without a time window"
+        )
+
+
 def with_annual_maxima(cube: xr.Dataset, names) -> xr.Dataset:
     """``cube`` with the annual-maximum features among ``names`` added as variables (lazy).
 

@@ -42,7 +42,7 @@ from uflux_xr.demo.lazy import PREDICTORS as LAZY_PREDICTORS
 from uflux_xr.demo.lazy import LazyWorld, site_table
 from uflux_xr.domain import check_grid, spatial_dims
 from uflux_xr.ensemble import area_weighted_total, ensemble_statistics
-from uflux_xr.features import ANNUAL_MAXIMA, resolve_features, with_annual_maxima
+from uflux_xr.features import ANNUAL_MAXIMA, check_whole_years, resolve_features, with_annual_maxima
 from uflux_xr.io import open_any, write_dataset, write_product
 from uflux_xr.io.atomic import write_text_atomic
 from uflux_xr.io.jsonable import to_jsonable
@@ -150,14 +150,12 @@ def prepare_inputs(config: RunConfig, out_dir: Path, window: Mapping[str, slice]
         lazy = LazyWorld(
             config.grid, seed=config.data.seed, n_sites=config.data.n_sites, climate_km=config.data.climate_km
         )
-        maxima = [p for p in config.ensemble.predictors if p in ANNUAL_MAXIMA]
-        wanted = {*config.ensemble.predictors, *(ANNUAL_MAXIMA[p] for p in maxima)}
+        check_whole_years(config.ensemble.predictors, window, config.path)
+        wanted = {
+            *config.ensemble.predictors,
+            *(ANNUAL_MAXIMA[p] for p in config.ensemble.predictors if p in ANNUAL_MAXIMA),
+        }
         names = [p for p in LAZY_PREDICTORS if p in wanted]
-        if maxima and window and "time" in window:
-            raise ValueError(
-                f"{config.path}: predictors {maxima} are annual maxima, which a time window of the lazy demo "
-                "world cannot give (it makes only the window's days); run without a time window"
-            )
         sites = lazy.sites()
         sites.to_netcdf(inputs / "sites.nc")
         part = dict(window) if window else None

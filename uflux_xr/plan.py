@@ -566,11 +566,12 @@ def _sample_chunks(config: RunConfig, source: str, cube, window) -> ChunkSample 
     import xarray as xr
 
     from uflux_xr.domain import spatial_dims
-    from uflux_xr.features import resolve_features
+    from uflux_xr.features import check_whole_years, resolve_features, with_annual_maxima
 
     needed = sorted({p for m in config.ensemble.member_specs for p in m.predictors})
     table = None
     if source == "lazy_demo":
+        check_whole_years(needed, window, config.path)  # as the run refuses it
         from uflux_xr.demo.lazy import LazyWorld, site_table
 
         world = LazyWorld(
@@ -584,6 +585,9 @@ def _sample_chunks(config: RunConfig, source: str, cube, window) -> ChunkSample 
             table = table[table["time"].isin(cube.indexes["time"])]
     if cube is None or "land_mask" not in cube:
         return None
+    # Annual maxima (NIRv_MAX) from the whole year before a time chunk is cut, as the run derives them;
+    # reading a chunk then reads the year of their source, which the input timing should include.
+    cube = with_annual_maxima(cube, needed)
     ydim, xdim = spatial_dims(cube)
     chunks = cube["land_mask"].chunksizes
     y_edges = np.cumsum((0, *chunks[ydim]))
