@@ -194,20 +194,32 @@ def test_measured_dry_run_times_the_upscaler_and_the_passes_on_sampled_chunks():
     assert "ns per cell-step, member and output for the statistics and totals" in text
 
 
-def test_measured_dry_run_with_an_annual_maximum_predictor(tmp_path):
+def test_measured_dry_run_of_a_hybrid_with_an_annual_maximum_predictor(tmp_path, monkeypatch):
     """NIRv_MAX is derived from the whole year of NIRv before the dry run cuts its sample chunks (it used to
-    stop with a KeyError), and a time window of the lazy world is refused as the run refuses it."""
+    stop with a KeyError), the calibration models are hybrids as the run's (they were pure trees), and a
+    time window of the lazy world is refused as the run refuses it."""
     import yaml
+
+    import uflux_xr.models
 
     raw = yaml.safe_load((REPO / "configs" / "uk_daily_100m.yaml").read_text())
     raw["ensemble"]["proxies"] = {"NIRv": ["NIRv", "NIRv_MAX"]}
-    raw["models"] = [{"name": "lightgbm", "params": {"n_estimators": 10}}]
+    raw["models"] = [{"name": "lightgbm", "baseline": "auto", "params": {"n_estimators": 10}}]
     raw["data"] |= {"cube": str(tmp_path / "none.zarr"), "sites": str(tmp_path / "none.nc")}  # lazy fallback
     path = tmp_path / "maxima.yaml"
     path.write_text(yaml.safe_dump(raw))
     config = load_config(path)
+    baselines = []
+    train = uflux_xr.models.train
+
+    def spy(*args, **kwargs):
+        baselines.append(kwargs.get("baseline"))
+        return train(*args, **kwargs)
+
+    monkeypatch.setattr(uflux_xr.models, "train", spy)
     plan = plan_run(config, window={"y": slice(4000, 4300), "x": slice(2000, 2100)})
     assert plan.sampled_chunks >= 1
     assert plan.throughput["lightgbm"].upscaler_predictions_per_s > 0
+    assert len(baselines) == len(config.fluxes) and set(baselines) == {"auto"}
     with pytest.raises(ValueError, match=r"\['NIRv_MAX'\] are annual maxima.*without a time window"):
         plan_run(config, window={"time": slice(0, 8), "y": slice(4000, 4300), "x": slice(2000, 2100)})

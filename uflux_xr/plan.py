@@ -686,14 +686,14 @@ def _time_upscaler(member: dict, blocks: list, dedup: bool) -> float | None:
 
 
 def _measure_on_sample(spec: ModelSpec, features: list[str], sample: ChunkSample, fluxes=("GPP",)) -> Throughput:
-    """Fit ``spec`` on the run's towers and time it on the sampled chunks' land rows, plain and
-    deduplicated, and through the upscaler with a model of each of ``fluxes``."""
+    """Fit ``spec`` (with its process baseline, for a hybrid) on the run's towers and time it on the sampled
+    chunks' land rows, plain and deduplicated, and through the upscaler with a model of each of ``fluxes``."""
     from uflux_xr.models import train
     from uflux_xr.models.dedup import unique_rows
 
     table = sample.table
     assert table is not None
-    model = train(table, "GPP", features, model=spec.name, random_state=0, **spec.params)
+    model = train(table, "GPP", features, model=spec.name, random_state=0, **spec.params, **spec.train_options)
     X = np.stack([sample.rows[f] for f in features], axis=1).astype(np.float32)
     X = X[np.isfinite(X).all(axis=1)]
     rate = _plain_rate(model, X[:200_000])
@@ -706,7 +706,7 @@ def _measure_on_sample(spec: ModelSpec, features: list[str], sample: ChunkSample
         unique = unique_rows(model.interval_coder.codes(X))[0].size / len(X)
     # The member's model of every flux the towers have, predicted together as in the run's tasks.
     member = {"GPP": model} | {
-        flux: train(table, flux, features, model=spec.name, random_state=0, **spec.params)
+        flux: train(table, flux, features, model=spec.name, random_state=0, **spec.params, **spec.train_options)
         for flux in fluxes
         if flux != "GPP" and flux in table and table[flux].notna().any()
     }
