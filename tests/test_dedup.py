@@ -245,6 +245,7 @@ def test_model_batches_keep_feature_sets_together_within_the_memory_cap():
     @dataclasses.dataclass
     class Model:
         features: list
+        baseline: object = None
 
     members = {"x": Model(list("ab")), "y": Model(list("ba")), "z": Model(list("ab"))}
     entries = [(f, m, model) for f in "PQR" for m, model in members.items()]  # as upscale lists them
@@ -261,6 +262,15 @@ def test_model_batches_keep_feature_sets_together_within_the_memory_cap():
     assert sizes == [4, 2, 3]
     assert [len(b) for b in model_batches(entries, cells, max_bytes=1)] == [1] * 9
     assert sum(map(len, model_batches(entries, cells))) == 9
+    # A hybrid's task returns its baseline too: two outputs.  Room for 6: "ab" (6 models, 3 of them
+    # hybrids: 9 outputs) is split after 4 models (6 outputs); "ba" (3) fits beside the other 2 (3).
+    members["x"] = Model(list("ab"), baseline="lloyd_taylor")
+    entries = [(f, m, model) for f in "PQR" for m, model in members.items()]
+    batches = model_batches(entries, cells, max_bytes=6 * per_model)
+    assert [[(f, m) for f, m, _ in b] for b in batches] == [
+        [("P", "x"), ("P", "z"), ("Q", "x"), ("Q", "z")],
+        [("R", "x"), ("R", "z"), ("P", "y"), ("Q", "y"), ("R", "y")],
+    ]
 
 
 @pytest.mark.parametrize(("dtype", "side"), [(np.float32, "right"), (np.float64, "left"), (np.float64, "right")])

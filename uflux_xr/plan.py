@@ -14,7 +14,8 @@ The memory model (per worker thread, ``C`` cells in a chunk, ``F`` features,
     make     16·C·8          the lazy world's float64 temporaries while it makes a chunk
     predict  (2F + 3)·C·4    feature columns and their codes, the stacked matrix, mask
     task     M·C·(4 + 8)     the M models of one prediction task (uflux_xr.upscale.model_batches):
-                             their outputs and the index of each one's distinct rows
+                             their outputs (a hybrid's baseline counts as one) and the
+                             index of each one's distinct rows
     outputs  K·C·4           member outputs of the chunk waiting to be written (K ≤ 4)
 
 plus, per worker process, the interpreter and libraries (~300 MB) and every

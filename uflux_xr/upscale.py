@@ -52,6 +52,7 @@ def predict_models_block(
     source: str = "predictor cube",
     non_negative: tuple[bool, ...] = (),
     dedup: bool | str = "auto",
+    baselines: tuple[bool, ...] = (),
 ) -> np.ndarray:
     """Numpy core of the upscaler: predict one block of the cube with several models.
 
@@ -81,15 +82,20 @@ def predict_models_block(
         Per model: store its predictions below 0 as -0.0 (:data:`NON_NEGATIVE_FLUXES`).
     dedup : bool or "auto"
         Exact deduplicated inference (see :func:`upscale`).
+    baselines : tuple of bool
+        Per model: also return its process baseline (a hybrid's; the layer ``<flux>_baseline``),
+        from the same values the prediction combined with its trees, so that it is computed once.
 
     Returns
     -------
     numpy.ndarray
-        float32 (*block shape, models): each model's predictions, NaN outside the mask and where
-        any of its features is NaN.
+        float32 (*block shape, models + baselines): each model's predictions, then the baselines
+        asked for in model order; NaN outside the mask and where any of the model's features is NaN.
     """
     shape, valid, columns = block_rows(blocks, n_features)
-    out = np.full((len(models), *shape), np.nan, dtype=np.float32)
+    wanted = [k for k, b in enumerate(baselines) if b]
+    out = np.full((len(models) + len(wanted), *shape), np.nan, dtype=np.float32)
+    slot = {k: len(models) + j for j, k in enumerate(wanted)}
     if columns:  # else an ocean-only block: nothing to predict
         for column, (name, units, resolution) in zip(columns, checks, strict=False):
             check_values(column, name, units, source=f"{source} (a chunk being predicted)", resolution=resolution)
@@ -115,7 +121,10 @@ def predict_models_block(
                 mode=dedup,
             )
             if fitted.baseline is not None:
-                pred = fitted.with_baseline(chunk.matrix(used), pred)
+                base = fitted.baseline_values(chunk.matrix(used))
+                pred = fitted.baseline.combine(base, pred)
+                if k in slot:
+                    out[slot[k]].reshape(-1)[cells[rows]] = base
             if non_negative and non_negative[k]:
                 pred[pred < 0] = -0.0
             out[k].reshape(-1)[cells[rows]] = pred
@@ -134,25 +143,6 @@ def predict_block(*blocks: np.ndarray, model, n_features: int, non_negative: boo
         **kwargs,
     )
     return one[..., 0]
-
-
-def baseline_block(*blocks: np.ndarray, model, n_features: int) -> np.ndarray:
-    """Numpy core of a hybrid model's baseline layer: the process baseline alone for one block.
-
-    ``blocks``, ``model`` and ``n_features`` as :func:`predict_block` (whose checks have already run on
-    the same blocks); float32, NaN outside the mask, where a feature is NaN and for a model with no baseline.
-    """
-    shape, valid, columns = block_rows(blocks, n_features)
-    out = np.full(shape, np.nan, dtype=np.float32)
-    fitted = cached_model(model) if isinstance(model, str) else model
-    if fitted.baseline is None or not columns:
-        return out
-    X = np.stack(columns, axis=1).astype(np.float32, copy=False)
-    complete = np.isfinite(X).all(axis=1)
-    values = np.full(X.shape[0], np.nan, dtype=np.float32)
-    values[complete] = fitted.baseline_values(X[complete])
-    out[valid] = values
-    return out
 
 
 def block_rows(blocks, n_features: int) -> tuple[tuple[int, ...], np.ndarray, list[np.ndarray]]:
@@ -342,9 +332,11 @@ def upscale(
     for _, _, model in entries:
         check_feature_units(model, units, source="predictor cube")
     predicted: dict[tuple[str, str], xr.DataArray] = {}
+    baseline_of: dict[tuple[str, str], xr.DataArray] = {}  # a hybrid's baseline layer, from its task
     for batch in model_batches(entries, _chunk_cells(cube, out_dims)):
         used = sorted({f for _, _, m in batch for f in m.features})
         position = {f: i for i, f in enumerate(used)}
+        hybrid = tuple(m.baseline is not None for _, _, m in batch)
         block = xr.apply_ufunc(
             predict_models_block,
             *[arrays[f] for f in used],
@@ -357,15 +349,19 @@ def upscale(
                 "source": source,
                 "non_negative": tuple(flux in NON_NEGATIVE_FLUXES for flux, _, _ in batch),
                 "dedup": dedup,
+                "baselines": hybrid,
             },
             dask="parallelized",
             output_core_dims=[["model"]],
-            dask_gufunc_kwargs={"output_sizes": {"model": len(batch)}},
+            dask_gufunc_kwargs={"output_sizes": {"model": len(batch) + sum(hybrid)}},
             output_dtypes=[np.float32],
             keep_attrs=False,
         )
         for k, (flux, label, _) in enumerate(batch):
             predicted[flux, label] = block.isel(model=k).transpose(*out_dims)
+        hybrids_of_batch = [(flux, label) for (flux, label, _), h in zip(batch, hybrid, strict=True) if h]
+        for j, key in enumerate(hybrids_of_batch):
+            baseline_of[key] = block.isel(model=len(batch) + j).transpose(*out_dims)
     data_vars = {}
     baselines: dict[str, dict] = {}
     for flux in fluxes:
@@ -374,7 +370,7 @@ def upscale(
         hybrids = {label: b for label, member in members.items() if (b := member[flux].baseline) is not None}
         if hybrids:
             weight = None if residual_weights is None else residual_weights.get(flux)
-            layers = _baseline_layers(flux, members, arrays, mask_da, out_dims, data_vars[flux], weight)
+            layers = _baseline_layers(flux, members, baseline_of, data_vars[flux], weight)
             data_vars.update(layers)
             if weight is not None:  # a hybrid member is its baseline plus the part of its residual kept
                 baseline = layers[f"{flux}_baseline"]
@@ -432,25 +428,32 @@ def model_batches(entries: list, chunk_cells: int, max_bytes: int = MAX_TASK_OUT
 
     Models with the same features stay together (they share the most), whole feature sets are
     packed into a task while its float32 output for a chunk of ``chunk_cells`` cells stays within
-    ``max_bytes``; a feature set larger than that is split.
+    ``max_bytes``; a feature set larger than that is split.  A hybrid model's task also returns its
+    baseline (:func:`predict_models_block`), so it counts as two outputs.
     """
     per_task = models_per_task(chunk_cells, max_bytes)
     batches: list[list] = []
     current: list = []
+    filled = 0
 
     def feature_set(entry) -> tuple:
         return tuple(entry[2].features)
 
+    def outputs(entry) -> int:
+        return 1 if entry[2].baseline is None else 2
+
     ordered = sorted(entries, key=feature_set)  # stable: flux, then member order
     for _, same_features in itertools.groupby(ordered, key=feature_set):
         group = list(same_features)
-        if current and len(current) + len(group) > per_task:
+        if current and filled + sum(map(outputs, group)) > per_task:  # a set that does not fit starts a task
             batches.append(current)
-            current = []
-        while len(group) > per_task:
-            batches.append(group[:per_task])
-            group = group[per_task:]
-        current += group
+            current, filled = [], 0
+        for entry in group:  # ... and one larger than a task is split
+            if current and filled + outputs(entry) > per_task:
+                batches.append(current)
+                current, filled = [], 0
+            current.append(entry)
+            filled += outputs(entry)
     return batches + ([current] if current else [])
 
 
@@ -460,21 +463,16 @@ def _chunk_cells(cube: xr.Dataset, dims: tuple[str, ...]) -> int:
     return int(np.prod([max(chunks[d]) if d in chunks else cube.sizes.get(d, 1) for d in dims]))
 
 
-def _baseline_layers(flux, members, arrays, mask_da, out_dims, prediction, weight=None) -> dict[str, xr.DataArray]:
+def _baseline_layers(flux, members, baseline_of, prediction, weight=None) -> dict[str, xr.DataArray]:
     """``<flux>_baseline`` (the hybrid members' process baseline, NaN for pure tree members) and
-    ``<flux>_residual`` (prediction minus baseline, times ``weight`` where given) [flux units]."""
+    ``<flux>_residual`` (prediction minus baseline, times ``weight`` where given) [flux units].
+
+    ``baseline_of`` holds each hybrid's baseline per (flux, member) as its prediction task returned it."""
     per_member = []
-    for label, member in members.items():
-        model = member[flux]
-        da = xr.apply_ufunc(
-            baseline_block,
-            *[arrays[f] for f in model.features],
-            mask_da,
-            kwargs={"model": model_reference(model), "n_features": len(model.features)},
-            dask="parallelized",
-            output_dtypes=[np.float32],
-            keep_attrs=False,
-        ).transpose(*out_dims)
+    for label in members:
+        da = baseline_of.get((flux, label))
+        if da is None:  # a pure tree member
+            da = xr.full_like(prediction.sel(member=label, drop=True), np.nan, dtype=np.float32)
         per_member.append(da.expand_dims(member=[label]))
     attrs = variable_attrs(flux)
     forms = sorted({m[flux].baseline.form for m in members.values() if m[flux].baseline is not None})
@@ -489,7 +487,7 @@ def _baseline_layers(flux, members, arrays, mask_da, out_dims, prediction, weigh
     residual = prediction - baseline
     if weight is not None:
         residual = residual * weight
-    residual = residual.astype(np.float32).transpose("member", *out_dims)
+    residual = residual.astype(np.float32).transpose(*prediction.dims)
     residual.attrs = {
         "long_name": f"machine-learned part of {attrs.get('long_name', flux)} (prediction minus process baseline)",
         "units": attrs["units"],
