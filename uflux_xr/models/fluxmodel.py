@@ -188,11 +188,6 @@ class FluxModel:
         for a contiguous float32 (rows, features) array; never deduplicated."""
         return np.asarray(get_kind(self.kind).predict(self.runtime, X, n_threads), dtype=np.float32)
 
-    def with_baseline(self, X: np.ndarray, trees: np.ndarray) -> np.ndarray:
-        """The prediction from the trees' output for rows ``X``: ``trees`` itself for a pure model, else
-        combined with the baseline of ``X`` (float32)."""
-        return trees if self.baseline is None else self.baseline.combine(self.baseline_values(X), trees)
-
     def baseline_values(self, X: np.ndarray) -> np.ndarray:
         """A hybrid model's process baseline [units of :attr:`target`], float32, for a (rows, features)
         array in :attr:`features` order."""
