@@ -694,7 +694,8 @@ def _measure_on_sample(spec: ModelSpec, features: list[str], sample: ChunkSample
 
     table = sample.table
     assert table is not None
-    model = train(table, "GPP", features, model=spec.name, random_state=0, **spec.params, **spec.train_options)
+    options = {**spec.params, **spec.train_options}  # as the run trains the kind: baseline included
+    model = train(table, "GPP", features, model=spec.name, random_state=0, **options)
     X = np.stack([sample.rows[f] for f in features], axis=1).astype(np.float32)
     X = X[np.isfinite(X).all(axis=1)]
     rate = _plain_rate(model, X[:200_000])
@@ -707,7 +708,7 @@ def _measure_on_sample(spec: ModelSpec, features: list[str], sample: ChunkSample
         unique = unique_rows(model.interval_coder.codes(X))[0].size / len(X)
     # The member's model of every flux the towers have, predicted together as in the run's tasks.
     member = {"GPP": model} | {
-        flux: train(table, flux, features, model=spec.name, random_state=0, **spec.params, **spec.train_options)
+        flux: train(table, flux, features, model=spec.name, random_state=0, **options)
         for flux in fluxes
         if flux != "GPP" and flux in table and table[flux].notna().any()
     }

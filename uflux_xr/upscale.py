@@ -93,9 +93,9 @@ def predict_models_block(
         asked for in model order; NaN outside the mask and where any of the model's features is NaN.
     """
     shape, valid, columns = block_rows(blocks, n_features)
-    wanted = [k for k, b in enumerate(baselines) if b]
-    out = np.full((len(models) + len(wanted), *shape), np.nan, dtype=np.float32)
-    slot = {k: len(models) + j for j, k in enumerate(wanted)}
+    # where each model whose baseline is asked for puts it: after the predictions, in model order
+    slot = {k: len(models) + j for j, k in enumerate(k for k, wanted in enumerate(baselines) if wanted)}
+    out = np.full((len(models) + len(slot), *shape), np.nan, dtype=np.float32)
     if columns:  # else an ocean-only block: nothing to predict
         for column, (name, units, resolution) in zip(columns, checks, strict=False):
             check_values(column, name, units, source=f"{source} (a chunk being predicted)", resolution=resolution)
