@@ -5,7 +5,7 @@ the coolest part of the land (``tower_ta_quantiles``, a network that misses
 part of the climate space) - this trains the demo ensemble (2 XGBoost + 2
 LightGBM members, configs/demo.yaml's settings), computes per flux the DI, AOA
 and the expected error from the leave-one-site-out predictions
-(:mod:`uflux_xr.completeness`, as ``uflux-xr run`` does), and compares with the
+(:mod:`uflux_xr.grid.completeness`, as ``uflux-xr run`` does), and compares with the
 truth at every land cell without a tower:
 
 * Spearman rho between DI and the absolute error of the ensemble mean, per
@@ -43,15 +43,15 @@ import pandas as pd
 from scipy.stats import spearmanr
 
 import uflux_xr as ux
-from uflux_xr.applicability import TrainingDissimilarity
-from uflux_xr.completeness import (
+from uflux_xr.grid.applicability import TrainingDissimilarity
+from uflux_xr.grid.completeness import (
     ERROR_NOISE,
     REFERENCE_SUFFIX,
     applicability_layers,
     flux_error_model,
     residual_weights,
 )
-from uflux_xr.sites import locate_towers
+from uflux_xr.grid.extract import locate_towers
 
 FEATURES = ["TA", "SW_IN", "LW_IN", "VPD", "P", "SWC", "NIRv", "IGBP", "DOY_SIN", "DOY_COS"]
 FLUXES = ["GPP", "RECO", "NEE", "LE", "H"]
@@ -65,7 +65,7 @@ QC = 0.5
 def evaluate(
     seed: int, quantiles: tuple[float, float], workdir: Path, hybrid: bool = False, fade: bool = False
 ) -> pd.DataFrame:
-    cube, sites, truth = ux.synthetic.make_world(seed=seed, n_sites=60, tower_ta_quantiles=quantiles)
+    cube, sites, truth = ux.demo.make_world(seed=seed, n_sites=60, tower_ta_quantiles=quantiles)
     targets = FLUXES + [f"{f}_QC" for f in FLUXES]
     features = FEATURES + ["NIRv_MAX"] if hybrid else FEATURES
     baseline = "auto" if hybrid else None

@@ -29,9 +29,9 @@ import pandas as pd
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from cascade_vs_df21 import chdav_daily, friedman  # noqa: E402
 
-from uflux_xr.config import load_config  # noqa: E402
 from uflux_xr.models import train  # noqa: E402
 from uflux_xr.models.registry import get_kind  # noqa: E402
+from uflux_xr.workflow.config import load_config  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 SEEDS = (0, 1, 2)

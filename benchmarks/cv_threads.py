@@ -45,7 +45,7 @@ def measure(table, fold_jobs) -> float:
 
 def main() -> None:
     logging.basicConfig(level=logging.WARNING)
-    world = ux.synthetic.make_world(42)
+    world = ux.demo.make_world(42)
     table = ux.extract_at_sites(world.cube, world.sites, FEATURES, targets=["GPP", "GPP_QC"])
     print(
         f"{time.strftime('%Y-%m-%d %H:%M')}, {platform.machine()}, {os.cpu_count()} cores, {len(table)} rows, "

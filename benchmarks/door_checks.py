@@ -29,7 +29,7 @@ from pathlib import Path
 import numpy as np
 
 import uflux_xr as ux
-from uflux_xr.upscale import predict_block
+from uflux_xr.grid.upscale import predict_block
 
 REPO = Path(__file__).resolve().parents[1]
 WORK = REPO / "benchmarks" / "_work"
@@ -49,7 +49,7 @@ print(json.dumps({"seconds": min(best), "days": int(cube.sizes["time"])}))
 
 
 def chunk_and_model():
-    cube, sites, _ = ux.synthetic.make_world(seed=7, resolution=0.5, n_sites=60)
+    cube, sites, _ = ux.demo.make_world(seed=7, resolution=0.5, n_sites=60)
     table = ux.extract_at_sites(cube, sites, FEATURES, targets=["GPP", "GPP_QC"])
     model = ux.train(table, "GPP", FEATURES, model="xgboost", n_estimators=150, max_depth=6)
     block = cube.isel(time=slice(0, 61))
@@ -98,7 +98,7 @@ def time_era5(base: str, rounds: int) -> dict:
 
 def time_recipe_cube(rounds: int) -> dict:
     """build_cube of configs/recipe_real_inputs.yaml (real ERA5 year -> 3 x 3 x 366 daily cube), computed."""
-    from uflux_xr.config import load_config
+    from uflux_xr.workflow.config import load_config
 
     config = load_config(REPO / "configs" / "recipe_real_inputs.yaml")
     inputs = config.data.inputs

@@ -41,7 +41,7 @@ def main() -> None:
     parser.add_argument("--fluxes", nargs="+", default=["GPP", "LE"])
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
-    cube, sites, _ = ux.synthetic.make_world(42)
+    cube, sites, _ = ux.demo.make_world(42)
     table = ux.extract_at_sites(cube, sites, FEATURES, targets=args.fluxes)
     month = cube.sel(time=slice(*PERIOD))
     land_rows = int(cube["land_mask"].sum()) * month.sizes["time"]

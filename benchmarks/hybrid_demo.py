@@ -32,10 +32,10 @@ import numpy as np
 import pandas as pd
 
 import uflux_xr as ux
-from uflux_xr.completeness import flux_reference
-from uflux_xr.demo.eager import ALTERNATIVE_Q10
+from uflux_xr.grid.completeness import flux_reference
+from uflux_xr.grid.validate import cross_validate
 from uflux_xr.models.hybrid import residual_weight
-from uflux_xr.validate import cross_validate
+from uflux_xr.sources.demo.eager import ALTERNATIVE_Q10
 
 FEATURES = ["TA", "SW_IN", "LW_IN", "VPD", "P", "SWC", "NIRv", "NIRv_MAX", "IGBP", "DOY_SIN", "DOY_COS"]
 FLUXES = ["GPP", "RECO", "NEE", "LE", "H"]
@@ -44,7 +44,7 @@ PARAMS = {"n_estimators": 150, "learning_rate": 0.1}
 
 def tables(world: str, seed: int = 42) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Training table (tower observations) and the same rows with the true fluxes as TRUE_<flux>."""
-    cube, sites, truth = ux.synthetic.make_world(seed, process_forms=world)
+    cube, sites, truth = ux.demo.make_world(seed, process_forms=world)
     true_names = [f"TRUE_{f}" for f in FLUXES]
     cube = cube.assign({f"TRUE_{f}": truth[f] for f in FLUXES})
     table = ux.extract_at_sites(cube, sites, FEATURES + true_names)

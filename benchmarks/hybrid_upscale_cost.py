@@ -1,6 +1,6 @@
 """What a hybrid member costs through the upscaler, against a pure tree member (issue #13).
 
-Runs the measured dry run (``uflux_xr.plan.plan_run``, what ``uflux-xr run --dry-run``
+Runs the measured dry run (``uflux_xr.workflow.plan.plan_run``, what ``uflux-xr run --dry-run``
 does) of configs/uk_daily_100m.yaml on the lazy demo world, with one LightGBM kind
 (200 trees, 31 leaves, 64 bins) and the NIRv feature set, once as a pure tree model and
 once as a hybrid (``baseline: auto``), in ``--rounds`` interleaved rounds.  The dry run
@@ -24,8 +24,8 @@ from pathlib import Path
 
 import yaml
 
-from uflux_xr.config import load_config
-from uflux_xr.plan import plan_run
+from uflux_xr.workflow.config import load_config
+from uflux_xr.workflow.plan import plan_run
 
 REPO = Path(__file__).resolve().parents[1]
 WINDOW = {"y": slice(4000, 4700), "x": slice(2000, 2200)}  # two chunks of land

@@ -3,7 +3,7 @@
 Runs ``configs/uk_daily_100m.yaml`` (EPSG:27700, 100 m, daily; lazy demo world
 with its climate on a 9 km grid given to every 100 m cell, as ERA5-Land
 regridded by nearest neighbour, since the real inputs are not here) on a
-500 x 500-cell x 31-day window with ``uflux_xr.pipeline.run`` — towers
+500 x 500-cell x 31-day window with ``uflux_xr.workflow.pipeline.run`` — towers
 (their whole year of records, ``training.period: all``, as the full run
 trains), training, upscaling, resumable Zarr write, ensemble statistics and totals —
 per model kind of the configuration: one member (the NIRv proxy set) and one
@@ -48,10 +48,10 @@ from pathlib import Path
 
 from distributed import Client, LocalCluster
 
-from uflux_xr.config import load_config
 from uflux_xr.models.registry import reduced_bins
-from uflux_xr.pipeline import run
-from uflux_xr.plan import plan_run
+from uflux_xr.workflow.config import load_config
+from uflux_xr.workflow.pipeline import run
+from uflux_xr.workflow.plan import plan_run
 
 REPO = Path(__file__).resolve().parents[1]
 WORK = Path(__file__).resolve().parent / "_work" / "uk_100m"
@@ -117,8 +117,8 @@ def input_core_seconds(config, window, workers: int) -> float:
 
     import dask
 
-    from uflux_xr.features import resolve_features
-    from uflux_xr.pipeline import prepare_inputs
+    from uflux_xr.grid.features import resolve_features
+    from uflux_xr.workflow.pipeline import prepare_inputs
 
     names = sorted({p for m in config.ensemble.member_specs for p in m.predictors})
     best = float("inf")

@@ -38,8 +38,8 @@ import numpy as np
 import xarray as xr
 
 import uflux_xr as ux
-from uflux_xr.applicability import dissimilarity, importance_weights, train_dissimilarity
-from uflux_xr.features import resolve_features
+from uflux_xr.grid.applicability import dissimilarity, importance_weights, train_dissimilarity
+from uflux_xr.grid.features import resolve_features
 from uflux_xr.models.dedup import reset_dedup_stats
 
 FEATURES = ["TA", "SW_IN", "LW_IN", "VPD", "P", "SWC", "NIRv", "IGBP", "DOY_SIN", "DOY_COS"]
@@ -49,7 +49,7 @@ TIME_CHUNK = 61  # as configs/demo.yaml
 
 def make_cube(years: int, resolution: float, path: Path) -> None:
     """Demo cube over ``years`` years written to Zarr (in this process: not measured)."""
-    cube, _, _ = ux.synthetic.make_world(
+    cube, _, _ = ux.demo.make_world(
         seed=7, resolution=resolution, start="2020-01-01", end=f"{2019 + years}-12-31", n_sites=60
     )
     cube.chunk({"time": TIME_CHUNK}).to_zarr(path, mode="w", zarr_format=3, consolidated=False)
@@ -137,7 +137,7 @@ def main() -> None:
     for years in (1, 2, 4):
         cubes[years] = WORK / f"cube_{years}y.zarr"
         make_cube(years, args.resolution, cubes[years])
-    world = ux.synthetic.make_world(seed=7, resolution=args.resolution, start="2020-01-01", end="2020-12-31")
+    world = ux.demo.make_world(seed=7, resolution=args.resolution, start="2020-01-01", end="2020-12-31")
     table = ux.extract_at_sites(world.cube, world.sites, FEATURES, targets=["GPP"])
     model = ux.train(table, "GPP", FEATURES, model="xgboost", n_estimators=args.trees, learning_rate=0.1)
     model_path = str(model.save(WORK / "gpp.uxm"))

@@ -43,7 +43,7 @@ import numpy as np
 import pandas as pd
 
 import uflux_xr as ux
-from uflux_xr.aggregate import to_daily
+from uflux_xr.site.aggregate import to_daily
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "CH-Dav_2013-2022_halfhourly.parquet"
 DRIVERS = ["SW_IN", "TA", "VPD", "LW_IN", "PA", "RH", "P"]

@@ -3,7 +3,7 @@
 Usage: python docs/make_figures.py [RUN_DIR]
 
 RUN_DIR is the output of ``uflux-xr run configs/demo.yaml --out RUN_DIR`` (default ``demo_out``); the
-demo job is run into it first when it holds no product.  Writes ``docs/aoa_demo.png``.
+demo job is run into it first when it holds no product.  Writes ``docs/images/aoa_demo.png``.
 """
 
 from __future__ import annotations
@@ -40,8 +40,8 @@ def main() -> None:
     top = map_figure(panels[:2], towers=towers)
     bottom = map_figure(panels[2:], towers=towers)
     for fig, name in ((top, "aoa_demo_di.png"), (bottom, "aoa_demo_error.png")):
-        fig.savefig(HERE / name, dpi=72)
-        print(f"wrote {HERE / name}")
+        fig.savefig(HERE / "images" / name, dpi=72)
+        print(f"wrote {HERE / 'images' / name}")
 
 
 if __name__ == "__main__":

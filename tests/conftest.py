@@ -76,7 +76,7 @@ SMALL_WORLD = {
 
 @pytest.fixture(scope="session")
 def world():
-    return ux.synthetic.make_world(seed=3, **SMALL_WORLD)
+    return ux.demo.make_world(seed=3, **SMALL_WORLD)
 
 
 def predict_concurrently(predict, n_threads: int = 3) -> list:
@@ -103,7 +103,7 @@ def assert_product_matches_table(product, name, model, world, table):
         .transpose("site", "time")
     )
     expected = model.predict(table).reshape(world.sites.sizes["site"], world.sites.sizes["time"])
-    if name in ("GPP", "RECO"):  # products never negative (uflux_xr.upscale.NON_NEGATIVE_FLUXES)
+    if name in ("GPP", "RECO"):  # products never negative (uflux_xr.grid.upscale.NON_NEGATIVE_FLUXES)
         expected = np.where(expected < 0, 0.0, expected)
     np.testing.assert_allclose(at_towers.values, expected, rtol=1e-5, atol=1e-6, equal_nan=True)
 

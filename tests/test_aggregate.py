@@ -4,7 +4,7 @@ import pytest
 import xarray as xr
 
 import uflux_xr as ux
-from uflux_xr.aggregate import to_daily, to_monthly, uflux_training_mask
+from uflux_xr.site.aggregate import to_daily, to_monthly, uflux_training_mask
 
 from .conftest import SHARED_DATA
 

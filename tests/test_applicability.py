@@ -8,7 +8,7 @@ import pytest
 import xarray as xr
 
 import uflux_xr as ux
-from uflux_xr.applicability import (
+from uflux_xr.grid.applicability import (
     ApplicabilityError,
     TrainingDissimilarity,
     di_threshold,
@@ -18,8 +18,8 @@ from uflux_xr.applicability import (
     random_error_variance,
     train_dissimilarity,
 )
-from uflux_xr.completeness import ERROR_NOISE, flux_error_model
-from uflux_xr.pipeline import format_summary
+from uflux_xr.grid.completeness import ERROR_NOISE, flux_error_model
+from uflux_xr.workflow.pipeline import format_summary
 
 from .conftest import SHARED_DATA
 

@@ -8,7 +8,7 @@ import xarray as xr
 import yaml
 
 import uflux_xr as ux
-from uflux_xr.cli import main
+from uflux_xr.workflow.cli import main
 
 from .conftest import SHARED_DATA
 
@@ -158,7 +158,9 @@ def test_ingest_era5_and_raster(tmp_path, capsys):
 
 
 def test_console_script_help():
-    done = subprocess.run([sys.executable, "-m", "uflux_xr.cli", "run", "--help"], capture_output=True, text=True)
+    done = subprocess.run(
+        [sys.executable, "-m", "uflux_xr.workflow.cli", "run", "--help"], capture_output=True, text=True
+    )
     assert done.returncode == 0
     assert "--workers" in done.stdout and "--scheduler" in done.stdout
 
@@ -166,7 +168,7 @@ def test_console_script_help():
 def test_help_and_version_answer_without_loading_the_science_stack():
     """--help and --version import only the standard library (they took 2-6 s when the package loaded eagerly)."""
     probe = (
-        "import sys, uflux_xr.cli as cli\n"
+        "import sys, uflux_xr.workflow.cli as cli\n"
         "try:\n    cli.main(['--help'])\nexcept SystemExit:\n    pass\n"
         "heavy = [m for m in ('xarray', 'pandas', 'dask', 'xgboost', 'lightgbm', 'numba', 'sklearn')\n"
         "         if m in sys.modules]\n"
@@ -175,14 +177,16 @@ def test_help_and_version_answer_without_loading_the_science_stack():
     out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True).stdout
     assert "HEAVY []" in out
     assert "``" not in out and "Upscale flux-tower measurements" in out  # plain text, no reST markup
-    version = subprocess.run([sys.executable, "-m", "uflux_xr.cli", "--version"], capture_output=True, text=True)
+    version = subprocess.run(
+        [sys.executable, "-m", "uflux_xr.workflow.cli", "--version"], capture_output=True, text=True
+    )
     assert version.stdout.strip() == f"uflux-xr {ux.__version__}"
 
 
 def test_cli_choices_are_described_and_match_the_library():
-    from uflux_xr.cli import GAPFILL_METHODS, TOWER_FORMATS, build_parser
-    from uflux_xr.gapfill.options import METHODS
     from uflux_xr.io.towers import _READERS
+    from uflux_xr.site.gapfill.options import METHODS
+    from uflux_xr.workflow.cli import GAPFILL_METHODS, TOWER_FORMATS, build_parser
 
     assert list(GAPFILL_METHODS) == list(METHODS)
     assert set(TOWER_FORMATS) == {"auto", *_READERS}
@@ -201,8 +205,8 @@ def test_unknown_tower_format_names_both_spellings(tmp_path):
 def test_ml_baseline_option_resolves_per_variable():
     import argparse
 
-    from uflux_xr.cli import _method_options
     from uflux_xr.models.hybrid import BaselineError
+    from uflux_xr.workflow.cli import _method_options
 
     args = argparse.Namespace(train_years="all", antecedent_days=[], time_trend=False, ml_members=2, ml_baseline="auto")
     assert _method_options(args, "ml", "RECO")["params"] == {"baseline": "lloyd_taylor"}

@@ -2,7 +2,7 @@ import pytest
 import yaml
 
 import uflux_xr as ux
-from uflux_xr.config import ConfigError, parse_config
+from uflux_xr.workflow.config import ConfigError, parse_config
 
 from .conftest import REPO
 

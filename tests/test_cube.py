@@ -8,8 +8,8 @@ import pandas as pd
 import pytest
 import xarray as xr
 
-from uflux_xr.cube import CubeError, build_cube, cube_coverage, date_from_name, period_start, regrid_climate
-from uflux_xr.domain import Domain
+from uflux_xr.core.domain import Domain
+from uflux_xr.io.cube import CubeError, build_cube, cube_coverage, date_from_name, period_start, regrid_climate
 from uflux_xr.io.era5 import read_era5
 
 rioxarray = pytest.importorskip("rioxarray")

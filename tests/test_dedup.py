@@ -14,6 +14,7 @@ import pandas as pd
 import pytest
 import xarray as xr
 
+from uflux_xr.grid.upscale import dedup_report, upscale
 from uflux_xr.models import train
 from uflux_xr.models.dedup import (
     KEEP_IF_BELOW,
@@ -23,7 +24,6 @@ from uflux_xr.models.dedup import (
     reset_dedup_stats,
     unique_rows,
 )
-from uflux_xr.upscale import dedup_report, upscale
 
 FEATURES = ["a", "b", "c", "d", "e"]
 KINDS = {
@@ -240,7 +240,7 @@ def test_models_of_one_task_share_codes_and_stay_exact(chunks):
 
 
 def test_model_batches_keep_feature_sets_together_within_the_memory_cap():
-    from uflux_xr.upscale import model_batches
+    from uflux_xr.grid.upscale import model_batches
 
     @dataclasses.dataclass
     class Model:

@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from uflux_xr.domain import Domain, time_axis
+from uflux_xr.core.domain import Domain, time_axis
 
 
 def test_grid_centres_and_shape_of_the_uk_100m_grid():

@@ -13,13 +13,13 @@ import pytest
 import xarray as xr
 
 from tests.conftest import REPO
-from uflux_xr.cli import main, parse_window
-from uflux_xr.config import load_config
+from uflux_xr.grid.upscale import upscale
 from uflux_xr.io.resumable import is_complete
 from uflux_xr.models import load_model
-from uflux_xr.pipeline import prepare_inputs
-from uflux_xr.plan import measure_throughput, plan_run
-from uflux_xr.upscale import upscale
+from uflux_xr.workflow.cli import main, parse_window
+from uflux_xr.workflow.config import load_config
+from uflux_xr.workflow.pipeline import prepare_inputs
+from uflux_xr.workflow.plan import measure_throughput, plan_run
 
 DOMAINS = {
     "global_monthly_025": ("time=0:2,lat=400:430,lon=700:730", (240, 720, 1440), "EPSG:4326"),
@@ -128,8 +128,8 @@ def test_real_inputs_must_match_the_domain_grid(tmp_path):
 
     raw = yaml.safe_load((REPO / "configs" / "uk_daily_100m.yaml").read_text())
     # A 200 m cube where the config says 100 m: the run refuses it, naming the file.
-    from uflux_xr.demo.lazy import LazyWorld
-    from uflux_xr.domain import Domain
+    from uflux_xr.core.domain import Domain
+    from uflux_xr.sources.demo.lazy import LazyWorld
 
     domain = Domain("EPSG:27700", (0, 4000), (300_000, 304_000), 200, "2020-01-01", "2020-01-05")
     coarse = LazyWorld(domain, seed=17, n_sites=3)
@@ -138,8 +138,8 @@ def test_real_inputs_must_match_the_domain_grid(tmp_path):
     raw["data"].update(cube=str(tmp_path / "cube.zarr"), sites=str(tmp_path / "sites.nc"))
     cfg = tmp_path / "uk.yaml"
     cfg.write_text(yaml.safe_dump(raw))
-    from uflux_xr.config import load_config as load
-    from uflux_xr.pipeline import prepare_inputs
+    from uflux_xr.workflow.config import load_config as load
+    from uflux_xr.workflow.pipeline import prepare_inputs
 
     with pytest.raises(ValueError, match=r"cube.zarr: y spacing 200 differs from the domain resolution 100 m"):
         prepare_inputs(load(cfg), tmp_path / "out")

@@ -8,10 +8,12 @@ import numpy as np
 import pytest
 
 import uflux_xr as ux
-from uflux_xr import aggregate, cube, pipeline, sites
-from uflux_xr.io import era5, raster, towers
-from uflux_xr.pipeline import check_predictor_coverage
-from uflux_xr.plausibility import PlausibilityError, check_values, plausible_range
+from uflux_xr.core.plausibility import PlausibilityError, check_values, plausible_range
+from uflux_xr.grid import extract as sites
+from uflux_xr.io import cube, era5, raster, towers
+from uflux_xr.site import aggregate
+from uflux_xr.sources.files import FileSource
+from uflux_xr.workflow.pipeline import check_predictor_coverage
 
 from .conftest import FEATURES
 
@@ -26,7 +28,7 @@ from .conftest import FEATURES
         sites.extract_at_sites,
         aggregate.to_daily,
         cube.build_cube,
-        pipeline.prepare_inputs,
+        FileSource.open,  # a run's cube and towers from files
     ],
     ids=lambda f: f"{f.__module__}.{f.__name__}",
 )
@@ -64,7 +66,7 @@ def test_ranges_by_resolution_and_expert_override():
 
 def test_env_variable_turns_errors_into_warnings(monkeypatch, caplog):
     monkeypatch.setenv("UFLUX_RANGE_CHECK", "warn")
-    with caplog.at_level("WARNING", logger="uflux_xr.plausibility"):
+    with caplog.at_level("WARNING", logger="uflux_xr.core.plausibility"):
         assert check_values([2000.0], "SW_IN", "W m-2", source="x.nc", resolution="subdaily") == 1
     assert "x.nc: SW_IN has 1 of 1 values" in caplog.text
 

@@ -6,7 +6,7 @@ import pyproj
 import pytest
 import xarray as xr
 
-from uflux_xr.ensemble import area_weighted_total, cell_area, ensemble_statistics
+from uflux_xr.grid.ensemble import area_weighted_total, cell_area, ensemble_statistics
 
 GEOD = pyproj.Geod(ellps="WGS84")
 

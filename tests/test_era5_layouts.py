@@ -13,8 +13,8 @@ import pytest
 import xarray as xr
 
 import uflux_xr as ux
+from uflux_xr.core.plausibility import PlausibilityError
 from uflux_xr.io.era5 import ERA5Error, read_era5
-from uflux_xr.plausibility import PlausibilityError
 
 REAL = Path(__file__).resolve().parents[2] / "shared" / "data" / "real_inputs"
 

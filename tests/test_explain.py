@@ -19,7 +19,7 @@ import uflux_xr as ux
 
 from .conftest import FEATURES
 
-ex = importlib.import_module("uflux_xr.explain")
+ex = importlib.import_module("uflux_xr.grid.explain")
 
 #: Rows sum to the model's float32 prediction within this (relative to the prediction's spread).
 SUM_RTOL = 1e-5

@@ -3,8 +3,8 @@
 import numpy as np
 import pytest
 
-from uflux_xr.gapfill import fao_pm
-from uflux_xr.variables import latent_heat_of_vaporization
+from uflux_xr.core.variables import latent_heat_of_vaporization
+from uflux_xr.site.gapfill import fao_pm
 
 
 def as_et0(le0, ta, seconds):

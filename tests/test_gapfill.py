@@ -6,9 +6,9 @@ import pytest
 import xarray as xr
 
 import uflux_xr as ux
-from uflux_xr.gapfill import gapfill
-from uflux_xr.gapfill.mds import long_gap_mask
-from uflux_xr.qc import long_runs
+from uflux_xr.core.qc import long_runs
+from uflux_xr.site.gapfill import gapfill
+from uflux_xr.site.gapfill.mds_hesseflux import long_gap_mask
 
 from .conftest import REPO, SHARED_DATA
 
@@ -196,7 +196,7 @@ def test_ml_fills_a_whole_missing_year():
 
 
 def test_ml_training_years():
-    from uflux_xr.gapfill.ml import training_years
+    from uflux_xr.site.gapfill.ml import training_years
 
     years = np.array([2015, 2016, 2017, 2019, 2020])
     assert training_years(2018, years, "all", 2) == [2015, 2016, 2017, 2019, 2020]
@@ -209,7 +209,7 @@ def test_ml_training_years():
 
 def evaporating_site(days=40, kc=0.8, seed=0):
     """Half-hourly site whose LE is ``kc`` × the FAO-56 reference flux of its drivers, plus noise."""
-    from uflux_xr.gapfill import fao_pm
+    from uflux_xr.site.gapfill import fao_pm
 
     time = pd.date_range("2021-06-01 00:15", periods=48 * days, freq="30min")
     hour = (time.hour + time.minute / 60).to_numpy()
@@ -299,7 +299,7 @@ def test_every_method_fills_gaps_at_the_start_and_the_end(method):
 
 
 def test_artificial_gap_benchmark_is_reproducible_and_scores_each_method():
-    from uflux_xr.gapfill import artificial_gap_benchmark
+    from uflux_xr.site.gapfill import artificial_gap_benchmark
 
     ds = series(days=30)
     options = {"ml": {"members": 2, "params": {"n_estimators": 30}}}
@@ -321,7 +321,7 @@ def test_artificial_gap_benchmark_is_reproducible_and_scores_each_method():
 
 
 def test_paired_random_error_recovers_the_noise_of_repeating_days():
-    from uflux_xr.random_error import paired_random_error
+    from uflux_xr.site.random_error import paired_random_error
 
     # Every day repeats the same NEE(SW_IN) plus N(0, 0.1): pairs 24 h apart differ by noise alone,
     # so SD(difference) / sqrt(2) is 0.1 (2,832 pairs: the estimate's own SD is about 1.3 %).

@@ -12,11 +12,11 @@ import pytest
 import xarray as xr
 
 import uflux_xr as ux
-from uflux_xr import physics
-from uflux_xr.config import ConfigError, load_config
-from uflux_xr.demo.eager import ALTERNATIVE_Q10
+from uflux_xr.core import physics
+from uflux_xr.grid.validate import cross_validate
 from uflux_xr.models.hybrid import BaselineError, fit_baseline, residual_weight, resolve_residual
-from uflux_xr.validate import cross_validate
+from uflux_xr.sources.demo.eager import ALTERNATIVE_Q10
+from uflux_xr.workflow.config import ConfigError, load_config
 
 from .conftest import REPO
 
@@ -148,7 +148,7 @@ def test_demo_world_respiration_sensitivity_recovered_within_10_percent(forms, b
     # The demo truth's respiration is its reference rate x the temperature response x a soil-water factor, plus
     # 12 % of GPP; the towers measure it with noise.  Fitted within sites (a free reference rate per tower),
     # the sensitivity is what the world was made with, within the 10 %.
-    world = ux.synthetic.make_world(1, resolution=1.0, n_sites=40, process_forms=forms)
+    world = ux.demo.make_world(1, resolution=1.0, n_sites=40, process_forms=forms)
     table = _respiration_table(world)
     fit = fit_baseline(baseline, table, table["RECO"].to_numpy(), "RECO", DEMO_FEATURES, groups=table["site"])
     assert fit.fit == "within-site"
@@ -253,7 +253,7 @@ def test_config_hybrid_models(tmp_path):
 def test_deduplicated_hybrid_predictions_equal_plain_ones(world):
     # Deduplication predicts each row of equal tree-interval codes once.  The baseline is a smooth function
     # of its drivers, so rows with equal codes but different TA must still get their own baseline.
-    from uflux_xr.upscale import predict_block
+    from uflux_xr.grid.upscale import predict_block
 
     features = ["TA", "SW_IN", "VPD", "SWC", "NIRv", "IGBP"]
     table = ux.extract_at_sites(world.cube, world.sites, features, targets=["RECO", "GPP"])
@@ -339,7 +339,7 @@ def test_upscaled_hybrid_fades_its_residual_by_the_weight_given(world):
 
 
 def test_run_fades_hybrid_residuals_outside_the_aoa_or_keeps_them(tmp_path):
-    from uflux_xr.pipeline import run
+    from uflux_xr.workflow.pipeline import run
 
     text = (REPO / "configs" / "demo.yaml").read_text()
     text = text.replace("fluxes: [GPP, RECO, NEE, LE, H]", "fluxes: [GPP, RECO]")

@@ -2,7 +2,7 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from uflux_xr.ingest import longest_gap, summarize_cube, summarize_sites
+from uflux_xr.workflow.ingest import longest_gap, summarize_cube, summarize_sites
 
 
 def test_longest_gap():

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from uflux_xr.gapfill.kalman import ar1_noise_parameters, kalman_fill, smooth_anomaly
+from uflux_xr.site.gapfill.kalman import ar1_noise_parameters, kalman_fill, smooth_anomaly
 
 
 def ar1_with_noise(n, phi, q, r, seed=0):

@@ -8,9 +8,9 @@ import pytest
 import xarray as xr
 
 from tests.conftest import raise_if_dask_computes
-from uflux_xr.demo.lazy import FLUXES, PREDICTORS, LazyWorld, site_table
-from uflux_xr.domain import Domain
-from uflux_xr.sites import extract_at_sites
+from uflux_xr.core.domain import Domain
+from uflux_xr.grid.extract import extract_at_sites
+from uflux_xr.sources.demo.lazy import FLUXES, PREDICTORS, LazyWorld, site_table
 
 UK = Domain("EPSG:27700", (0, 700_000), (0, 1_250_000), 100, "2020-01-01", "2020-12-31", "daily")
 SMALL_GEO = Domain("EPSG:4326", (-10, 20), (40, 60), 1.0, "2020-01-01", "2020-03-31", "daily")
@@ -138,7 +138,7 @@ def test_worlds_without_coarse_climate_are_unchanged():
 
 
 #: TA [degC], SW_IN [W m-2], NIRv [1] and SWC [%] of cell (time 3, y 10, x 20) of SMALL_BNG, seed 5,
-#: computed with uflux_xr/lazyworld.py (now uflux_xr/demo/lazy.py) as of commit fd6b5a2.
+#: computed with uflux_xr/lazyworld.py (now uflux_xr/sources/demo/lazy.py) as of commit fd6b5a2.
 EXPECTED_SMALL_BNG_CELL = {
     "TA": 15.98287296295166,
     "SW_IN": 349.4372253417969,

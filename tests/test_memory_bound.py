@@ -12,12 +12,12 @@ import pytest
 from distributed import Client, LocalCluster
 
 from tests.conftest import REPO
-from uflux_xr.config import load_config
-from uflux_xr.demo.lazy import LazyWorld, site_table
+from uflux_xr.grid.upscale import upscale
 from uflux_xr.io.resumable import write_resumable
 from uflux_xr.models import train
-from uflux_xr.plan import plan_run
-from uflux_xr.upscale import upscale
+from uflux_xr.sources.demo.lazy import LazyWorld, site_table
+from uflux_xr.workflow.config import load_config
+from uflux_xr.workflow.plan import plan_run
 
 CHUNKS = {"time": 8, "y": 250, "x": 250}  # 0.5 M cells per chunk
 FEATURES = ["TA", "SW_IN", "LW_IN", "VPD", "P", "SWC", "NIRv", "IGBP", "DOY_SIN", "DOY_COS"]
@@ -32,7 +32,7 @@ def _worker_peak_increase(world, model_path, window, out) -> int:
     with LocalCluster(n_workers=1, threads_per_worker=1, processes=True, dashboard_address=None) as cluster:
         with Client(cluster) as client:
             # Warm the worker: libraries imported and the model loaded, as after the first task.
-            client.run(lambda: importlib.import_module("uflux_xr.upscale").cached_model(model_path) and None)
+            client.run(lambda: importlib.import_module("uflux_xr.grid.upscale").cached_model(model_path) and None)
             before = next(iter(client.run(_peak_rss_bytes).values()))
             cube = world.cube(CHUNKS, ["TA", "SW_IN", "LW_IN", "VPD", "P", "SWC", "NIRv"], window)
             write_resumable(upscale({"GPP": [model_path]}, cube), out, progress=False)

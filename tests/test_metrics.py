@@ -2,7 +2,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from uflux_xr import metrics
+from uflux_xr.core import metrics
 
 PRED = np.array([1.0, 2.0, 3.0, 4.0])
 OBS = np.array([1.0, 3.0, 2.0, 5.0])

@@ -6,9 +6,9 @@ import pytest
 import xarray as xr
 
 import uflux_xr as ux
-from uflux_xr.partition.nighttime import NightTimeOptions, e0_short_term, lloyd_taylor
-from uflux_xr.qc import long_runs
-from uflux_xr.solar import potential_radiation, solar_elevation
+from uflux_xr.core.qc import long_runs
+from uflux_xr.core.solar import potential_radiation, solar_elevation
+from uflux_xr.site.partition.nighttime import NightTimeOptions, e0_short_term, lloyd_taylor
 
 from .conftest import SHARED_DATA
 
@@ -320,7 +320,7 @@ def test_lloyd_taylor_fit_equals_scipy_curve_fit():
     """
     from scipy.optimize import curve_fit
 
-    from uflux_xr.partition.nighttime import fit_lloyd_taylor
+    from uflux_xr.site.partition.nighttime import fit_lloyd_taylor
 
     rng = np.random.default_rng(7)
     for _ in range(20):
@@ -345,8 +345,8 @@ def test_light_response_fit_reaches_the_least_squares_minimum():
     """
     from scipy.optimize import least_squares
 
-    from uflux_xr.partition.daytime import PRIOR_SD, lrc_terms
-    from uflux_xr.partition.lrc_fit import fit_lrc
+    from uflux_xr.site.partition.daytime import PRIOR_SD, lrc_terms
+    from uflux_xr.site.partition.lrc_fit import fit_lrc
 
     rng = np.random.default_rng(3)
     n = 150

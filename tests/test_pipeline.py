@@ -5,7 +5,7 @@ import pandas as pd
 import pytest
 import xarray as xr
 
-from uflux_xr.pipeline import score_against_truth
+from uflux_xr.workflow.pipeline import score_against_truth
 
 
 @pytest.mark.slow
@@ -39,8 +39,8 @@ def test_validation_states_the_skill_cost_of_fewer_bins(table, tmp_path):
     import yaml
 
     import uflux_xr as ux
-    from uflux_xr.config import parse_config
-    from uflux_xr.pipeline import RunResult, format_summary, validate_fluxes
+    from uflux_xr.workflow.config import parse_config
+    from uflux_xr.workflow.pipeline import RunResult, format_summary, validate_fluxes
 
     from .conftest import FEATURES, REPO
 
@@ -88,8 +88,8 @@ def test_a_window_trains_on_its_period_or_on_all_towers(config_name, tmp_path):
     import dataclasses
 
     from tests.conftest import REPO
-    from uflux_xr.config import ConfigError, TrainingConfig, load_config
-    from uflux_xr.pipeline import prepare_inputs, training_table
+    from uflux_xr.workflow.config import ConfigError, TrainingConfig, load_config
+    from uflux_xr.workflow.pipeline import prepare_inputs, training_table
 
     config = load_config(REPO / "configs" / f"{config_name}.yaml")
     ydim, xdim = ("lat", "lon") if config_name == "demo" else ("y", "x")
@@ -118,8 +118,8 @@ def test_a_time_window_reads_the_years_peak_greenness(config_name, tmp_path):
     import dataclasses
 
     from tests.conftest import REPO
-    from uflux_xr.config import load_config
-    from uflux_xr.pipeline import prepare_inputs
+    from uflux_xr.workflow.config import load_config
+    from uflux_xr.workflow.pipeline import prepare_inputs
 
     config = load_config(REPO / "configs" / f"{config_name}.yaml")
     predictors = [*config.ensemble.predictors, "NIRv_MAX"]

@@ -8,16 +8,16 @@ import pytest
 import xarray as xr
 
 import uflux_xr as ux
-from uflux_xr.cli import main
-from uflux_xr.qc import long_runs
-from uflux_xr.random_error import (
+from uflux_xr.core.qc import long_runs
+from uflux_xr.site.random_error import (
     aggregate_with_random_error,
     autocorrelation,
     effective_autocorrelation,
     effective_observations,
     standard_error_of_mean,
 )
-from uflux_xr.ustar import ustar_flags
+from uflux_xr.site.ustar import ustar_flags
+from uflux_xr.workflow.cli import main
 
 from .conftest import SHARED_DATA
 

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 import xarray as xr
 
+from uflux_xr.core.plausibility import PlausibilityError
 from uflux_xr.io.raster import RasterError, read_raster, vegetation_indices
-from uflux_xr.plausibility import PlausibilityError
 
 rioxarray = pytest.importorskip("rioxarray")
 

@@ -1,6 +1,6 @@
-"""Every Python code block of the README runs as written, in order, in one namespace (as a reader
-pasting them into one session would), from a folder laid out like the repository's: ``configs/``
-beside it and ``../shared/data`` above it."""
+"""Every Python code block of the README and of the user guide runs as written, in order, in one namespace
+(as a reader pasting them into one session would), from a folder laid out like the repository's:
+``configs/`` beside it and ``../shared/data`` above it."""
 
 from __future__ import annotations
 
@@ -11,17 +11,51 @@ import pytest
 from .conftest import REPO, SHARED_DATA
 
 BLOCK = re.compile(r"^```python\n(.*?)^```", re.S | re.M)
+#: The pages whose blocks run, in the order a reader meets them (docs/guide/index.md's order, maps first).
+PAGES = [
+    "README.md",
+    "docs/getting-started.md",
+    *(
+        f"docs/guide/{page}.md"
+        for page in (
+            "upscaling",
+            "reading-data",
+            "downloads-to-product",
+            "products",
+            "uncertainty",
+            "hybrids",
+            "explanations",
+            "domains",
+            "cluster",
+            "gap-filling",
+            "tower-processing",
+            "partitioning",
+        )
+    ),
+]
 
 
-def readme_blocks() -> list[str]:
-    """The README's Python code blocks, in order."""
-    return BLOCK.findall((REPO / "README.md").read_text())
+def page_blocks(page: str) -> list[str]:
+    """The Python code blocks of one page, in order."""
+    return BLOCK.findall((REPO / page).read_text())
+
+
+def test_every_guide_page_is_in_the_run_order():
+    listed = {f"docs/guide/{p.stem}.md" for p in (REPO / "docs" / "guide").glob("*.md") if p.stem != "index"}
+    assert listed <= set(PAGES)
+    for page in PAGES[2:]:
+        assert page.removeprefix("docs/guide/").removesuffix(".md") in (REPO / "docs/guide/index.md").read_text()
 
 
 def test_the_readme_has_python_blocks():
-    blocks = readme_blocks()
-    assert len(blocks) >= 6
+    blocks = page_blocks("README.md")
+    assert len(blocks) >= 2
     assert blocks[0].startswith("import uflux_xr as ux")
+    assert sum(len(page_blocks(p)) for p in PAGES) >= 10
+
+
+def test_the_readme_is_a_front_page():
+    assert len((REPO / "README.md").read_text().splitlines()) <= 200
 
 
 @pytest.mark.slow
@@ -33,12 +67,17 @@ def test_every_readme_python_block_runs_as_written(tmp_path, monkeypatch):
     (tmp_path / "shared").symlink_to(SHARED_DATA.parent)
     monkeypatch.chdir(root)
     namespace: dict = {"__name__": "__readme__"}
-    for i, block in enumerate(readme_blocks()):
-        code = compile(block, f"README.md python block {i + 1}", "exec")
-        exec(code, namespace)  # noqa: S102 - the README's own code, the point of the test
+    for page in PAGES:
+        for i, block in enumerate(page_blocks(page)):
+            code = compile(block, f"{page} python block {i + 1}", "exec")
+            exec(code, namespace)  # noqa: S102 - the documentation's own code, the point of the test
     # what the blocks say they make
     assert (root / "gpp.nc").exists() and (root / "gpp.uxm").exists()
     assert (root / "demo_out" / "product.nc").exists() and (root / "demo_out" / "report.html").exists()
     assert (root / "DE-Tha_NEE.html").exists()
     assert set(namespace["vi"].data_vars) >= {"NDVI", "NIRv", "EVI2"}
     assert namespace["filled"]["NEE_f"].notnull().all()
+    assert float(namespace["aoa"].AOA.where(namespace["aoa"].AOA >= 0).mean()) > 0.5
+    annual = namespace["done"].annual
+    assert {"NEE", "GPP_NT", "RECO_NT", "GPP_DT", "RECO_DT"} <= set(annual["variable"])
+    assert (annual["unfilled"] == 0).all()

@@ -10,7 +10,7 @@ import pytest
 import xarray as xr
 import yaml
 
-from uflux_xr.cli import main
+from uflux_xr.workflow.cli import main
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared" / "data"
@@ -82,7 +82,7 @@ def test_dry_run_reports_what_the_run_will_find(tmp_path, capsys):
 
 
 def test_data_inputs_errors_name_the_key(tmp_path):
-    from uflux_xr.config import ConfigError, load_config
+    from uflux_xr.workflow.config import ConfigError, load_config
 
     raw = yaml.safe_load(CONFIG.read_text())
     raw["data"]["cube"], raw["data"]["sites"] = "c.zarr", "s.nc"

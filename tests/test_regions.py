@@ -8,10 +8,10 @@ import pytest
 import xarray as xr
 
 import uflux_xr as ux
-from uflux_xr.completeness import aoa_tables
-from uflux_xr.config import ConfigError
-from uflux_xr.pipeline import _region_layer
-from uflux_xr.regions import RegionError, region_index, region_sums
+from uflux_xr.grid.completeness import aoa_tables
+from uflux_xr.grid.regions import RegionError, region_index, region_sums
+from uflux_xr.workflow.config import ConfigError
+from uflux_xr.workflow.pipeline import _region_layer
 
 from .conftest import REPO
 

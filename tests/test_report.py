@@ -11,8 +11,8 @@ import pandas as pd
 import pytest
 
 import uflux_xr as ux
-from uflux_xr.cli import main
 from uflux_xr.report.gapfill_report import daily_with_uncertainty
+from uflux_xr.workflow.cli import main
 
 from .chromium import find_chromium, render
 from .conftest import SHARED_DATA

@@ -3,7 +3,7 @@ import pytest
 import xarray as xr
 
 import uflux_xr as ux
-from uflux_xr.sites import ExtractionError
+from uflux_xr.grid.extract import ExtractionError
 
 from .conftest import FEATURES
 

@@ -6,7 +6,7 @@ import pytest
 import xarray as xr
 
 import uflux_xr as ux
-from uflux_xr.spikes import flag_spikes, oneflux_night_day, oneflux_spikes
+from uflux_xr.site.spikes import flag_spikes, oneflux_night_day, oneflux_spikes
 
 from .conftest import SHARED_DATA
 

@@ -3,7 +3,7 @@ import pytest
 import xarray as xr
 
 import uflux_xr as ux
-from uflux_xr.upscale import normalize_ensemble, predict_block
+from uflux_xr.grid.upscale import normalize_ensemble, predict_block
 
 from .conftest import FEATURES, assert_product_matches_table, raise_if_dask_computes
 
@@ -111,7 +111,7 @@ def test_local_cluster_matches_threaded(world, small_models, tmp_path):
 
 def test_gpp_and_reco_products_are_never_negative(world, table):
     """Negative GPP predictions become 0 (stored as -0.0) and are counted; NEE keeps its sign."""
-    from uflux_xr.upscale import count_clipped
+    from uflux_xr.grid.upscale import count_clipped
 
     from .conftest import FEATURES
 

@@ -6,7 +6,7 @@ import pytest
 import xarray as xr
 
 import uflux_xr as ux
-from uflux_xr.ustar import (
+from uflux_xr.site.ustar import (
     UstarOptions,
     plateau_threshold,
     season_labels,

@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 
 import uflux_xr as ux
-from uflux_xr.validate import site_folds
+from uflux_xr.grid.validate import site_folds
 
 from .conftest import FEATURES
 
@@ -33,7 +33,7 @@ def test_each_site_held_out_once_and_tables(table, cv):
 
 
 def test_held_out_site_is_not_in_training(table, monkeypatch):
-    import uflux_xr.validate as validate
+    import uflux_xr.grid.validate as validate
 
     seen = []
     real_train = validate.train

@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 import xarray as xr
 
-from uflux_xr import variables as v
+from uflux_xr.core import variables as v
 
 
 def test_carbon_conversion_factor():

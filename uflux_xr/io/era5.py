@@ -42,7 +42,7 @@ What a file is comes from the file, not from its attributes:
   daily accumulations: divided by 86400 s, P in mm d-1.
 - **Grids.** Files on different grids (ERA5 0.25° and ERA5-Land 0.1°) are not
   combined here (that would leave an irregular grid full of holes): read each
-  product on its own and combine them with :func:`uflux_xr.cube.build_cube`,
+  product on its own and combine them with :func:`uflux_xr.io.cube.build_cube`,
   which regrids to a domain.
 - **Whole days.** Daily and monthly means keep only complete days (and months);
   partial first and last days are dropped and logged.
@@ -50,7 +50,7 @@ What a file is comes from the file, not from its attributes:
   cfgrib``); NetCDF is the tested path.
 
 Every output variable is checked against its plausible range
-(:mod:`uflux_xr.plausibility`).
+(:mod:`uflux_xr.core.plausibility`).
 """
 
 from __future__ import annotations
@@ -63,10 +63,11 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from uflux_xr.domain import COORDINATE_ATTRS, month_middles, time_step
-from uflux_xr.features import vpd_from_dewpoint
-from uflux_xr.plausibility import check_plausible
-from uflux_xr.variables import SECONDS_PER_DAY, variable_attrs
+from uflux_xr.core.constants import KELVIN
+from uflux_xr.core.domain import COORDINATE_ATTRS, month_middles, time_step
+from uflux_xr.core.physics import vpd_from_dewpoint
+from uflux_xr.core.plausibility import check_plausible
+from uflux_xr.core.variables import SECONDS_PER_DAY, variable_attrs
 
 log = logging.getLogger(__name__)
 
@@ -232,11 +233,11 @@ def _convert(ds: xr.Dataset, land: bool, step: pd.Timedelta, monthly: bool) -> x
     step_s = SECONDS_PER_DAY if monthly else step.total_seconds()
     out = xr.Dataset(coords={c: ds[c] for c in ("time", "lat", "lon")})
     if "t2m" in ds:
-        out["TA"] = ds["t2m"] - 273.15
+        out["TA"] = ds["t2m"] - KELVIN
     if "t2m" in ds and "d2m" in ds:
-        out["VPD"] = np.maximum(vpd_from_dewpoint(ds["t2m"] - 273.15, ds["d2m"] - 273.15), 0.0)
+        out["VPD"] = np.maximum(vpd_from_dewpoint(ds["t2m"] - KELVIN, ds["d2m"] - KELVIN), 0.0)
     if "stl1" in ds:
-        out["TS"] = ds["stl1"] - 273.15
+        out["TS"] = ds["stl1"] - KELVIN
     for cds, name, factor in (("ssrd", "SW_IN", 1.0 / step_s), ("strd", "LW_IN", 1.0 / step_s), ("tp", "P", 1000.0)):
         if cds in ds:
             amount = _deaccumulate_since_midnight(ds[cds], step) if land and not monthly else ds[cds]
@@ -389,7 +390,7 @@ def read_era5(paths, freq: str | None = None, *, land: bool | None = None, chunk
     ERA5Error
         Unknown layout or units, files on different grids, sub-sampled ERA5
         accumulations, no complete day or month.
-    uflux_xr.plausibility.PlausibilityError
+    uflux_xr.core.plausibility.PlausibilityError
         Converted values outside their plausible range.
     """
     paths = [Path(p) for p in ([paths] if isinstance(paths, str | Path) else paths)]

@@ -21,7 +21,7 @@ import pandas as pd
 import xarray as xr
 
 from uflux_xr import __version__
-from uflux_xr.domain import COORDINATE_ATTRS, spatial_dims
+from uflux_xr.core.domain import COORDINATE_ATTRS, spatial_dims
 
 log = logging.getLogger(__name__)
 

@@ -15,8 +15,8 @@ from pathlib import Path
 import numpy as np
 import xarray as xr
 
-from uflux_xr.features import evi2, nirv
-from uflux_xr.plausibility import check_plausible
+from uflux_xr.core.physics import evi2, nirv
+from uflux_xr.core.plausibility import check_plausible
 
 log = logging.getLogger(__name__)
 
@@ -146,7 +146,7 @@ def read_raster(
     RasterError
         Unreadable file, several bands, no CRS, or a raster that does not
         overlap the target grid.
-    uflux_xr.plausibility.PlausibilityError
+    uflux_xr.core.plausibility.PlausibilityError
         Values of a canonical ``name`` outside their plausible range.
     """
     paths = [Path(p) for p in ([paths] if isinstance(paths, str | Path) else paths)]
@@ -206,7 +206,7 @@ def vegetation_indices(red: xr.DataArray, nir: xr.DataArray) -> xr.Dataset:
     ------
     RasterError
         When the two bands are not on the same grid.
-    uflux_xr.plausibility.PlausibilityError
+    uflux_xr.core.plausibility.PlausibilityError
         Reflectances outside [-0.01, 1.2] (a missing 1e-4 scale factor) or
         indices outside their ranges.
     """

@@ -1,4 +1,4 @@
-"""Readers of eddy-covariance tower files into the site dataset of DESIGN.md.
+"""Readers of eddy-covariance tower files into the site dataset: dims (site, time), canonical names with units.
 
 Formats (``format=`` of :func:`read_sites`):
 
@@ -35,8 +35,8 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from uflux_xr.plausibility import check_plausible
-from uflux_xr.variables import can_convert, canonical_units, convert_values, igbp_name, registry
+from uflux_xr.core.plausibility import check_plausible
+from uflux_xr.core.variables import can_convert, canonical_units, convert_values, igbp_name, registry
 
 log = logging.getLogger(__name__)
 

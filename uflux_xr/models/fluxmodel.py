@@ -30,12 +30,13 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from uflux_xr.core.qc import fraction_kept
+from uflux_xr.core.variables import canonical_units
 from uflux_xr.io.atomic import write_atomic
 from uflux_xr.io.jsonable import to_jsonable
 from uflux_xr.models.dedup import IntervalCoder, predict_dedup
 from uflux_xr.models.hybrid import FittedBaseline, fit_baseline, get_baseline, resolve_residual
 from uflux_xr.models.registry import get_kind
-from uflux_xr.variables import canonical_units
 
 log = logging.getLogger(__name__)
 
@@ -359,7 +360,7 @@ def training_rows(table: pd.DataFrame, target: str, features, qc_threshold: floa
         qc = f"{target}_QC"
         if qc not in table.columns:
             raise KeyError(f"qc_threshold given but the table has no {qc!r} column")
-        rows &= table[qc] >= qc_threshold
+        rows &= fraction_kept(table[qc], qc_threshold)
     return table.loc[rows]
 
 

@@ -10,7 +10,7 @@ functional form (warmer, more respiration) and the residual's trees only
 correct it.  The fitted parameters (ε, E0 or Q10, the Priestley–Taylor α)
 are in the model file and in the product's attributes.
 
-Forms (the shapes are those of :mod:`uflux_xr.physics`, shared with the demo
+Forms (the shapes are those of :mod:`uflux_xr.core.physics`, shared with the demo
 worlds):
 
 ``lue`` (GPP)
@@ -59,8 +59,8 @@ from dataclasses import dataclass, field
 import numpy as np
 from scipy.optimize import least_squares
 
-from uflux_xr import physics
-from uflux_xr.variables import SECONDS_PER_DAY, canonical_units, latent_heat_of_vaporization
+from uflux_xr.core import physics
+from uflux_xr.core.variables import SECONDS_PER_DAY, canonical_units, latent_heat_of_vaporization
 
 log = logging.getLogger(__name__)
 

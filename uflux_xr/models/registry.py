@@ -45,7 +45,7 @@ class ModelKind:
     contributions : callable, optional
         ``contributions(runtime, X, n_threads) -> (n, f + 1) array``: exact per-feature
         contributions (TreeSHAP) with the expected output in the last column, summing to the
-        prediction; None where the kind has none (:mod:`uflux_xr.explain` then explains a surrogate).
+        prediction; None where the kind has none (:mod:`uflux_xr.grid.explain` then explains a surrogate).
     bins : tuple of (str, int), optional
         The hyper-parameter holding the number of histogram bins per feature and its default
         (XGBoost ``max_bin`` 256, LightGBM ``max_bin`` 255, the cascade forest ``n_bins`` 255);

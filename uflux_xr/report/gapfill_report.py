@@ -1,6 +1,6 @@
 """The HTML report of a gap-filled tower record (``ux.gapfill_report``, ``uflux-xr gapfill --report``).
 
-For one site and variable filled by :func:`uflux_xr.gapfill.gapfill`: the
+For one site and variable filled by :func:`uflux_xr.site.gapfill.gapfill`: the
 record with its fills coloured by method (``<VAR>_fmeth``) and by quality
 (``<VAR>_fqc``), the fingerprint (day × time of day) of the measured and the
 filled record, daily values with the fills' uncertainty, the counts per method
@@ -22,9 +22,9 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
+from uflux_xr.core.variables import can_convert, canonical_units, convert_values
 from uflux_xr.report import figures
 from uflux_xr.report.html import Page
-from uflux_xr.variables import can_convert, canonical_units, convert_values
 
 log = logging.getLogger(__name__)
 
@@ -86,7 +86,7 @@ def gapfill_report(
     Parameters
     ----------
     ds : xarray.Dataset
-        Output of :func:`uflux_xr.gapfill.gapfill` (``<var>``, ``<var>_f``,
+        Output of :func:`uflux_xr.site.gapfill.gapfill` (``<var>``, ``<var>_f``,
         ``<var>_fqc``, ``<var>_fmeth``, ``<var>_fsd``).
     var : str
         The filled variable, e.g. ``"NEE"``.
@@ -95,7 +95,7 @@ def gapfill_report(
     site : str, optional
         Site to show (default the first).
     benchmark : pandas.DataFrame, optional
-        Table of :func:`uflux_xr.gapfill.artificial_gap_benchmark` for this variable.
+        Table of :func:`uflux_xr.site.gapfill.artificial_gap_benchmark` for this variable.
 
     Returns
     -------

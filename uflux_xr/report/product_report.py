@@ -1,6 +1,6 @@
 """``report.html`` of an upscaling run: what the product looks like, how well it was validated, how it was made.
 
-:func:`run_report` reads only what :func:`uflux_xr.pipeline.run` wrote into
+:func:`run_report` reads only what :func:`uflux_xr.workflow.pipeline.run` wrote into
 the run directory (the product, ``totals.csv``, ``validation/``,
 ``inputs/sites.nc``, ``product_vs_truth.csv``, ``run.json``), so a report can
 be remade at any time with ``uflux-xr report RUN_DIR``.  Sections:
@@ -29,8 +29,8 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from uflux_xr.domain import spatial_dims
-from uflux_xr.ensemble import cell_area, grid_crs
+from uflux_xr.core.domain import spatial_dims
+from uflux_xr.grid.ensemble import cell_area, grid_crs
 from uflux_xr.report import figures
 from uflux_xr.report.html import Page
 
@@ -282,7 +282,7 @@ def run_report(run_dir: str | Path, out: str | Path | None = None, *, period: st
     Parameters
     ----------
     run_dir : str or path-like
-        Output directory of :func:`uflux_xr.pipeline.run` (``uflux-xr run --out``).
+        Output directory of :func:`uflux_xr.workflow.pipeline.run` (``uflux-xr run --out``).
     out : str or path-like, optional
         Report file (default ``run_dir/report.html``).
     period : str, optional

@@ -1,0 +1,76 @@
+"""Where a run's inputs come from: a registry of :class:`~uflux_xr.sources.base.InputSource` by the name
+``data.source`` gives (``files``, ``demo``, ``lazy_demo``), and the demo worlds (:mod:`uflux_xr.sources.demo`).
+
+The run and its dry run call :func:`source_for` and use the object it returns; no other part of the run
+layer knows the names or imports the demo worlds.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from uflux_xr.sources.base import GridOutline, Inputs, InputSource
+from uflux_xr.sources.demo_worlds import EagerDemoSource, LazyDemoSource, calibration_table
+from uflux_xr.sources.files import FileSource
+
+if TYPE_CHECKING:
+    from uflux_xr.workflow.config import RunConfig
+
+_REGISTRY: dict[str, type[InputSource]] = {}
+
+
+def register_source(cls: type[InputSource]) -> type[InputSource]:
+    """Register an :class:`InputSource` subclass under its ``name`` (usable as a class decorator)."""
+    _REGISTRY[cls.name] = cls
+    return cls
+
+
+for _cls in (FileSource, EagerDemoSource, LazyDemoSource):
+    register_source(_cls)
+
+
+def source_names() -> tuple[str, ...]:
+    """The values ``data.source`` may take."""
+    return tuple(_REGISTRY)
+
+
+def source_for(config: RunConfig) -> InputSource:
+    """The source ``config``'s run reads: ``data.source``, or ``data.fallback`` when a files source's
+    cube or towers do not exist.
+
+    Raises
+    ------
+    FileNotFoundError
+        A files source whose files are missing, without a fallback; the message says how to make them.
+    """
+    data = config.data
+    name = data.source
+    if name == FileSource.name:
+        missing = [p for p in (data.cube_path, data.sites_path) if not p or not Path(p).exists()]
+        if missing and data.fallback:
+            return _REGISTRY[data.fallback](config)
+        if missing:
+            hint = (
+                f"build them from data.inputs with: uflux-xr prepare {config.path}"
+                if data.inputs is not None
+                else "set data.fallback: lazy_demo to run on the demo world instead"
+            )
+            raise FileNotFoundError(
+                f"{config.path}: input file(s) {missing} not found (data.cube / data.sites); {hint}"
+            )
+    return _REGISTRY[name](config)
+
+
+__all__ = [
+    "EagerDemoSource",
+    "FileSource",
+    "GridOutline",
+    "InputSource",
+    "Inputs",
+    "LazyDemoSource",
+    "calibration_table",
+    "register_source",
+    "source_for",
+    "source_names",
+]
