@@ -29,6 +29,7 @@ from pathlib import Path
 import numpy as np
 
 import uflux_xr as ux
+from uflux_xr.grid.features import resolve_features
 from uflux_xr.grid.upscale import predict_block
 
 REPO = Path(__file__).resolve().parents[1]
@@ -53,7 +54,7 @@ def chunk_and_model():
     table = ux.extract_at_sites(cube, sites, FEATURES, targets=["GPP", "GPP_QC"])
     model = ux.train(table, "GPP", FEATURES, model="xgboost", n_estimators=150, max_depth=6)
     block = cube.isel(time=slice(0, 61))
-    arrays = ux.features.resolve_features(block, FEATURES)
+    arrays = resolve_features(block, FEATURES)
     dims = ("time", "lat", "lon")
     blocks = [
         np.asarray(a.transpose(*[d for d in dims if d in a.dims]).values).reshape(

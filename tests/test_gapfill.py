@@ -7,6 +7,7 @@ import xarray as xr
 
 import uflux_xr as ux
 from uflux_xr.core.qc import long_runs
+from uflux_xr.core.variables import le_to_et
 from uflux_xr.site.gapfill import gapfill
 from uflux_xr.site.gapfill.mds_hesseflux import long_gap_mask
 
@@ -242,7 +243,7 @@ def test_fao_pm_fills_with_the_observed_crop_coefficient():
     assert (out["LE_fqc"].values[0, gap] == 1).all() and (out["LE_fmeth"].values[0, gap] == "fao_pm").all()
     assert out["LE_fsd"].values[0, gap] == pytest.approx(5.0, rel=0.2)  # residual SD of the fit
     daily = ds.resample(time="1D").mean().assign_coords(time=lambda d: d["time"] + pd.Timedelta(hours=12))
-    et = (ux.variables.le_to_et(daily["LE"], daily["TA"])).assign_attrs(units="kg m-2 d-1")
+    et = (le_to_et(daily["LE"], daily["TA"])).assign_attrs(units="kg m-2 d-1")
     out_et = gapfill(daily.assign(ET=et), "ET", method="fao_pm")
     assert np.isfinite(out_et["ET_f"].values).all()
     with pytest.raises(ValueError, match=r"FAO-PM fills latent heat LE .* 'SW_IN' is in 'W m-2'"):

@@ -16,6 +16,7 @@ from uflux_xr.site.random_error import (
     effective_observations,
     standard_error_of_mean,
 )
+from uflux_xr.site.spikes import spike_removed
 from uflux_xr.site.ustar import ustar_flags
 from uflux_xr.workflow.cli import main
 
@@ -101,7 +102,7 @@ def test_process_site_keeps_every_step(processed, tmp_path):
     data, annual = processed.data, processed.annual
     raw = de_tha()
     np.testing.assert_array_equal(data["NEE_raw"].values, raw["NEE"].values)
-    removed = (data["NEE_RUN"] == 1) | ux.spikes.spike_removed(data["NEE_SPIKE"])
+    removed = (data["NEE_RUN"] == 1) | spike_removed(data["NEE_SPIKE"])
     assert int(data["NEE_RUN"].sum()) == 34  # REddyProc's filterLongRuns removes these (10,901 records above)
     assert bool(data["NEE"].where(removed).isnull().all())
     for s in ("uStar", "U05", "U50", "U95"):

@@ -85,7 +85,7 @@ def test_aoa_tables_per_region_add_up_to_the_domain():
         inside = (rows["area_share_inside_aoa"] * rows["land_area_km2"]).sum()
         assert inside / domain["land_area_km2"] == pytest.approx(domain["area_share_inside_aoa"], rel=1e-12)
     # the first day's ENF share written out: cell areas of the ENF land cells with a DI
-    area = ux.ensemble.cell_area(product).values
+    area = ux.cell_area(product).values
     enf = (regions.values == 1) & (aoa[0] >= 0)
     want = (area * (enf & (aoa[0] == 1))).sum() / (area * enf).sum()
     got = parts[(parts["region"] == "ENF") & (parts["time"] == time[0])]["area_share_inside_aoa"].iloc[0]

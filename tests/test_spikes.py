@@ -6,7 +6,7 @@ import pytest
 import xarray as xr
 
 import uflux_xr as ux
-from uflux_xr.site.spikes import flag_spikes, oneflux_night_day, oneflux_spikes
+from uflux_xr.site.spikes import flag_spikes, oneflux_night_day, oneflux_spikes, spike_removed
 
 from .conftest import SHARED_DATA
 
@@ -85,7 +85,7 @@ def test_papale_spikes_find_injected_spikes():
     spikes = SPIKES
     flags = ux.flag_spikes(ds, "NEE", lat=47.0, lon=8.0, utc_offset=1)["NEE_SPIKE"]
     assert flags.attrs["removed_from"] == 2
-    removed = set(np.flatnonzero(ux.spikes.spike_removed(flags).values).tolist())
+    removed = set(np.flatnonzero(spike_removed(flags).values).tolist())
     assert set(spikes) <= removed
     assert removed <= {s + k for s in spikes for k in (-1, 0, 1)}
     with pytest.raises(KeyError, match="NEE_QC"):

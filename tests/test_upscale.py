@@ -3,6 +3,7 @@ import pytest
 import xarray as xr
 
 import uflux_xr as ux
+from uflux_xr.grid.features import resolve_features
 from uflux_xr.grid.upscale import normalize_ensemble, predict_block
 
 from .conftest import FEATURES, assert_product_matches_table, raise_if_dask_computes
@@ -28,7 +29,7 @@ def test_numpy_and_dask_paths_agree_under_two_chunkings(world, small_models):
             ),
             (cube.sizes["time"], cube.sizes["lat"], cube.sizes["lon"]),
         )
-        for a in ux.features.resolve_features(cube, FEATURES).values()
+        for a in resolve_features(cube, FEATURES).values()
     ]
     mask = (cube["land_mask"].values == 1)[None]
     reference = predict_block(*arrays, mask, model=model, n_features=len(FEATURES))

@@ -200,8 +200,6 @@ def process_site(site_ds: xr.Dataset, *, lat=None, lon=None, utc_offset=None, **
         a step; each names the variable and the step.
     """
     from uflux_xr.site.partition import partition
-    from uflux_xr.site.spikes import flag_spikes, spike_removed
-    from uflux_xr.site.ustar import fill_ustar_scenarios, scenario_name, ustar_thresholds
 
     opts = options_from_keywords(SiteChainOptions, options, "process_site")
     one = one_site(site_ds, "process_site")
@@ -228,40 +226,7 @@ def process_site(site_ds: xr.Dataset, *, lat=None, lon=None, utc_offset=None, **
 
     # 1-2: QC, long runs, spikes
     start = timer.perf_counter()
-    qc, spikes = {}, {}
-    for flux in fluxes:
-        raw = one[flux]
-        usable = usable_mask(one, flux, opts.good_qc)
-        runs = (
-            long_runs(np.where(usable, raw.values, np.nan), opts.long_runs) if opts.long_runs else np.zeros_like(usable)
-        )
-        cleaned = raw.where(usable & ~runs)
-        one = one.assign(
-            {
-                f"{flux}_raw": raw,
-                f"{flux}_RUN": (
-                    "time",
-                    runs.astype(np.int8),
-                    {"units": "1", "long_name": f"{flux} in a run of >= {opts.long_runs} equal values (removed)"},
-                ),
-                flux: cleaned.assign_attrs(raw.attrs),
-            }
-        )
-        qc[flux] = {
-            "missing": int(raw.isnull().sum()),
-            "failing_qc": int((np.isfinite(raw.values) & ~usable).sum()),
-            "long_runs": int(runs.sum()),
-        }
-        if opts.spikes:
-            one = flag_spikes(one, flux, convention=opts.spikes, **position)
-            removed = spike_removed(one[f"{flux}_SPIKE"]).values
-            flags = one[f"{flux}_SPIKE"].values
-            spikes[flux] = {
-                "tested": int(np.isfinite(flags).sum()),
-                "removed": int(removed.sum()),
-                **{f"flag_{k}": int((flags == k).sum()) for k in (1, 2, 3) if (flags == k).any()},
-            }
-            one[flux] = one[flux].where(~removed)
+    one, qc, spikes = _remove_bad_records(one, fluxes, opts, position)
     summary["qc"], summary["spikes"] = qc, spikes or "not run"
     clock["qc_and_spikes"] = timer.perf_counter() - start
 
@@ -275,32 +240,7 @@ def process_site(site_ds: xr.Dataset, *, lat=None, lon=None, utc_offset=None, **
 
     # 4-5: u* scenarios, MDS
     start = timer.perf_counter()
-    table = None
-    if opts.ustar == "bootstrap":
-        table = ustar_thresholds(
-            one, n_samples=opts.ustar_samples, probs=opts.ustar_probs, seed=opts.seed, **opts.ustar_options
-        )
-        scenarios = ["uStar", *(scenario_name(p) for p in opts.ustar_probs)]
-        one = fill_ustar_scenarios(one, "NEE", table, scenarios, **opts.mds)
-        single = table.iloc[0]
-        summary["ustar"] = {
-            "threshold": float(single["ustar"]),
-            **{s: float(single[s]) for s in scenarios[1:]},
-            "by_year": {
-                int(row["season_year"]): {c: float(row[c]) for c in ["ustar", *scenarios[1:]]}
-                for _, row in table[table["aggregation"] == "year"].iterrows()
-            },
-            "samples": opts.ustar_samples,
-            "notes": table.attrs.get("notes", []),
-        }
-    elif opts.ustar is not None:
-        scenarios = ["uStar"]
-        one = fill_ustar_scenarios(one, "NEE", float(opts.ustar), scenarios, **opts.mds)
-        summary["ustar"] = {"threshold": float(opts.ustar), "given": True}
-    else:
-        scenarios = [""]
-        one = gapfill(one, "NEE", **opts.mds)
-        summary["ustar"] = "not filtered"
+    one, table, scenarios, summary["ustar"] = _ustar_scenarios(one, opts)
     nee_names = [_scenario_name("NEE", s) for s in scenarios]
     if isinstance(summary["ustar"], dict):
         summary["ustar"]["filtered_share"] = {
@@ -348,6 +288,91 @@ def process_site(site_ds: xr.Dataset, *, lat=None, lon=None, utc_offset=None, **
     out.attrs["processing_summary"] = json.dumps(to_jsonable(summary))
     log.info("site %s processed in %.1f s", site, sum(clock.values()))
     return ProcessedSite(like_input(out, site_ds), table, annual, summary)
+
+
+def _remove_bad_records(
+    one: xr.Dataset, fluxes, opts: SiteChainOptions, position: dict
+) -> tuple[xr.Dataset, dict, dict]:
+    """Steps 1-2 of the chain on one site: records failing ``good_qc``, runs of equal values and spikes set
+    missing (the raw series kept as ``<flux>_raw``, the flags as ``<flux>_RUN`` and ``<flux>_SPIKE``).
+
+    Returns the dataset and the counts per flux of what was removed (QC and long runs; spikes)."""
+    from uflux_xr.site.spikes import flag_spikes, spike_removed
+
+    qc, spikes = {}, {}
+    for flux in fluxes:
+        raw = one[flux]
+        usable = usable_mask(one, flux, opts.good_qc)
+        runs = (
+            long_runs(np.where(usable, raw.values, np.nan), opts.long_runs) if opts.long_runs else np.zeros_like(usable)
+        )
+        cleaned = raw.where(usable & ~runs)
+        one = one.assign(
+            {
+                f"{flux}_raw": raw,
+                f"{flux}_RUN": (
+                    "time",
+                    runs.astype(np.int8),
+                    {"units": "1", "long_name": f"{flux} in a run of >= {opts.long_runs} equal values (removed)"},
+                ),
+                flux: cleaned.assign_attrs(raw.attrs),
+            }
+        )
+        qc[flux] = {
+            "missing": int(raw.isnull().sum()),
+            "failing_qc": int((np.isfinite(raw.values) & ~usable).sum()),
+            "long_runs": int(runs.sum()),
+        }
+        if opts.spikes:
+            one = flag_spikes(one, flux, convention=opts.spikes, **position)
+            removed = spike_removed(one[f"{flux}_SPIKE"]).values
+            flags = one[f"{flux}_SPIKE"].values
+            spikes[flux] = {
+                "tested": int(np.isfinite(flags).sum()),
+                "removed": int(removed.sum()),
+                **{f"flag_{k}": int((flags == k).sum()) for k in (1, 2, 3) if (flags == k).any()},
+            }
+            one[flux] = one[flux].where(~removed)
+    return one, qc, spikes
+
+
+def _ustar_scenarios(
+    one: xr.Dataset, opts: SiteChainOptions
+) -> tuple[xr.Dataset, pd.DataFrame | None, list[str], dict | str]:
+    """Steps 4-5 for NEE: the u* threshold (bootstrapped, given, or none), the u*-filtered NEE per scenario
+    filled by MDS.  Returns the dataset, the threshold table (bootstrap only), the scenario names and the
+    summary of the u* step."""
+    from uflux_xr.site.gapfill import gapfill
+    from uflux_xr.site.ustar import fill_ustar_scenarios, scenario_name, ustar_thresholds
+
+    ustar_summary: dict | str
+    table = None
+    if opts.ustar == "bootstrap":
+        table = ustar_thresholds(
+            one, n_samples=opts.ustar_samples, probs=opts.ustar_probs, seed=opts.seed, **opts.ustar_options
+        )
+        scenarios = ["uStar", *(scenario_name(p) for p in opts.ustar_probs)]
+        one = fill_ustar_scenarios(one, "NEE", table, scenarios, **opts.mds)
+        single = table.iloc[0]
+        ustar_summary = {
+            "threshold": float(single["ustar"]),
+            **{s: float(single[s]) for s in scenarios[1:]},
+            "by_year": {
+                int(row["season_year"]): {c: float(row[c]) for c in ["ustar", *scenarios[1:]]}
+                for _, row in table[table["aggregation"] == "year"].iterrows()
+            },
+            "samples": opts.ustar_samples,
+            "notes": table.attrs.get("notes", []),
+        }
+    elif opts.ustar is not None:
+        scenarios = ["uStar"]
+        one = fill_ustar_scenarios(one, "NEE", float(opts.ustar), scenarios, **opts.mds)
+        ustar_summary = {"threshold": float(opts.ustar), "given": True}
+    else:
+        scenarios = [""]
+        one = gapfill(one, "NEE", **opts.mds)
+        ustar_summary = "not filtered"
+    return one, table, scenarios, ustar_summary
 
 
 def _fill_rest_with_ml(one: xr.Dataset, name: str, opts: SiteChainOptions) -> xr.Dataset:

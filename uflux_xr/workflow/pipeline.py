@@ -401,6 +401,64 @@ def run(
     t = time.perf_counter()
     check_predictor_coverage(cube, sorted({f for m in config.ensemble.member_specs for f in m.predictors}))
     timings["coverage_check"] = time.perf_counter() - t  # one time chunk of inputs, whatever the run's length
+    product, applicability = lazy_product(config, table, members, cube, out_dir / "models", predictions, timings)
+    products, counts, totals, aoa_note = write_outputs(
+        config, product, table, inputs, out_dir, regions, applicability, progress
+    )
+    clipped = _clipped_note(counts)
+    timings["upscale_write"] = time.perf_counter() - t
+    inference = dedup_report()
+
+    zarr_path = out_dir / "product.zarr"
+    scores = None
+    if truth is not None and _cells(product) > MAX_TRUTH_SCORE_VALUES:
+        log.info("product of %.2g values: not scored against the truth in memory", _cells(product))
+    elif truth is not None:
+        final = (
+            xr.open_zarr(zarr_path, consolidated=False) if "zarr" in products else xr.open_dataset(products["netcdf"])
+        )
+        scores = score_against_truth(final, truth)
+        scores.to_csv(out_dir / "product_vs_truth.csv", index=False)
+    explained: dict = {}
+    explain_line = ""
+    if config.explain.enabled:
+        t = time.perf_counter()
+        products["explanation"], explained, explain_line = explain_run(config, members, cube, table, out_dir)
+        timings["explain"] = time.perf_counter() - t
+    timings["total"] = time.perf_counter() - t0
+    log.info("run finished in %.1f s", timings["total"])
+    notes = _run_notes(table, out_dir, clipped, explain_line, inference)
+    result = RunResult(
+        out_dir, products, validation, scores, timings, notes, inference, applicability, aoa_note, explained
+    )
+    record = run_record(config, result, plan, table, counts, started)
+    write_text_atomic(out_dir / "run.json", json.dumps(to_jsonable(record), indent=2))
+    if report:
+        from uflux_xr.report import run_report
+
+        t = time.perf_counter()
+        try:
+            result.products["report"] = run_report(out_dir)
+        except Exception as err:  # the product is complete and stays usable; say so rather than fail the run
+            log.exception("report.html not written")
+            notes.append(f"report.html not written ({err}); remake it with: uflux-xr report {out_dir}")
+        timings["report"] = time.perf_counter() - t
+        record["timings"] = dict(timings)
+        write_text_atomic(out_dir / "run.json", json.dumps(to_jsonable(record), indent=2))
+    return result
+
+
+def lazy_product(
+    config: RunConfig,
+    table: pd.DataFrame,
+    members: dict[str, dict[str, FluxModel]],
+    cube: xr.Dataset,
+    model_dir: Path,
+    predictions: pd.DataFrame | None,
+    timings: dict[str, float],
+) -> tuple[xr.Dataset, dict[str, dict]]:
+    """The run's product as a lazy dataset: the members' predictions and, when the ``applicability`` section
+    asks for them, the DI/AOA/error layers (with their per-flux fit summaries, ``{}`` without)."""
     applicability: dict[str, dict] = {}
     layers = None
     if config.applicability.enabled:
@@ -409,7 +467,7 @@ def run(
             table,
             members,
             cube,
-            model_dir=out_dir / "models",
+            model_dir=model_dir,
             predictions=predictions,
             weights=config.applicability.weights,
             threshold=config.applicability.threshold,
@@ -420,10 +478,31 @@ def run(
     weights = None
     if layers is not None and config.applicability.hybrid_residual == "fade":
         weights = residual_weights(layers, applicability)
-    dedup_report(reset=True)
+    dedup_report(reset=True)  # the run's summary counts what the product's predictions do, from here
     product = upscale(members, cube, dedup=config.output.dedup, residual_weights=weights)
     if layers is not None:
         product = product.assign(layers.data_vars)
+    return product, applicability
+
+
+def write_outputs(
+    config: RunConfig,
+    product: xr.Dataset,
+    table: pd.DataFrame,
+    inputs: Inputs,
+    out_dir: Path,
+    regions,
+    applicability: dict[str, dict],
+    progress: bool,
+) -> tuple[dict[str, Path], dict, pd.DataFrame, str]:
+    """Compute and write the product (resumable Zarr, then NetCDF converted from it), its ensemble
+    statistics, totals and value counts in one pass, and the AOA shares.
+
+    Returns
+    -------
+    tuple
+        (paths by kind, {flux: (clipped, valid) counts}, the totals table, the AOA note)
+    """
     history = f"uflux-xr run {config.path} (name={config.name})"
     products = {}
     zarr_path = out_dir / "product.zarr"
@@ -457,7 +536,6 @@ def run(
     )
     counts = {flux: (int(c), int(v)) for flux, (c, v) in counts.items()}
     totals = _totals_table(complete, totals)
-    clipped = _clipped_note(counts)
     aoa_note = ""
     if applicability:
         inside, by_time = aoa_tables(complete, xr.open_zarr(products["stats"]), regions)
@@ -467,26 +545,12 @@ def run(
     totals.to_csv(out_dir / "totals.csv", index=False)
     if "zarr" not in config.output.formats:
         shutil.rmtree(zarr_path)
-    timings["upscale_write"] = time.perf_counter() - t
-    inference = dedup_report()
+    return products, counts, totals, aoa_note
 
-    scores = None
-    if truth is not None and _cells(product) > MAX_TRUTH_SCORE_VALUES:
-        log.info("product of %.2g values: not scored against the truth in memory", _cells(product))
-    elif truth is not None:
-        final = (
-            xr.open_zarr(zarr_path, consolidated=False) if "zarr" in products else xr.open_dataset(products["netcdf"])
-        )
-        scores = score_against_truth(final, truth)
-        scores.to_csv(out_dir / "product_vs_truth.csv", index=False)
-    explained: dict = {}
-    explain_line = ""
-    if config.explain.enabled:
-        t = time.perf_counter()
-        products["explanation"], explained, explain_line = explain_run(config, members, cube, table, out_dir)
-        timings["explain"] = time.perf_counter() - t
-    timings["total"] = time.perf_counter() - t0
-    log.info("run finished in %.1f s", timings["total"])
+
+def _run_notes(table: pd.DataFrame, out_dir: Path, clipped: str, explain_line: str, inference: dict) -> list[str]:
+    """The run summary's notes: clipped values, explanations, deduplication and how towers met the grid
+    (written to ``tower_cells.csv``)."""
     notes = [clipped] if clipped else []
     if explain_line:
         notes.append(explain_line)
@@ -510,24 +574,7 @@ def run(
             )
             + " (tower_cells.csv)"
         )
-    result = RunResult(
-        out_dir, products, validation, scores, timings, notes, inference, applicability, aoa_note, explained
-    )
-    record = run_record(config, result, plan, table, counts, started)
-    write_text_atomic(out_dir / "run.json", json.dumps(to_jsonable(record), indent=2))
-    if report:
-        from uflux_xr.report import run_report
-
-        t = time.perf_counter()
-        try:
-            result.products["report"] = run_report(out_dir)
-        except Exception as err:  # the product is complete and stays usable; say so rather than fail the run
-            log.exception("report.html not written")
-            notes.append(f"report.html not written ({err}); remake it with: uflux-xr report {out_dir}")
-        timings["report"] = time.perf_counter() - t
-        record["timings"] = dict(timings)
-        write_text_atomic(out_dir / "run.json", json.dumps(to_jsonable(record), indent=2))
-    return result
+    return notes
 
 
 def explain_run(
