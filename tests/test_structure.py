@@ -195,3 +195,11 @@ def test_one_lloyd_taylor_and_one_net_radiation():
             if module != "uflux_xr.core.physics":
                 source = MODULES[module].read_text()
                 assert f"physics.{name}(" in source, f"{module}.{name} does not call uflux_xr.core.physics.{name}"
+
+
+def test_the_layout_page_names_every_module():
+    layout = (REPO / "docs" / "layout.md").read_text()
+    missing = [
+        str(p.relative_to(REPO)) for p in PACKAGE.rglob("*.py") if p.name != "__init__.py" and p.name not in layout
+    ]
+    assert not missing, f"docs/layout.md does not say what these modules are for: {missing}"

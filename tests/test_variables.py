@@ -42,3 +42,20 @@ def test_registry_has_cf_metadata():
     with pytest.raises(KeyError, match="not a canonical"):
         v.variable_attrs("FOO")
     assert np.isin(["GPP", "TA", "NIRv", "ET"], sorted(v.known_names())).all()
+
+
+def test_subdaily_units_are_the_registry_s_with_carbon_fluxes_in_umol():
+    from uflux_xr.core.variables import subdaily_units
+
+    assert subdaily_units("NEE", "GPP", "LE", "TA", "VPD", "PA", "NETRAD", "USTAR") == {
+        "NEE": "umol m-2 s-1",
+        "GPP": "umol m-2 s-1",
+        "LE": "W m-2",
+        "TA": "degC",
+        "VPD": "hPa",
+        "PA": "kPa",
+        "NETRAD": "W m-2",
+        "USTAR": "m s-1",
+    }
+    with pytest.raises(KeyError, match="not a canonical"):
+        subdaily_units("TAIR")

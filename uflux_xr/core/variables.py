@@ -113,6 +113,28 @@ def known_names() -> set[str]:
     return set(reg["fluxes"]) | set(reg["derived"]) | set(reg["predictors"])
 
 
+#: Carbon fluxes, whose sub-daily tower records are in µmol CO2 m-2 s-1 (the registry's units are the products').
+CARBON_FLUXES_SUBDAILY_UNITS = "umol m-2 s-1"
+
+
+def subdaily_units(*names: str) -> dict[str, str]:
+    """Units [as strings] each variable has in a sub-daily site dataset: the registry's, except the carbon
+    fluxes (NEE, GPP, RECO), which towers record in µmol CO2 m-2 s-1.
+
+    The one table of the units the tower wing's steps expect; they check their inputs against it
+    (:func:`check_units`).
+
+    Raises
+    ------
+    KeyError
+        A name the registry does not know.
+    """
+    return {
+        name: CARBON_FLUXES_SUBDAILY_UNITS if name in ("NEE", "GPP", "RECO") else variable_attrs(name)["units"]
+        for name in names
+    }
+
+
 def is_categorical(name: str) -> bool:
     """Whether predictor ``name`` holds class codes (IGBP) rather than a quantity."""
     return name in registry().get("categorical", ())

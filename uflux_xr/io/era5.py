@@ -71,7 +71,8 @@ from uflux_xr.core.variables import SECONDS_PER_DAY, variable_attrs
 
 log = logging.getLogger(__name__)
 
-#: CDS variable -> units the file must state (any of these spellings).
+#: CDS variable -> units the file must state (any of these spellings): the source's own units, which the
+#: reader converts to the registry's (uflux_xr.core.variables), not a second table of ours.
 EXPECTED_UNITS = {
     "t2m": {"K"},
     "d2m": {"K"},

@@ -60,20 +60,12 @@ import numpy as np
 from scipy.optimize import least_squares
 
 from uflux_xr.core import physics
-from uflux_xr.core.variables import SECONDS_PER_DAY, canonical_units, latent_heat_of_vaporization
+from uflux_xr.core.variables import SECONDS_PER_DAY, canonical_units, latent_heat_of_vaporization, subdaily_units
 
 log = logging.getLogger(__name__)
 
 #: Units each baseline driver must be in (checked when the table states its units).
-DRIVER_UNITS = {
-    "TA": "degC",
-    "SW_IN": "W m-2",
-    "LW_IN": "W m-2",
-    "VPD": "hPa",
-    "SWC": "%",
-    "NIRv": "1",
-    "NIRv_MAX": "1",
-}
+DRIVER_UNITS = subdaily_units("TA", "SW_IN", "LW_IN", "VPD", "SWC", "NIRv", "NIRv_MAX")
 
 #: Global radiation below which a row is night [W m-2] (REddyProc's ``Rg < 10``, sEddyProc_sMRFluxPartition).
 NIGHT_SW_IN = 10.0

@@ -44,7 +44,7 @@ from uflux_xr.core.domain import time_step
 from uflux_xr.core.plausibility import check_plausible
 from uflux_xr.core.qc import long_runs, usable_mask
 from uflux_xr.core.solar import site_position
-from uflux_xr.core.variables import MOLAR_MASS_C, check_units
+from uflux_xr.core.variables import MOLAR_MASS_C, check_units, subdaily_units
 from uflux_xr.io.jsonable import to_jsonable
 from uflux_xr.site.dataset import like_input, one_site
 from uflux_xr.site.gapfill.api import FILL_LABELS, ML
@@ -55,15 +55,7 @@ from uflux_xr.site.random_error import aggregate_with_random_error
 log = logging.getLogger(__name__)
 
 #: What the chain reads [units]; USTAR only with u* filtering.
-INPUT_UNITS = {
-    "NEE": "umol m-2 s-1",
-    "LE": "W m-2",
-    "H": "W m-2",
-    "SW_IN": "W m-2",
-    "TA": "degC",
-    "VPD": "hPa",
-    "USTAR": "m s-1",
-}
+INPUT_UNITS = subdaily_units("NEE", "LE", "H", "SW_IN", "TA", "VPD", "USTAR")
 METEOROLOGY = ("TA", "VPD", "SW_IN")
 
 

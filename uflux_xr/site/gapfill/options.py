@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, fields
 from typing import Literal
 
-from uflux_xr.core.variables import check_units
+from uflux_xr.core.variables import check_units, subdaily_units
 
 
 @dataclass(frozen=True)
@@ -133,15 +133,7 @@ class Method:
 
 
 #: Units of every driver a method may read.
-DRIVER_UNITS = {
-    "SW_IN": "W m-2",
-    "TA": "degC",
-    "VPD": "hPa",
-    "NETRAD": "W m-2",
-    "LW_IN": "W m-2",
-    "PA": "kPa",
-    "WS": "m s-1",
-}
+DRIVER_UNITS = subdaily_units("SW_IN", "TA", "VPD", "NETRAD", "LW_IN", "PA", "WS")
 
 METHODS: dict[str, Method] = {
     "mds": Method(MDSOptions, {d: DRIVER_UNITS[d] for d in ("SW_IN", "TA", "VPD")}),
