@@ -9,7 +9,6 @@ from pathlib import Path
 import uflux_xr
 
 DOCS = Path(__file__).resolve().parent
-REPO = DOCS.parent
 
 project = "uflux-xr"
 author = "uflux-xr developers"
@@ -21,7 +20,6 @@ extensions = [
     "numpydoc",
     "sphinx.ext.autodoc",
     "sphinx.ext.autosummary",
-    "sphinx.ext.intersphinx",
     "sphinx.ext.mathjax",
     "sphinx_gallery.gen_gallery",
 ]
@@ -38,19 +36,13 @@ html_theme_options = {
     "show_toc_level": 2,
     "secondary_sidebar_items": ["page-toc"],
 }
-html_static_path: list[str] = []
 
 autosummary_generate = True
 autodoc_typehints = "none"  # numpydoc documents the types in the docstring
-autodoc_default_options = {"members": False}
 numpydoc_show_class_members = False
 numpydoc_class_members_toctree = False
 # Type names in docstrings are prose ("array-like", "dict of str to float"), not cross-references.
 numpydoc_xref_param_type = False
-
-intersphinx_mapping: dict[str, tuple[str, None]] = {}  # offline builds: no inventories are fetched
-
-nitpicky = False
 
 sphinx_gallery_conf = {
     "examples_dirs": "examples",
@@ -61,11 +53,8 @@ sphinx_gallery_conf = {
     "download_all_examples": False,
     "remove_config_comments": True,
     "within_subsection_order": "FileNameSortKey",
-    # the examples read ../shared/data relative to the repository root
-    "reset_modules": (),
 }
-os.environ.setdefault("UFLUX_DOCS_BUILD", "1")
-os.environ.setdefault("MPLBACKEND", "Agg")
+os.environ.setdefault("MPLBACKEND", "Agg")  # the examples draw without a display
 
 
 def _check_public_names(app, env) -> None:

@@ -28,7 +28,7 @@ from .conftest import FEATURES
         sites.extract_at_sites,
         aggregate.to_daily,
         cube.build_cube,
-        FileSource.open,  # a run's cube and towers from files
+        FileSource.read,  # a run's cube and towers from files
     ],
     ids=lambda f: f"{f.__module__}.{f.__name__}",
 )

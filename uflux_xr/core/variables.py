@@ -15,7 +15,7 @@ import numpy as np
 import xarray as xr
 import yaml
 
-from uflux_xr.core.constants import KELVIN, MOLAR_MASS_C, SECONDS_PER_DAY, UMOL_CO2_TO_GC_PER_DAY  # noqa: F401 - re-exported
+from uflux_xr.core.constants import KELVIN, SECONDS_PER_DAY, UMOL_CO2_TO_GC_PER_DAY
 
 # Spellings seen in FLUXNET, ERA5 and CF files, mapped to one canonical spelling.
 _UNIT_ALIASES = {

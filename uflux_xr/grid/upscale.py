@@ -19,9 +19,10 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 import xarray as xr
 
+from uflux_xr.core.constants import SECONDS_PER_DAY
 from uflux_xr.core.domain import spatial_dims, time_step
 from uflux_xr.core.plausibility import check_values, resolution_of
-from uflux_xr.core.variables import SECONDS_PER_DAY, ensure_units, latent_heat_of_vaporization, variable_attrs
+from uflux_xr.core.variables import ensure_units, latent_heat_of_vaporization, variable_attrs
 from uflux_xr.grid.features import resolve_features
 from uflux_xr.io.loaded_once import LoadedOnce
 from uflux_xr.models import FluxModel, load_model

@@ -63,11 +63,11 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from uflux_xr.core.constants import KELVIN
+from uflux_xr.core.constants import KELVIN, SECONDS_PER_DAY
 from uflux_xr.core.domain import COORDINATE_ATTRS, month_middles, time_step
 from uflux_xr.core.physics import vpd_from_dewpoint
 from uflux_xr.core.plausibility import check_plausible
-from uflux_xr.core.variables import SECONDS_PER_DAY, variable_attrs
+from uflux_xr.core.variables import variable_attrs
 
 log = logging.getLogger(__name__)
 

@@ -60,7 +60,8 @@ import numpy as np
 from scipy.optimize import least_squares
 
 from uflux_xr.core import physics
-from uflux_xr.core.variables import SECONDS_PER_DAY, canonical_units, latent_heat_of_vaporization, subdaily_units
+from uflux_xr.core.constants import SECONDS_PER_DAY
+from uflux_xr.core.variables import canonical_units, latent_heat_of_vaporization, subdaily_units
 
 log = logging.getLogger(__name__)
 

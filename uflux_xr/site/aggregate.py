@@ -14,11 +14,11 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
+from uflux_xr.core.constants import SECONDS_PER_DAY
 from uflux_xr.core.domain import month_middles, time_step
 from uflux_xr.core.plausibility import check_plausible, registry_name
 from uflux_xr.core.qc import flag_kept, fraction_kept
 from uflux_xr.core.variables import (
-    SECONDS_PER_DAY,
     UnitsError,
     canonical_units,
     convert_values,

@@ -40,11 +40,12 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
+from uflux_xr.core.constants import MOLAR_MASS_C
 from uflux_xr.core.domain import time_step
 from uflux_xr.core.plausibility import check_plausible
 from uflux_xr.core.qc import long_runs, usable_mask
 from uflux_xr.core.solar import site_position
-from uflux_xr.core.variables import MOLAR_MASS_C, check_units, subdaily_units
+from uflux_xr.core.variables import check_units, subdaily_units
 from uflux_xr.io.jsonable import to_jsonable
 from uflux_xr.site.dataset import like_input, one_site
 from uflux_xr.site.gapfill.api import FILL_LABELS, ML

@@ -49,7 +49,7 @@ class GridOutline:
 class InputSource(ABC):
     """Where a run's predictor cube and towers come from.
 
-    Subclasses set the class attributes and implement :meth:`open` and :meth:`outline`; the other
+    Subclasses set the class attributes and implement :meth:`read` and :meth:`outline`; the other
     methods have defaults that suit a source read from files.
 
     Parameters
@@ -62,19 +62,33 @@ class InputSource(ABC):
     name: ClassVar[str]
     #: How the plan knows the land share of the grid, in words.
     land_note: ClassVar[str] = ""
-    #: The inputs are generated, not measured: the truth is known and the run says so.
-    synthetic: ClassVar[bool] = False
     #: Chunks are computed from coordinates as they are read (the plan counts the temporaries).
     makes_chunks: ClassVar[bool] = False
-    #: :meth:`open` cuts the window and derives annual maxima itself (else the run does, on the opened cube).
-    cuts_window: ClassVar[bool] = False
 
     def __init__(self, config: RunConfig):
         self.config = config
 
-    @abstractmethod
     def open(self, out_dir: Path, window: Mapping[str, slice] | None = None) -> Inputs:
-        """The cube (lazy), the towers and the truth (None where unknown); ``out_dir/inputs`` may hold copies."""
+        """The cube (lazy, cut to ``window``), the towers and the truth (None where unknown); ``out_dir/inputs``
+        may hold copies."""
+        return self.cut_window(self.read(out_dir, window), window)
+
+    @abstractmethod
+    def read(self, out_dir: Path, window: Mapping[str, slice] | None = None) -> Inputs:
+        """The inputs as the source holds them (:meth:`cut_window` then cuts them to ``window``)."""
+
+    def cut_window(self, found: Inputs, window: Mapping[str, slice] | None) -> Inputs:
+        """Annual maxima (``NIRv_MAX``) derived from the whole cube, then the cube and truth cut to ``window``;
+        the whole cube stays the training cube, as towers outside the window train too."""
+        from uflux_xr.grid.features import with_annual_maxima
+
+        found.cube = with_annual_maxima(found.cube, self.config.ensemble.predictors)
+        if window:
+            found.training_cube = found.cube
+            found.cube = found.cube.isel({d: w for d, w in window.items() if d in found.cube.dims})
+            if found.truth is not None:
+                found.truth = found.truth.isel({d: w for d, w in window.items() if d in found.truth.dims})
+        return found
 
     @abstractmethod
     def outline(self, window: Mapping[str, slice] | None = None) -> GridOutline:

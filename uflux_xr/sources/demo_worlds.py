@@ -18,8 +18,6 @@ log = logging.getLogger(__name__)
 class _WorldSource(InputSource):
     """A demo world: the grid and period are the configuration's domain; towers are ``data.n_sites``."""
 
-    synthetic = True
-
     def outline(self, window: Mapping[str, slice] | None = None) -> GridOutline:
         import dask.array as da
 
@@ -49,7 +47,7 @@ class EagerDemoSource(_WorldSource):
     name = "demo"
     land_note = "the demo world's land share"
 
-    def open(self, out_dir: Path, window: Mapping[str, slice] | None = None) -> Inputs:
+    def read(self, out_dir: Path, window: Mapping[str, slice] | None = None) -> Inputs:
         from uflux_xr.sources.demo import eager
 
         config, inputs = self.config, out_dir / "inputs"
@@ -86,7 +84,6 @@ class LazyDemoSource(_WorldSource):
     name = "lazy_demo"
     land_note = "estimated from 20,000 sampled cells"
     makes_chunks = True
-    cuts_window = True
 
     def world(self):
         """The :class:`~uflux_xr.sources.demo.lazy.LazyWorld` of the configuration's domain (made once)."""
@@ -97,7 +94,7 @@ class LazyDemoSource(_WorldSource):
             self._world = LazyWorld(self.config.grid, seed=data.seed, n_sites=data.n_sites, climate_km=data.climate_km)
         return self._world
 
-    def open(self, out_dir: Path, window: Mapping[str, slice] | None = None) -> Inputs:
+    def read(self, out_dir: Path, window: Mapping[str, slice] | None = None) -> Inputs:
         from uflux_xr.sources.demo.lazy import PREDICTORS
 
         config = self.config
@@ -115,6 +112,9 @@ class LazyDemoSource(_WorldSource):
         part = dict(window) if window else None
         cube, truth = lazy.cube(config.output.chunks, names, part), lazy.truth(config.output.chunks, window=part)
         return Inputs(cube, sites, truth, self)
+
+    def cut_window(self, found: Inputs, window: Mapping[str, slice] | None) -> Inputs:
+        return found  # read() made only the window's chunks, and annual maxima need whole years (refused there)
 
     def training_table(self, inputs: Inputs, features, targets):
         # the predictors evaluated at the tower cells directly: the same values without computing any cube chunk

@@ -7,6 +7,7 @@ from pathlib import Path
 
 from uflux_xr.core.domain import check_grid, spatial_dims
 from uflux_xr.core.plausibility import check_plausible
+from uflux_xr.grid.extract import tower_overlap
 from uflux_xr.io import open_any
 from uflux_xr.sources.base import GridOutline, Inputs, InputSource
 
@@ -17,7 +18,7 @@ class FileSource(InputSource):
     name = "files"
     land_note = "the cube's land_mask"
 
-    def open(self, out_dir: Path, window: Mapping[str, slice] | None = None) -> Inputs:
+    def read(self, out_dir: Path, window: Mapping[str, slice] | None = None) -> Inputs:
         config = self.config
         cube = open_any(config.data.cube_file, chunks=config.output.chunks)
         if config.domain is not None:
@@ -41,8 +42,6 @@ class FileSource(InputSource):
 
     def outline(self, window: Mapping[str, slice] | None = None) -> GridOutline:
         # the cube's metadata and the towers' records; no predictor value is read
-        from uflux_xr.grid.extract import tower_overlap
-
         config = self.config
         cube = open_any(config.data.cube_file, chunks=config.output.chunks)
         ydim, xdim = spatial_dims(cube)

@@ -41,7 +41,7 @@ from uflux_xr.core.progress import ProgressLog
 from uflux_xr.grid.completeness import aoa_tables, applicability_layers, residual_weights
 from uflux_xr.grid.ensemble import area_weighted_total, ensemble_statistics
 from uflux_xr.grid.extract import extract_at_sites
-from uflux_xr.grid.features import resolve_features, with_annual_maxima
+from uflux_xr.grid.features import resolve_features
 from uflux_xr.grid.regions import RegionMap, resolve_regions
 from uflux_xr.grid.upscale import NON_NEGATIVE_FLUXES, dedup_report, upscale
 from uflux_xr.grid.validate import cross_validate
@@ -86,14 +86,6 @@ def prepare_inputs(config: RunConfig, out_dir: Path, window: Mapping[str, slice]
     source = source_for(config)
     (out_dir / "inputs").mkdir(parents=True, exist_ok=True)
     found = source.open(out_dir, window)
-    if not source.cuts_window:
-        # annual maxima from the whole cube, so a time window reads the values the models trained on
-        found.cube = with_annual_maxima(found.cube, config.ensemble.predictors)
-        if window:
-            found.training_cube = found.cube  # towers outside the window still train (at their own cells)
-            found.cube = found.cube.isel({d: w for d, w in window.items() if d in found.cube.dims})
-            if found.truth is not None:
-                found.truth = found.truth.isel({d: w for d, w in window.items() if d in found.truth.dims})
     if window and "time" in window and config.training.period == "window":
         found.sites = found.sites.sel(time=found.sites.indexes["time"].intersection(found.cube.indexes["time"]))
     return found
@@ -409,13 +401,14 @@ def run(
     timings["upscale_write"] = time.perf_counter() - t
     inference = dedup_report()
 
-    zarr_path = out_dir / "product.zarr"
     scores = None
     if truth is not None and _cells(product) > MAX_TRUTH_SCORE_VALUES:
         log.info("product of %.2g values: not scored against the truth in memory", _cells(product))
     elif truth is not None:
         final = (
-            xr.open_zarr(zarr_path, consolidated=False) if "zarr" in products else xr.open_dataset(products["netcdf"])
+            xr.open_zarr(products["zarr"], consolidated=False)
+            if "zarr" in products
+            else xr.open_dataset(products["netcdf"])
         )
         scores = score_against_truth(final, truth)
         scores.to_csv(out_dir / "product_vs_truth.csv", index=False)

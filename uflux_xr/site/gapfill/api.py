@@ -15,8 +15,9 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
+from uflux_xr.core.constants import SECONDS_PER_DAY
 from uflux_xr.core.qc import usable_mask
-from uflux_xr.core.variables import SECONDS_PER_DAY, canonical_units, latent_heat_of_vaporization
+from uflux_xr.core.variables import canonical_units, latent_heat_of_vaporization
 from uflux_xr.site.aggregate import steps_per_day, time_step
 from uflux_xr.site.dataset import like_input, with_site_dim
 from uflux_xr.site.gapfill import fao_pm
