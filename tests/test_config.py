@@ -23,7 +23,7 @@ def test_demo_config_is_valid():
 @pytest.mark.parametrize(
     ("change", "message"),
     [
-        (lambda c: c.update(colour="blue"), r"top level: unknown key\(s\) \['colour'\]"),
+        (lambda c: c.update(colour="blue"), r"top level: unknown key\(s\) 'colour'"),
         (lambda c: c.pop("name"), "name: expected a non-empty string"),
         (lambda c: c["data"].update(source="ftp"), "data.source: expected one of"),
         (lambda c: c["data"]["domain"].update(lat=[70, 35]), "data.domain.lat: min 70.0 must be below max 35.0"),
@@ -33,7 +33,19 @@ def test_demo_config_is_valid():
         (lambda c: c.update(predictors=["TA", "TA"]), "predictors: duplicate names"),
         (lambda c: c.update(predictors=["TA", "WIND"]), r"predictors: unknown predictor\(s\) \['WIND'\]"),
         (lambda c: c["models"].append({"name": "svm"}), r"models\[2\].name: unknown model 'svm'"),
-        (lambda c: c["models"][0].update(depth=3), r"models\[0\]: unknown key\(s\) \['depth'\]"),
+        (lambda c: c["models"][0].update(depth=3), r"models\[0\]: unknown key\(s\) 'depth'"),
+        (
+            lambda c: c["models"][0].update(parms={}),
+            r"models\[0\]: unknown key\(s\) 'parms' \(did you mean 'params'\?\)",
+        ),
+        (
+            lambda c: c["models"][1]["params"].update(num_leavs=15),
+            r"models\[1\].params: model kind 'lightgbm' has no hyper-parameter 'num_leavs' \(did you mean 'num_leaves'",
+        ),
+        (
+            lambda c: c["validation"].update(params={"n_estimator": 5}),
+            r"validation.params: model kind 'lightgbm' has no hyper-parameter 'n_estimator' \(did you mean",
+        ),
         (lambda c: c.update(members=0), "members: expected a positive integer"),
         (lambda c: c["validation"].update(cv="random"), "validation.cv: expected 'loso', 'kfold' or 'none'"),
         (lambda c: c["output"].update(formats=["grib"]), "output.formats: expected a list from"),

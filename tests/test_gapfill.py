@@ -97,7 +97,7 @@ def test_drivers_are_read_as_measured_unless_asked():
 
 def test_options_are_checked():
     ds = series(days=3)
-    with pytest.raises(TypeError, match=r"'mds' has no option\(s\) \['window'\]"):
+    with pytest.raises(TypeError, match=r"'mds' has no option\(s\) 'window'"):
         gapfill(ds, "NEE", window=3)
     with pytest.raises(ValueError, match=r"MDSOptions.convention must be one of \['reddyproc', 'hesseflux'\]"):
         gapfill(ds, "NEE", convention="onlinetool")

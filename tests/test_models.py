@@ -65,6 +65,34 @@ def test_training_filters_and_errors(table):
         ux.train(table.iloc[:3], "GPP", FEATURES)
 
 
+@pytest.mark.parametrize(
+    ("kind", "params", "closest"),
+    [
+        ("lightgbm", {"num_leavs": 15}, "num_leaves"),
+        ("xgboost", {"max_dept": 3}, "max_depth"),
+        ("random_forest", {"min_sample_leaf": 3}, "min_samples_leaf"),
+        ("deepforest", {"n_tree": 3}, "n_trees"),
+        ("hybrid", {"max_layer": 2}, "max_layers"),
+        ("deepforest", {"predictor": "lightgbm", "predictor_kwargs": {"num_leavs": 3}}, "num_leaves"),
+        ("deepforest", {"predictor_kwargs": {"max_dept": 3}}, "max_depth"),
+    ],
+)
+def test_misspelt_hyper_parameter_is_refused(table, kind, params, closest):
+    # LightGBM's own warning is off (verbose=-1) and XGBoost only warns: without the check a typo trains
+    # the default and is stored in the model's metadata.
+    with pytest.raises(ux.models.registry.UnknownParameterError, match=rf"did you mean '{closest}'\?"):
+        ux.train(table, "GPP", FEATURES, model=kind, **params)
+
+
+def test_library_aliases_are_accepted(table):
+    # LightGBM's aliases (min_data_in_leaf, bagging_fraction) and XGBoost's (eta, lambda) keep working.
+    lgb_model = ux.train(
+        table, "GPP", FEATURES, model="lightgbm", n_estimators=5, min_data_in_leaf=3, bagging_fraction=0.9
+    )
+    xgb_model = ux.train(table, "GPP", FEATURES, model="xgboost", n_estimators=5, eta=0.2, **{"lambda": 2.0})
+    assert lgb_model.params["min_data_in_leaf"] == 3 and xgb_model.params["eta"] == 0.2
+
+
 def test_units_mismatch_and_bad_files(table, tmp_path):
     model = ux.train(table, "GPP", FEATURES, model="lightgbm", n_estimators=5)
     kelvin = table.copy()

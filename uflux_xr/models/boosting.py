@@ -234,6 +234,43 @@ class LightGBMRuntime:
         return self._predict(X, n_threads, pred_contrib=True)
 
 
+@functools.cache
+def xgboost_parameters() -> frozenset[str]:
+    """XGBoost's hyper-parameter names: the scikit-learn wrapper's and the booster's, aliases included.
+
+    The booster's are read from the configuration a trained booster saves (``eta``, ``lambda``,
+    ``min_split_loss``, ``nthread``, ... appear there beside their canonical names), so the list is
+    the installed library's own.
+    """
+    import json
+
+    names = set(xgb.XGBRegressor().get_params())
+    booster = xgb.train({"tree_method": "hist"}, xgb.DMatrix(np.zeros((2, 1)), label=np.zeros(2)), 1)
+
+    def walk(section: dict) -> None:
+        for value in section.values():
+            if isinstance(value, dict):
+                if not any(isinstance(v, dict | list) for v in value.values()):
+                    names.update(value)
+                walk(value)
+
+    walk(json.loads(booster.save_config()))
+    return frozenset(names)
+
+
+@functools.cache
+def lightgbm_parameters() -> frozenset[str]:
+    """LightGBM's hyper-parameter names: the scikit-learn wrapper's, and every parameter of the library
+    with all its aliases as the installed library lists them (``LGBM_DumpParamAliases``)."""
+    from lightgbm.basic import _ConfigAliases
+
+    names = set(lgb.LGBMRegressor().get_params())
+    for name, aliases in _ConfigAliases._get_all_param_aliases().items():
+        names.add(name)
+        names.update(aliases)
+    return frozenset(names)
+
+
 def _xgb_build(random_state=0, **params):
     return xgb.XGBRegressor(random_state=random_state, **params)
 
@@ -254,6 +291,7 @@ register_model(
         coder=lambda rt, n_features: xgboost_coder(rt.raw, n_features),
         contributions=lambda rt, X, n_threads=None: rt.contributions(X, n_threads),
         bins=("max_bin", 256),
+        parameters=xgboost_parameters,
     )
 )
 
@@ -269,5 +307,6 @@ register_model(
         coder=lambda rt, n_features: lightgbm_coder(rt.model_str, n_features),
         contributions=lambda rt, X, n_threads=None: rt.contributions(X, n_threads),
         bins=("max_bin", 255),
+        parameters=lightgbm_parameters,
     )
 )

@@ -41,11 +41,13 @@ from sklearn.utils.validation import check_is_fitted
 from uflux_xr.models.compactforest import CompactForest
 from uflux_xr.models.dedup import binner_coder
 from uflux_xr.models.histforest import Binner, HistForest, fit_forest
-from uflux_xr.models.registry import ModelKind, register_model
+from uflux_xr.models.registry import ModelKind, get_kind, register_model, unknown_parameters
 
 log = logging.getLogger(__name__)
 
 PREDICTORS = ("forest", "xgboost", "lightgbm")
+# What the forest predictor takes from predictor_kwargs (see CascadeForestRegressor._fit_predictor).
+FOREST_PREDICTOR_PARAMETERS = ("n_estimators", "max_features", "min_samples_leaf", "max_depth", "max_leaf_nodes")
 
 
 def _n_threads(n_jobs) -> int:
@@ -310,8 +312,7 @@ class CascadeForestRegressor(RegressorMixin, BaseEstimator):
                 seed=seed,
                 n_threads=threads,
             )
-            if kwargs:
-                raise ValueError(f"unknown predictor_kwargs for the forest predictor: {sorted(kwargs)}")
+            unknown_parameters("the cascade forest's forest predictor", kwargs, ())
             return forest
         if self.predictor == "xgboost":
             import xgboost as xgb
@@ -479,6 +480,16 @@ class _LGBPredictor:
 #: Registry defaults: DF21's, with all cores for fitting.
 DEEPFOREST_DEFAULTS = {"n_jobs": -1}
 
+
+def _check_predictor_kwargs(params: dict) -> None:
+    """Check ``predictor_kwargs`` against the final predictor they go to."""
+    kwargs = params.get("predictor_kwargs") or {}
+    predictor = params.get("predictor", "forest")
+    listed = get_kind(predictor).parameters if predictor in ("xgboost", "lightgbm") else None
+    known = listed() if listed is not None else FOREST_PREDICTOR_PARAMETERS
+    unknown_parameters(f"predictor_kwargs of the cascade forest's {predictor} predictor", kwargs, known)
+
+
 register_model(
     ModelKind(
         name="deepforest",
@@ -491,5 +502,7 @@ register_model(
         # Every layer and the final predictor see the raw features only through the first binner.
         coder=lambda est, n_features: binner_coder(est.binners_[0].edges),
         bins=("n_bins", 255),
+        parameters=lambda: CascadeForestRegressor().get_params().keys(),
+        check_nested=_check_predictor_kwargs,
     )
 )

@@ -36,7 +36,7 @@ from uflux_xr.io.atomic import write_atomic
 from uflux_xr.io.jsonable import to_jsonable
 from uflux_xr.models.dedup import IntervalCoder, predict_dedup
 from uflux_xr.models.hybrid import FittedBaseline, fit_baseline, get_baseline, resolve_residual
-from uflux_xr.models.registry import get_kind
+from uflux_xr.models.registry import check_params, get_kind
 
 log = logging.getLogger(__name__)
 
@@ -408,7 +408,8 @@ def train(
         ``sample_weight``: not the cascade forest).  ``auto``: multiplicative
         for the respiration baselines where the kind allows it, else additive.
     **params
-        Hyper-parameters overriding the kind's defaults.
+        Hyper-parameters overriding the kind's defaults; a name the kind does not have
+        raises :class:`uflux_xr.models.registry.UnknownParameterError`.
 
     Returns
     -------
@@ -418,6 +419,7 @@ def train(
     if model == "hybrid":
         model, baseline = "deepforest", baseline or "auto"
     kind = get_kind(model)
+    check_params(model, params)
     features = list(features)
     if target in features:
         raise ValueError(f"target {target!r} is also listed as a feature")

@@ -113,6 +113,7 @@ register_model(
         predict=lambda rt, X, n_threads=None: rt.predict(X, n_threads),
         defaults=RANDOM_FOREST_DEFAULTS,
         coder=lambda rt, n_features: sklearn_trees_coder(rt.trees, n_features),
+        parameters=lambda: RandomForestRegressor().get_params().keys(),
     )
 )
 

@@ -8,11 +8,13 @@ writes its fitted estimator as plain files into a model archive (see
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+
+from uflux_xr.core.suggest import did_you_mean
 
 
 @dataclass(frozen=True)
@@ -50,6 +52,12 @@ class ModelKind:
         The hyper-parameter holding the number of histogram bins per feature and its default
         (XGBoost ``max_bin`` 256, LightGBM ``max_bin`` 255, the cascade forest ``n_bins`` 255);
         None where the kind splits on raw values.  A config's ``max_bin`` sets it.
+    parameters : callable, optional
+        ``parameters() -> collection of str``: every hyper-parameter name ``build`` accepts, the
+        library's aliases included; :func:`check_params` refuses the others.  None: not checked.
+    check_nested : callable, optional
+        ``check_nested(params)``: checks option mappings inside the hyper-parameters (the cascade
+        forest's ``predictor_kwargs``), raising :class:`UnknownParameterError`.
     """
 
     name: str
@@ -62,6 +70,12 @@ class ModelKind:
     coder: Callable[[Any, int], Any] | None = None
     contributions: Callable[..., np.ndarray] | None = None
     bins: tuple[str, int] | None = None
+    parameters: Callable[[], Collection[str]] | None = None
+    check_nested: Callable[[dict], None] | None = None
+
+
+class UnknownParameterError(ValueError):
+    """A hyper-parameter the model kind does not have (a misspelling would otherwise train on the default)."""
 
 
 _KINDS: dict[str, ModelKind] = {}
@@ -104,6 +118,42 @@ def reduced_bins(name: str, params: dict) -> tuple[str, int, int] | None:
     native, default = kind.bins
     count = int(params[native])
     return (native, count, default) if count < default else None
+
+
+def check_params(name: str, params: dict) -> None:
+    """Refuse hyper-parameters that model kind ``name`` does not have.
+
+    Parameters
+    ----------
+    name : str
+        A model name of a config or of :func:`uflux_xr.models.train` (``hybrid``: the cascade forest).
+    params : dict
+        Hyper-parameters as given by the user (``random_state`` is always accepted).
+
+    Raises
+    ------
+    UnknownParameterError
+        Naming each unknown parameter, the kind and the closest valid name.
+    """
+    kind = trained_kind(name)
+    if kind.parameters is None:
+        return
+    unknown_parameters(f"model kind {kind.name!r}", params, kind.parameters())
+    if kind.check_nested is not None:
+        kind.check_nested(params)
+
+
+def unknown_parameters(owner: str, params: dict, known: Collection[str]) -> None:
+    """Raise :class:`UnknownParameterError` for names of ``params`` not in ``known`` (``owner``: who has them)."""
+    known = set(known) | {"random_state"}
+    unknown = [str(p) for p in params if p not in known]
+    if not unknown:
+        return
+    parts = [f"{p!r}{did_you_mean(p, known)}" for p in unknown]
+    raise UnknownParameterError(
+        f"{owner} has no hyper-parameter {', '.join(parts)}: it would be ignored and the model trained with "
+        "its default. Correct the spelling or remove it"
+    )
 
 
 def available_models() -> list[str]:

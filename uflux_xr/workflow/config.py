@@ -15,11 +15,12 @@ from pathlib import Path
 import yaml
 
 from uflux_xr.core.domain import GEOGRAPHIC_CRS, STEPS, Domain
+from uflux_xr.core.suggest import did_you_mean
 from uflux_xr.core.variables import known_names, registry
 from uflux_xr.grid.features import DERIVED_NAMES
 from uflux_xr.models import available_models
 from uflux_xr.models.hybrid import BASELINES, RESIDUAL_MODES
-from uflux_xr.models.registry import trained_kind
+from uflux_xr.models.registry import UnknownParameterError, check_params, trained_kind
 
 PRODUCT_FORMATS = ("zarr", "netcdf")
 SOURCES = ("demo", "lazy_demo", "files")
@@ -338,7 +339,14 @@ class ValidationConfig:
         n_splits = section.get("n_splits", cls.n_splits)
         if not isinstance(n_splits, int) or n_splits < 2:
             raise ConfigError(f"{src}: validation.n_splits: expected an integer of at least 2, got {n_splits!r}")
-        return cls(None if cv in (None, "none") else cv, model, n_splits, dict(section.get("params") or {}))
+        params = section.get("params") or {}
+        if not isinstance(params, dict):
+            raise ConfigError(f"{src}: validation.params: expected a mapping of hyper-parameters")
+        try:
+            check_params(model, params)
+        except UnknownParameterError as err:
+            raise ConfigError(f"{src}: validation.params: {err}") from None
+        return cls(None if cv in (None, "none") else cv, model, n_splits, dict(params))
 
 
 @dataclass(frozen=True)
@@ -508,7 +516,8 @@ class RunConfig:
 def _check_keys(section: dict, allowed: set[str], where: str, src: str) -> None:
     unknown = sorted(set(section) - allowed)
     if unknown:
-        raise ConfigError(f"{src}: {where}: unknown key(s) {unknown}; allowed: {sorted(allowed)}")
+        named = ", ".join(f"{key!r}{did_you_mean(key, allowed)}" for key in unknown)
+        raise ConfigError(f"{src}: {where}: unknown key(s) {named}; allowed: {sorted(allowed)}")
 
 
 def _section(raw: dict, key: str, src: str) -> dict:
@@ -672,6 +681,10 @@ def _parse_models(models_raw, src: str) -> list[ModelSpec]:
         if "residual" in m and baseline is None:
             raise ConfigError(f"{src}: models[{i}].residual: only a hybrid model (with a baseline) has a residual")
         params = dict(params)
+        try:
+            check_params(m["name"], params)
+        except UnknownParameterError as err:
+            raise ConfigError(f"{src}: models[{i}].params: {err}") from None
         max_bin = m.get("max_bin")
         if max_bin is not None:
             params.update(_bin_param(m["name"], max_bin, params, f"models[{i}]", src))

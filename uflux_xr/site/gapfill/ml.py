@@ -22,6 +22,7 @@ from sklearn.svm import SVR
 
 from uflux_xr.core.solar import day_of_year_fraction
 from uflux_xr.models import train
+from uflux_xr.models.registry import unknown_parameters
 
 CANDIDATE_DRIVERS = ("SW_IN", "TA", "VPD", "LW_IN", "PA", "RH", "SWC", "P", "TS", "WS")
 
@@ -141,6 +142,7 @@ def svr_fill(
     (filled, NaN spread).
     """
     cols = list(features.columns)
+    unknown_parameters("SVR", params or {}, SVR().get_params())
     options = {"C": 1.0, "epsilon": 0.1, "gamma": "scale", **(params or {})}
 
     def fit_predict(train_table, target_table):

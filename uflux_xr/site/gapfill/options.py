@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, fields
 from typing import Literal
 
+from uflux_xr.core.suggest import did_you_mean
 from uflux_xr.core.variables import check_units, subdaily_units
 
 
@@ -152,7 +153,8 @@ def options_from_keywords(cls: type, options: dict, what: str):
     known = {f.name for f in fields(cls)}
     unknown = sorted(set(options) - known)
     if unknown:
-        raise TypeError(f"{what} has no option(s) {unknown}; its options: {sorted(known)}")
+        named = ", ".join(f"{key!r}{did_you_mean(key, known)}" for key in unknown)
+        raise TypeError(f"{what} has no option(s) {named}; its options: {sorted(known)}")
     return cls(**options)
 
 
