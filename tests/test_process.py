@@ -169,14 +169,48 @@ def test_process_site_refuses_what_it_cannot_do():
     ds = de_tha()
     with pytest.raises(ux.PartitioningError, match="utc_offset"):
         ux.process_site(ds)  # no position: stops before any work
-    with pytest.raises(KeyError, match="USTAR"):
+    with pytest.raises(KeyError, match=r"needs USTAR \[m s-1\].*ustar=0.3 \(command line: --ustar 0.3\)") as err:
         ux.process_site(ds.drop_vars("USTAR"), partitioning=())
+    assert not str(err.value).startswith(("'", '"'))  # the message, not a KeyError's repr
+    with pytest.raises(
+        KeyError, match=r"'DE-Tha', QC: .*no NEE_QC.*good_qc=None \(command line: leave out --good-qc\)"
+    ):
+        ux.process_site(ds.drop_vars("NEE_QC"), good_qc=1, partitioning=())
+    with pytest.raises(ValueError, match=r"'DE-Tha', ustar: no u\* threshold could be estimated.*--ustar none"):
+        ux.process_site(ds.isel(time=slice(0, 2000)), ustar_samples=3, partitioning=())
     with pytest.raises(TypeError, match="no option"):
         ux.process_site(ds, partitoning=())
     with pytest.raises(ValueError, match="one site"):
         ux.process_site(xr.concat([ds.expand_dims(site=["a"]), ds.expand_dims(site=["b"])], "site"))
     with pytest.raises(ux.UnitsError):
         ux.process_site(ds.assign(TA=ds["TA"].assign_attrs(units="K")), partitioning=())
+
+
+@needs_shared
+def test_process_site_keeps_the_inputs_it_would_replace(caplog):
+    # CH-Dav's file carries REddyProc's day-time GPP_DT and RECO_DT; the chain's own replace them, and the
+    # file's are kept as GPP_DT_input and RECO_DT_input with a warning.
+    ds = ux.read_sites(SHARED_DATA / "CH-Dav_2013-2022_halfhourly.parquet").isel(site=0).sel(time="2015")
+    options = {"ustar": None, "partitioning": ("daytime",), "daytime": {"n_boot": 0}, "spikes": None}
+    result = ux.process_site(ds, lat=46.82, lon=9.86, utc_offset=1.0, fluxes=("NEE",), **options)
+    out = result.data  # like the input: one site without a site dimension
+    assert result.summary["inputs_kept"] == {"GPP_DT": "GPP_DT_input", "RECO_DT": "RECO_DT_input"}
+    np.testing.assert_array_equal(out["GPP_DT_input"].values, ds["GPP_DT"].values)
+    assert not np.array_equal(out["GPP_DT"].values, ds["GPP_DT"].values, equal_nan=True)
+    np.testing.assert_array_equal(out["GPP"].values, ds["GPP"].values)  # not an output: untouched, not renamed
+    assert "GPP_DT_input" in caplog.text and "GPP_DT" in out["GPP_DT_input"].attrs["comment"]
+
+
+@needs_shared
+def test_cli_errors_are_messages_with_the_option(tmp_path, capsys):
+    # the chain's error as a user reads it: its text and the way past, not a Python repr
+    nofile = tmp_path / "DE-Tha_1998_no_ustar.tsv"
+    raw = pd.read_csv(SHARED_DATA / "DE-Tha_1998_halfhourly.tsv", sep="\t", header=[0, 1])
+    raw.drop(columns="Ustar", level=0).to_csv(nofile, sep="\t", index=False)
+    assert main(["process", str(nofile), "--out", str(tmp_path / "x.nc"), "--partitioning", "none"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("uflux-xr: error: site ")
+    assert "--ustar none" in err and "--ustar 0.3" in err
 
 
 @needs_shared

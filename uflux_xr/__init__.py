@@ -76,6 +76,7 @@ _EXPORTS = {
     "CVResult": "uflux_xr.grid.validate",
     "cross_validate": "uflux_xr.grid.validate",
     "UnitsError": "uflux_xr.core.variables",
+    "MissingVariableError": "uflux_xr.core.variables",
 }
 
 _SUBMODULES = {"aggregate", "demo", "metrics"}

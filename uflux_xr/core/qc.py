@@ -22,6 +22,8 @@ from __future__ import annotations
 import numpy as np
 import xarray as xr
 
+from uflux_xr.core.variables import MissingVariableError
+
 
 def flag_kept(flags, good_qc: float):
     """Records whose sub-daily quality flag is at most ``good_qc`` (a missing flag is not kept).
@@ -81,7 +83,7 @@ def usable_mask(ds: xr.Dataset, var: str, good_qc: float | None = None) -> np.nd
     usable = np.isfinite(ds[var].values)
     if good_qc is not None:
         if f"{var}_QC" not in ds:
-            raise KeyError(f"good_qc={good_qc} given but the dataset has no {var}_QC quality flags")
+            raise MissingVariableError(f"good_qc={good_qc} given but the dataset has no {var}_QC quality flags")
         usable &= flag_kept(ds[f"{var}_QC"].values, good_qc)
     return usable
 

@@ -85,6 +85,17 @@ class UnitsError(ValueError):
     """A variable has missing, unknown or unexpected units."""
 
 
+class MissingVariableError(KeyError):
+    """A variable or column a step needs is absent.
+
+    A :class:`KeyError` (code that catches those keeps working) whose text is the message itself,
+    not its Python repr in quotes.
+    """
+
+    def __str__(self) -> str:
+        return str(self.args[0]) if self.args else ""
+
+
 @cache
 def registry() -> dict:
     """The variable registry (fluxes, derived products, predictors) as a dict."""
@@ -104,7 +115,7 @@ def variable_attrs(name: str) -> dict:
     for section in ("fluxes", "derived", "predictors"):
         if name in reg[section]:
             return dict(reg[section][name])
-    raise KeyError(f"{name!r} is not a canonical uflux-xr variable; known: {sorted(known_names())}")
+    raise MissingVariableError(f"{name!r} is not a canonical uflux-xr variable; known: {sorted(known_names())}")
 
 
 def known_names() -> set[str]:

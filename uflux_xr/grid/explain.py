@@ -52,7 +52,7 @@ import xarray as xr
 
 from uflux_xr.core.domain import spatial_dims, time_step
 from uflux_xr.core.plausibility import check_values, resolution_of
-from uflux_xr.core.variables import variable_attrs
+from uflux_xr.core.variables import MissingVariableError, variable_attrs
 from uflux_xr.grid.features import resolve_features
 from uflux_xr.grid.upscale import (
     DEFAULT_CHUNKS,
@@ -262,7 +262,7 @@ def contributions(
     """
     missing = [f for f in model.features if f not in data.columns]
     if missing:
-        raise KeyError(
+        raise MissingVariableError(
             f"the {model.target} model needs feature column(s) {missing}; the table has {list(data.columns)}"
         )
     X = data[model.features].to_numpy(dtype=np.float32)

@@ -11,6 +11,7 @@ import numpy as np
 import xarray as xr
 
 from uflux_xr.core.solar import day_of_year_fraction
+from uflux_xr.core.variables import MissingVariableError
 
 #: Names of the day-of-year harmonic features added by :func:`doy_harmonics`.
 HARMONIC_NAMES = ("DOY_SIN", "DOY_COS")
@@ -87,7 +88,7 @@ def resolve_features(cube: xr.Dataset, names) -> dict[str, xr.DataArray]:
     derivable = [*HARMONIC_NAMES, *(n for n, source in ANNUAL_MAXIMA.items() if source in cube.data_vars)]
     missing = [n for n in names if n not in cube.data_vars and n not in derivable]
     if missing:
-        raise KeyError(
+        raise MissingVariableError(
             f"predictor(s) {missing} not found in the cube; it has {sorted(map(str, cube.data_vars))}"
             f" (derived predictors: {list(HARMONIC_NAMES)}, and {ANNUAL_MAXIMA} from their source)"
         )

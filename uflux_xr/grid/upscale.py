@@ -22,7 +22,7 @@ import xarray as xr
 from uflux_xr.core.constants import SECONDS_PER_DAY
 from uflux_xr.core.domain import spatial_dims, time_step
 from uflux_xr.core.plausibility import check_values, resolution_of
-from uflux_xr.core.variables import ensure_units, latent_heat_of_vaporization, variable_attrs
+from uflux_xr.core.variables import MissingVariableError, ensure_units, latent_heat_of_vaporization, variable_attrs
 from uflux_xr.grid.features import resolve_features
 from uflux_xr.io.loaded_once import LoadedOnce
 from uflux_xr.models import FluxModel, load_model
@@ -235,7 +235,7 @@ def cell_mask(cube: xr.Dataset, mask: str | xr.DataArray | None) -> xr.DataArray
         mask_da = xr.ones_like(cube[ydim] * cube[xdim], dtype=bool)
     elif isinstance(mask, str):
         if mask not in cube:
-            raise KeyError(f"mask variable {mask!r} not in the cube; pass mask=None to predict every cell")
+            raise MissingVariableError(f"mask variable {mask!r} not in the cube; pass mask=None to predict every cell")
         mask_da = cube[mask] == 1
     else:
         mask_da = mask.astype(bool)

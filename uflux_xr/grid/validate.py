@@ -16,6 +16,7 @@ from joblib import Parallel, delayed
 
 from uflux_xr.core.metrics import metrics_table
 from uflux_xr.core.progress import ProgressLog
+from uflux_xr.core.variables import MissingVariableError
 from uflux_xr.models import train
 
 log = logging.getLogger(__name__)
@@ -161,7 +162,7 @@ def cross_validate(
         Out-of-fold predictions; ``.metrics``, ``.by_igbp`` and ``.by_site`` tables.
     """
     if "site" not in table.columns:
-        raise KeyError("cross-validation needs a 'site' column to group rows by tower")
+        raise MissingVariableError("cross-validation needs a 'site' column to group rows by tower")
     folds = site_folds(table["site"], cv, n_splits, random_state)
     if len(folds) < 2:
         raise ValueError("cross-validation needs at least 2 sites")

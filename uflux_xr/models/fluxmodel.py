@@ -31,7 +31,7 @@ import numpy as np
 import pandas as pd
 
 from uflux_xr.core.qc import fraction_kept
-from uflux_xr.core.variables import canonical_units
+from uflux_xr.core.variables import MissingVariableError, canonical_units
 from uflux_xr.io.atomic import write_atomic
 from uflux_xr.io.jsonable import to_jsonable
 from uflux_xr.models.dedup import IntervalCoder, predict_dedup
@@ -340,7 +340,7 @@ def _check_columns(table: pd.DataFrame, columns: list, what: str) -> None:
     """Each of ``columns`` once in ``table``, and no column asked for twice."""
     missing = [c for c in columns if c not in table.columns]
     if missing:
-        raise KeyError(f"{what} lacks column(s) {missing}; it has {list(table.columns)}")
+        raise MissingVariableError(f"{what} lacks column(s) {missing}; it has {list(table.columns)}")
     twice = sorted({c for c in columns if columns.count(c) > 1})
     if twice:
         raise ValueError(f"{what}: column(s) {twice} asked for more than once")
@@ -359,7 +359,7 @@ def training_rows(table: pd.DataFrame, target: str, features, qc_threshold: floa
     if qc_threshold is not None:
         qc = f"{target}_QC"
         if qc not in table.columns:
-            raise KeyError(f"qc_threshold given but the table has no {qc!r} column")
+            raise MissingVariableError(f"qc_threshold given but the table has no {qc!r} column")
         rows &= fraction_kept(table[qc], qc_threshold)
     return table.loc[rows]
 

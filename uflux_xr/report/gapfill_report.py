@@ -22,7 +22,7 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from uflux_xr.core.variables import can_convert, canonical_units, convert_values
+from uflux_xr.core.variables import MissingVariableError, can_convert, canonical_units, convert_values
 from uflux_xr.report import figures
 from uflux_xr.report.html import Page
 
@@ -38,7 +38,7 @@ def _one_site(ds: xr.Dataset, site) -> tuple[xr.Dataset, str]:
             log.info("gap-fill report of the first of %d sites (%s); pass site= for another", len(names), names[0])
         return ds.isel(site=0), names[0]
     if str(site) not in names:
-        raise KeyError(f"site {site!r} is not in the dataset; it has {names}")
+        raise MissingVariableError(f"site {site!r} is not in the dataset; it has {names}")
     return ds.isel(site=names.index(str(site))), str(site)
 
 
@@ -104,7 +104,9 @@ def gapfill_report(
     """
     missing = [n for n in (var, f"{var}_f", f"{var}_fqc", f"{var}_fmeth") if n not in ds]
     if missing:
-        raise KeyError(f"{var}: the dataset lacks {missing}; fill it first with ux.gapfill(ds, {var!r}, method=...)")
+        raise MissingVariableError(
+            f"{var}: the dataset lacks {missing}; fill it first with ux.gapfill(ds, {var!r}, method=...)"
+        )
     one, name = _one_site(ds, site)
     time = pd.DatetimeIndex(one["time"].values)
     measured = one[var].values.astype(float)

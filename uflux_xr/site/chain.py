@@ -30,6 +30,7 @@ thresholds and filter flags, every gap-filling and partitioning output.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import time as timer
@@ -45,7 +46,7 @@ from uflux_xr.core.domain import time_step
 from uflux_xr.core.plausibility import check_plausible
 from uflux_xr.core.qc import long_runs, usable_mask
 from uflux_xr.core.solar import site_position
-from uflux_xr.core.variables import check_units, subdaily_units
+from uflux_xr.core.variables import MissingVariableError, check_units, subdaily_units
 from uflux_xr.io.jsonable import to_jsonable
 from uflux_xr.site.dataset import like_input, one_site
 from uflux_xr.site.gapfill.api import FILL_LABELS, ML
@@ -58,6 +59,43 @@ log = logging.getLogger(__name__)
 #: What the chain reads [units]; USTAR only with u* filtering.
 INPUT_UNITS = subdaily_units("NEE", "LE", "H", "SW_IN", "TA", "VPD", "USTAR")
 METEOROLOGY = ("TA", "VPD", "SW_IN")
+
+#: What gets past a step that cannot run: its option in Python and on the command line (uflux-xr process).
+WAY_PAST = {
+    "QC": "keep every value with good_qc=None (command line: leave out --good-qc)",
+    "spikes": "skip the spike test with spikes=None (command line: --spikes none)",
+    "ustar": (
+        "give a threshold, ustar=0.3 (command line: --ustar 0.3), or filter no u*, ustar=None "
+        "(command line: --ustar none)"
+    ),
+    "gap filling": "fill NEE only with fluxes=('NEE',)",
+    "ML fill": "leave the long gaps open with ml_fill=None (command line: leave out --ml-fill)",
+    "nighttime": (
+        "run day-time partitioning alone, partitioning=('daytime',) (command line: --partitioning daytime), "
+        "or none, partitioning=() (--partitioning none)"
+    ),
+    "daytime": (
+        "run night-time partitioning alone, partitioning=('nighttime',) (command line: --partitioning nighttime), "
+        "or none, partitioning=() (--partitioning none)"
+    ),
+}
+
+
+@contextlib.contextmanager
+def _step(site: str, step: str):
+    """Re-raise a step's error with the site, the step and the option that gets past it (:data:`WAY_PAST`)."""
+    try:
+        yield
+    except (KeyError, ValueError) as err:
+        text = str(err.args[0]) if isinstance(err, KeyError) and err.args else str(err)
+        message = (
+            f"site {site!r}, {step}: {text.removeprefix(f'site {site!r}, ').rstrip('.')}. To go on, {WAY_PAST[step]}"
+        )
+        try:
+            again = type(err)(message)
+        except TypeError:  # an error class with another signature
+            again = MissingVariableError(message) if isinstance(err, KeyError) else ValueError(message)
+        raise again from err
 
 
 @dataclass(frozen=True)
@@ -200,9 +238,14 @@ def process_site(site_ds: xr.Dataset, *, lat=None, lon=None, utc_offset=None, **
     needed = ["NEE", *METEOROLOGY] + (["USTAR"] if opts.ustar is not None else [])
     missing = [v for v in needed if v not in one]
     if missing:
-        raise KeyError(
-            f"site {site!r}: the processing chain needs {missing} "
-            f"({', '.join(f'{v} [{INPUT_UNITS[v]}]' for v in missing)})"
+        described = ", ".join(f"{v} [{INPUT_UNITS[v]}]" for v in missing)
+        remedy = (
+            f"To go on, {WAY_PAST['ustar']}"
+            if missing == ["USTAR"]
+            else "Add them to the record (read_sites knows FLUXNET, AmeriFlux and REddyProc column names)"
+        )
+        raise MissingVariableError(
+            f"site {site!r}: the processing chain needs {described}, which the record lacks. {remedy}"
         )
     fluxes = [f for f in opts.fluxes if f in one]
     check_units(one, {v: INPUT_UNITS[v] for v in [*needed, *fluxes]}, user="process_site")
@@ -216,10 +259,11 @@ def process_site(site_ds: xr.Dataset, *, lat=None, lon=None, utc_offset=None, **
         )
     summary: dict = {"site": site, "records": int(one.sizes["time"]), "options": to_jsonable(asdict(opts))}
     clock = {}
+    inputs = one.copy()
 
     # 1-2: QC, long runs, spikes
     start = timer.perf_counter()
-    one, qc, spikes = _remove_bad_records(one, fluxes, opts, position)
+    one, qc, spikes = _remove_bad_records(one, fluxes, opts, position, site)
     summary["qc"], summary["spikes"] = qc, spikes or "not run"
     clock["qc_and_spikes"] = timer.perf_counter() - start
 
@@ -233,7 +277,8 @@ def process_site(site_ds: xr.Dataset, *, lat=None, lon=None, utc_offset=None, **
 
     # 4-5: u* scenarios, MDS
     start = timer.perf_counter()
-    one, table, scenarios, summary["ustar"] = _ustar_scenarios(one, opts)
+    with _step(site, "ustar"):
+        one, table, scenarios, summary["ustar"] = _ustar_scenarios(one, opts)
     nee_names = [_scenario_name("NEE", s) for s in scenarios]
     if isinstance(summary["ustar"], dict):
         summary["ustar"]["filtered_share"] = {
@@ -241,14 +286,16 @@ def process_site(site_ds: xr.Dataset, *, lat=None, lon=None, utc_offset=None, **
         }
     for flux in fluxes:
         if flux != "NEE":
-            one = gapfill(one, flux, **opts.mds)
+            with _step(site, "gap filling"):
+                one = gapfill(one, flux, **opts.mds)
     clock["ustar_and_mds"] = timer.perf_counter() - start
 
     start = timer.perf_counter()
     filled_names = nee_names + [f for f in fluxes if f != "NEE"]
     if opts.ml_fill:
         for name in filled_names:
-            one = _fill_rest_with_ml(one, name, opts)
+            with _step(site, "ML fill"):
+                one = _fill_rest_with_ml(one, name, opts)
     clock["ml_fill"] = timer.perf_counter() - start
     summary["gapfill"] = {name: _fill_counts(one, name) for name in filled_names}
 
@@ -257,15 +304,16 @@ def process_site(site_ds: xr.Dataset, *, lat=None, lon=None, utc_offset=None, **
     for method in opts.partitioning:
         method_options = opts.nighttime if method == "nighttime" else opts.daytime
         for nee in nee_names:
-            one = partition(
-                one,
-                method,
-                nee=nee,
-                lat=position["lat"],
-                lon=position["lon"],
-                utc_offset=position["utc_offset"],
-                **method_options,
-            )
+            with _step(site, method):
+                one = partition(
+                    one,
+                    method,
+                    nee=nee,
+                    lat=position["lat"],
+                    lon=position["lon"],
+                    utc_offset=position["utc_offset"],
+                    **method_options,
+                )
     summary["partitioning"] = {
         key.removeprefix("partitioning_notes_"): value
         for key, value in one.attrs.items()
@@ -277,14 +325,50 @@ def process_site(site_ds: xr.Dataset, *, lat=None, lon=None, utc_offset=None, **
     annual = annual_budgets(one, scenarios, fluxes, opts.partitioning)
     summary["annual"] = annual.to_dict(orient="records")
     summary["seconds"] = {k: round(v, 2) for k, v in clock.items()}
+    one, summary["inputs_kept"] = _keep_replaced_inputs(one, inputs, [*needed, *fluxes], site)
     out = one.expand_dims("site")
     out.attrs["processing_summary"] = json.dumps(to_jsonable(summary))
     log.info("site %s processed in %.1f s", site, sum(clock.values()))
     return ProcessedSite(like_input(out, site_ds), table, annual, summary)
 
 
+#: Suffix under which an input variable that an output of the chain replaces is kept.
+INPUT_SUFFIX = "_input"
+
+
+def _keep_replaced_inputs(one: xr.Dataset, inputs: xr.Dataset, reads, site: str) -> tuple[xr.Dataset, dict]:
+    """Put back, as ``<name>_input``, every input variable an output of the chain replaced.
+
+    The variables the chain reads are cleaned on purpose (kept as ``<flux>_raw``); any other input the
+    chain wrote over (a file's own ``GPP_DT`` from REddyProc, say) is kept under the stated name, with a
+    warning, never silently replaced.  Returns the dataset and ``{input name: kept name}``.
+    """
+    kept = {}
+    for name in inputs.data_vars:
+        if name in reads or name not in one or one[name].equals(inputs[name]):
+            continue
+        new = f"{name}{INPUT_SUFFIX}"
+        if new in one:
+            raise ValueError(
+                f"site {site!r}: the chain's {name} replaces the input's, and {new} (where the input's would be "
+                f"kept) is taken too; rename or drop the input's {name} before process_site"
+            )
+        one[new] = inputs[name].assign_attrs(
+            comment=f"the input's {name}, kept under this name: the chain's own {name} replaced it"
+        )
+        kept[str(name)] = new
+    if kept:
+        log.warning(
+            "site %s: the input's %s are kept as %s; the chain's own outputs now carry those names",
+            site,
+            ", ".join(kept),
+            ", ".join(kept.values()),
+        )
+    return one, kept
+
+
 def _remove_bad_records(
-    one: xr.Dataset, fluxes, opts: SiteChainOptions, position: dict
+    one: xr.Dataset, fluxes, opts: SiteChainOptions, position: dict, site: str
 ) -> tuple[xr.Dataset, dict, dict]:
     """Steps 1-2 of the chain on one site: records failing ``good_qc``, runs of equal values and spikes set
     missing (the raw series kept as ``<flux>_raw``, the flags as ``<flux>_RUN`` and ``<flux>_SPIKE``).
@@ -295,7 +379,8 @@ def _remove_bad_records(
     qc, spikes = {}, {}
     for flux in fluxes:
         raw = one[flux]
-        usable = usable_mask(one, flux, opts.good_qc)
+        with _step(site, "QC"):
+            usable = usable_mask(one, flux, opts.good_qc)
         runs = (
             long_runs(np.where(usable, raw.values, np.nan), opts.long_runs) if opts.long_runs else np.zeros_like(usable)
         )
@@ -317,7 +402,8 @@ def _remove_bad_records(
             "long_runs": int(runs.sum()),
         }
         if opts.spikes:
-            one = flag_spikes(one, flux, convention=opts.spikes, **position)
+            with _step(site, "spikes"):
+                one = flag_spikes(one, flux, convention=opts.spikes, **position)
             removed = spike_removed(one[f"{flux}_SPIKE"]).values
             flags = one[f"{flux}_SPIKE"].values
             spikes[flux] = {

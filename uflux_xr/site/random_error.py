@@ -34,6 +34,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from uflux_xr.core.variables import MissingVariableError
+
 
 def autocorrelation(x: np.ndarray, lag_max: int | None = None) -> np.ndarray:
     """Empirical autocorrelation of a series with gaps, as R's ``acf(x, na.action = na.pass)``.
@@ -227,7 +229,9 @@ def aggregate_with_random_error(site_ds, var: str, freq: str = "YS"):
     needed = [var] + [f"{var}_{s}" for s in ("f", "fsd", "fall", "fqc")]
     missing = [n for n in needed if n not in site_ds]
     if missing:
-        raise KeyError(f"the random error of {var} needs {missing}: run ux.gapfill(ds, {var!r}, fill_all=True) first")
+        raise MissingVariableError(
+            f"the random error of {var} needs {missing}: run ux.gapfill(ds, {var!r}, fill_all=True) first"
+        )
     measured = site_ds[var].values.astype(np.float64)
     filled = site_ds[f"{var}_f"].values.astype(np.float64)
     sd_measured = np.where(np.isfinite(measured), site_ds[f"{var}_fsd"].values, np.nan)

@@ -50,6 +50,7 @@ import numpy as np
 import xarray as xr
 
 from uflux_xr.core.qc import usable_mask
+from uflux_xr.core.variables import MissingVariableError
 
 log = logging.getLogger(__name__)
 
@@ -310,7 +311,7 @@ def flag_spikes(
     if convention not in ("papale", "hesseflux"):
         raise ValueError(f"convention must be 'papale' or 'hesseflux', got {convention!r}")
     if "SW_IN" not in site_ds:
-        raise KeyError("spike detection needs SW_IN [W m-2] to tell day from night")
+        raise MissingVariableError("spike detection needs SW_IN [W m-2] to tell day from night")
     ds = with_site_dim(site_ds)
     n_per_day = steps_per_day(ds.indexes["time"])
     values, sw = ds[var].values, ds["SW_IN"].values

@@ -48,7 +48,7 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from uflux_xr.core.variables import check_units
+from uflux_xr.core.variables import MissingVariableError, check_units
 from uflux_xr.site.dataset import one_site
 
 log = logging.getLogger(__name__)
@@ -477,7 +477,7 @@ def ustar_thresholds(
     expected = {nee: "umol m-2 s-1", "USTAR": "m s-1", "TA": "degC", "SW_IN": "W m-2"}
     for name, units in expected.items():
         if name not in one:
-            raise KeyError(f"the u* threshold needs {name!r} [{units}] in the site dataset")
+            raise MissingVariableError(f"the u* threshold needs {name!r} [{units}] in the site dataset")
     check_units(one, expected, user="the u* threshold")
     time = one.indexes["time"]
     seasons = season_labels(time)

@@ -38,6 +38,7 @@ from uflux_xr import __version__
 from uflux_xr.core.domain import spatial_dims
 from uflux_xr.core.metrics import all_metrics
 from uflux_xr.core.progress import ProgressLog
+from uflux_xr.core.variables import MissingVariableError
 from uflux_xr.grid.completeness import aoa_tables, applicability_layers, residual_weights
 from uflux_xr.grid.ensemble import area_weighted_total, ensemble_statistics
 from uflux_xr.grid.extract import extract_at_sites
@@ -821,7 +822,7 @@ def _totals_table(product: xr.Dataset, totals: dict[str, xr.DataArray]) -> pd.Da
 def _targets(config: RunConfig, sites: xr.Dataset) -> list[str]:
     missing = [f for f in config.fluxes if f not in sites.data_vars]
     if missing:
-        raise KeyError(
+        raise MissingVariableError(
             f"site dataset lacks flux(es) {missing} named in {config.path}; it has {sorted(map(str, sites.data_vars))}"
         )
     qc = [f"{f}_QC" for f in config.fluxes if f"{f}_QC" in sites.data_vars]

@@ -17,7 +17,7 @@ import xarray as xr
 
 from uflux_xr.core.constants import SECONDS_PER_DAY
 from uflux_xr.core.qc import usable_mask
-from uflux_xr.core.variables import canonical_units, latent_heat_of_vaporization
+from uflux_xr.core.variables import MissingVariableError, canonical_units, latent_heat_of_vaporization
 from uflux_xr.site.aggregate import steps_per_day, time_step
 from uflux_xr.site.dataset import like_input, with_site_dim
 from uflux_xr.site.gapfill import fao_pm
@@ -174,7 +174,9 @@ def gapfill(
     """
     opts = method_options(method, options)
     if var not in site_ds:
-        raise KeyError(f"variable {var!r} not in the site dataset; it has {sorted(map(str, site_ds.data_vars))}")
+        raise MissingVariableError(
+            f"variable {var!r} not in the site dataset; it has {sorted(map(str, site_ds.data_vars))}"
+        )
     check_driver_units(site_ds, method)
     ds = with_site_dim(site_ds)  # the methods work on (site, time); a single site is squeezed back below
     if method == "mdv":
@@ -193,7 +195,7 @@ def gapfill(
 def _gapfill_mds(ds, var, good_qc, opts: MDSOptions) -> xr.Dataset:
     for name, units in DRIVERS.items():
         if name not in ds:
-            raise KeyError(f"MDS needs the driver {name!r} [{units}] in the site dataset")
+            raise MissingVariableError(f"MDS needs the driver {name!r} [{units}] in the site dataset")
     for i, site in enumerate(map(str, ds["site"].values)):
         if not bool(ds[var].isel(site=i).notnull().any()):
             raise ValueError(f"{var} is all missing at site {site!r}: nothing to fill from")
@@ -308,7 +310,7 @@ def _site_drivers(one: xr.Dataset, names, n_per_day: int) -> dict[str, np.ndarra
 def _gapfill_learned(ds, var, method, good_qc, opts: LearnedOptions) -> xr.Dataset:
     names = [d for d in (opts.drivers or CANDIDATE_DRIVERS) if d in ds and d != var]
     if opts.drivers is not None and len(names) != len(opts.drivers):
-        raise KeyError(f"drivers {sorted(set(opts.drivers) - set(names))} not in the site dataset")
+        raise MissingVariableError(f"drivers {sorted(set(opts.drivers) - set(names))} not in the site dataset")
     time = ds.indexes["time"]
     n_per_day = steps_per_day(time)
     years = opts.train_years if isinstance(opts.train_years, str) else list(opts.train_years)
@@ -355,7 +357,7 @@ def _reference_flux(ds: xr.Dataset, var: str) -> list[tuple[np.ndarray, np.ndarr
     required = ["TA", "VPD"] + (["NETRAD"] if "NETRAD" in ds else ["SW_IN", "LW_IN"])
     missing = [d for d in required if d not in ds]
     if missing:
-        raise KeyError(
+        raise MissingVariableError(
             f"FAO-PM needs {missing} in the site dataset (TA [degC], VPD [hPa] and NETRAD or SW_IN + LW_IN [W m-2])"
         )
     time = ds.indexes["time"]
