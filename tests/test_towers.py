@@ -181,6 +181,10 @@ def test_bad_tower_files_name_file_and_problem(tmp_path):
         ("ICOSETC_DE-Tha_FLUXNET_HH_L2.csv", "DE-Tha"),
         ("eddypro_CH-Dav_full_output_2020-06-01T000000_adv.csv", "CH-Dav"),
         ("CH-Dav_2013-2022_halfhourly.parquet", "CH-Dav"),
+        # the patterns anywhere in the name, after a prefix
+        ("exampledata_FLX_CH-Cha_FLUXNET2015_FULLSET_HH_2005-2014_1-4.csv", "CH-Cha"),
+        ("2024_eddypro_CH-FRU_FR-20120601_fluxnet_2013-01-01T000000_adv.csv", "CH-FRU"),
+        ("exampledata_CH-Dav_2013.csv", "CH-Dav"),
         # CC-XXX inside other words is not a site: ET-FUL from FLUXNET-FULLSET, RO-FLU from EDDYPRO-FLUXNET
         ("tower_FLUXNET-FULLSET_2005.csv", None),
         ("site_EDDYPRO-FLUXNET_2020.csv", None),
@@ -192,6 +196,15 @@ def test_site_ids_only_from_known_file_name_patterns(name, site):
     from uflux_xr.io.towers import _site_from_name
 
     assert _site_from_name(Path("/nonexistent") / name.replace(".csv", ".nc")) == site
+
+
+def test_ambiguous_site_ids_in_a_file_name_are_refused():
+    from pathlib import Path
+
+    from uflux_xr.io.towers import _site_from_name
+
+    with pytest.raises(TowerFileError, match=r"several site ids \['CH-Dav', 'DE-Tha'\]; pass .* site="):
+        _site_from_name(Path("/nonexistent/CH-Dav_vs_DE-Tha_2020.nc"))
 
 
 @needs_shared
@@ -230,3 +243,80 @@ def test_ch_dav_gap_filled_year_gives_daily_training_rows():
     daily = ux.aggregate.to_daily(ux.gapfill(ds, "NEE", method="mds"))
     assert int(daily["NEE"].notnull().sum()) == 365
     assert int((daily["NEE_QC"] >= 0.8).sum()) > 300
+
+
+def _eddypro_fluxnet_file(path, rows: int, spikes: dict, missing_share: float = 0.0):
+    """An EddyPro output in its FLUXNET format (TIMESTAMP_START/END, FC, LE, H, ..., -9999 missing) from
+    DE-Tha 1998's measured values, with ``spikes`` {column: [(row, value), ...]} put in."""
+    real = ux.read_sites(SHARED_DATA / "DE-Tha_1998_halfhourly.tsv").isel(site=0, time=slice(4000, 4000 + rows))
+    start = pd.date_range("2024-06-01", periods=rows, freq="30min")
+    table = pd.DataFrame(
+        {
+            "TIMESTAMP_START": start.strftime("%Y%m%d%H%M"),
+            "TIMESTAMP_END": (start + pd.Timedelta("30min")).strftime("%Y%m%d%H%M"),
+            "FC": real["NEE"].values,
+            "FC_SSITC_TEST": 0,
+            "LE": real["LE"].values,
+            "H": real["H"].values,
+            "USTAR": real["USTAR"].values,
+            "TA_1_1_1": real["TA"].values,
+            "SW_IN_1_1_1": real["SW_IN"].values,
+        }
+    )
+    rng = np.random.default_rng(0)
+    table.loc[rng.random(rows) < missing_share, "FC"] = np.nan
+    for column, changes in spikes.items():
+        for row, value in changes:
+            table.loc[row, column] = value
+    table.fillna(-9999).to_csv(path, index=False)
+    return path
+
+
+@needs_shared
+def test_raw_eddypro_files_lose_their_few_out_of_range_values(tmp_path, caplog):
+    # As two real EddyPro FLUXNET-format files (CH-HON 2024: 2 of 132 LE values out of range; CH-FRU 2012:
+    # 1 of 49 NEE values), with the prefixes their names carried.
+    hon = _eddypro_fluxnet_file(
+        tmp_path / "exampledata_eddypro_CH-HON_fluxnet_2024-06-01T000000_adv.csv",
+        132,
+        {"LE": [(10, 2500.0), (50, -400.0)]},
+    )
+    fru = _eddypro_fluxnet_file(
+        tmp_path / "2012_eddypro_CH-FRU_FR-20120601_fluxnet_adv.csv", 132, {"FC": [(7, -95.0)]}, missing_share=0.6
+    )
+    with caplog.at_level("WARNING", logger="uflux_xr.core.plausibility"):
+        ds = ux.read_sites(hon)
+    assert str(ds["site"].values[0]) == "CH-HON"
+    le = ds["LE"].isel(site=0)
+    assert np.isnan(le.values[[10, 50]]).all() and int(le.count()) == int(np.isfinite(le.values).sum())
+    assert ds["LE_RANGE"].dtype == np.int8 and ds["LE_RANGE"].values[0].nonzero()[0].tolist() == [10, 50]
+    assert "LE_RANGE" in ds and "NEE_RANGE" not in ds
+    assert ds.attrs["physical_range_removed"] == "LE 2"
+    measured = int((pd.read_csv(hon)["LE"] != -9999).sum())
+    assert f"LE 2 of {measured} ({200 / measured:.2g} %) outside [-150, 1000] W m-2" in caplog.text
+    both = ux.read_sites([hon, fru])
+    assert sorted(map(str, both["site"].values)) == ["CH-FRU", "CH-HON"]
+    fru_nee = both["NEE_RANGE"].sel(site="CH-FRU").values
+    assert int(fru_nee.sum()) == 1 and int(both["NEE_RANGE"].sel(site="CH-HON").sum()) == 0
+    assert both["NEE_RANGE"].dtype == np.int8
+
+
+@needs_shared
+def test_a_unit_error_is_still_refused_in_a_raw_file(tmp_path):
+    # LE in kW m-2 would be in range; TA in kelvin labelled degC puts every value out: refused, with the cause
+    path = tmp_path / "eddypro_CH-HON_fluxnet_2024.csv"
+    _eddypro_fluxnet_file(path, 132, {})
+    table = pd.read_csv(path)
+    table["TA_1_1_1"] = table["TA_1_1_1"].where(table["TA_1_1_1"] == -9999, table["TA_1_1_1"] + 273.15)
+    table.to_csv(path, index=False)
+    with pytest.raises(ux.PlausibilityError, match=r"more than 5 % of the values.*kelvin"):
+        ux.read_sites(path)
+
+
+def test_daily_records_keep_the_strict_rule(tmp_path):
+    days = pd.date_range("2020-01-01", periods=30, freq="D")
+    table = pd.DataFrame({"TIMESTAMP": days.strftime("%Y%m%d"), "NEE_VUT_REF": np.r_[np.ones(29), 80.0]})
+    path = tmp_path / "FLX_XX-Day_FLUXNET2015_FULLSET_DD_2020-2020_1-4.csv"
+    table.to_csv(path, index=False)
+    with pytest.raises(ux.PlausibilityError, match="NEE has 1 of 30 values"):
+        ux.read_sites(path)

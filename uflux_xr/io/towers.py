@@ -35,7 +35,7 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from uflux_xr.core.plausibility import check_plausible
+from uflux_xr.core.plausibility import RANGE_FLAG_SUFFIX, screen_physical_range
 from uflux_xr.core.variables import can_convert, canonical_units, convert_values, igbp_name, registry
 
 log = logging.getLogger(__name__)
@@ -135,11 +135,14 @@ DIIVE_COLUMNS = {
     "PREC_TOT_T1_25+20_1": ("P", "mm"),
 }
 
-# Site ids only where the known file-name patterns put them: after FLX_/AMF_/ICOSETC_/
-# ICOS_/EFDC_/eddypro_ (FLUXNET, AmeriFlux, ICOS, European Fluxes Database, EddyPro
-# outputs) or at the very start of the name (``CH-Dav_2013-2022_halfhourly.parquet``).
-# A CC-XXX anywhere else is a word such as ``FLUXNET-FULLSET``, not a site.
-_SITE_ID = re.compile(r"^(?:(?:FLX|AMF|ICOSETC|ICOS|EFDC|eddypro)_)?([A-Z]{2}-[A-Za-z0-9]{3})(?=[_.\-]|$)")
+# Site ids where the known file-name patterns put them, anywhere in the name (a download or an example
+# may add a prefix: ``exampledata_FLX_CH-Cha_...``): after FLX_/AMF_/ICOSETC_/ICOS_/EFDC_/eddypro_
+# (FLUXNET, AmeriFlux, ICOS, European Fluxes Database, EddyPro outputs), else as a word of its own, at
+# the start or after an underscore (``CH-Dav_2013-2022_halfhourly.parquet``).  A CC-XXX inside another
+# word is not a site (``FLUXNET-FULLSET`` holds ET-FUL).
+_SITE_CODE = r"([A-Z]{2}-[A-Za-z0-9]{3})(?=[_.\-]|$)"
+_SITE_ID_AFTER_NETWORK = re.compile(r"(?:^|_)(?:FLX|AMF|ICOSETC|ICOS|EFDC|eddypro)_" + _SITE_CODE)
+_SITE_ID_AS_WORD = re.compile(r"(?:^|_)" + _SITE_CODE)
 _SITE_HEADER = re.compile(r"^#\s*Site:\s*([A-Z]{2}-[A-Za-z0-9]{3})", re.MULTILINE)
 
 
@@ -155,8 +158,16 @@ def _site_from_name(path: Path) -> str | None:
         match = _SITE_HEADER.search(head)
         if match:
             return match.group(1)
-    match = _SITE_ID.match(path.name)
-    return match.group(1) if match else None
+    for pattern in (_SITE_ID_AFTER_NETWORK, _SITE_ID_AS_WORD):
+        found = list(dict.fromkeys(pattern.findall(path.name)))
+        if len(found) > 1:
+            raise TowerFileError(
+                f"{path}: the file name holds several site ids {found}; pass the one it is with site= "
+                "(command line: --site)"
+            )
+        if found:
+            return found[0]
+    return None
 
 
 def _check_time(time: pd.DatetimeIndex, path: Path) -> None:
@@ -175,7 +186,9 @@ def _to_dataset(frame: pd.DataFrame, units: dict[str, str], path: Path) -> xr.Da
 
     Predictors are converted to the registry's units (PA in hPa -> kPa); fluxes
     keep the file's units (µmol m-2 s-1 half-hourly, g C m-2 d-1 daily).  Every
-    variable is checked against its plausible range.
+    variable is checked against its plausible range: a sub-daily record loses its
+    few values outside it (flagged ``<VAR>_RANGE``), a daily one is refused
+    (:func:`uflux_xr.core.plausibility.screen_physical_range`).
     """
     ds = xr.Dataset()
     predictors = registry()["predictors"]
@@ -191,7 +204,7 @@ def _to_dataset(frame: pd.DataFrame, units: dict[str, str], path: Path) -> xr.Da
             values, u = np.asarray(convert_values(values, u, target), dtype=np.float64), target
         ds[name] = ("time", values, {"units": u})
     ds = ds.assign_coords(time=frame.index.values)
-    return check_plausible(ds, source=str(path))
+    return screen_physical_range(ds, source=str(path))
 
 
 # ---------------------------------------------------------------------------
@@ -577,7 +590,7 @@ def read_sites(
         if sid is None:
             raise TowerFileError(
                 f"{path}: no site id in a known file-name pattern (FLX_CC-XXX_..., AMF_, ICOSETC_, eddypro_, "
-                "or a name starting with CC-XXX); pass site="
+                "or CC-XXX as a word of the name); pass site= (command line: --site)"
             )
         if year is not None and fmt != "reddyproc":
             raise TowerFileError(f"{path}: year= applies to REddyProc Day/Hour text files only, not {fmt!r}")
@@ -601,6 +614,12 @@ def read_sites(
         if len(datasets) > 1
         else datasets[0]
     )
+    flags = [name for name in out.data_vars if str(name).endswith(RANGE_FLAG_SUFFIX)]
+    if flags:  # a file or site without removed values has no flag: 0 there
+        out = out.assign({name: out[name].fillna(0).astype(np.int8) for name in flags})
+        out.attrs["physical_range_removed"] = "; ".join(
+            f"{str(name).removesuffix(RANGE_FLAG_SUFFIX)} {int(out[name].sum()):,}" for name in flags
+        )
     log.info(
         "read %d site(s), %d time steps, variables %s",
         out.sizes["site"],

@@ -43,7 +43,7 @@ import xarray as xr
 
 from uflux_xr.core.constants import MOLAR_MASS_C
 from uflux_xr.core.domain import time_step
-from uflux_xr.core.plausibility import check_plausible
+from uflux_xr.core.plausibility import screen_physical_range
 from uflux_xr.core.qc import long_runs, usable_mask
 from uflux_xr.core.solar import site_position
 from uflux_xr.core.variables import MissingVariableError, check_units, subdaily_units
@@ -249,7 +249,7 @@ def process_site(site_ds: xr.Dataset, *, lat=None, lon=None, utc_offset=None, **
         )
     fluxes = [f for f in opts.fluxes if f in one]
     check_units(one, {v: INPUT_UNITS[v] for v in [*needed, *fluxes]}, user="process_site")
-    check_plausible(one, source=f"process_site input (site {site!r})", names=[*needed, *fluxes])
+    one = screen_physical_range(one, source=f"process_site input (site {site!r})", names=[*needed, *fluxes])
     position = site_position(one, 0, lat, lon, utc_offset)
     if opts.partitioning and not np.isfinite(list(position.values())).all():
         raise PartitioningError(
@@ -258,6 +258,7 @@ def process_site(site_ds: xr.Dataset, *, lat=None, lon=None, utc_offset=None, **
             "with utc_offset), or partitioning=()"
         )
     summary: dict = {"site": site, "records": int(one.sizes["time"]), "options": to_jsonable(asdict(opts))}
+    summary["outside_physical_range"] = one.attrs.get("physical_range_removed", "none")
     clock = {}
     inputs = one.copy()
 
