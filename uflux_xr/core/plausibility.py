@@ -384,7 +384,7 @@ def screen_physical_range(ds: xr.Dataset, *, source: str, names=None, limit: flo
     out = ds.copy()
     removed = []
     wanted = list(ds.data_vars) if names is None else [n for n in names if n in ds.data_vars]
-    for name in wanted:
+    for name in map(str, wanted):
         spec = plausible_range(name, "subdaily")
         if spec is None or not np.issubdtype(ds[name].dtype, np.number) or "time" not in ds[name].dims:
             continue
