@@ -40,7 +40,7 @@ def measure(baseline: str | None, workdir: Path) -> dict[str, float]:
     raw["data"] |= {"cube": str(workdir / "none.zarr"), "sites": str(workdir / "none.nc")}
     path = workdir / f"{baseline or 'pure'}.yaml"
     path.write_text(yaml.safe_dump(raw))
-    tp = plan_run(load_config(path), window=WINDOW).throughput["lightgbm"]
+    tp = plan_run(load_config(path, demo_inputs=True), window=WINDOW, measure=True).throughput["lightgbm"]
     return {
         "plain": tp.predictions_per_s,
         "dedup": tp.dedup_predictions_per_s or float("nan"),

@@ -142,7 +142,7 @@ def main() -> None:
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
 
-    config = load_config(REPO / "configs" / "uk_daily_100m.yaml")
+    config = load_config(REPO / "configs" / "uk_daily_100m.yaml", demo_inputs=True)
     # The tile is predicted by the models the whole UK run makes, trained on the year's tower records:
     # models of the tile's 31 days alone split its value range more finely (more distinct rows).
     config = dataclasses.replace(config, training=dataclasses.replace(config.training, period="all"))
@@ -154,7 +154,7 @@ def main() -> None:
     print(f"# uk_100m — {dt.datetime.now():%Y-%m-%d %H:%M}, {platform.node()}, {os.cpu_count()} cores")
     print(f"tile: {args.cells} x {args.cells} cells x {args.days} days of {config.domain.describe()}")
     print(f"climate on a {config.data.climate_km:g} km grid; chunks {config.output.chunks}; one member (NIRv) x GPP\n")
-    plan = plan_run(config, threads_per_worker=1)
+    plan = plan_run(config, threads_per_worker=1, measure=True)
     per_member_flux = plan.predictions_per_member_flux
     uk_cells = plan.cells
     n_models = len(plan.members) * len(plan.fluxes)

@@ -5,6 +5,7 @@ not on the test machine)."""
 from __future__ import annotations
 
 import dataclasses
+import json
 import math
 
 import numpy as np
@@ -30,7 +31,7 @@ DOMAINS = {
 
 
 def _config(name):
-    return load_config(REPO / "configs" / f"{name}.yaml")
+    return load_config(REPO / "configs" / f"{name}.yaml", demo_inputs=True)
 
 
 @pytest.mark.parametrize("name", DOMAINS)
@@ -80,9 +81,15 @@ def test_dry_run_plans_the_whole_domain(name, capsys):
 def test_domain_runs_end_to_end_on_a_window(name, tmp_path):
     window, _, crs = DOMAINS[name]
     out = tmp_path / name
-    assert main(["run", str(REPO / "configs" / f"{name}.yaml"), "--out", str(out), "--window", window, "-q"]) == 0
+    config = str(REPO / "configs" / f"{name}.yaml")
+    assert main(["run", config, "--out", str(out), "--window", window, "-q", "--demo-inputs"]) == 0
     assert is_complete(out / "product.zarr")
     product = xr.open_zarr(out / "product.zarr", consolidated=False)
+    # asked for, the demo world says what it is in words nobody can miss
+    assert product.attrs["title"].startswith("SYNTHETIC INPUTS (demo world, not measurements): ")
+    assert product.attrs["synthetic_inputs"].startswith("yes: made from the synthetic lazy_demo world")
+    assert json.loads((out / "run.json").read_text())["notes"][0].startswith("SYNTHETIC INPUTS")
+    assert "SYNTHETIC INPUTS" in (out / "report.html").read_text()
     sizes = {d: s.stop - s.start for d, s in parse_window(window).items()}
     assert {d: product.sizes[d] for d in sizes} == sizes and product.sizes["member"] == 12
     assert {"GPP", "RECO", "NEE", "LE", "H", "NEE_RECO_GPP", "ET"} <= set(product.data_vars)
@@ -111,6 +118,33 @@ def _check_planned_tasks(name, window, out):
     writes = sum(math.prod(len(c) for c in v.chunks) for v in product.data_vars.values())
     real = len(dict(product.__dask_graph__())) + writes
     assert plan_run(config, window=window, throughput=1e6).tasks == pytest.approx(real, rel=0.1)
+
+
+@pytest.mark.parametrize("name", DOMAINS)
+def test_missing_inputs_are_an_error_without_demo_inputs(name, tmp_path, capsys):
+    # The shipped configs name files that are not here: the run stops (it no longer makes a product from
+    # the demo world with one warning) and says how to go on.
+    rc = main(["run", str(REPO / "configs" / f"{name}.yaml"), "--out", str(tmp_path / "o"), "--window", "time=0:1"])
+    err = capsys.readouterr().err
+    assert rc == 2 and "not found (data.cube / data.sites)" in err and "--demo-inputs" in err
+    assert not (tmp_path / "o" / "product.zarr").exists()
+
+
+@pytest.mark.parametrize("path", sorted((REPO / "configs").glob("*.yaml")), ids=lambda p: p.stem)
+def test_every_shipped_config_plans_from_stored_rates(path, tmp_path, capsys, monkeypatch):
+    # Every shipped configuration's dry run, as a user types it: no --throughput, nothing measured.
+    monkeypatch.setenv("UFLUX_CACHE_DIR", str(tmp_path / "cache"))  # a fresh machine: the shipped rates
+    if path.stem == "recipe_real_inputs":  # its inputs are made by uflux-xr prepare first
+        from tests.test_recipe import recipe_in
+
+        path = recipe_in(tmp_path)
+        assert main(["prepare", str(path)]) == 0
+        capsys.readouterr()
+    assert main(["run", str(path), "--out", str(tmp_path / "unused"), "--dry-run"]) == 0
+    text = capsys.readouterr().out
+    assert "core-hours" in text and "shipped default of the kind" in text
+    if path.stem in DOMAINS:
+        assert "standing in: the input files do not exist yet" in text
 
 
 def test_unknown_window_dim_is_refused(capsys):
@@ -183,7 +217,7 @@ def test_measured_dry_run_times_the_upscaler_and_the_passes_on_sampled_chunks():
     models = [dataclasses.replace(m, params={**m.params, **small[m.name]}) for m in config.ensemble.models]
     config = dataclasses.replace(config, ensemble=dataclasses.replace(config.ensemble, models=models))
     window = {"time": slice(0, 8), "y": slice(4000, 4700), "x": slice(2000, 2200)}  # two chunks of land
-    plan = plan_run(config, window=window)
+    plan = plan_run(config, window=window, measure=True)
     assert plan.sampled_chunks == 2
     assert plan.input_s_per_cell > 0 and plan.write_s_per_cell > 0 and plan.summary_s_per_cell > 0
     for kind, tp in plan.throughput.items():
@@ -217,9 +251,9 @@ def test_measured_dry_run_of_a_hybrid_with_an_annual_maximum_predictor(tmp_path,
         return train(*args, **kwargs)
 
     monkeypatch.setattr(uflux_xr.models, "train", spy)
-    plan = plan_run(config, window={"y": slice(4000, 4300), "x": slice(2000, 2100)})
+    plan = plan_run(config, window={"y": slice(4000, 4300), "x": slice(2000, 2100)}, measure=True)
     assert plan.sampled_chunks >= 1
     assert plan.throughput["lightgbm"].upscaler_predictions_per_s > 0
     assert len(baselines) == len(config.fluxes) and set(baselines) == {"auto"}
     with pytest.raises(ValueError, match=r"\['NIRv_MAX'\] are annual maxima.*without a time window"):
-        plan_run(config, window={"time": slice(0, 8), "y": slice(4000, 4300), "x": slice(2000, 2100)})
+        plan_run(config, window={"time": slice(0, 8), "y": slice(4000, 4300), "x": slice(2000, 2100)}, measure=True)

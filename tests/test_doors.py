@@ -13,7 +13,7 @@ from uflux_xr.grid import extract as sites
 from uflux_xr.io import cube, era5, raster, towers
 from uflux_xr.site import aggregate
 from uflux_xr.sources.files import FileSource
-from uflux_xr.workflow.pipeline import check_predictor_coverage
+from uflux_xr.workflow.preflight import check_predictor_coverage
 
 from .conftest import FEATURES
 

@@ -42,7 +42,7 @@ def _worker_peak_increase(world, model_path, window, out) -> int:
 
 @pytest.mark.slow
 def test_worker_peak_memory_does_not_grow_with_the_domain(tmp_path):
-    config = load_config(REPO / "configs" / "uk_daily_100m.yaml")
+    config = load_config(REPO / "configs" / "uk_daily_100m.yaml", demo_inputs=True)
     world = LazyWorld(config.domain, seed=config.data.seed, n_sites=20)
     table = site_table(world, FEATURES, ["GPP", "GPP_QC"])
     model = train(table, "GPP", FEATURES, model="xgboost", n_estimators=30, max_depth=4)

@@ -91,7 +91,7 @@ def test_a_window_trains_on_its_period_or_on_all_towers(config_name, tmp_path):
     from uflux_xr.workflow.config import ConfigError, TrainingConfig, load_config
     from uflux_xr.workflow.pipeline import prepare_inputs, training_table
 
-    config = load_config(REPO / "configs" / f"{config_name}.yaml")
+    config = load_config(REPO / "configs" / f"{config_name}.yaml", demo_inputs=True)
     ydim, xdim = ("lat", "lon") if config_name == "demo" else ("y", "x")
     # a corner of the domain that holds none or few of the towers: they still train, at their own cells
     window = {"time": slice(0, 10), ydim: slice(20, 40), xdim: slice(30, 60)}
@@ -121,7 +121,7 @@ def test_a_time_window_reads_the_years_peak_greenness(config_name, tmp_path):
     from uflux_xr.workflow.config import load_config
     from uflux_xr.workflow.pipeline import prepare_inputs
 
-    config = load_config(REPO / "configs" / f"{config_name}.yaml")
+    config = load_config(REPO / "configs" / f"{config_name}.yaml", demo_inputs=True)
     predictors = [*config.ensemble.predictors, "NIRv_MAX"]
     config = dataclasses.replace(config, ensemble=dataclasses.replace(config.ensemble, predictors=predictors))
     ydim, xdim = ("lat", "lon") if config_name == "demo" else ("y", "x")

@@ -98,3 +98,53 @@ def test_failed_write_leaves_nothing_and_keeps_old_product(product, tmp_path, su
 def test_unknown_suffix(product, tmp_path):
     with pytest.raises(ValueError, match="unknown product format"):
         ux.write_product(product, tmp_path / "p.csv")
+
+
+FULL_OPTIONS = """
+name: full-options
+title: every optional layer switched on
+data:
+  source: demo
+  seed: 3
+  domain: {lat: [40, 60], lon: [0, 20], resolution: 1.0}
+  period: {start: 2020-01-01, end: 2020-03-31}
+  n_sites: 20
+predictors: [TA, SW_IN, LW_IN, VPD, P, SWC, NIRv, IGBP, DOY_SIN, DOY_COS]
+fluxes: [GPP, RECO, LE]
+models:
+  - name: xgboost
+    params: {n_estimators: 20}
+  - name: hybrid
+    params: {n_trees: 10, max_layers: 1}
+members: 1
+validation: {cv: loso, model: xgboost, params: {n_estimators: 20}}
+applicability: {regions: IGBP}
+explain: {enabled: true, period: [2020-02-01, 2020-02-05]}
+output: {formats: [zarr, netcdf], chunks: {time: 31}}
+"""
+
+
+def _cf_high_priority_failures(path, report):
+    from compliance_checker.runner import CheckSuite, ComplianceChecker
+
+    CheckSuite.load_all_available_checkers()
+    ComplianceChecker.run_checker(
+        str(path), ["cf:1.10"], 0, "normal", output_filename=str(report), output_format="json"
+    )
+    result = json.loads(report.read_text())["cf:1.10"]
+    return [(p["name"], p["msgs"]) for p in result["high_priorities"] if p["msgs"]]
+
+
+def test_a_run_with_every_optional_layer_is_cf_compliant(tmp_path):
+    # DI, AOA and error layers, a hybrid's baseline and residual, the explanation maps: the AOA flags came
+    # back from the Zarr store as float32 with int64 flag_values, and the explanation's coordinates had
+    # fill values and its cell_methods named no coordinate.
+    pytest.importorskip("compliance_checker")
+    config_path = tmp_path / "full.yaml"
+    config_path.write_text(FULL_OPTIONS)
+    result = ux.run(ux.load_config(config_path), tmp_path / "out", progress=False, report=False)
+    product = xr.open_dataset(result.products["netcdf"])
+    assert {"GPP_DI", "GPP_AOA", "GPP_error", "GPP_baseline"} <= set(product.data_vars)
+    assert product["GPP_AOA"].dtype == np.int8 and product["GPP_AOA"].attrs["flag_values"].dtype == np.int8
+    for path in (result.products["netcdf"], result.products["explanation"]):
+        assert _cf_high_priority_failures(path, tmp_path / "cf.json") == [], path

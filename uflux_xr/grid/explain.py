@@ -50,7 +50,7 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from uflux_xr.core.domain import spatial_dims, time_step
+from uflux_xr.core.domain import COORDINATE_ATTRS, spatial_dims, time_step
 from uflux_xr.core.plausibility import check_values, resolution_of
 from uflux_xr.core.variables import MissingVariableError, variable_attrs
 from uflux_xr.grid.features import resolve_features
@@ -62,6 +62,7 @@ from uflux_xr.grid.upscale import (
     model_reference,
     normalize_ensemble,
 )
+from uflux_xr.io.product import time_bounds
 from uflux_xr.models import FluxModel
 from uflux_xr.models.fluxmodel import check_feature_units
 from uflux_xr.models.registry import get_kind
@@ -486,6 +487,20 @@ def explain(
         "comment": "Additive terms of the ensemble-mean prediction (member mean of each member's terms), before "
         "GPP and RECO are clipped at 0; see uflux_xr.grid.explain for the method.",
     }
+    # The maps are means over the explained period: a scalar time coordinate with its bounds makes
+    # their cell_methods "time: mean" name a coordinate, as CF wants (1.10 §7.3).
+    edges = time_bounds(times)
+    out = out.assign_coords(
+        time=((), times[0] + (times[-1] - times[0]) / 2, {"standard_name": "time", "bounds": "time_bnds"}),
+        time_bnds=(("nv",), np.array([edges[0, 0], edges[-1, 1]])),
+    )
+    out.attrs["Conventions"] = "CF-1.10"
+    for name in (ydim, xdim):
+        out[name].attrs.update(COORDINATE_ATTRS[name])
+    for name in out.coords:
+        out[name].encoding["_FillValue"] = None
+    for name in ("time", "time_bnds"):
+        out[name].encoding["units"] = "hours since 1970-01-01 00:00:00"
     if ydim == "y" and cube.rio.crs is not None:
         out = out.rio.write_crs(cube.rio.crs)
     log.info("explanation graph: %s over %d time steps", ", ".join(fluxes), len(times))

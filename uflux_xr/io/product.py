@@ -39,7 +39,7 @@ def _bounds(values: np.ndarray) -> np.ndarray:
     return np.stack([edges[:-1], edges[1:]], axis=1)
 
 
-def _time_bounds(time: pd.DatetimeIndex) -> np.ndarray:
+def time_bounds(time: pd.DatetimeIndex) -> np.ndarray:
     """Averaging periods of time steps labelled at their middles (the data contract):
     edges half-way between labels, the outer ones mirrored; one label spans a day."""
     t = time.values
@@ -49,6 +49,28 @@ def _time_bounds(time: pd.DatetimeIndex) -> np.ndarray:
     mid = t[:-1] + (t[1:] - t[:-1]) / 2
     edges = np.concatenate([[t[0] - (mid[0] - t[0])], mid, [t[-1] + (t[-1] - mid[-1])]])
     return np.stack([edges[:-1], edges[1:]], axis=1)
+
+
+def flag_variable(da: xr.DataArray) -> xr.DataArray:
+    """A CF flag variable in its integer type, with ``flag_values`` of that type (CF 1.10 §3.5).
+
+    A flag layer read back from a store with a ``_FillValue`` (the AOA layers: -1 where no DI) comes as
+    floats with NaN; it is written as the integers it was, the fill value restored.
+    """
+    stored = da.encoding.get("dtype", da.dtype)
+    dtype = np.dtype(stored) if np.issubdtype(np.dtype(stored), np.integer) else np.dtype(np.int8)
+    fill = da.encoding.get("_FillValue")
+    out = da
+    if np.issubdtype(da.dtype, np.floating):
+        fill = -1 if fill is None or not np.isfinite(fill) else fill
+        out = da.fillna(fill).astype(dtype)
+    elif da.dtype != dtype:
+        out = da.astype(dtype)
+    out.attrs = {**da.attrs, "flag_values": np.asarray(da.attrs["flag_values"]).astype(dtype)}
+    out.encoding = {k: v for k, v in da.encoding.items() if k not in ("dtype", "_FillValue")}
+    if fill is not None:
+        out.encoding["_FillValue"] = dtype.type(fill)
+    return out
 
 
 def add_cf_metadata(product: xr.Dataset, *, attrs: dict | None = None, history: str | None = None) -> xr.Dataset:
@@ -71,7 +93,7 @@ def add_cf_metadata(product: xr.Dataset, *, attrs: dict | None = None, history: 
     ds = product.copy()
     ydim, xdim = spatial_dims(ds)
     time = ds.indexes["time"]
-    ds = ds.assign_coords(time_bnds=(("time", "nv"), _time_bounds(time)))
+    ds = ds.assign_coords(time_bnds=(("time", "nv"), time_bounds(time)))
     ds["time"].attrs.update({"standard_name": "time", "long_name": "time", "axis": "T", "bounds": "time_bnds"})
     if ydim == "lat":
         ds = ds.assign_coords(
@@ -108,6 +130,9 @@ def add_cf_metadata(product: xr.Dataset, *, attrs: dict | None = None, history: 
         ds[name].encoding["_FillValue"] = None
     ds["time"].encoding.update({"units": "hours since 1970-01-01 00:00:00", "calendar": "proleptic_gregorian"})
     ds["time_bnds"].encoding.update(ds["time"].encoding)
+    for name in ds.data_vars:
+        if "flag_values" in ds[name].attrs:
+            ds[name] = flag_variable(ds[name])
     for name in ds.data_vars:
         if name == "crs":
             continue

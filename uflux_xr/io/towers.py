@@ -36,6 +36,7 @@ import pandas as pd
 import xarray as xr
 
 from uflux_xr.core.plausibility import RANGE_FLAG_SUFFIX, screen_physical_range
+from uflux_xr.core.sun_check import check_sun_timing
 from uflux_xr.core.variables import can_convert, canonical_units, convert_values, igbp_name, registry
 
 log = logging.getLogger(__name__)
@@ -547,7 +548,13 @@ def _site_metadata(metadata: pd.DataFrame | None, site: str) -> dict:
 
 
 def read_sites(
-    paths, format: str = "auto", metadata=None, site: str | None = None, year: int | None = None
+    paths,
+    format: str = "auto",
+    metadata=None,
+    site: str | None = None,
+    year: int | None = None,
+    *,
+    position_check: str = "raise",
 ) -> xr.Dataset:
     """Read tower files into one site dataset (site, time).
 
@@ -568,6 +575,11 @@ def read_sites(
         starts with ``CC-XXX``).
     year : int, optional
         Year of REddyProc / hesseflux ``Day Hour`` files without a ``Year`` column.
+    position_check : {"raise", "warn", "off"}
+        A sub-daily record with SW_IN whose metadata give lat, lon and utc_offset is compared with the
+        sun there (:func:`uflux_xr.core.sun_check.check_sun_timing`): a lag of 45 min or more (swapped
+        coordinates, UTC for local time) raises :class:`~uflux_xr.core.sun_check.PositionError`;
+        ``warn`` logs it, ``off`` skips the check.
 
     Returns
     -------
@@ -601,6 +613,14 @@ def read_sites(
         ds = xr.concat(parts, dim="time", data_vars="all", join="outer") if len(parts) > 1 else parts[0]
         _check_time(ds.indexes["time"], Path(", ".join(p.attrs.get("source_file", "?") for p in parts)))
         meta = _site_metadata(table, sid)
+        if "SW_IN" in ds:
+            check_sun_timing(
+                ds.indexes["time"],
+                ds["SW_IN"].values,
+                *(float(meta.get(k, np.nan)) for k in ("lat", "lon", "utc_offset")),
+                site=sid,
+                policy=position_check,
+            )
         ds = ds.expand_dims(site=[sid]).assign_coords(
             lat=("site", [float(meta.get("lat", np.nan))], {"units": "degrees_north"}),
             lon=("site", [float(meta.get("lon", np.nan))], {"units": "degrees_east"}),

@@ -46,6 +46,7 @@ from uflux_xr.core.domain import time_step
 from uflux_xr.core.plausibility import screen_physical_range
 from uflux_xr.core.qc import long_runs, usable_mask
 from uflux_xr.core.solar import site_position
+from uflux_xr.core.sun_check import POSITION_CHECK_POLICIES, check_sun_timing
 from uflux_xr.core.variables import MissingVariableError, check_units, subdaily_units
 from uflux_xr.io.jsonable import to_jsonable
 from uflux_xr.site.dataset import like_input, one_site
@@ -127,6 +128,10 @@ class SiteChainOptions:
         Model kind (e.g. ``lightgbm``) filling what MDS leaves; None leaves it.
     seed : int
         Seed of the u* bootstrap and the ML fill.
+    position_check : {"raise", "warn", "off"}
+        Compare the measured SW_IN with the sun at the site's position and UTC offset
+        (:func:`uflux_xr.core.sun_check.check_sun_timing`): a lag of 45 min or more (swapped
+        coordinates, UTC for local time) stops the chain; ``warn`` logs it, ``off`` skips it.
     mds, ustar_options, nighttime, daytime, ml : dict
         Options of each step: :class:`~uflux_xr.site.gapfill.options.MDSOptions`,
         :class:`~uflux_xr.site.ustar.UstarOptions`,
@@ -145,6 +150,7 @@ class SiteChainOptions:
     partitioning: tuple = ("nighttime", "daytime")
     ml_fill: str | None = None
     seed: int = 0
+    position_check: str = "raise"
     mds: dict = field(default_factory=dict)
     ustar_options: dict = field(default_factory=dict)
     nighttime: dict = field(default_factory=dict)
@@ -158,6 +164,10 @@ class SiteChainOptions:
             raise ValueError(f"spikes must be 'papale', 'hesseflux' or None, got {self.spikes!r}")
         if not (self.ustar is None or self.ustar == "bootstrap" or isinstance(self.ustar, int | float)):
             raise ValueError(f"ustar must be 'bootstrap', a threshold [m s-1] or None, got {self.ustar!r}")
+        if self.position_check not in POSITION_CHECK_POLICIES:
+            raise ValueError(
+                f"position_check must be one of {list(POSITION_CHECK_POLICIES)}, got {self.position_check!r}"
+            )
         unknown = set(self.partitioning) - {"nighttime", "daytime"}
         if unknown:
             raise ValueError(f"partitioning methods are 'nighttime' and 'daytime', got {sorted(unknown)}")
@@ -259,6 +269,10 @@ def process_site(site_ds: xr.Dataset, *, lat=None, lon=None, utc_offset=None, **
         )
     summary: dict = {"site": site, "records": int(one.sizes["time"]), "options": to_jsonable(asdict(opts))}
     summary["outside_physical_range"] = one.attrs.get("physical_range_removed", "none")
+    timing = check_sun_timing(
+        one.indexes["time"], one["SW_IN"].values, **position, site=site, policy=opts.position_check
+    )
+    summary["sun_timing"] = "not checked" if timing is None else to_jsonable(asdict(timing))
     clock = {}
     inputs = one.copy()
 

@@ -35,29 +35,39 @@ def source_names() -> tuple[str, ...]:
     return tuple(_REGISTRY)
 
 
-def source_for(config: RunConfig) -> InputSource:
-    """The source ``config``'s run reads: ``data.source``, or ``data.fallback`` when a files source's
-    cube or towers do not exist.
+def source_for(config: RunConfig, *, for_plan: bool = False) -> InputSource:
+    """The source ``config``'s run reads: ``data.source``.
+
+    A files source whose cube or towers do not exist is an error: a run never stands a demo world in for
+    missing files unless asked (:func:`uflux_xr.workflow.config.with_demo_inputs`, ``--demo-inputs``).
+    A plan (``for_plan``) needs the grid, the period and the models, not the values, and outlines the
+    configuration's demo world (``data.fallback``) instead; its ``stands_in`` attribute is then True.
 
     Raises
     ------
     FileNotFoundError
-        A files source whose files are missing, without a fallback; the message says how to make them.
+        A files source whose files are missing; the message says how to make them.
     """
     data = config.data
     name = data.source
     if name == FileSource.name:
         missing = [p for p in (data.cube_path, data.sites_path) if not p or not Path(p).exists()]
-        if missing and data.fallback:
-            return _REGISTRY[data.fallback](config)
+        if missing and for_plan and data.fallback:
+            source = _REGISTRY[data.fallback](config)
+            source.stands_in = True
+            return source
         if missing:
-            hint = (
-                f"build them from data.inputs with: uflux-xr prepare {config.path}"
-                if data.inputs is not None
-                else "set data.fallback: lazy_demo to run on the demo world instead"
-            )
+            ways = []
+            if data.inputs is not None:
+                ways.append(f"build them from data.inputs with: uflux-xr prepare {config.path}")
+            if data.fallback:
+                ways.append(
+                    "or try the run on the synthetic demo world of the domain with --demo-inputs "
+                    "(Python: load_config(path, demo_inputs=True)); its product says it is synthetic"
+                )
             raise FileNotFoundError(
-                f"{config.path}: input file(s) {missing} not found (data.cube / data.sites); {hint}"
+                f"{config.path}: input file(s) {missing} not found (data.cube / data.sites)"
+                + (f"; {' '.join(ways)}" if ways else "; check the paths")
             )
     return _REGISTRY[name](config)
 

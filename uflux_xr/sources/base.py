@@ -44,6 +44,7 @@ class GridOutline:
     training_rows: int  # site-steps with a flux to train on
     overlap: list[str] = field(default_factory=list)  # what joining the towers to the grid will find
     cube: xr.Dataset | None = None  # the opened (lazy) cube where the source has one on disk
+    sites: xr.Dataset | None = None  # the towers where the source has them on disk
 
 
 class InputSource(ABC):
@@ -67,6 +68,8 @@ class InputSource(ABC):
 
     def __init__(self, config: RunConfig):
         self.config = config
+        #: A demo world outlining a plan in place of a files configuration's missing inputs.
+        self.stands_in = False
 
     def open(self, out_dir: Path, window: Mapping[str, slice] | None = None) -> Inputs:
         """The cube (lazy, cut to ``window``), the towers and the truth (None where unknown); ``out_dir/inputs``

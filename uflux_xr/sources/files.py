@@ -59,4 +59,4 @@ class FileSource(InputSource):
             overlap = [f"trained on the towers' own drivers (training.drivers: towers): {rows:,} site-steps"]
         else:
             rows, overlap = tower_overlap(cube, sites, config.fluxes)
-        return GridOutline(sizes, chunks, description, rows, overlap, cube)
+        return GridOutline(sizes, chunks, description, rows, overlap, cube, sites)

@@ -82,7 +82,7 @@ def _cmd_run(args) -> int:
     from uflux_xr.workflow.config import load_config
     from uflux_xr.workflow.pipeline import format_summary, run
 
-    config = load_config(args.config)
+    config = load_config(args.config, demo_inputs=args.demo_inputs)
     if args.window and config.domain is not None:
         dims = ("time", *config.domain.dims)
         bad = [d for d in args.window if d not in dims]
@@ -92,7 +92,9 @@ def _cmd_run(args) -> int:
         from uflux_xr.workflow.plan import plan_run
 
         threads = 1 if args.workers or args.scheduler else os.cpu_count() or 1
-        plan = plan_run(config, window=args.window, threads_per_worker=threads, throughput=args.throughput)
+        plan = plan_run(
+            config, window=args.window, threads_per_worker=threads, throughput=args.throughput, measure=args.measure
+        )
         print(plan.format())
         return 0
     with _scheduler(args.workers, args.scheduler):
@@ -123,10 +125,9 @@ def _cmd_ingest(args) -> int:
     from uflux_xr.workflow.ingest import summarize_cube, summarize_sites
 
     if args.kind == "sites":
-        from uflux_xr.io.towers import read_sites
         from uflux_xr.site.aggregate import to_daily
 
-        ds = read_sites(args.files, format=args.format, metadata=args.metadata, site=args.site, year=args.year)
+        ds = _read_tower_files(args)
         if args.daily:
             ds = to_daily(ds, min_coverage=args.min_coverage)
         summary = summarize_sites(ds)
@@ -159,10 +160,9 @@ def _cmd_ingest(args) -> int:
 
 def _cmd_gapfill(args) -> int:
     from uflux_xr.io import write_dataset
-    from uflux_xr.io.towers import read_sites
     from uflux_xr.site.gapfill import gapfill
 
-    ds = read_sites(args.files, format=args.format, metadata=args.metadata, site=args.site, year=args.year)
+    ds = _read_tower_files(args)
     raw = ds
     for var in args.var:
         ds = gapfill(ds, var, method=args.method, **_method_options(args, args.method, var))
@@ -220,10 +220,9 @@ def _ustar_choice(text: str):
 
 
 def _cmd_process(args) -> int:
-    from uflux_xr.io.towers import read_sites
     from uflux_xr.site.chain import process_site
 
-    ds = read_sites(args.files, format=args.format, metadata=args.metadata, site=args.site, year=args.year)
+    ds = _read_tower_files(args)
     if ds.sizes["site"] != 1:
         raise ValueError(
             f"process runs one site at a time; the files hold {list(map(str, ds['site'].values))}: "
@@ -241,6 +240,7 @@ def _cmd_process(args) -> int:
         partitioning=tuple(p for p in args.partitioning if p != "none"),
         ml_fill=args.ml_fill,
         seed=args.seed,
+        position_check=args.position_check,
         mds={"convention": args.convention},
         daytime={"n_boot": args.daytime_bootstrap},
     )
@@ -286,6 +286,20 @@ TOWER_FORMATS = {
 }
 
 
+def _read_tower_files(args):
+    """The tower files of a command, read as its tower-file arguments say (:func:`uflux_xr.read_sites`)."""
+    from uflux_xr.io.towers import read_sites
+
+    return read_sites(
+        args.files,
+        format=args.format,
+        metadata=args.metadata,
+        site=args.site,
+        year=args.year,
+        position_check=args.position_check,
+    )
+
+
 def _add_tower_file_arguments(parser, applies: str = "") -> None:
     """How tower files are read (:func:`uflux_xr.read_sites`); ``applies`` prefixes each help ("(sites) ")."""
     parser.add_argument("--format", default="auto", choices=TOWER_FORMATS, help=applies + _described(TOWER_FORMATS))
@@ -293,6 +307,13 @@ def _add_tower_file_arguments(parser, applies: str = "") -> None:
     parser.add_argument("--site", help=applies + "site id for files whose name has none")
     parser.add_argument(
         "--year", type=int, help=applies + "year of REddyProc Day/Hour text files without a Year column"
+    )
+    parser.add_argument(
+        "--position-check",
+        default="raise",
+        choices=["raise", "warn", "off"],
+        help=applies + "compare SW_IN with the sun at the site's lat, lon and UTC offset: stop on a lag of 45 min "
+        "or more (raise), only log it (warn), or skip (off)",
     )
 
 
@@ -328,10 +349,9 @@ def _add_method_arguments(parser) -> None:
 def _cmd_gapfill_benchmark(args) -> int:
     import pandas as pd
 
-    from uflux_xr.io.towers import read_sites
     from uflux_xr.site.gapfill import artificial_gap_benchmark
 
-    ds = read_sites(args.files, format=args.format, metadata=args.metadata, site=args.site, year=args.year)
+    ds = _read_tower_files(args)
     tables = []
     for var in args.var:
         options = {method: _method_options(args, method, var) for method in args.methods}
@@ -391,10 +411,22 @@ def build_parser() -> argparse.ArgumentParser:
         help="print the plan (chunks, tasks, predictions, memory per worker, output size, core-hours) and stop",
     )
     p.add_argument(
+        "--demo-inputs",
+        action="store_true",
+        help="run a files configuration on the synthetic demo world of its domain (data.fallback) in place of its "
+        "input files; the product's title, attributes, summary and report say it is synthetic",
+    )
+    p.add_argument(
         "--window",
         type=parse_window,
         metavar="DIM=A:B,...",
         help="produce only these index ranges of the domain, e.g. time=0:31,y=4000:4500,x=2000:2500",
+    )
+    p.add_argument(
+        "--measure",
+        action="store_true",
+        help="--dry-run: measure each model kind on sampled chunks of this run's cube (minutes) and store the rates "
+        "for later dry runs, instead of planning from the stored or shipped rates (seconds)",
     )
     p.add_argument(
         "--throughput",

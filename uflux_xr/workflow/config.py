@@ -16,6 +16,7 @@ import yaml
 
 from uflux_xr.core.domain import GEOGRAPHIC_CRS, STEPS, Domain
 from uflux_xr.core.suggest import did_you_mean
+from uflux_xr.core.sun_check import POSITION_CHECK_POLICIES
 from uflux_xr.core.variables import known_names, registry
 from uflux_xr.grid.features import DERIVED_NAMES
 from uflux_xr.models import available_models
@@ -78,9 +79,10 @@ class RawInputs:
     tower_metadata: str | None = None
     tower_year: int | None = None
     tower_min_coverage: float = 1.0
+    tower_position_check: str = "raise"
 
     KEYS = ("climate", "regrid", "satellite", "land_mask", "land_cover", "elevation", "towers")
-    TOWER_KEYS = ("files", "format", "metadata", "year", "min_coverage")
+    TOWER_KEYS = ("files", "format", "metadata", "year", "min_coverage", "position_check")
     SATELLITE_KEYS = ("files", "variable", "scale_factor", "resampling", "units", "qa_variable", "qa_mask")
 
     @classmethod
@@ -130,6 +132,12 @@ class RawInputs:
         coverage = towers.get("min_coverage", 1.0)
         if not isinstance(coverage, int | float) or not 0 < coverage <= 1:
             raise ConfigError(f"{src}: data.inputs.towers.min_coverage: expected a fraction in (0, 1]")
+        position_check = towers.get("position_check", "raise")
+        if position_check not in POSITION_CHECK_POLICIES:
+            raise ConfigError(
+                f"{src}: data.inputs.towers.position_check: expected one of {list(POSITION_CHECK_POLICIES)}, "
+                f"got {position_check!r}"
+            )
         return cls(
             climate=climate,
             regrid=regrid,
@@ -142,6 +150,7 @@ class RawInputs:
             else None,
             tower_year=towers.get("year"),
             tower_min_coverage=float(coverage),
+            tower_position_check=position_check,
             **single,
         )
 
@@ -158,6 +167,7 @@ class DataConfig:
     n_sites: int = 60
     inputs: RawInputs | None = None
     climate_km: float | None = None  # lazy demo world: climate from a grid this coarse [km], as a regridded reanalysis
+    demo_inputs: bool = False  # a files configuration run on its demo world by request (with_demo_inputs)
 
     KEYS = ("source", "seed", "domain", "period", "n_sites", "cube", "sites", "fallback", "inputs", "climate_km")
 
@@ -767,8 +777,52 @@ def parse_config(raw: dict, src: str = "<config>") -> RunConfig:
     )
 
 
-def load_config(path: str | Path) -> RunConfig:
+#: What a product made from a demo world in place of a configuration's inputs says, in its title first.
+SYNTHETIC_LABEL = "SYNTHETIC INPUTS (demo world, not measurements)"
+
+
+def with_demo_inputs(config: RunConfig) -> RunConfig:
+    """``config`` run on the demo world of its domain (``data.fallback``) in place of its input files.
+
+    The product's title starts with :data:`SYNTHETIC_LABEL`, its ``synthetic_inputs`` attribute says so,
+    and the run summary and report carry the same words.  A demo configuration is returned as it is.
+
+    Raises
+    ------
+    ConfigError
+        When the configuration reads files and names no demo world (``data.fallback``).
+    """
+    data = config.data
+    if data.source != "files":
+        return config
+    if not data.fallback:
+        raise ConfigError(
+            f"{config.path}: --demo-inputs needs data.fallback: lazy_demo (and data.domain, data.period) "
+            "to know which demo world stands in for the inputs"
+        )
+    attrs = dict(config.output.attrs)
+    attrs["title"] = f"{SYNTHETIC_LABEL}: {attrs.get('title', config.name)}"
+    attrs["synthetic_inputs"] = (
+        f"yes: made from the synthetic {data.fallback} world of the domain, not from the files the configuration "
+        f"names ({data.cube_path}, {data.sites_path}); for testing the run, not for science"
+    )
+    return replace(
+        config,
+        data=replace(data, source=data.fallback, demo_inputs=True),
+        output=replace(config.output, attrs=attrs),
+    )
+
+
+def load_config(path: str | Path, *, demo_inputs: bool = False) -> RunConfig:
     """Read and validate a YAML run configuration.
+
+    Parameters
+    ----------
+    path : str or path-like
+        The YAML file.
+    demo_inputs : bool
+        Run on the demo world of the configuration's domain in place of its input files
+        (:func:`with_demo_inputs`; command line: ``--demo-inputs``).
 
     Raises
     ------
@@ -784,4 +838,5 @@ def load_config(path: str | Path) -> RunConfig:
         raw = yaml.safe_load(text)
     except yaml.YAMLError as err:
         raise ConfigError(f"{path}: not valid YAML: {err}") from None
-    return replace(parse_config(raw, str(path)), text=text)
+    config = replace(parse_config(raw, str(path)), text=text)
+    return with_demo_inputs(config) if demo_inputs else config

@@ -29,7 +29,6 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import dask
 import numpy as np
 import pandas as pd
 import xarray as xr
@@ -38,7 +37,6 @@ from uflux_xr import __version__
 from uflux_xr.core.domain import spatial_dims
 from uflux_xr.core.metrics import all_metrics
 from uflux_xr.core.progress import ProgressLog
-from uflux_xr.core.variables import MissingVariableError
 from uflux_xr.grid.completeness import aoa_tables, applicability_layers, residual_weights
 from uflux_xr.grid.ensemble import area_weighted_total, ensemble_statistics
 from uflux_xr.grid.extract import extract_at_sites
@@ -54,7 +52,8 @@ from uflux_xr.io.resumable import write_resumable
 from uflux_xr.models import FluxModel, load_model, train
 from uflux_xr.models.registry import reduced_bins
 from uflux_xr.sources import Inputs, source_for
-from uflux_xr.workflow.config import ConfigError, RunConfig
+from uflux_xr.workflow.config import SYNTHETIC_LABEL, ConfigError, RunConfig
+from uflux_xr.workflow.preflight import check_predictor_coverage, run_features, tower_targets
 
 log = logging.getLogger(__name__)
 
@@ -92,72 +91,13 @@ def prepare_inputs(config: RunConfig, out_dir: Path, window: Mapping[str, slice]
     return found
 
 
-def _coverage_steps(cube: xr.Dataset, n_steps: int) -> np.ndarray:
-    """``n_steps`` time steps spread over the middle time chunk of a dask cube (its inputs are read
-    or made a chunk at a time: steps from ``n_steps`` chunks would cost that many chunks' inputs
-    again before the run reads them), or over the whole period of an in-memory cube."""
-    start, stop = 0, cube.sizes["time"]
-    chunked = [v.chunksizes["time"] for v in cube.data_vars.values() if "time" in v.dims and v.chunks]
-    if chunked:
-        edges = np.cumsum((0, *chunked[0]))
-        middle = (len(edges) - 1) // 2
-        start, stop = int(edges[middle]), int(edges[middle + 1])
-    return np.unique(np.linspace(start, stop - 1, n_steps).round().astype(int))
-
-
-def check_predictor_coverage(cube: xr.Dataset, features, *, mask: str = "land_mask", n_steps: int = 3) -> dict:
-    """Share of land cells where each predictor is finite, on a few time steps (of one time chunk,
-    :func:`_coverage_steps`); refuses a cube whose product would be all NaN.
-
-    Returns
-    -------
-    dict
-        {feature: fraction [0-1] of land cells with a finite value}, and ``"all"``
-        for the cells where every feature is.
-
-    Raises
-    ------
-    ValueError
-        When a feature, or every feature together, is finite on no land cell.
-    """
-    if mask not in cube:
-        return {}
-    steps = _coverage_steps(cube, n_steps)
-    ydim, xdim = spatial_dims(cube)
-    # at most ~1e6 cells per step: a strided subset of a big grid is enough to find an empty layer
-    stride = max(1, math.ceil(math.sqrt(cube.sizes[ydim] * cube.sizes[xdim] / 1e6)))
-    sample = cube.isel({"time": steps, ydim: slice(None, None, stride), xdim: slice(None, None, stride)})
-    land = sample[mask] == 1
-    if "time" not in land.dims:
-        land = land.expand_dims(time=sample["time"])
-    arrays = resolve_features(sample, list(features))
-    # static layers (IGBP, elevation) broadcast over the sampled steps, so every share is of the same cells
-    finite = {name: (da.notnull() & land) for name, da in arrays.items()}
-    n_land = land.sum()
-    every = land
-    for da in finite.values():
-        every = every & da
-    computed = dask.compute(*[f.sum() / n_land for f in finite.values()], every.sum() / n_land)
-    shares = {k: float(v) for k, v in zip([*finite, "all"], computed, strict=True)}
-    log.info("predictor coverage of land cells: %s", ", ".join(f"{k} {100 * v:.1f} %" for k, v in shares.items()))
-    source = cube.attrs.get("source", "predictor cube")
-    empty = [k for k, v in shares.items() if k != "all" and v == 0.0]
-    if empty or shares.get("all", 1.0) == 0.0:
-        raise ValueError(
-            f"{source}: no land cell has {'predictor(s) ' + str(empty) if empty else 'every predictor'} "
-            f"on the sampled time steps (coverage {shares}); the product would be all NaN. Check that the "
-            "layers share the grid and the land mask"
-        )
-    return shares
-
-
 def training_table(config: RunConfig, inputs: Inputs) -> pd.DataFrame:
     """Predictors at the towers joined to their records (see :func:`uflux_xr.grid.extract.extract_at_sites`).
 
     A source may give the table itself (the lazy demo world evaluates its predictors at the tower cells,
     the same values without computing any cube chunk).
     """
-    targets = _targets(config, inputs.sites)
+    targets = tower_targets(config, inputs.sites)
     if config.training.drivers == "towers":
         log.info(
             "training on the towers' own drivers (training.drivers: towers): the cube is not sampled at the "
@@ -392,7 +332,7 @@ def run(
     timings["train"] = time.perf_counter() - t
 
     t = time.perf_counter()
-    check_predictor_coverage(cube, sorted({f for m in config.ensemble.member_specs for f in m.predictors}))
+    check_predictor_coverage(cube, run_features(config))
     timings["coverage_check"] = time.perf_counter() - t  # one time chunk of inputs, whatever the run's length
     product, applicability = lazy_product(config, table, members, cube, out_dir / "models", predictions, timings)
     products, counts, totals, aoa_note = write_outputs(
@@ -422,6 +362,8 @@ def run(
     timings["total"] = time.perf_counter() - t0
     log.info("run finished in %.1f s", timings["total"])
     notes = _run_notes(table, out_dir, clipped, explain_line, inference)
+    if config.data.demo_inputs:
+        notes.insert(0, f"{SYNTHETIC_LABEL}: {config.output.attrs['synthetic_inputs']}")
     result = RunResult(
         out_dir, products, validation, scores, timings, notes, inference, applicability, aoa_note, explained
     )
@@ -591,6 +533,9 @@ def explain_run(
         every=spec.every,
         surrogate_rows=spec.surrogate_rows,
         seed=config.data.seed,
+    )
+    maps.attrs["history"] = (
+        f"{datetime.datetime.now(datetime.UTC):%Y-%m-%dT%H:%M:%SZ} uflux-xr run {config.path} (name={config.name})"
     )
     path = write_dataset(maps, out_dir / "explanations" / "explanation.nc", progress=False)
     with xr.open_dataset(path) as written:
@@ -817,16 +762,6 @@ def _totals_table(product: xr.Dataset, totals: dict[str, xr.DataArray]) -> pd.Da
         means = table.groupby(["variable", "units"], sort=False)["total"].agg(["mean", "std", "count"]).reset_index()
         table = pd.concat([table, means.rename(columns={"mean": "total"}).assign(member="ensemble")], ignore_index=True)
     return table
-
-
-def _targets(config: RunConfig, sites: xr.Dataset) -> list[str]:
-    missing = [f for f in config.fluxes if f not in sites.data_vars]
-    if missing:
-        raise MissingVariableError(
-            f"site dataset lacks flux(es) {missing} named in {config.path}; it has {sorted(map(str, sites.data_vars))}"
-        )
-    qc = [f"{f}_QC" for f in config.fluxes if f"{f}_QC" in sites.data_vars]
-    return list(config.fluxes) + qc
 
 
 def format_summary(result: RunResult) -> str:

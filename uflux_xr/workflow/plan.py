@@ -27,6 +27,7 @@ The bounded-memory test checks measured peaks against this model.
 from __future__ import annotations
 
 import contextlib
+import datetime
 import logging
 import math
 import tempfile
@@ -39,6 +40,8 @@ import pandas as pd
 
 from uflux_xr.grid.upscale import models_per_task
 from uflux_xr.workflow.config import ModelSpec, RunConfig
+from uflux_xr.workflow.preflight import check_predictor_coverage, run_features, tower_targets
+from uflux_xr.workflow.rates import store_rate, stored_rate
 
 log = logging.getLogger(__name__)
 
@@ -99,6 +102,8 @@ class RunPlan:
     overlap: list[str] = field(default_factory=list)
     seconds: float = 0.0  # time the plan took [s]
     measure_seconds: float = 0.0  # of which measuring the model kinds' throughput [s]
+    rate_origin: dict[str, str] = field(default_factory=dict)  # per kind: where a rate not measured now comes from
+    predictor_coverage: dict[str, float] = field(default_factory=dict)  # share of land cells with each predictor
     input_s_per_cell: float = 0.0  # making or reading the inputs of a sampled chunk [s per time step x cell]
     write_s_per_cell: float = 0.0  # compressing and writing one output of a sampled chunk [s per time step x cell]
     # Ensemble statistics, totals and value counts of a sampled chunk [s per time step x cell, member and output].
@@ -213,12 +218,13 @@ class RunPlan:
         """The plan as printed by ``uflux-xr run --dry-run``."""
         chunk_desc = ", ".join(f"{d} {len(c)} x {max(c)}" for d, c in self.chunks.items())
         lines = [
-            f"Dry run of {self.name} ({self.source} inputs)",
+            f"Dry run of {self.name}",
+            f"  inputs        {self.source}",
             f"  grid          {self.grid}",
             f"  chunks        {self.n_chunks:,} ({chunk_desc}); {self.chunk_cells / 1e6:.2f} M cells per chunk",
             f"  ensemble      {len(self.members)} members x {len(self.fluxes)} fluxes = "
             f"{len(self.members) * len(self.fluxes)} models; outputs {', '.join(self.outputs)}",
-            f"  land          {self.land_fraction:.1%} of cells ({self.land_note})",
+            f"  land          {self.land_fraction:.1%} of cells ({self.land_note})" + self._coverage_text(),
             f"  predictions   {self.predictions:.3g} ({self.predictions_per_member_flux:.3g} per member and flux)",
             f"  tasks         {self.tasks:,}",
             f"  memory        {_size(self.worker_bytes)} per worker with {self.threads_per_worker} thread(s): "
@@ -233,7 +239,9 @@ class RunPlan:
                 f"{k} {tp.predictions_per_s / 1e6:.2f} M/s ({_size(tp.model_bytes)} per model)"
                 for k, tp in self.throughput.items()
             )
-            lines.append(f"  throughput    per core, measured here: {rates}")
+            origins = sorted(set(self.rate_origin.values()))
+            origin = "; ".join(origins) if origins else "measured here now"
+            lines.append(f"  throughput    per core: {rates} ({origin})")
             deduped = {k: tp for k, tp in self.throughput.items() if tp.unique_fraction is not None}
             if deduped:
                 lines.append(
@@ -292,6 +300,17 @@ class RunPlan:
             )
         )
         return "\n".join(lines)
+
+    def _coverage_text(self) -> str:
+        """The share of land cells the product will have values on, from the run's own coverage check."""
+        shares = self.predictor_coverage
+        if not shares:
+            return ""
+        lowest = min((k for k in shares if k != "all"), key=shares.__getitem__)
+        return (
+            f"; every predictor on {shares['all']:.1%} of them (lowest {lowest} {shares[lowest]:.1%}): "
+            f"the product has values there"
+        )
 
     def _regrid_cost(self) -> str:
         """What regridding the coarse climate by the other method would do to the model calls."""
@@ -369,7 +388,7 @@ def plan_run(
     window: dict[str, slice] | None = None,
     threads_per_worker: int = 1,
     throughput: float | None = None,
-    measure: bool = True,
+    measure: bool = False,
 ) -> RunPlan:
     """The plan of ``config``'s job without running it.
 
@@ -385,7 +404,9 @@ def plan_run(
         Predictions per second per core to assume for every model kind instead of
         measuring them [s-1].
     measure : bool
-        Measure each model kind's throughput and size on this machine (a few seconds each).
+        Measure each model kind's throughput and size on this machine on sampled chunks of the run's cube
+        (seconds to minutes) and store them (:mod:`uflux_xr.workflow.rates`); otherwise plan from the
+        rates stored for this machine, else the package's shipped defaults.
 
     Returns
     -------
@@ -394,12 +415,17 @@ def plan_run(
     from uflux_xr.sources import source_for
 
     started = time.perf_counter()
-    source = source_for(config)
+    source = source_for(config, for_plan=True)
     outline = source.outline(window)
     members = [m.label for m in config.ensemble.member_specs]
     plan = RunPlan(
         name=config.name,
-        source=source.name,
+        source=(
+            f"{source.name} (standing in: the input files do not exist yet, so the grid is outlined and sampled "
+            "on the demo world of the domain; its values and rates are synthetic)"
+            if source.stands_in
+            else source.name
+        ),
         grid=outline.description,
         shape=outline.sizes,
         chunks=outline.chunks,
@@ -417,6 +443,12 @@ def plan_run(
         makes_chunks=source.makes_chunks,
         planned_towers=source.planned_towers,
     )
+    # What the run checks before its first prediction, from the same code (a plan never promises a
+    # flux the towers lack, or land the predictors do not cover).
+    if outline.sites is not None:
+        tower_targets(config, outline.sites)
+    if outline.cube is not None:
+        plan.predictor_coverage = check_predictor_coverage(outline.cube, run_features(config))
     sample = None
     if throughput is None and measure:
         t0 = time.perf_counter()
@@ -433,7 +465,8 @@ def plan_run(
     for spec in config.ensemble.models:
         if throughput is not None:
             plan.throughput[spec.name] = Throughput(spec.name, float(throughput), 0.0, plan.training_rows)
-        elif measure:
+            continue
+        if measure:
             t0 = time.perf_counter()
             member = next(m for m in config.ensemble.member_specs if m.model.name == spec.name)
             with _quiet("uflux_xr.grid.extract", "uflux_xr.models"):  # the calibration's own table and fits
@@ -442,10 +475,7 @@ def plan_run(
                 else:
                     rate, size, rows = measure_throughput(spec, n_features=plan.n_features)
                     tp = Throughput(spec.name, rate, size, rows)
-            if spec.name in _FOREST_KINDS and not spec.params.get("max_leaf_nodes"):
-                # Trees grown until their leaves are small grow with the data; a leaf limit bounds them.
-                tp.model_bytes *= max(1.0, plan.training_rows / tp.training_rows)
-            plan.throughput[spec.name] = tp
+            store_rate(spec, plan.n_features, tp, datetime.date.today().isoformat())
             plan.measure_seconds += time.perf_counter() - t0
             log.info(
                 "%s: %.3g predictions/s per core (%.1f s to measure)",
@@ -453,6 +483,16 @@ def plan_run(
                 tp.effective_per_s,
                 time.perf_counter() - t0,
             )
+        else:
+            found = stored_rate(spec, plan.n_features)
+            if found is None:
+                continue
+            entry, plan.rate_origin[spec.name] = found
+            tp = Throughput(spec.name, *(entry[k] for k in ("predictions_per_s", "model_bytes", "training_rows")))
+        if spec.name in _FOREST_KINDS and not spec.params.get("max_leaf_nodes"):
+            # Trees grown until their leaves are small grow with the data; a leaf limit bounds them.
+            tp.model_bytes *= max(1.0, plan.training_rows / tp.training_rows)
+        plan.throughput[spec.name] = tp
     plan.seconds = time.perf_counter() - started
     return plan
 

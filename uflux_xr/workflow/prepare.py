@@ -99,7 +99,11 @@ def prepare(config: RunConfig) -> Prepared:
     towers = ""
     if inputs.towers:
         sites = read_sites(
-            list(inputs.towers), format=inputs.tower_format, metadata=inputs.tower_metadata, year=inputs.tower_year
+            list(inputs.towers),
+            format=inputs.tower_format,
+            metadata=inputs.tower_metadata,
+            year=inputs.tower_year,
+            position_check=inputs.tower_position_check,
         )
         sites = towers_at_step(sites, config.domain.step, min_coverage=inputs.tower_min_coverage)
         present = [f for f in config.fluxes if f in sites]

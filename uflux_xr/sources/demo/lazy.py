@@ -193,8 +193,22 @@ class LazyWorld:
         elevation = np.where(land, np.clip(500 + 450 * pat["elevation"], 0, 3500), 0.0).astype(np.float32)
         continentality = np.clip(0.5 + 0.35 * pat["continentality"], 0, 1)
         aridity = np.clip(0.25 + 0.25 * pat["aridity"] - 0.012 * (lat - 45), 0, 1).astype(np.float32)
-        t_annual = 36.0 - 0.5 * np.abs(lat) - 0.0065 * elevation + 3.0 * (aridity - 0.25)
-        t_amp = 5.0 + 0.22 * np.abs(np.abs(lat) - 35) + 6.0 * continentality
+        # Poleward of 35 degrees as the European worlds always had it; equatorward the annual mean rises
+        # to ~27 degC and the seasonal swing falls to ~1.5 K at the equator, as on Earth.  (A swing that
+        # grew again towards the equator made monthly means of 60 degC and a VPD of 125 hPa in the
+        # global world's deserts.)
+        abs_lat = np.abs(lat)
+        tropical = abs_lat < 35
+        t_annual = (
+            np.where(tropical, 18.5 + 0.25 * (35 - abs_lat), 36.0 - 0.5 * abs_lat)
+            - 0.0065 * elevation
+            + 3.0 * (aridity - 0.25)
+        )
+        t_amp = np.where(
+            tropical,
+            (1.5 + 3.5 * abs_lat / 35) + 6.0 * continentality * abs_lat / 35,
+            5.0 + 0.22 * (abs_lat - 35) + 6.0 * continentality,
+        )
         igbp = np.where(land, _igbp_from_climate(t_annual, aridity, pat["split"]), 0).astype(np.int16)
         return {
             "land": land,
