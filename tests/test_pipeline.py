@@ -5,6 +5,7 @@ import pandas as pd
 import pytest
 import xarray as xr
 
+import uflux_xr as ux
 from uflux_xr.workflow.pipeline import score_against_truth
 
 
@@ -136,3 +137,29 @@ def test_a_time_window_reads_the_years_peak_greenness(config_name, tmp_path):
     assert peak.shape[0] == 10
     np.testing.assert_array_equal(peak, np.broadcast_to(whole, peak.shape))  # the same max: exact
     assert (peak > inputs.cube["NIRv"].max("time").values + 0.01).any()  # the window's own peak is lower
+
+
+def test_a_cube_written_by_a_plain_to_zarr_is_accepted(tmp_path):
+    # A 3-D cube and a 2-D land_mask written without explicit chunks get different Zarr chunks; the run
+    # stopped with xarray's "inconsistent chunks along dimension lat ... unify_chunks()".
+    import yaml
+
+    from tests.conftest import REPO
+    from uflux_xr.workflow.pipeline import prepare_inputs
+    from uflux_xr.workflow.plan import plan_run
+
+    cube, sites, _ = ux.demo.make_world(seed=1, resolution=2.0, start="2020-01-01", end="2020-03-31", n_sites=10)
+    plain = cube.copy()
+    plain["TA"] = plain["TA"].chunk({"time": 10, "lat": 5, "lon": 7})
+    plain["land_mask"] = plain["land_mask"].chunk({"lat": 3, "lon": 4})
+    for var in plain.variables.values():
+        var.encoding.clear()
+    plain.to_zarr(tmp_path / "cube.zarr", mode="w")
+    sites.to_netcdf(tmp_path / "sites.nc")
+    raw = yaml.safe_load((REPO / "configs" / "demo.yaml").read_text())
+    raw["data"] = {"source": "files", "cube": str(tmp_path / "cube.zarr"), "sites": str(tmp_path / "sites.nc")}
+    (tmp_path / "files.yaml").write_text(yaml.safe_dump(raw))
+    config = ux.load_config(tmp_path / "files.yaml")
+    assert plan_run(config, throughput=1e6).n_chunks >= 1
+    opened = prepare_inputs(config, tmp_path / "out").cube
+    assert opened.chunks["lat"] and opened["land_mask"].chunks[0] == opened["TA"].chunks[1]

@@ -497,10 +497,10 @@ def explain(
     out.attrs["Conventions"] = "CF-1.10"
     for name in (ydim, xdim):
         out[name].attrs.update(COORDINATE_ATTRS[name])
-    for name in out.coords:
-        out[name].encoding["_FillValue"] = None
-    for name in ("time", "time_bnds"):
-        out[name].encoding["units"] = "hours since 1970-01-01 00:00:00"
+    for coord in out.coords.values():
+        coord.encoding["_FillValue"] = None
+    for bound in ("time", "time_bnds"):
+        out[bound].encoding["units"] = "hours since 1970-01-01 00:00:00"
     if ydim == "y" and cube.rio.crs is not None:
         out = out.rio.write_crs(cube.rio.crs)
     log.info("explanation graph: %s over %d time steps", ", ".join(fluxes), len(times))

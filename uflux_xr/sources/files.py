@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from pathlib import Path
 
+import xarray as xr
+
 from uflux_xr.core.domain import check_grid, spatial_dims
 from uflux_xr.core.plausibility import check_plausible
 from uflux_xr.grid.extract import tower_overlap
@@ -18,9 +20,20 @@ class FileSource(InputSource):
     name = "files"
     land_note = "the cube's land_mask"
 
+    def _cube(self) -> xr.Dataset:
+        """The cube, lazily, every variable in the same chunks: the run's ``output.chunks`` where they name a
+        dim, else the stored chunks of its first 3-D variable.  (A cube written by a plain ``to_zarr()``
+        may store its 2-D layers in other chunks than its 3-D ones.)"""
+        config = self.config
+        cube = open_any(config.data.cube_file, chunks={})
+        three_d = next((v for v in cube.data_vars.values() if v.ndim == 3 and v.chunks), None)
+        chunks = dict(zip(three_d.dims, (c[0] for c in three_d.chunks), strict=True)) if three_d is not None else {}
+        chunks.update({d: n for d, n in config.output.chunks.items() if d in cube.dims})
+        return cube.chunk({d: n for d, n in chunks.items() if d in cube.dims})
+
     def read(self, out_dir: Path, window: Mapping[str, slice] | None = None) -> Inputs:
         config = self.config
-        cube = open_any(config.data.cube_file, chunks=config.output.chunks)
+        cube = self._cube()
         if config.domain is not None:
             check_grid(cube, config.domain, config.data.cube_file)
         short = [d for d in spatial_dims(cube) if cube.sizes[d] < 2]
@@ -43,7 +56,7 @@ class FileSource(InputSource):
     def outline(self, window: Mapping[str, slice] | None = None) -> GridOutline:
         # the cube's metadata and the towers' records; no predictor value is read
         config = self.config
-        cube = open_any(config.data.cube_file, chunks=config.output.chunks)
+        cube = self._cube()
         ydim, xdim = spatial_dims(cube)
         if window:
             cube = cube.isel({d: w for d, w in window.items() if d in cube.dims})
