@@ -222,3 +222,32 @@ def test_ml_baseline_option_resolves_per_variable():
     args.ml_baseline = "arrhenius"
     with pytest.raises(BaselineError, match="unknown baseline 'arrhenius'"):
         _method_options(args, "ml", "RECO")
+
+
+def test_python_run_shows_progress_without_logging_set_up(tmp_path):
+    # ux.run from a plain Python session: the same progress lines as the command line, on stderr, and a
+    # result whose repr is the run summary.
+    import subprocess
+    import sys
+    import textwrap
+
+    config = tmp_path / "tiny.yaml"
+    config.write_text(
+        textwrap.dedent(
+            """
+            name: tiny
+            data: {source: demo, seed: 1, domain: {lat: [45, 55], lon: [0, 10], resolution: 2.0},
+                   period: {start: 2020-01-01, end: 2020-02-29}, n_sites: 10}
+            predictors: [TA, SW_IN, NIRv, DOY_SIN]
+            fluxes: [GPP]
+            models: [{name: xgboost, params: {n_estimators: 10}}]
+            validation: {cv: none}
+            applicability: {enabled: false}
+            output: {formats: [zarr]}
+            """
+        )
+    )
+    code = f"import uflux_xr as ux; print(repr(ux.run(ux.load_config({str(config)!r}), {str(tmp_path / 'o')!r})))"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300, check=True)
+    assert "training the ensemble: 1/1 models" in done.stderr and "run finished in" in done.stderr
+    assert "Products:" in done.stdout and "Timings [s]:" in done.stdout

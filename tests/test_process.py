@@ -130,6 +130,9 @@ def test_process_site_keeps_every_step(processed, tmp_path):
     assert set(processed.data.data_vars) == set(back.data_vars)
     assert pd.read_csv(tmp_path / "de-tha_annual.csv").shape[0] == len(annual)
     assert "u* threshold" in processed.summary_text()
+    # a Python user reads the summary as the command line prints it, not as a nested dict
+    assert repr(processed.summary).startswith("site DE-Tha: 17520 records\n  QC NEE:")
+    assert repr(processed).startswith("ProcessedSite: 17,520 records")
 
 
 @needs_shared

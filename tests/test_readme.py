@@ -72,9 +72,12 @@ def test_every_readme_python_block_runs_as_written(tmp_path, monkeypatch):
             code = compile(block, f"{page} python block {i + 1}", "exec")
             exec(code, namespace)  # noqa: S102 - the documentation's own code, the point of the test
     # what the blocks say they make
-    assert (root / "gpp.nc").exists() and (root / "gpp.uxm").exists()
-    assert (root / "demo_out" / "product.nc").exists() and (root / "demo_out" / "report.html").exists()
-    assert (root / "DE-Tha_NEE.html").exists()
+    # everything they write is in the one folder they name: the working tree stays clean
+    assert sorted(p.name for p in root.iterdir()) == ["configs", "uflux_examples"]
+    out = root / "uflux_examples"
+    assert (out / "gpp.nc").exists() and (out / "gpp.uxm").exists()
+    assert (out / "demo_out" / "product.nc").exists() and (out / "demo_out" / "report.html").exists()
+    assert (out / "DE-Tha_NEE.html").exists()
     assert set(namespace["vi"].data_vars) >= {"NDVI", "NIRv", "EVI2"}
     assert namespace["filled"]["NEE_f"].notnull().all()
     assert float(namespace["aoa"].AOA.where(namespace["aoa"].AOA >= 0).mean()) > 0.5

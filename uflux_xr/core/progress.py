@@ -8,9 +8,11 @@ job's output keeps).  Thread-safe: folds fitted in parallel threads call
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 import time
+from collections.abc import Iterator
 
 #: Seconds between two progress lines (the last step always logs).
 EVERY_S = 10.0
@@ -51,3 +53,27 @@ class ProgressLog:
             left = elapsed / self.done * (self.total - self.done) if self.done else float("nan")
             tail = f", about {left:.0f} s left" if self.done < self.total else ""
             self.log.info("%s: %d/%d %s, %.0f s%s", self.what, self.done, self.total, self.unit, elapsed, tail)
+
+
+@contextlib.contextmanager
+def shown(enabled: bool = True) -> Iterator[None]:
+    """Show uflux-xr's progress lines (INFO) on stderr for the duration, where nobody set up logging.
+
+    A Python user of :func:`uflux_xr.run` sees what the command line shows without touching
+    :mod:`logging`; where the application configured logging (a handler on the root or the
+    ``uflux_xr`` logger, as the command line and pytest do), nothing is added.
+    """
+    package = logging.getLogger("uflux_xr")
+    if not enabled or package.handlers or logging.getLogger().handlers:
+        yield
+        return
+    handler = logging.StreamHandler()
+    handler.setFormatter(logging.Formatter("%(asctime)s %(message)s", datefmt="%H:%M:%S"))
+    level = package.level
+    package.addHandler(handler)
+    package.setLevel(logging.INFO)
+    try:
+        yield
+    finally:
+        package.removeHandler(handler)
+        package.setLevel(level)

@@ -173,6 +173,16 @@ class SiteChainOptions:
             raise ValueError(f"partitioning methods are 'nighttime' and 'daytime', got {sorted(unknown)}")
 
 
+class ChainSummary(dict):
+    """What each step of :func:`process_site` did: a plain dict (JSON-able), shown as lines of text."""
+
+    def __repr__(self) -> str:
+        return summary_text(self, pd.DataFrame(self.get("annual", [])))
+
+    def _repr_pretty_(self, printer, cycle) -> None:  # IPython
+        printer.text(repr(self))
+
+
 @dataclass
 class ProcessedSite:
     """What :func:`process_site` gives: every intermediate, the u* table, the budgets and a summary.
@@ -209,6 +219,11 @@ class ProcessedSite:
     def summary_text(self) -> str:
         """The summary as lines for a terminal."""
         return summary_text(self.summary, self.annual)
+
+    def __repr__(self) -> str:
+        return f"ProcessedSite: {self.data.sizes['time']:,} records, {len(self.data.data_vars)} variables\n" + (
+            self.summary_text()
+        )
 
 
 def process_site(site_ds: xr.Dataset, *, lat=None, lon=None, utc_offset=None, **options) -> ProcessedSite:
@@ -267,7 +282,7 @@ def process_site(site_ds: xr.Dataset, *, lat=None, lon=None, utc_offset=None, **
             f"got {position}. Pass lat=, lon=, utc_offset= (CLI: --lat --lon --utc-offset, or a metadata CSV "
             "with utc_offset), or partitioning=()"
         )
-    summary: dict = {"site": site, "records": int(one.sizes["time"]), "options": to_jsonable(asdict(opts))}
+    summary = ChainSummary(site=site, records=int(one.sizes["time"]), options=to_jsonable(asdict(opts)))
     summary["outside_physical_range"] = one.attrs.get("physical_range_removed", "none")
     timing = check_sun_timing(
         one.indexes["time"], one["SW_IN"].values, **position, site=site, policy=opts.position_check

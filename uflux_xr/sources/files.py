@@ -26,8 +26,8 @@ class FileSource(InputSource):
         may store its 2-D layers in other chunks than its 3-D ones.)"""
         config = self.config
         cube = open_any(config.data.cube_file, chunks={})
-        three_d = next((v for v in cube.data_vars.values() if v.ndim == 3 and v.chunks), None)
-        chunks = dict(zip(three_d.dims, (c[0] for c in three_d.chunks), strict=True)) if three_d is not None else {}
+        three_d = [v for v in cube.data_vars.values() if v.ndim == 3]
+        chunks = {str(d): c[0] for d, c in three_d[0].chunksizes.items()} if three_d else {}
         chunks.update({d: n for d, n in config.output.chunks.items() if d in cube.dims})
         return cube.chunk({d: n for d, n in chunks.items() if d in cube.dims})
 

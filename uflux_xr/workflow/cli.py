@@ -42,16 +42,28 @@ def _described(choices: dict[str, str]) -> str:
     return "; ".join(f"{name}: {text}" for name, text in choices.items())
 
 
+def _distributed_log_level() -> int:
+    """Put dask.distributed's loggers back to WARNING (importing it set them to INFO), or INFO with
+    --verbose; the level the worker processes are given too."""
+    level = logging.WARNING if logging.getLogger("uflux_xr").getEffectiveLevel() > logging.DEBUG else logging.INFO
+    logging.getLogger("distributed").setLevel(level)
+    return level
+
+
 def _scheduler(workers: int | None, address: str | None):
     """Context manager for the dask scheduler the user asked for."""
     if address:
         from distributed import Client
 
+        _distributed_log_level()
         return Client(address)
     if workers:
         from distributed import Client, LocalCluster
 
-        cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None)
+        level = _distributed_log_level()
+        cluster = LocalCluster(
+            n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None, silence_logs=level
+        )
         stack = contextlib.ExitStack()
         stack.enter_context(cluster)
         client = stack.enter_context(Client(cluster))

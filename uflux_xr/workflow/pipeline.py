@@ -36,7 +36,7 @@ import xarray as xr
 from uflux_xr import __version__
 from uflux_xr.core.domain import spatial_dims
 from uflux_xr.core.metrics import all_metrics
-from uflux_xr.core.progress import ProgressLog
+from uflux_xr.core.progress import ProgressLog, shown
 from uflux_xr.grid.completeness import aoa_tables, applicability_layers, residual_weights
 from uflux_xr.grid.ensemble import area_weighted_total, ensemble_statistics
 from uflux_xr.grid.extract import extract_at_sites
@@ -74,6 +74,9 @@ class RunResult:
     applicability: dict[str, dict] = field(default_factory=dict)  # per flux: DI features, weights, threshold
     aoa_summary: str = ""  # the share inside the area of applicability, printed beside the validation table
     explain: dict = field(default_factory=dict)  # the explained period and each member's method (explain section)
+
+    def __repr__(self) -> str:
+        return format_summary(self)
 
 
 def prepare_inputs(config: RunConfig, out_dir: Path, window: Mapping[str, slice] | None = None) -> Inputs:
@@ -286,7 +289,8 @@ def run(
     out_dir : str or path-like
         Where everything goes (see the module docstring).
     progress : bool
-        Show dask progress bars while the product is written.
+        Show the progress: log lines of each step and dask's bar while the product is written, on stderr
+        where the application has not set up :mod:`logging` (:func:`uflux_xr.core.progress.shown`).
     window : mapping of str to slice, optional
         Index slices of the domain to produce (e.g. ``{"time": slice(0, 8),
         "y": slice(0, 500)}``); towers keep their positions, their records are
@@ -300,6 +304,12 @@ def run(
     RunResult
         Paths of the products and the validation and truth-score tables.
     """
+    with shown(progress):
+        return _run(config, Path(out_dir), progress=progress, window=window, report=report)
+
+
+def _run(config: RunConfig, out_dir: Path, *, progress: bool, window: Mapping[str, slice] | None, report: bool):
+    """:func:`run`'s work."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     timings: dict[str, float] = {}
