@@ -242,7 +242,9 @@ def test_config_hybrid_models(tmp_path):
     path.write_text(text.replace("  - name: lightgbm\n", "  - name: lightgbm\n    baseline: arrhenius\n"))
     with pytest.raises(ConfigError, match=r"models\[1\].baseline: unknown baseline 'arrhenius'"):
         load_config(path)
-    path.write_text(text.replace("  - name: lightgbm\n", "  - name: hybrid\n"))
+    # the cascade forest takes none of LightGBM's hyper-parameters: the hybrid line goes without them
+    lightgbm = "  - name: lightgbm\n    params: {n_estimators: 150, learning_rate: 0.1, num_leaves: 31}\n"
+    path.write_text(text.replace(lightgbm, "  - name: hybrid\n"))
     assert {m.name: m.baseline for m in load_config(path).ensemble.models}["hybrid"] == "auto"
     assert load_config(path).applicability.hybrid_residual == "keep"  # the default: the plain hybrid
     path.write_text(text.replace("applicability: {regions: IGBP}", "applicability: {hybrid_residual: maybe}"))
