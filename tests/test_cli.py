@@ -1,3 +1,4 @@
+import logging
 import subprocess
 import sys
 
@@ -83,9 +84,13 @@ def test_run_end_to_end(tiny_config, tmp_path, capsys):
     assert xr.open_zarr(out / "product.zarr", consolidated=False).attrs["date_created"] == stamp
 
 
-def test_run_on_a_local_cluster_matches_threaded(tiny_config, tmp_path):
+def test_run_on_a_local_cluster_matches_threaded(tiny_config, tmp_path, caplog, recwarn):
     assert main(["run", str(tiny_config), "--out", str(tmp_path / "threaded"), "--quiet"]) == 0
-    assert main(["run", str(tiny_config), "--out", str(tmp_path / "cluster"), "--quiet", "--workers", "2"]) == 0
+    with caplog.at_level("INFO"):  # as the command line logs without --verbose
+        assert main(["run", str(tiny_config), "--out", str(tmp_path / "cluster"), "--quiet", "--workers", "2"]) == 0
+    # quiet: dask.distributed's INFO lines stay off, and the demo world is not shipped to the workers in a graph
+    assert not [r for r in caplog.records if r.name.startswith("distributed") and r.levelno < logging.WARNING]
+    assert not [w for w in recwarn if "large graph" in str(w.message)]
     a = xr.open_dataset(tmp_path / "threaded" / "product.nc")
     b = xr.open_dataset(tmp_path / "cluster" / "product.nc")
     for name in ("GPP", "RECO", "LE", "ET"):

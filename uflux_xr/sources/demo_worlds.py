@@ -7,6 +7,7 @@ import logging
 from collections.abc import Mapping
 from pathlib import Path
 
+import dask
 import xarray as xr
 
 from uflux_xr.grid.features import ANNUAL_MAXIMA, check_whole_years
@@ -60,12 +61,15 @@ class EagerDemoSource(_WorldSource):
             end=config.grid.end,
             n_sites=config.data.n_sites,
         )
-        world.cube.chunk(config.output.chunks).to_zarr(
-            inputs / "cube.zarr", mode="w", zarr_format=3, consolidated=False
-        )
-        world.truth.chunk(config.output.chunks).to_zarr(
-            inputs / "truth.zarr", mode="w", zarr_format=3, consolidated=False
-        )
+        # The world is in this process's memory: written from here, not shipped to a cluster's workers
+        # as a graph of its arrays (68 MiB for the demo, which dask.distributed warns of).
+        with dask.config.set(scheduler="threads"):
+            world.cube.chunk(config.output.chunks).to_zarr(
+                inputs / "cube.zarr", mode="w", zarr_format=3, consolidated=False
+            )
+            world.truth.chunk(config.output.chunks).to_zarr(
+                inputs / "truth.zarr", mode="w", zarr_format=3, consolidated=False
+            )
         world.sites.to_netcdf(inputs / "sites.nc")
         cube = xr.open_zarr(inputs / "cube.zarr", consolidated=False)
         truth = xr.open_zarr(inputs / "truth.zarr", consolidated=False)
