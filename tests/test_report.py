@@ -60,6 +60,16 @@ def test_demo_report_renders_in_chromium(demo_run, tmp_path):
     )
     # per flux: maps and seasonal cycle; then the scatters, the tower skill map and the truth maps
     assert len(page.images) >= 2 * len(fluxes) + 3
+    # words and units a scientist reads: the element of carbon fluxes, no raw column or variable names
+    alts = [image["alt"] for image in page.images]
+    assert "GPP maps of the ensemble mean and SD [g C m-2 d-1]" in alts and "H seasonal cycle [W m-2]" in alts
+    assert any(a.startswith("uncertainty maps: GPP dissimilarity index") for a in alts)
+    assert any("LE: held-out towers [W m-2]" in a and "GPP: held-out towers [g C m-2 d-1]" in a for a in alts)
+    text = report.read_text()
+    assert "GPP total per year over the whole product [Pg C yr-1]" in text and "4 ensemble members" in text
+    assert "<th>area-weighted mean outside the area of applicability</th>" in text  # H is a mean, not a total
+    for raw in ("total_inside_aoa", "total_outside_aoa", "<th>r2</th>", "<th>target</th>", "Pg yr-1]"):
+        assert raw not in text, raw
 
 
 @pytest.mark.slow
@@ -104,6 +114,7 @@ def test_chdav_gapfill_report_renders_in_chromium(tmp_path):
     assert len(page.images) == 4  # time series, fingerprint, daily values, benchmark
     text = path.read_text()
     assert "2013-01-01 to 2022-12-31: 175,296 records" in text
+    assert "NEE [µmol CO2 m-2 s-1]" in text and "<th>quality 1</th>" in text and "col_0" not in text
 
 
 def test_daily_uncertainty_adds_fill_variances_of_the_day():

@@ -126,6 +126,38 @@ def known_names() -> set[str]:
 
 #: Carbon fluxes, whose sub-daily tower records are in µmol CO2 m-2 s-1 (the registry's units are the products').
 CARBON_FLUXES_SUBDAILY_UNITS = "umol m-2 s-1"
+#: Carbon fluxes: their amounts are of carbon (g C) or of CO2 (µmol CO2), which CF units cannot say.
+CARBON_FLUXES = frozenset({"NEE", "GPP", "RECO"})
+_MASS_PREFIXES = ("mg", "g", "kg", "Mg", "Gg", "Tg", "Pg")
+
+
+def display_units(name: str, units: str) -> str:
+    """``units`` of variable ``name`` as a reader expects them, with the element of a carbon flux.
+
+    CF units (``g m-2 d-1``, ``Pg yr-1``, ``umol m-2 s-1``) stay in the files, where udunits reads
+    them; figures, tables and reports show ``g C m-2 d-1``, ``Pg C yr-1``, ``µmol CO2 m-2 s-1``.
+    Variants (``GPP_DT``, ``NEE_U50_f``, ``GPP_error``) count as their flux.
+
+    Parameters
+    ----------
+    name : str
+        Variable name.
+    units : str
+        Its units attribute.
+
+    Returns
+    -------
+    str
+        The units to show (unchanged for other variables).
+    """
+    parts = units.split()
+    if not parts or name.split("_")[0] not in CARBON_FLUXES:
+        return units
+    if parts[0] in _MASS_PREFIXES:
+        return " ".join([parts[0], "C", *parts[1:]])
+    if parts[0] in ("umol", "µmol", "mol", "mmol"):
+        return " ".join([parts[0].replace("umol", "µmol"), "CO2", *parts[1:]])
+    return units
 
 
 def subdaily_units(*names: str) -> dict[str, str]:
@@ -141,8 +173,7 @@ def subdaily_units(*names: str) -> dict[str, str]:
         A name the registry does not know.
     """
     return {
-        name: CARBON_FLUXES_SUBDAILY_UNITS if name in ("NEE", "GPP", "RECO") else variable_attrs(name)["units"]
-        for name in names
+        name: CARBON_FLUXES_SUBDAILY_UNITS if name in CARBON_FLUXES else variable_attrs(name)["units"] for name in names
     }
 
 

@@ -13,6 +13,7 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 from matplotlib.colors import BoundaryNorm, ListedColormap, LogNorm, TwoSlopeNorm
+from matplotlib.dates import AutoDateLocator, ConciseDateFormatter
 from matplotlib.figure import Figure
 from matplotlib.patches import Patch
 
@@ -158,7 +159,7 @@ def density_scatter_figure(panels: list[tuple[np.ndarray, np.ndarray, str, str, 
         text += [f"{k} {metrics[k]:.3g}" for k in ("r2", "rmse", "bias", "slope") if k in metrics]
         ax.text(0.03, 0.97, "\n".join(text), transform=ax.transAxes, va="top", fontsize=8)
         ax.set_xlabel(f"observed [{units}]")
-        ax.set_ylabel(f"predicted, held out [{units}]" if i == 0 else "")
+        ax.set_ylabel(f"predicted, held out [{units}]")
         ax.set_title(title, fontsize=10)
     return fig
 
@@ -189,8 +190,21 @@ def tower_skill_figure(
     return fig
 
 
+def _date_axis(ax) -> None:
+    """Dates that do not overlap: as many ticks as fit, each labelled only with what changed."""
+    locator = AutoDateLocator(maxticks=8)
+    ax.xaxis.set_major_locator(locator)
+    ax.xaxis.set_major_formatter(ConciseDateFormatter(locator))
+
+
 def fill_timeseries_figure(
-    time: pd.DatetimeIndex, filled: np.ndarray, measured: np.ndarray, method: np.ndarray, quality: np.ndarray, var: str
+    time: pd.DatetimeIndex,
+    filled: np.ndarray,
+    measured: np.ndarray,
+    method: np.ndarray,
+    quality: np.ndarray,
+    var: str,
+    units: str,
 ) -> Figure:
     """The filled record: measured values in grey, fills coloured by method (top) and quality (bottom)."""
     fig = Figure(figsize=(10, 5), layout="constrained")
@@ -202,13 +216,16 @@ def fill_timeseries_figure(
         for i, name in enumerate(sorted(values.unique())):
             pick = np.flatnonzero(gaps)[(values == name).to_numpy()]
             ax.plot(time[pick], filled[pick], ".", ms=1.2, color=f"C{i}", label=name, rasterized=True)
-        ax.set_ylabel(var)
+        ax.set_ylabel(f"{var} [{units}]")
         ax.set_title(f"{var}: {title}", fontsize=10)
         ax.legend(fontsize=7, markerscale=6, loc="upper right", ncol=4)
+        _date_axis(ax)
     return fig
 
 
-def fingerprint_figure(time: pd.DatetimeIndex, measured: np.ndarray, filled: np.ndarray, var: str) -> Figure:
+def fingerprint_figure(
+    time: pd.DatetimeIndex, measured: np.ndarray, filled: np.ndarray, var: str, units: str
+) -> Figure:
     """Day of year × time of day of the measured and of the filled record (one year after another)."""
     fig = Figure(figsize=(10, 3.8), layout="constrained")
     step = (time[1] - time[0]) if len(time) > 1 else pd.Timedelta("30min")
@@ -234,7 +251,8 @@ def fingerprint_figure(time: pd.DatetimeIndex, measured: np.ndarray, filled: np.
         )
         ax.set_ylabel("time of day [h]")
         ax.set_title(f"{var} {name}", fontsize=10)
-        fig.colorbar(mesh, ax=ax)
+        fig.colorbar(mesh, ax=ax, label=f"{var} [{units}]")
+        _date_axis(ax)
     return fig
 
 
@@ -247,6 +265,7 @@ def daily_sums_figure(days: pd.DatetimeIndex, mean: np.ndarray, sd: np.ndarray |
     ax.plot(days, mean, lw=0.8, color="tab:blue", label="daily mean")
     ax.set_ylabel(label)
     ax.legend(fontsize=8, loc="upper right")
+    _date_axis(ax)
     return fig
 
 

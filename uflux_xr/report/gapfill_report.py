@@ -22,7 +22,13 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from uflux_xr.core.variables import MissingVariableError, can_convert, canonical_units, convert_values
+from uflux_xr.core.variables import (
+    MissingVariableError,
+    can_convert,
+    canonical_units,
+    convert_values,
+    display_units,
+)
 from uflux_xr.report import figures
 from uflux_xr.report.html import Page
 
@@ -115,26 +121,30 @@ def gapfill_report(
     quality = one[f"{var}_fqc"].values.astype(float)
     fsd = one[f"{var}_fsd"].values.astype(float) if f"{var}_fsd" in one else None
     units = one[var].attrs.get("units", "")
+    shown_units = display_units(var, units)
 
     gaps = ~np.isfinite(measured)
     page = Page(f"uflux-xr gap-fill report: {name} {var}")
     page.text(
-        f"{name}, {var} [{units}], {time[0]:%Y-%m-%d} to {time[-1]:%Y-%m-%d}: {len(time):,} records, "
+        f"{name}, {var} [{shown_units}], {time[0]:%Y-%m-%d} to {time[-1]:%Y-%m-%d}: {len(time):,} records, "
         f"{int(gaps.sum()):,} gaps ({100 * gaps.mean():.1f} %), {int((gaps & np.isfinite(filled)).sum()):,} filled, "
         f"{int((gaps & ~np.isfinite(filled)).sum()):,} left unfilled."
     )
-    flags = np.array([f"q{q:.0f}" if np.isfinite(q) else "unfilled" for q in quality], dtype=object)
-    counts = pd.crosstab(pd.Series(method[gaps], name="method"), pd.Series(flags[gaps], name=None))
+    flags = np.array([f"quality {q:.0f}" if np.isfinite(q) else "unfilled" for q in quality], dtype=object)
+    counts = pd.crosstab(pd.Series(method[gaps], name="method"), pd.Series(flags[gaps], name="flag"))
+    counts.columns.name = None  # the header row names the flags; no second row of index names
     page.section("Fills per method and quality flag")
     page.table(counts.reset_index())
     page.section("The record")
-    page.figure(figures.fill_timeseries_figure(time, filled, measured, method, flags, var), f"{var} time series")
+    page.figure(
+        figures.fill_timeseries_figure(time, filled, measured, method, flags, var, shown_units), f"{var} time series"
+    )
     page.section("Fingerprint")
-    page.figure(figures.fingerprint_figure(time, measured, filled, var), f"{var} fingerprint")
+    page.figure(figures.fingerprint_figure(time, measured, filled, var, shown_units), f"{var} fingerprint")
 
     page.section("Daily values")
     daily = daily_with_uncertainty(time, filled, measured, fsd)
-    mean, sd, label = daily["mean"].to_numpy(), daily["sd"].to_numpy(), f"{var} daily mean [{units}]"
+    mean, sd, label = daily["mean"].to_numpy(), daily["sd"].to_numpy(), f"{var} daily mean [{shown_units}]"
     known = canonical_units(units)
     if known is not None and can_convert(known, "g m-2 d-1"):
         mean, sd = (convert_values(a, known, "g m-2 d-1") for a in (mean, sd))

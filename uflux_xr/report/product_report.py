@@ -30,6 +30,7 @@ import pandas as pd
 import xarray as xr
 
 from uflux_xr.core.domain import spatial_dims
+from uflux_xr.core.variables import display_units
 from uflux_xr.grid.ensemble import cell_area, grid_crs
 from uflux_xr.report import figures
 from uflux_xr.report.html import Page
@@ -102,29 +103,88 @@ def _period_summaries(product: xr.Dataset, fluxes: list[str], period: str) -> di
     return computed
 
 
+def _count(n: int, noun: str) -> str:
+    """``1 ensemble member``, ``4 ensemble members``."""
+    return f"{n} {noun}" + ("" if n == 1 else "s")
+
+
+def _units(product, name: str) -> str:
+    """The units of a product variable as a reader expects them (with the element of a carbon flux)."""
+    return display_units(name, product[name].attrs.get("units", ""))
+
+
+#: Words for the columns of totals.csv in the report ({kind}: "total per year" or "area-weighted mean").
+_TOTALS_HEADERS = {
+    "member": "member",
+    "total": "{kind}",
+    "std": "SD over the members",
+    "count": "members",
+    "total_inside_aoa": "{kind} inside the area of applicability",
+    "total_outside_aoa": "{kind} outside the area of applicability",
+    "area_share_inside_aoa": "share of the area inside the area of applicability",
+}
+
+
+#: Words for the metric columns of validation/metrics.csv and product_vs_truth.csv.
+_METRIC_HEADERS = {
+    "target": "flux",
+    "variable": "flux",
+    "n": "values",
+    "r": "r",
+    "r2": "R²",
+    "nse": "NSE",
+    "rmse": "RMSE",
+    "mae": "MAE",
+    "bias": "bias",
+    "slope": "slope",
+    "ioa": "index of agreement",
+}
+
+
+def _metrics_table(page: Page, table: pd.DataFrame, units: dict) -> None:
+    """Metrics per flux with words for headers and the units of RMSE, MAE and bias beside them."""
+    flux = "target" if "target" in table else "variable"
+    shown = table.assign(units=table[flux].map(lambda f: units.get(f, "")))
+    shown = shown[[flux, *[c for c in shown.columns if c not in (flux, "units")], "units"]]
+    page.table(shown.rename(columns={**_METRIC_HEADERS, "units": "units of RMSE, MAE and bias"}))
+
+
+def _totals_table(page: Page, flux: str, rows: pd.DataFrame) -> None:
+    """One flux's rows of totals.csv with words for headers and its units with the element."""
+    units = rows["units"].iloc[0]
+    kind = "total per year" if units in ("Pg yr-1", "km3 yr-1") else "area-weighted mean"
+    shown = rows.drop(columns=["variable", "units"]).dropna(axis="columns", how="all")
+    amounts = [c for c in ("total", "std", "total_inside_aoa", "total_outside_aoa") if c in shown]
+    largest = float(shown[amounts].abs().max().max()) if amounts else 0.0
+    if units == "Pg yr-1" and 0 < largest < 0.01:  # a small domain: Tg or Gg, not 0.0006365 Pg
+        factor, units = (1e3, "Tg yr-1") if largest >= 1e-5 else (1e6, "Gg yr-1")
+        shown[amounts] = shown[amounts] * factor
+    page.text(f"{flux} {kind} over the whole product [{display_units(flux, units)}]:")
+    page.table(shown.rename(columns={k: v.format(kind=kind) for k, v in _TOTALS_HEADERS.items()}), "{:.3g}")
+
+
 def _flux_sections(page: Page, product, fluxes, summaries, totals, towers, crs_name, period) -> None:
     for flux in fluxes:
-        units = product[flux].attrs.get("units", "")
+        units = _units(product, flux)
         page.section(f"{flux}: {product[flux].attrs.get('long_name', flux)}")
         mean_map = summaries[flux]["period_mean"]
         panels = [(mean_map.mean("member"), f"{flux} ensemble mean, {period}", units)]
         if mean_map.sizes["member"] > 1:
             panels.append((mean_map.std("member", ddof=1), f"{flux} ensemble SD of the {period} mean", units))
         page.figure(
-            figures.map_figure(panels, towers=towers, crs_name=crs_name), f"{flux} maps of the ensemble mean and SD"
+            figures.map_figure(panels, towers=towers, crs_name=crs_name),
+            f"{flux} maps of the ensemble mean and SD [{units}]",
         )
         page.figure(
             figures.seasonal_cycle_figure(
                 summaries[flux]["cycle"], f"{flux}: area-weighted mean over the land cells", units
             ),
-            f"{flux} seasonal cycle",
+            f"{flux} seasonal cycle [{units}]",
         )
         if totals is not None:
             rows = totals[totals["variable"] == flux]
             if not rows.empty:
-                kind = "total per year" if rows["units"].iloc[0] in ("Pg yr-1", "km3 yr-1") else "area-weighted mean"
-                page.text(f"{flux} {kind} over the whole product [{rows['units'].iloc[0]}]:")
-                page.table(rows.drop(columns=["variable"]).rename(columns={"total": kind}), "{:.4g}")
+                _totals_table(page, flux, rows)
 
 
 def _validation_section(page: Page, run_dir: Path, product, towers_ds, crs_name, units: dict) -> None:
@@ -138,8 +198,7 @@ def _validation_section(page: Page, run_dir: Path, product, towers_ds, crs_name,
         f"{metrics['cv'].iloc[0]} cross-validation of {metrics['model'].iloc[0]}: every tower's rows are predicted "
         "by a model that never saw that tower; metrics pooled over all held-out rows."
     )
-    shown = metrics.drop(columns=[c for c in ("model", "cv") if c in metrics])
-    page.table(shown[["target", *[c for c in shown.columns if c != "target"]]])
+    _metrics_table(page, metrics.drop(columns=[c for c in ("model", "cv") if c in metrics]), units)
     predictions = folder / "predictions.csv"
     if predictions.exists():
         held = pd.read_csv(predictions)
@@ -154,7 +213,10 @@ def _validation_section(page: Page, run_dir: Path, product, towers_ds, crs_name,
             )
             for flux, rows in held.groupby("target", sort=False)
         ]
-        page.figure(figures.density_scatter_figure(panels), "observed against predicted at held-out towers")
+        page.figure(
+            figures.density_scatter_figure(panels),
+            "observed against predicted at held-out towers: " + ", ".join(f"{p[2]} [{p[3]}]" for p in panels),
+        )
     else:
         page.text("No held-out predictions were saved (validation/predictions.csv).", note=True)
     if (folder / "by_igbp.csv").exists():
@@ -187,19 +249,31 @@ def _truth_section(page: Page, run_dir: Path, product, fluxes, summaries, period
         page.text("This run has no truth to compare with (only demo worlds have one).", note=True)
         return
     page.text("Ensemble mean against the demo world's true fluxes, every land cell and time step:")
-    page.table(pd.read_csv(scores))
+    _metrics_table(page, pd.read_csv(scores), {f: _units(product, f) for f in product.data_vars})
     truth_path = run_dir / "inputs" / "truth.zarr"
     if not truth_path.exists():
         return
     truth = xr.open_zarr(truth_path, consolidated=False).sel(time=period)
     diffs = {f: summaries[f]["period_mean"].mean("member") - truth[f].mean("time") for f in fluxes if f in truth}
     (diffs,) = dask.compute(diffs)
-    panels = [(d, f"{f}: product - truth, {period}", product[f].attrs.get("units", "")) for f, d in diffs.items()]
+    panels = [(d, f"{f}: product - truth, {period}", _units(product, f)) for f, d in diffs.items()]
     for i in range(0, len(panels), 3):
         page.figure(
             figures.map_figure(panels[i : i + 3], towers=towers, crs_name=crs_name, diverging=True),
             "maps of the product minus the truth",
         )
+
+
+_LAYER_ORDER = ("DI", "AOA", "error")
+_LAYER_WORDS = {
+    "DI": "dissimilarity index",
+    "AOA": "share of time inside the area of applicability",
+    "error": "expected error of a prediction",
+}
+
+
+def _layer(name: str) -> str:
+    return name.rsplit("_", 1)[-1] if "_" in name else name
 
 
 def _uncertainty_section(page: Page, product, period, towers, crs_name) -> None:
@@ -212,14 +286,23 @@ def _uncertainty_section(page: Page, product, period, towers, crs_name) -> None:
             note=True,
         )
         return
+    # flux by flux, as the flux sections run: DI, then the AOA, then the expected error
+    order = {flux: i for i, flux in enumerate(_fluxes(product))}
+    names.sort(key=lambda n: (order.get(n.split("_")[0], len(order)), _LAYER_ORDER.index(_layer(n))))
     panels = []
     for name in names:
         var = product[name]
         field = var.sel(time=period).mean("time") if "time" in var.dims else var
         field = field.mean("member") if "member" in field.dims else field
-        panels.append((field.compute(), f"{name}, {period}", var.attrs.get("units", "")))
+        flux = name.split("_")[0] if "_" in name else ""
+        title = f"{flux} {_LAYER_WORDS[_layer(name)]}".strip() + f", {period} mean"
+        units = {"DI": "dimensionless", "AOA": "share of time steps [0-1]"}.get(_layer(name)) or _units(product, name)
+        panels.append((field.compute(), title, units))
     for i in range(0, len(panels), 3):
-        page.figure(figures.map_figure(panels[i : i + 3], towers=towers, crs_name=crs_name), "uncertainty maps")
+        page.figure(
+            figures.map_figure(panels[i : i + 3], towers=towers, crs_name=crs_name),
+            "uncertainty maps: " + "; ".join(f"{title} [{units}]" for _, title, units in panels[i : i + 3]),
+        )
 
 
 def _explanation_section(page: Page, run_dir: Path, towers, crs_name) -> None:
@@ -320,13 +403,13 @@ def run_report(run_dir: str | Path, out: str | Path | None = None, *, period: st
     page = Page(f"uflux-xr run report: {product.attrs.get('title', run_dir.name)}")
     grid = " x ".join(str(product.sizes[d]) for d in spatial_dims(product))
     page.text(
-        f"{len(fluxes)} variables ({', '.join(fluxes)}), {product.sizes['member']} ensemble members, "
+        f"{len(fluxes)} variables ({', '.join(fluxes)}), {_count(product.sizes['member'], 'ensemble member')}, "
         f"{product.sizes['time']} time steps from {product.indexes['time'][0]:%Y-%m-%d} to "
         f"{product.indexes['time'][-1]:%Y-%m-%d}, grid {grid} "
         f"({crs_name}). Maps show the {period} mean; triangles are the towers."
     )
     _flux_sections(page, product, fluxes, summaries, totals, towers, crs_name, period)
-    units = {f: product[f].attrs.get("units", "") for f in fluxes}
+    units = {f: _units(product, f) for f in fluxes}
     _validation_section(page, run_dir, product, towers_ds, crs_name, units)
     _truth_section(page, run_dir, product, fluxes, summaries, period, towers, crs_name)
     _uncertainty_section(page, product, period, towers, crs_name)

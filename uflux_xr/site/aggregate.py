@@ -19,6 +19,7 @@ from uflux_xr.core.domain import month_middles, time_step
 from uflux_xr.core.plausibility import check_plausible, registry_name
 from uflux_xr.core.qc import flag_kept, fraction_kept
 from uflux_xr.core.variables import (
+    CARBON_FLUXES,
     UnitsError,
     canonical_units,
     convert_values,
@@ -58,7 +59,6 @@ def _as_site_time(frame: pd.DataFrame, template: xr.DataArray, name: str, attrs:
 
 #: Carbon fluxes: converted from µmol CO2 m-2 s-1 to g C m-2 d-1.  Other photon or
 #: molar fluxes in µmol m-2 s-1 (PPFD_IN) stay as they are.
-CARBON_FLUXES = {"NEE", "GPP", "RECO"}
 # Gap-filling outputs that have no daily meaning as means (counts, method labels).
 _NOT_AVERAGED = ("_fqc", "_fnum", "_fsd", "_fmeth", "_fall", "_fwin")
 
