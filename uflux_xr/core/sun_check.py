@@ -23,6 +23,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from uflux_xr.core.domain import time_step
 from uflux_xr.core.solar import potential_radiation
 
 log = logging.getLogger(__name__)
@@ -64,6 +65,8 @@ class SunTiming:
         The lag with latitude and longitude swapped (None where the swap is no position).
     days : int
         Days with SW_IN used.
+    step_minutes : float
+        The record's time step [min].
     """
 
     lag_minutes: float
@@ -71,6 +74,7 @@ class SunTiming:
     sunlit_night_share: float
     swapped_lag_minutes: float | None
     days: int
+    step_minutes: float
 
 
 def _diurnal_lag(minutes: np.ndarray, sw: np.ndarray, days: pd.DatetimeIndex, lat, lon, utc_offset, step_min):
@@ -122,7 +126,7 @@ def sun_timing(time, sw_in, lat: float, lon: float, utc_offset: float) -> SunTim
     good = np.isfinite(sw)
     if good.sum() < 2 or len(index) < 2:
         return None
-    step_min = float(pd.Series(index).diff().median() / pd.Timedelta(minutes=1))
+    step_min = time_step(index) / pd.Timedelta(minutes=1)
     if not 0 < step_min <= 180:
         return None
     index, sw = index[good], np.clip(sw[good], 0.0, None)
@@ -140,12 +144,12 @@ def sun_timing(time, sw_in, lat: float, lon: float, utc_offset: float) -> SunTim
     swapped = None
     if -90 <= lon <= 90 and abs(lat - lon) > 1:
         swapped = _diurnal_lag(minutes, sw, days, lon, lat, utc_offset, step_min)[0]
-    return SunTiming(lag, correlation, sunlit, swapped, len(days))
+    return SunTiming(lag, correlation, sunlit, swapped, len(days), step_min)
 
 
-def likely_timing_cause(timing: SunTiming, lat: float, lon: float, utc_offset: float, step_minutes: float) -> str:
+def likely_timing_cause(timing: SunTiming, lat: float, lon: float, utc_offset: float) -> str:
     """The likely reasons for a lag: the known mistakes whose lag it matches."""
-    lag = timing.lag_minutes
+    lag, step_minutes = timing.lag_minutes, timing.step_minutes
     near = 0.25 * max(step_minutes, 40.0)  # how close a lag must be to a mistake's lag [min]
     swapped = timing.swapped_lag_minutes
     if swapped is not None and abs(swapped) < LAG_WARNING_MINUTES:
@@ -203,8 +207,7 @@ def check_sun_timing(
     lag = timing.lag_minutes
     if abs(lag) < LAG_WARNING_MINUTES:
         return timing
-    step = float(pd.Series(pd.DatetimeIndex(time)).diff().median() / pd.Timedelta(minutes=1))
-    cause = likely_timing_cause(timing, lat, lon, utc_offset, step)
+    cause = likely_timing_cause(timing, lat, lon, utc_offset)
     message = (
         f"site {site!r}: the measured SW_IN runs {abs(lag):.0f} min {'later' if lag > 0 else 'earlier'} than the "
         f"sun at lat={lat:g}, lon={lon:g} with UTC offset {utc_offset:+g} h (diurnal courses correlate "

@@ -312,7 +312,7 @@ class CascadeForestRegressor(RegressorMixin, BaseEstimator):
                 seed=seed,
                 n_threads=threads,
             )
-            unknown_parameters("the cascade forest's forest predictor", kwargs, ())
+            unknown_parameters("the cascade forest's forest predictor", kwargs, FOREST_PREDICTOR_PARAMETERS)
             return forest
         if self.predictor == "xgboost":
             import xgboost as xgb

@@ -46,7 +46,7 @@ from uflux_xr.core.domain import time_step
 from uflux_xr.core.plausibility import screen_physical_range
 from uflux_xr.core.qc import long_runs, usable_mask
 from uflux_xr.core.solar import site_position
-from uflux_xr.core.sun_check import POSITION_CHECK_POLICIES, check_sun_timing
+from uflux_xr.core.sun_check import check_sun_timing
 from uflux_xr.core.variables import MissingVariableError, check_units, subdaily_units
 from uflux_xr.io.jsonable import to_jsonable
 from uflux_xr.site.dataset import like_input, one_site
@@ -164,10 +164,6 @@ class SiteChainOptions:
             raise ValueError(f"spikes must be 'papale', 'hesseflux' or None, got {self.spikes!r}")
         if not (self.ustar is None or self.ustar == "bootstrap" or isinstance(self.ustar, int | float)):
             raise ValueError(f"ustar must be 'bootstrap', a threshold [m s-1] or None, got {self.ustar!r}")
-        if self.position_check not in POSITION_CHECK_POLICIES:
-            raise ValueError(
-                f"position_check must be one of {list(POSITION_CHECK_POLICIES)}, got {self.position_check!r}"
-            )
         unknown = set(self.partitioning) - {"nighttime", "daytime"}
         if unknown:
             raise ValueError(f"partitioning methods are 'nighttime' and 'daytime', got {sorted(unknown)}")

@@ -234,7 +234,8 @@ def _ustar_choice(text: str):
 def _cmd_process(args) -> int:
     from uflux_xr.site.chain import process_site
 
-    ds = _read_tower_files(args)
+    # process_site checks SW_IN against the position it uses (--lat/--lon/--utc-offset or the metadata)
+    ds = _read_tower_files(args, position_check="off")
     if ds.sizes["site"] != 1:
         raise ValueError(
             f"process runs one site at a time; the files hold {list(map(str, ds['site'].values))}: "
@@ -298,8 +299,9 @@ TOWER_FORMATS = {
 }
 
 
-def _read_tower_files(args):
-    """The tower files of a command, read as its tower-file arguments say (:func:`uflux_xr.read_sites`)."""
+def _read_tower_files(args, position_check: str | None = None):
+    """The tower files of a command, read as its tower-file arguments say (:func:`uflux_xr.read_sites`);
+    ``position_check`` overrides ``--position-check``."""
     from uflux_xr.io.towers import read_sites
 
     return read_sites(
@@ -308,7 +310,7 @@ def _read_tower_files(args):
         metadata=args.metadata,
         site=args.site,
         year=args.year,
-        position_check=args.position_check,
+        position_check=position_check or args.position_check,
     )
 
 
@@ -323,7 +325,7 @@ def _add_tower_file_arguments(parser, applies: str = "") -> None:
     parser.add_argument(
         "--position-check",
         default="raise",
-        choices=["raise", "warn", "off"],
+        choices=["raise", "warn", "off"],  # core.sun_check.POSITION_CHECK_POLICIES: --help imports no numpy
         help=applies + "compare SW_IN with the sun at the site's lat, lon and UTC offset: stop on a lag of 45 min "
         "or more (raise), only log it (warn), or skip (off)",
     )

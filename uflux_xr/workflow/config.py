@@ -349,14 +349,8 @@ class ValidationConfig:
         n_splits = section.get("n_splits", cls.n_splits)
         if not isinstance(n_splits, int) or n_splits < 2:
             raise ConfigError(f"{src}: validation.n_splits: expected an integer of at least 2, got {n_splits!r}")
-        params = section.get("params") or {}
-        if not isinstance(params, dict):
-            raise ConfigError(f"{src}: validation.params: expected a mapping of hyper-parameters")
-        try:
-            check_params(model, params)
-        except UnknownParameterError as err:
-            raise ConfigError(f"{src}: validation.params: {err}") from None
-        return cls(None if cv in (None, "none") else cv, model, n_splits, dict(params))
+        params = _hyper_parameters(section.get("params"), model, "validation.params", src)
+        return cls(None if cv in (None, "none") else cv, model, n_splits, params)
 
 
 @dataclass(frozen=True)
@@ -675,9 +669,7 @@ def _parse_models(models_raw, src: str) -> list[ModelSpec]:
         _check_keys(m, {"name", "params", "baseline", "residual", "max_bin"}, f"models[{i}]", src)
         if m.get("name") not in _model_names():
             raise ConfigError(f"{src}: models[{i}].name: unknown model {m.get('name')!r}; available: {_model_names()}")
-        params = m.get("params") or {}
-        if not isinstance(params, dict):
-            raise ConfigError(f"{src}: models[{i}].params: expected a mapping of hyper-parameters")
+        params = _hyper_parameters(m.get("params"), m["name"], f"models[{i}].params", src)
         baseline = m.get("baseline", "auto" if m["name"] == "hybrid" else None)
         if baseline is not None and baseline != "auto" and baseline not in BASELINES:
             raise ConfigError(
@@ -690,11 +682,6 @@ def _parse_models(models_raw, src: str) -> list[ModelSpec]:
             )
         if "residual" in m and baseline is None:
             raise ConfigError(f"{src}: models[{i}].residual: only a hybrid model (with a baseline) has a residual")
-        params = dict(params)
-        try:
-            check_params(m["name"], params)
-        except UnknownParameterError as err:
-            raise ConfigError(f"{src}: models[{i}].params: {err}") from None
         max_bin = m.get("max_bin")
         if max_bin is not None:
             params.update(_bin_param(m["name"], max_bin, params, f"models[{i}]", src))
@@ -702,6 +689,18 @@ def _parse_models(models_raw, src: str) -> list[ModelSpec]:
     if len({m.name for m in models}) != len(models):
         raise ConfigError(f"{src}: models: each model kind may appear once (use 'members' for more seeds)")
     return models
+
+
+def _hyper_parameters(raw, model: str, where: str, src: str) -> dict:
+    """A ``params`` mapping of ``model`` as given, every name one the kind has (``check_params``)."""
+    params = raw or {}
+    if not isinstance(params, dict):
+        raise ConfigError(f"{src}: {where}: expected a mapping of hyper-parameters")
+    try:
+        check_params(model, params)
+    except UnknownParameterError as err:
+        raise ConfigError(f"{src}: {where}: {err}") from None
+    return dict(params)
 
 
 def _bin_param(name: str, max_bin, params: dict, where: str, src: str) -> dict:
