@@ -14,7 +14,10 @@ per chunk and model), at the configuration's bin count (``max_bin``) and at
 the kind's default.  The dissimilarity index and area of applicability
 (issue #13, per flux and shared by a flux's members) are off in these runs,
 as the inference pipeline is what is measured; one more run of the first
-kind's 20 models has them on, for their share.  Each run is on a dask
+kind's 20 models has them on, for their share (issue #40), with its run on twice
+the days; their share is printed with and without the DI references' fit
+(importance weights, mean training distance, training DIs of the 5 fluxes),
+which a run pays once, like the training.  Each run is on a dask
 LocalCluster of 2 single-threaded worker processes (fresh workers per run).
 
 Prints, per run: wall time of the upscale + write stage (after the predictor-coverage
@@ -31,7 +34,7 @@ tile figure with inputs shared, and beside the cost of the days a run of
 twice the tile's days adds (the steady state of a long run: what a run pays
 once falls out).
 
-Usage: python benchmarks/uk_100m.py [--days 31] [--cells 500] [--kinds xgboost lightgbm deepforest]
+Usage: python benchmarks/uk_100m.py [--days 31] [--cells 500] [--kinds xgboost lightgbm deepforest] [--di-only]
 """
 
 from __future__ import annotations
@@ -90,6 +93,7 @@ def one_run(config, window, workers: int, tag: str = "") -> dict:
     # The coverage check before the write makes one time chunk of inputs: a per-run cost (1 of the UK
     # year's 46 time chunks, 1/4 of this tile's), left out like the training.
     seconds = result.timings["upscale_write"] - result.timings["coverage_check"]
+    # the DI references' fit (importance weights, mean training distance, training DIs): once per run
     records = list(result.inference.values())
 
     def total(key: str) -> float:
@@ -107,6 +111,7 @@ def one_run(config, window, workers: int, tag: str = "") -> dict:
         "model_rate": rows / model_seconds if model_seconds else float("nan"),
         "rss": rss,
         "cells": int(product["GPP"].isel(member=0).size),
+        "di_fit": result.timings.get("applicability_fit", 0.0),
     }
 
 
@@ -139,6 +144,11 @@ def main() -> None:
     parser.add_argument("--days", type=int, default=31)
     parser.add_argument("--cells", type=int, default=500)
     parser.add_argument("--kinds", nargs="*", default=None, help="model kinds to run (default: the config's)")
+    parser.add_argument(
+        "--di-only",
+        action="store_true",
+        help="only the first kind's 20-model runs without and with DI/AOA (and their longer runs)",
+    )
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
 
@@ -167,12 +177,15 @@ def main() -> None:
     )
     print(head)
     measured = {}
+    stages: dict[str, dict] = {}
     for spec in config.ensemble.models:
         if args.kinds and spec.name not in args.kinds:
             continue
         bins = reduced_bins(spec.name, spec.params)
         default_bins = dataclasses.replace(spec, params={**spec.params, bins[0]: bins[2]}) if bins else None
         one, every = {"NIRv": ("NIRv",)}, config.ensemble.proxies
+        if args.di_only and spec is not config.ensemble.models[0]:
+            continue
         runs = [
             ("one model", spec, one, ["GPP"], False, False),
             ("one model", spec, one, ["GPP"], "auto", False),
@@ -182,6 +195,8 @@ def main() -> None:
             runs.append(("kind's 20, default bins", default_bins, every, config.fluxes, "auto", False))
         if spec is config.ensemble.models[0]:
             runs.append(("kind's 20 + DI/AOA", spec, every, config.fluxes, "auto", True))
+        if args.di_only:
+            runs = [r for r in runs if r[0].startswith("kind's 20") and "default" not in r[0]]
         for label, model_spec, proxies, fluxes, dedup, aoa in runs:
             tile = dataclasses.replace(
                 config,
@@ -204,7 +219,8 @@ def main() -> None:
                 f"{hours:>17.2f} {shared:>14.2f}"
             )
             measured[(spec.name, label, dedup)] = shared
-            if label == "kind's 20 models":
+            stages[label] = r
+            if label.startswith("kind's 20") and "default" not in label:
                 # The same run on twice the days: the extra chunks' cost is the steady state of a long
                 # run, without what a run pays once per worker (loading the models and their coders,
                 # the first calls of compiled kernels, opening the stores), which a UK year spreads
@@ -224,7 +240,33 @@ def main() -> None:
                     f"{'':>12} {r2['unique']:>7.1%} {r2['model_rate']:>13,.0f} {r2['rss'] / 1e6:>7.0f} MB "
                     f"{'':>17} {steady:>14.2f}  (the added days alone; {once:.1f} s once per run)"
                 )
-                measured[(spec.name, "steady", dedup)] = steady
+                measured[(spec.name, "steady" + (" DI" if aoa else ""), dedup)] = steady
+                stages[label + " longer"] = r2
+    if "kind's 20 + DI/AOA" in stages:
+        plain, di = stages["kind's 20 models"], stages["kind's 20 + DI/AOA"]
+        fit = di["di_fit"]
+        added = di["seconds"] / plain["seconds"] - 1
+        print(
+            f"\nDI/AOA layers ({config.ensemble.models[0].name}, 20 models, {args.days} days): the stage "
+            f"{plain['seconds']:.1f} s -> {di['seconds']:.1f} s, +{added:.0%}; their fit (DI references of the 5 "
+            f"fluxes, once per run, {fit:.1f} s) left out: +{(di['seconds'] - fit) / plain['seconds'] - 1:.0%}"
+        )
+        if "kind's 20 + DI/AOA longer" in stages:
+            plain2, di2 = stages["kind's 20 models longer"], stages["kind's 20 + DI/AOA longer"]
+            extra_plain = plain2["seconds"] - plain["seconds"]
+            extra_di = di2["seconds"] - di["seconds"]
+            kind = config.ensemble.models[0].name
+            before, after = measured[(kind, "steady", "auto")], measured[(kind, "steady DI", "auto")]
+            # a flux's layers serve all its members: the tile's 4 members here, the full run's 12 there
+            tile_members, full_members = len(config.ensemble.proxies), len(plan.members)
+            full = before + (after - before) * tile_members / full_members
+            print(
+                f"  on the {args.days} days a {2 * args.days}-day run adds: {extra_plain:.1f} s without, "
+                f"{extra_di:.1f} s with the layers, +{extra_di / extra_plain - 1:.0%}; UK year per member and flux "
+                f"(the added days' rate, inputs shared): {before:.2f} -> {after:.2f} core-hours with the layers "
+                f"shared by {tile_members} members as here, {full:.2f} (+{full / before - 1:.0%}) shared by the "
+                f"full run's {full_members}"
+            )
     print(
         f"\ninputs: {input_core_s:.1f} core-s for the tile's {n_cells:,} cell-steps on the runs' cluster "
         f"({input_core_s / n_cells * 1e9:.0f} ns per cell-step; {n_models} models share them in a full run)"
@@ -236,7 +278,7 @@ def main() -> None:
     )
     print(f"{'model':<11} {'dry run':>8} {'tile':>8} {'dry/tile':>9} {'tile, added days':>17} {'dry/that':>9}")
     for spec in config.ensemble.models:
-        if (spec.name, "kind's 20 models", "auto") not in measured:
+        if (spec.name, "kind's 20 models", "auto") not in measured or args.di_only:
             continue
         member = next(m for m, k in plan.member_kinds.items() if k == spec.name)
         estimate, tile = plan.full_run_core_hours(member), measured[(spec.name, "kind's 20 models", "auto")]

@@ -26,15 +26,19 @@ Each rule follows CAST's own code (``R/trainDI.R`` and ``R/aoa.R``):
   by ``mean_distance``; rows with a missing predictor get NaN.  AOA is 1 where
   DI <= threshold, 0 elsewhere (CAST: ``AOA[DI > threshold] <- 0``).
 
-The nearest-neighbour searches use a KD-tree (scipy's ``cKDTree``), exact like
-CAST's ``FNN::knnx.dist``; ``mean_distance`` is exact up to
+The nearest-neighbour searches are exact like CAST's ``FNN::knnx.dist``: for
+new data, the grouped search of :mod:`uflux_xr.grid.nearest` where the rows
+share a coarse part (a fine grid under a coarse reanalysis) and a KD-tree
+(scipy's ``cKDTree``) elsewhere, the distance computed from the nearest row by
+one arithmetic for both; ``mean_distance`` is exact up to
 :data:`MAX_EXACT_PAIRS` pairs of training rows and an unbiased estimate from
 :data:`SAMPLED_PAIRS` random pairs beyond (a table of 100,000 tower-days has
 5e9 pairs).
 
-The xarray adapter (:func:`dissimilarity`) computes DI chunk by chunk over
-dask with one reference per worker process, like the model predictions of
-:mod:`uflux_xr.grid.upscale`.
+The xarray adapters (:func:`dissimilarity`, and :func:`dissimilarity_layers`
+for several fluxes in one task per chunk) compute DI chunk by chunk over dask
+with each saved reference loaded once per worker process, like the model
+predictions of :mod:`uflux_xr.grid.upscale`.
 """
 
 from __future__ import annotations
@@ -44,6 +48,7 @@ import io
 import json
 import logging
 import os
+import threading
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -56,6 +61,7 @@ from scipy.spatial import cKDTree
 
 from uflux_xr.core.domain import spatial_dims
 from uflux_xr.grid.features import resolve_features
+from uflux_xr.grid.nearest import RowGroups, distance_to_rows, group_rows, grouped_nearest, grouped_search_pays
 from uflux_xr.io.atomic import write_atomic
 from uflux_xr.io.loaded_once import LoadedOnce
 from uflux_xr.models.dedup import unique_rows
@@ -119,18 +125,64 @@ class TrainingDissimilarity:
         """KD-tree over :attr:`points` (built on first use; cached)."""
         return cKDTree(self.points)
 
+    @functools.cached_property
+    def column_feature(self) -> np.ndarray:
+        """Index in :attr:`features` of each column of :attr:`points` (a categorical predictor has several)."""
+        return np.repeat(np.arange(len(self.features)), [len(self.categories.get(f, [None])) for f in self.features])
+
     @property
     def feature_weights(self) -> dict[str, float]:
         """Weight per predictor (the columns of a categorical predictor share its weight)."""
-        first_columns = np.cumsum([0] + [len(self.categories.get(f, [None])) for f in self.features[:-1]])
+        first_columns = np.searchsorted(self.column_feature, np.arange(len(self.features)))
         return {f: float(self.weights[k]) for f, k in zip(self.features, first_columns, strict=True)}
 
-    def transform(self, X: np.ndarray) -> np.ndarray:
-        """Standardised, weighted columns of raw predictor rows ``X`` (rows, features)."""
+    def transform(self, X: np.ndarray, which: np.ndarray | None = None) -> np.ndarray:
+        """Standardised, weighted columns of raw predictor rows ``X`` (rows, features).
+
+        With ``which`` (bool per predictor), ``X`` holds only those predictors' columns and the result
+        only their columns of :attr:`points`, value for value the same as in the full transform.
+        """
+        if which is None:
+            names, columns = self.features, slice(None)
+        else:
+            names = [f for f, keep in zip(self.features, which, strict=True) if keep]
+            columns = np.asarray(which, dtype=bool)[self.column_feature]
         return (
-            (_encode(np.asarray(X, dtype=np.float64), self.features, self.categories) - self.center)
-            / (self.scale)
-            * self.weights
+            (_encode(np.asarray(X, dtype=np.float64), names, self.categories) - self.center[columns])
+            / self.scale[columns]
+            * self.weights[columns]
+        )
+
+    def nearest_distance(self, rows: np.ndarray, groups: RowGroups | None = None) -> np.ndarray:
+        """Distance [standardised, weighted units] of distinct raw rows without NaN to the nearest training row.
+
+        By the grouped search where the rows share coarse columns and it pays (``groups``, from
+        :func:`uflux_xr.grid.nearest.group_rows`), by the KD-tree elsewhere; both exact, and the distance
+        computed by one arithmetic from the nearest row.
+        """
+        width = 0 if groups is None else int(groups.coarse[self.column_feature].sum())
+        if not grouped_search_pays(groups, len(self.points), width):
+            queries = self.transform(rows)
+            _, nearest = self.tree.query(queries, k=1, workers=1)
+            return distance_to_rows(self.points, nearest, queries)
+        assert groups is not None
+        coarse, fine = groups.coarse, ~groups.coarse
+        coarse_columns = coarse[self.column_feature]
+        coarse_queries = self.transform(rows[groups.first][:, coarse], coarse)
+        fine_queries = self.transform(rows[:, fine], fine)
+        nearest = grouped_nearest(
+            groups, coarse_queries, fine_queries, self.points[:, coarse_columns], self.points[:, ~coarse_columns]
+        )
+        left = nearest < 0
+        if left.any():  # the coarse part prunes too little here: the KD-tree is faster for the rest
+            _, nearest[left] = self.tree.query(self.transform(rows[left]), k=1, workers=1)
+        return distance_to_rows(
+            self.points,
+            nearest,
+            fine_queries,
+            groups=groups,
+            coarse_queries=coarse_queries,
+            column_is_coarse=coarse_columns,
         )
 
     def di(self, X: np.ndarray) -> np.ndarray:
@@ -138,23 +190,11 @@ class TrainingDissimilarity:
         X = np.asarray(X, dtype=np.float64)
         if X.ndim != 2 or X.shape[1] != len(self.features):
             raise ValueError(f"expected an array of shape (n, {len(self.features)}) for {self.features}, got {X.shape}")
-        out = np.full(X.shape[0], np.nan)
-        complete = np.isfinite(X).all(axis=1)
-        if complete.any():
-            rows = X[complete]
-            # Identical rows have the identical nearest distance: query each distinct row once.  On
-            # fine grids whose climate comes from a coarse reanalysis most rows repeat (issue #15), and
-            # the query costs about as much as a tree ensemble, while finding the distinct bit patterns
-            # costs a small share of it where every row is distinct.
-            first, inverse = unique_rows(np.ascontiguousarray(rows).view(np.uint64))
-            distance, _ = self.tree.query(self.transform(rows[first]), k=1, workers=1)
-            out[complete] = (distance / self.mean_distance)[inverse]
-        return out
+        return dissimilarity_of_rows([self], X)[0]
 
     def aoa(self, di: np.ndarray) -> np.ndarray:
         """AOA flag of DI values: 1 inside (DI <= threshold), 0 outside, -1 where DI is NaN (int8)."""
-        di = np.asarray(di)
-        return np.where(np.isnan(di), -1, di <= self.threshold).astype(np.int8)
+        return aoa_flag(di, self.threshold)
 
     def save(self, path: str | os.PathLike) -> Path:
         """Write the reference to an ``.npz`` file (arrays and a JSON header; no pickle), atomically."""
@@ -186,6 +226,47 @@ class TrainingDissimilarity:
             header = json.loads(str(z["header"]))
             arrays = {k: z[k] for k in z.files if k != "header"}
         return cls(**header, **arrays, path=str(Path(path).resolve()))
+
+
+def aoa_flag(di: np.ndarray, threshold: float) -> np.ndarray:
+    """AOA flag of DI values [1]: 1 where DI <= ``threshold``, 0 above, -1 where DI is NaN (int8, no wider copy)."""
+    di = np.asarray(di)
+    flag = (di <= threshold).astype(np.int8)
+    flag[np.isnan(di)] = -1
+    return flag
+
+
+def dissimilarity_of_rows(references: Sequence[TrainingDissimilarity], X: np.ndarray) -> list[np.ndarray]:
+    """DI [1] of raw predictor rows ``X`` against each of several references with the same :attr:`features`.
+
+    What the references share is done once: the rows with a missing predictor (NaN), the distinct rows
+    (identical rows have the identical nearest distance; on fine grids whose climate comes from a coarse
+    reanalysis most rows repeat) and their groups for the grouped search.
+    """
+    X = np.asarray(X)
+    if X.dtype not in (np.float32, np.float64):
+        X = X.astype(np.float64)
+    out = [np.full(X.shape[0], np.nan) for _ in references]
+    complete = np.isfinite(X).all(axis=1)
+    if complete.any():
+        rows = X[complete]
+        # distinct bit patterns in the rows' own precision (float32 grids: half the bytes to hash), and
+        # only the distinct rows in float64
+        first, inverse = unique_rows(_row_words(rows))
+        distinct = rows[first].astype(np.float64)
+        groups = group_rows(distinct)
+        for reference, di in zip(references, out, strict=True):
+            di[complete] = (reference.nearest_distance(distinct, groups) / reference.mean_distance)[inverse]
+    return out
+
+
+def _row_words(rows: np.ndarray) -> np.ndarray:
+    """Each row's bytes as uint64 words (a float32 row of odd length padded with a zero column)."""
+    if rows.dtype.itemsize * rows.shape[1] % 8:
+        padded = np.zeros((rows.shape[0], rows.shape[1] + 1), dtype=rows.dtype)
+        padded[:, :-1] = rows
+        rows = padded
+    return np.ascontiguousarray(rows).view(np.uint64)
 
 
 def train_dissimilarity(
@@ -367,18 +448,37 @@ def _column_weights(weights, features: list[str], categories: dict[str, list[flo
     return np.repeat(per_feature, repeats)
 
 
+_PARALLEL_KERNEL = threading.Lock()
+
+
 @numba.njit(nogil=True, cache=True)
-def _sum_pairwise(points: np.ndarray) -> float:  # pragma: no cover - compiled
+def _distance_sum_after(points: np.ndarray, i: int) -> float:  # pragma: no cover - compiled
+    """Sum of the distances from row ``i`` to the rows after it, in one order."""
     n, p = points.shape
     total = 0.0
-    for i in range(n):
-        for j in range(i + 1, n):
-            s = 0.0
-            for k in range(p):
-                d = points[i, k] - points[j, k]
-                s += d * d
-            total += np.sqrt(s)
+    for j in range(i + 1, n):
+        s = 0.0
+        for k in range(p):
+            d = points[i, k] - points[j, k]
+            s += d * d
+        total += np.sqrt(s)
     return total
+
+
+@numba.njit(nogil=True, cache=True, parallel=True)
+def _row_distance_sums(points: np.ndarray) -> np.ndarray:  # pragma: no cover - compiled
+    """Per row, the sum of its distances to the rows after it (the same bits whatever the threads).
+
+    Row ``i`` has ``n - 1 - i`` pairs: each parallel step takes row ``i`` and row ``n - 1 - i``, so that
+    the threads get equal shares.
+    """
+    n = points.shape[0]
+    sums = np.zeros(n)
+    for i in numba.prange((n + 1) // 2):
+        sums[i] = _distance_sum_after(points, i)
+        if n - 1 - i != i:
+            sums[n - 1 - i] = _distance_sum_after(points, n - 1 - i)
+    return sums
 
 
 def mean_pairwise_distance(points: np.ndarray, *, seed: int = 0) -> float:
@@ -386,7 +486,10 @@ def mean_pairwise_distance(points: np.ndarray, *, seed: int = 0) -> float:
     n = points.shape[0]
     pairs = n * (n - 1) // 2
     if pairs <= MAX_EXACT_PAIRS:
-        return float(_sum_pairwise(np.ascontiguousarray(points, dtype=np.float64)) / pairs)
+        # numba's default threading layer must not be entered by two threads at once
+        with _PARALLEL_KERNEL:
+            sums = _row_distance_sums(np.ascontiguousarray(points, dtype=np.float64))
+        return float(sums.sum() / pairs)
     rng = np.random.default_rng(seed)
     i = rng.integers(0, n, SAMPLED_PAIRS)
     j = rng.integers(0, n - 1, SAMPLED_PAIRS)
@@ -409,13 +512,37 @@ def _nearest_other(points: np.ndarray, labels: np.ndarray | None, source: str) -
     return _nearest_in_other_folds(points, labels, points, labels)
 
 
+#: Neighbours asked for first when looking for a row's nearest row of another fold (then 4x, 16x, ...).
+FIRST_NEIGHBOURS = 16
+
+
 def _nearest_in_other_folds(
     queries: np.ndarray, query_folds: np.ndarray, points: np.ndarray, point_folds: np.ndarray
 ) -> np.ndarray:
-    """Distance of each query row to its nearest row of ``points`` in another fold (NaN where there is none)."""
+    """Distance of each query row to its nearest row of ``points`` in another fold (NaN where there is none).
+
+    One KD-tree over all points: each query's :data:`FIRST_NEIGHBOURS` nearest rows come sorted by
+    distance, so the first of another fold is the nearest of another fold; queries whose neighbours are
+    all of their own fold (a tower's days resemble each other) ask for 4 times as many, and past a quarter
+    of the points the rest is searched in a tree of the other folds' rows, one fold at a time.
+    """
     out = np.full(len(queries), np.nan)
-    for label in pd.unique(query_folds):
-        rows = query_folds == label
+    point_folds = np.asarray(point_folds)
+    query_folds = np.asarray(query_folds)
+    tree = cKDTree(points)
+    left = np.arange(len(queries))
+    k = FIRST_NEIGHBOURS
+    while left.size and k <= max(FIRST_NEIGHBOURS, len(points) // 4):
+        distance, index = tree.query(queries[left], k=min(k, len(points)), workers=-1)
+        distance, index = distance.reshape(len(left), -1), index.reshape(len(left), -1)
+        other = point_folds[index] != query_folds[left, None]
+        found = other.any(axis=1)
+        first = other.argmax(axis=1)
+        out[left[found]] = distance[found, first[found]]
+        left = left[~found]
+        k *= 4
+    for label in pd.unique(query_folds[left]):
+        rows = left[query_folds[left] == label]
         others = point_folds != label
         if others.any():
             distance, _ = cKDTree(points[others]).query(queries[rows], k=1, workers=-1)
@@ -671,14 +798,16 @@ def permutation_importance(model, table: pd.DataFrame, *, n_rows: int = 5000, se
         rows = rows.sample(n_rows, random_state=seed)
     X = rows[model.features].to_numpy(dtype=np.float32)
     y = rows[model.target].to_numpy(dtype=np.float64)
-    base = np.mean((model.predict_array(X) - y) ** 2)
     rng = np.random.default_rng(seed)
-    out = {}
-    for j, name in enumerate(model.features):
+    # the table, then one copy per predictor with that column shuffled, predicted in one call
+    copies = [X]
+    for j in range(X.shape[1]):
         shuffled = X.copy()
         shuffled[:, j] = rng.permutation(shuffled[:, j])
-        out[name] = max(float(np.mean((model.predict_array(shuffled) - y) ** 2) - base), 0.0)
-    return out
+        copies.append(shuffled)
+    errors = ((model.predict_array(np.concatenate(copies)) - np.tile(y, len(copies))) ** 2).reshape(len(copies), -1)
+    mse = errors.mean(axis=1)
+    return {name: max(float(mse[j + 1] - mse[0]), 0.0) for j, name in enumerate(model.features)}
 
 
 def importance_weights(models: Sequence, table: pd.DataFrame) -> dict[str, float]:
@@ -697,27 +826,146 @@ def importance_weights(models: Sequence, table: pd.DataFrame) -> dict[str, float
 # xarray adapter: DI of a cube, chunk by chunk
 
 
-def _load_with_tree(path: str) -> TrainingDissimilarity:
-    reference = TrainingDissimilarity.load(path)
-    reference.tree  # noqa: B018 - built once here, under LoadedOnce's lock, not by several threads at once
-    return reference
+#: Load a saved reference once per process (its KD-tree is built on first use, where the grouped search
+#: does not serve a chunk).
+cached_reference: LoadedOnce[TrainingDissimilarity] = LoadedOnce(TrainingDissimilarity.load)
 
 
-#: Load a saved reference once per process (and build its KD-tree once).
-cached_reference: LoadedOnce[TrainingDissimilarity] = LoadedOnce(_load_with_tree)
+def di_block(*blocks: np.ndarray, references: Sequence, features: Sequence[str]) -> np.ndarray:
+    """Numpy core: DI [1] of one block for each reference, stacked on a last axis (float32).
 
-
-def di_block(*blocks: np.ndarray, reference, n_features: int) -> np.ndarray:
-    """Numpy core: DI [1] of one block; ``blocks`` are the feature blocks then the mask block."""
-    features, mask = blocks[:n_features], blocks[n_features]
+    ``blocks`` are the blocks of ``features`` (every reference's predictors) then the mask block;
+    ``references`` are :class:`TrainingDissimilarity` objects or paths of saved ones.  References with the
+    same predictors share one search for the block's distinct rows (:func:`dissimilarity_of_rows`).
+    """
+    columns, mask = blocks[: len(features)], blocks[len(features)]
     shape = np.broadcast_shapes(*(b.shape for b in blocks))
-    out = np.full(shape, np.nan, dtype=np.float32)
+    out = np.full((*shape, len(references)), np.nan, dtype=np.float32)
     valid = np.broadcast_to(mask.astype(bool), shape)
     if not valid.any():
         return out
-    ref = cached_reference(reference) if isinstance(reference, str) else reference
-    X = np.stack([np.broadcast_to(f, shape)[valid] for f in features], axis=1)
-    out[valid] = ref.di(X)
+    loaded = [cached_reference(r) if isinstance(r, str) else r for r in references]
+    position = {f: j for j, f in enumerate(features)}
+    by_features: dict[tuple[str, ...], list[int]] = {}
+    for k, reference in enumerate(loaded):
+        by_features.setdefault(tuple(reference.features), []).append(k)
+    for names, ks in by_features.items():
+        X = np.stack([np.broadcast_to(columns[position[f]], shape)[valid] for f in names], axis=1)
+        for k, di in zip(ks, dissimilarity_of_rows([loaded[k] for k in ks], X), strict=True):
+            out[valid, k] = di
+    return out
+
+
+def dissimilarity_layers(
+    cube: xr.Dataset,
+    references: Mapping[str, TrainingDissimilarity],
+    *,
+    mask: xr.DataArray | None = None,
+    error_models: Mapping[str, ErrorModel | None] | None = None,
+    units: Mapping[str, str] | None = None,
+) -> xr.Dataset:
+    """DI and AOA layers (and the expected error) of several fluxes at once, lazily and chunk by chunk.
+
+    One task per chunk scores every flux: the predictors are gathered once and fluxes with the same
+    predictors share the search for the chunk's distinct rows.
+
+    Parameters
+    ----------
+    cube : xarray.Dataset
+        Holds every predictor of the references (derived ones such as
+        ``DOY_SIN`` are made from the time axis), dask-backed or not.
+    references : mapping of str to TrainingDissimilarity
+        Per flux name (the prefix of its layers; ``""`` for none), from
+        :func:`train_dissimilarity`; saved ones (with a ``path``) are loaded
+        by workers from the file, once per process, instead of travelling in every task.
+    mask : xarray.DataArray, optional
+        Cells to score (True); others are NaN.
+    error_models : mapping of str to ErrorModel, optional
+        Per flux: adds ``<name>_error``, the expected RMSE of a prediction at the cell's DI [``units``].
+    units : mapping of str to str, optional
+        Units of each flux (for ``<name>_error``).
+
+    Returns
+    -------
+    xarray.Dataset
+        Per flux ``<name>_DI`` float32 [1] and ``<name>_AOA`` int8 (1 inside, 0 outside, -1 where DI is
+        missing: written as the fill value), and ``<name>_error`` float32 where an error model is given.
+    """
+    error_models = error_models or {}
+    units = units or {}
+    ydim, xdim = spatial_dims(cube)
+    features = sorted({f for reference in references.values() for f in reference.features})
+    arrays = resolve_features(cube, features)
+    if mask is None:
+        mask = xr.ones_like(cube[ydim] * cube[xdim], dtype=bool)
+    stacked = xr.apply_ufunc(
+        di_block,
+        *[arrays[f] for f in features],
+        mask,
+        output_core_dims=[["reference"]],
+        kwargs={"references": [r.path or r for r in references.values()], "features": features},
+        dask="parallelized",
+        output_dtypes=[np.float32],
+        dask_gufunc_kwargs={"output_sizes": {"reference": len(references)}},
+        keep_attrs=False,
+    )
+    dims = [d for d in ("time", ydim, xdim) if d in stacked.dims]
+    layers = {}
+    for k, (name, reference) in enumerate(references.items()):
+        di = stacked.isel(reference=k, drop=True).transpose(*dims)
+        layers.update(_layers_of_flux(di, reference, name, error_models.get(name), units.get(name, "1")))
+    return xr.Dataset(layers)
+
+
+def _layers_of_flux(
+    di: xr.DataArray, reference: TrainingDissimilarity, name: str, error_model: ErrorModel | None, units: str
+) -> dict[str, xr.DataArray]:
+    """The DI layer of one flux with its attributes, its AOA flag and, with an error model, its error layer."""
+    prefix = f"{name}_" if name else ""
+    what = f" of the {name} models" if name else ""
+    di.attrs = {
+        "long_name": f"dissimilarity index{what} (distance in predictor space to the nearest training row)",
+        "units": "1",
+        "comment": (
+            "Meyer & Pebesma (2021), as CAST computes it: distance to the nearest training row in standardised, "
+            f"importance-weighted predictor space divided by the mean distance between training rows "
+            f"({reference.mean_distance:.6g}); predictors {' '.join(reference.features)}"
+        ),
+    }
+    # from the threshold alone: a bound method of the reference would carry its training rows into every task
+    flag = xr.apply_ufunc(
+        aoa_flag, di, kwargs={"threshold": reference.threshold}, dask="parallelized", output_dtypes=[np.int8]
+    )
+    flag.attrs = {
+        "long_name": f"area of applicability{what}",
+        "units": "1",
+        "flag_values": np.array([0, 1], dtype=np.int8),
+        "flag_meanings": "outside_area_of_applicability inside_area_of_applicability",
+        "comment": (
+            f"1 where {prefix}DI <= {reference.threshold:.6g} (threshold, CAST convention "
+            f"{reference.convention!r}, from {reference.train_di.size} training rows)"
+        ),
+    }
+    flag.encoding["_FillValue"] = np.int8(-1)
+    out = {f"{prefix}DI": di, f"{prefix}AOA": flag}
+    if error_model is not None:
+        error = xr.apply_ufunc(
+            lambda d: error_model(d).astype(np.float32), di, dask="parallelized", output_dtypes=[np.float32]
+        )
+        error.attrs = {
+            "long_name": f"expected error of the {name or 'predicted'} value (RMSE at this cell's DI)",
+            "units": units,
+            "comment": (
+                f"Monotone relation between DI and the RMSE of leave-one-site-out predictions "
+                f"({error_model.n_rows} held-out rows, moving windows of {error_model.window}; CAST's "
+                f"DItoErrormetric idea, isotonic fit), {error_model.noise_text(units)}. A 90 % prediction interval of "
+                f"the ensemble mean is "
+                f"mean +/- 1.645 * sqrt(sd**2 + {prefix}error**2), sd the ensemble standard deviation. The error "
+                "depends on DI alone while real errors grow with the flux: the interval tends to be too wide for "
+                "small fluxes and too narrow for large ones."
+            ),
+        }
+        out[f"{prefix}error"] = error
     return out
 
 
@@ -754,67 +1002,12 @@ def dissimilarity(
     xarray.Dataset
         ``<name>_DI`` float32 [1] and ``<name>_AOA`` int8 (1 inside, 0 outside,
         -1 where DI is missing: written as the fill value), and ``<name>_error``
-        float32 [``units``] with an error model.
+        float32 [``units``] with an error model.  Several fluxes:
+        :func:`dissimilarity_layers`, which scores them in one pass.
     """
-    ydim, xdim = spatial_dims(cube)
-    arrays = resolve_features(cube, reference.features)
-    if mask is None:
-        mask = xr.ones_like(cube[ydim] * cube[xdim], dtype=bool)
-    args = [arrays[f] for f in reference.features] + [mask]
-    di = xr.apply_ufunc(
-        di_block,
-        *args,
-        kwargs={"reference": reference.path or reference, "n_features": len(reference.features)},
-        dask="parallelized",
-        output_dtypes=[np.float32],
-        keep_attrs=False,
+    return dissimilarity_layers(
+        cube, {name: reference}, mask=mask, error_models={name: error_model}, units={name: units}
     )
-    dims = [d for d in ("time", ydim, xdim) if d in di.dims]
-    di = di.transpose(*dims)
-    prefix = f"{name}_" if name else ""
-    what = f" of the {name} models" if name else ""
-    di.attrs = {
-        "long_name": f"dissimilarity index{what} (distance in predictor space to the nearest training row)",
-        "units": "1",
-        "comment": (
-            "Meyer & Pebesma (2021), as CAST computes it: distance to the nearest training row in standardised, "
-            f"importance-weighted predictor space divided by the mean distance between training rows "
-            f"({reference.mean_distance:.6g}); predictors {' '.join(reference.features)}"
-        ),
-    }
-    # from the threshold alone: a bound method of the reference would carry its training rows into every task
-    flag = xr.where(di.isnull(), -1, di <= reference.threshold).astype(np.int8)
-    flag.attrs = {
-        "long_name": f"area of applicability{what}",
-        "units": "1",
-        "flag_values": np.array([0, 1], dtype=np.int8),
-        "flag_meanings": "outside_area_of_applicability inside_area_of_applicability",
-        "comment": (
-            f"1 where {prefix}DI <= {reference.threshold:.6g} (threshold, CAST convention "
-            f"{reference.convention!r}, from {reference.train_di.size} training rows)"
-        ),
-    }
-    flag.encoding["_FillValue"] = np.int8(-1)
-    out = xr.Dataset({f"{prefix}DI": di, f"{prefix}AOA": flag})
-    if error_model is not None:
-        error = xr.apply_ufunc(
-            lambda d: error_model(d).astype(np.float32), di, dask="parallelized", output_dtypes=[np.float32]
-        )
-        error.attrs = {
-            "long_name": f"expected error of the {name or 'predicted'} value (RMSE at this cell's DI)",
-            "units": units,
-            "comment": (
-                f"Monotone relation between DI and the RMSE of leave-one-site-out predictions "
-                f"({error_model.n_rows} held-out rows, moving windows of {error_model.window}; CAST's "
-                f"DItoErrormetric idea, isotonic fit), {error_model.noise_text(units)}. A 90 % prediction interval of "
-                f"the ensemble mean is "
-                f"mean +/- 1.645 * sqrt(sd**2 + {prefix}error**2), sd the ensemble standard deviation. The error "
-                "depends on DI alone while real errors grow with the flux: the interval tends to be too wide for "
-                "small fluxes and too narrow for large ones."
-            ),
-        }
-        out[f"{prefix}error"] = error
-    return out
 
 
 @dataclass

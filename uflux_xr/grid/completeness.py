@@ -15,16 +15,19 @@ from collections.abc import Mapping
 from pathlib import Path
 
 import dask
+import dask.array
+import numba
 import numpy as np
 import pandas as pd
 import xarray as xr
 
+from uflux_xr.core.domain import spatial_dims
 from uflux_xr.core.variables import is_categorical, variable_attrs
 from uflux_xr.grid.applicability import (
     ApplicabilityError,
     ErrorModel,
     TrainingDissimilarity,
-    dissimilarity,
+    dissimilarity_layers,
     fit_error_model,
     held_out_di,
     importance_weights,
@@ -32,8 +35,8 @@ from uflux_xr.grid.applicability import (
     random_error_variance,
     train_dissimilarity,
 )
-from uflux_xr.grid.ensemble import area_weighted_total, cell_area
-from uflux_xr.grid.regions import RegionMap, region_sums, resolve_regions
+from uflux_xr.grid.ensemble import cell_area, step_days, total_of_sums
+from uflux_xr.grid.regions import RegionMap, resolve_regions
 from uflux_xr.models.fluxmodel import training_rows
 from uflux_xr.models.hybrid import residual_weight
 
@@ -142,7 +145,9 @@ def applicability_layers(
     """
     fluxes = list(next(iter(members.values())))
     mask = cube["land_mask"] == 1 if "land_mask" in cube else None
-    layers = []
+    references: dict[str, TrainingDissimilarity] = {}
+    error_models: dict[str, ErrorModel | None] = {}
+    units: dict[str, str] = {}
     summary: dict[str, dict] = {}
     for flux in fluxes:
         models = [member[flux] for member in members.values()]
@@ -156,8 +161,8 @@ def applicability_layers(
         error_model = (
             None if predictions is None else flux_error_model(reference, table, predictions, flux, error_noise)
         )
-        units = variable_attrs(flux)["units"]
-        layers.append(dissimilarity(cube, reference, mask=mask, name=flux, error_model=error_model, units=units))
+        references[flux], error_models[flux] = reference, error_model
+        units[flux] = variable_attrs(flux)["units"]
         inside = float(np.mean(reference.train_di <= reference.threshold))
         summary[flux] = {
             "features": reference.features,
@@ -171,7 +176,7 @@ def applicability_layers(
             else {
                 "di": error_model.di.tolist(),
                 "error": error_model.error.tolist(),
-                "units": units,
+                "units": units[flux],
                 "noise_variance": error_model.noise_variance,
                 "noise_sd": None if error_model.noise_sd is None else list(error_model.noise_sd),
             },
@@ -183,7 +188,9 @@ def applicability_layers(
             reference.train_di.size,
             100 * inside,
         )
-    return xr.Dataset({k: v for layer in layers for k, v in layer.data_vars.items()}), summary
+    if not references:
+        return xr.Dataset(), summary
+    return dissimilarity_layers(cube, references, mask=mask, error_models=error_models, units=units), summary
 
 
 def aoa_tables(
@@ -212,36 +219,143 @@ def aoa_tables(
         area-weighted sum of the ensemble mean's magnitude, the part inside the AOA (the
         magnitude, so that NEE's sign changes cannot give a share outside 0-1).
     """
-    totals, by_time = {}, {}
+    lazy, names = aoa_sums(product, stats, regions)
+    return aoa_frames(dask.compute(lazy)[0], names)
+
+
+def aoa_sums(
+    product: xr.Dataset, stats: xr.Dataset, regions: xr.DataArray | RegionMap | None = None
+) -> tuple[dict, list[str]]:
+    """The sums behind :func:`aoa_tables`, lazily (to compute in a pass that reads the product for more),
+    and the region names; :func:`aoa_frames` makes the tables of the computed sums.
+
+    Per flux, one pass over its AOA layer and ensemble mean (:func:`_aoa_sums_kernel`) gives, per time
+    step and bucket (a region, then the cells in none), the sums of :data:`AOA_SUMS`.
+    """
     if isinstance(regions, xr.DataArray):
         regions = resolve_regions(regions, "applicability.regions")
     names = regions.names if regions is not None else []
-    # each cell's bucket: its region, then one bucket for cells in none (all cells without regions)
-    buckets = None if regions is None else xr.where(regions.index >= 0, regions.index, len(names)).astype(np.int32)
+    sums: dict[str, xr.DataArray] = {}
+    units: dict[str, str] = {}
+    days = None
     for name in product.data_vars:
         aoa = product.get(f"{name}_AOA")
         if aoa is None or f"{name}_mean" not in stats:
             continue
-        mean = stats[f"{name}_mean"].assign_attrs(units=product[name].attrs["units"])
-        valid = mean.notnull() & (aoa >= 0)
-        totals[name] = (
-            area_weighted_total(mean.where(valid & (aoa == 1))),
-            area_weighted_total(mean.where(valid & (aoa == 0))),
-            area_weighted_total((aoa == 1).astype(np.float32).where(valid).assign_attrs(units="1")),
+        ydim, xdim = spatial_dims(aoa)
+        mean = stats[f"{name}_mean"].transpose("time", ydim, xdim)
+        aoa = aoa.transpose("time", ydim, xdim)
+        area = cell_area(aoa).transpose(ydim, xdim)
+        # each cell's bucket: its region, then one bucket for cells in none (all cells without regions)
+        buckets = (
+            xr.zeros_like(area, dtype=np.int32)
+            if regions is None
+            else xr.where(regions.index >= 0, regions.index, len(names)).astype(np.int32).transpose(ydim, xdim)
         )
-        area = cell_area(aoa)
-        magnitude = (area * abs(mean)).where(valid, 0.0)
-        sums = {
-            "land": (area * (aoa >= 0)).astype(np.float64),
-            "land_inside": (area * (aoa == 1)).astype(np.float64),
-            "flux": magnitude,
-            "flux_inside": magnitude.where(aoa == 1, 0.0),
-        }
-        where = xr.zeros_like(area, dtype=np.int32) if buckets is None else buckets
-        by_time[name] = {k: region_sums(v, where, len(names) + 1) for k, v in sums.items()}
-    totals, by_time = dask.compute(totals, by_time)
-    inside = pd.DataFrame(
-        [
+        sums[str(name)] = _aoa_sums(mean, aoa, area, buckets, len(names) + 1)
+        units[str(name)] = product[name].attrs["units"]
+        days = step_days(aoa["time"])
+    return {"sums": sums, "units": units, "days": days}, names
+
+
+#: What :func:`aoa_sums` adds up per time step and bucket, in this order [m2, or flux units x m2].
+AOA_SUMS = (
+    "land",  # area of the cells with a DI (an AOA flag)
+    "land_inside",  # ... inside the AOA
+    "flux",  # area x |ensemble mean| over the cells with a DI and a mean
+    "flux_inside",  # ... inside the AOA
+    "amount_inside",  # area x ensemble mean, inside the AOA
+    "amount_outside",  # ... outside it
+    "covered",  # area of the cells with a DI and a mean
+    "covered_inside",  # ... inside the AOA
+)
+
+
+@numba.njit(nogil=True, cache=True)
+def _aoa_sums_kernel(mean, aoa, area, bucket, n_buckets):  # pragma: no cover - compiled
+    """(time, bucket, len(AOA_SUMS)) sums of one block; ``aoa`` is 1 / 0, NaN or -1 where no DI."""
+    n_time, ny, nx = mean.shape
+    out = np.zeros((n_time, n_buckets, 8))
+    for t in range(n_time):
+        for i in range(ny):
+            for j in range(nx):
+                flag = aoa[t, i, j]
+                w = area[i, j]
+                if not flag >= 0 or np.isnan(w):
+                    continue
+                b = bucket[i, j]
+                inside = flag == 1
+                out[t, b, 0] += w
+                if inside:
+                    out[t, b, 1] += w
+                m = mean[t, i, j]
+                if np.isnan(m):
+                    continue
+                out[t, b, 2] += w * abs(m)
+                out[t, b, 6] += w
+                if inside:
+                    out[t, b, 3] += w * abs(m)
+                    out[t, b, 4] += w * m
+                    out[t, b, 7] += w
+                else:
+                    out[t, b, 5] += w * m
+    return out
+
+
+def _aoa_sums_block(mean, aoa, area, bucket, n_buckets: int) -> np.ndarray:
+    return _aoa_sums_kernel(mean, aoa, area.astype(np.float64), bucket, n_buckets)[:, None, None]
+
+
+def _aoa_sums(
+    mean: xr.DataArray, aoa: xr.DataArray, area: xr.DataArray, buckets: xr.DataArray, n_buckets: int
+) -> xr.DataArray:
+    """(time, region, sum) of :data:`AOA_SUMS`, lazily where ``mean`` is dask-backed."""
+    if isinstance(mean.data, dask.array.Array):
+        _, ychunks, xchunks = mean.data.chunks
+        aoa_data = aoa.chunk(dict(zip(aoa.dims, mean.data.chunks, strict=True))).data
+        spatial = {d: c for d, c in zip(mean.dims[1:], (ychunks, xchunks), strict=True)}
+        parts = dask.array.blockwise(
+            _aoa_sums_block,
+            "tyxrk",
+            mean.data,
+            "tyx",
+            aoa_data,
+            "tyx",
+            area.chunk(spatial).data,
+            "yx",
+            buckets.chunk(spatial).data,
+            "yx",
+            n_buckets=n_buckets,
+            new_axes={"r": n_buckets, "k": len(AOA_SUMS)},
+            adjust_chunks={"y": 1, "x": 1},
+            dtype=np.float64,
+        )
+        summed = parts.sum(axis=(1, 2))
+    else:
+        summed = _aoa_sums_block(
+            np.asarray(mean.values),
+            np.asarray(aoa.values),
+            np.asarray(area.values),
+            np.asarray(buckets.values),
+            n_buckets,
+        )[:, 0, 0]
+    return xr.DataArray(summed, dims=("time", "region", "sum"), coords={"time": mean["time"], "sum": list(AOA_SUMS)})
+
+
+def aoa_frames(computed: dict, names: list[str]) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The tables of :func:`aoa_tables` from the computed :func:`aoa_sums`."""
+    rows, frames = [], []
+    days = computed["days"]
+    for name, sums in computed["sums"].items():
+        whole = (sums.sum("region") * days).sum("time")  # x the step's length [d], as the totals weigh them
+        period = float(days.sum())
+        amount = {k: whole.sel(sum=k, drop=True) for k in AOA_SUMS}
+        inside = total_of_sums(amount["amount_inside"], amount["covered_inside"], computed["units"][name], period)
+        outside = total_of_sums(
+            amount["amount_outside"], amount["covered"] - amount["covered_inside"], computed["units"][name], period
+        )
+        share = total_of_sums(amount["covered_inside"], amount["covered"], "1", period)
+        rows.append(
             {
                 "variable": name,
                 "member": "ensemble",
@@ -249,19 +363,18 @@ def aoa_tables(
                 "total_outside_aoa": float(outside),
                 "area_share_inside_aoa": float(share),
             }
-            for name, (inside, outside, share) in totals.items()
-        ],
-        columns=["variable", "member", "total_inside_aoa", "total_outside_aoa", "area_share_inside_aoa"],
-    )
-    columns = ["time", "flux", "region", "land_area_km2", "area_share_inside_aoa", "flux_share_inside_aoa"]
-    frames = []
-    for name, per_bucket in by_time.items():
+        )
+        per_bucket = {k: sums.sel(sum=k, drop=True) for k in ("land", "land_inside", "flux", "flux_inside")}
         frames.append(_share_frame(name, ["all"], {k: v.sum("region", keepdims=True) for k, v in per_bucket.items()}))
         if names:
             frames.append(
                 _share_frame(name, names, {k: v.isel(region=slice(0, len(names))) for k, v in per_bucket.items()})
             )
-    return inside, pd.concat(frames, ignore_index=True)[columns] if frames else pd.DataFrame(columns=columns)
+    inside_table = pd.DataFrame(
+        rows, columns=["variable", "member", "total_inside_aoa", "total_outside_aoa", "area_share_inside_aoa"]
+    )
+    columns = ["time", "flux", "region", "land_area_km2", "area_share_inside_aoa", "flux_share_inside_aoa"]
+    return inside_table, pd.concat(frames, ignore_index=True)[columns] if frames else pd.DataFrame(columns=columns)
 
 
 def _share_frame(flux: str, labels: list[str], sums: dict[str, xr.DataArray]) -> pd.DataFrame:

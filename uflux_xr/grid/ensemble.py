@@ -205,7 +205,8 @@ def grid_crs(ds) -> str:
     return crs.to_wkt()
 
 
-def _step_days(time: xr.DataArray) -> xr.DataArray:
+def step_days(time: xr.DataArray) -> xr.DataArray:
+    """Length of each time step [d]: from the midpoints between steps (the ends mirrored)."""
     t = pd.DatetimeIndex(time.values)
     if t.size == 1:
         return xr.DataArray([1.0], dims="time", coords={"time": time})
@@ -242,16 +243,24 @@ def area_weighted_total(da_: xr.DataArray, area: xr.DataArray | None = None) -> 
         step), or the area- and time-weighted mean; keeps other dims (member).
     """
     area = cell_area(da_) if area is None else area
-    days = _step_days(da_["time"])
-    units = da_.attrs.get("units", "1")
+    days = step_days(da_["time"])
     amount, covered = _weighted_sums(da_, area, days.values)
+    return total_of_sums(amount, covered, da_.attrs.get("units", "1"), float(days.sum()), str(da_.name or "flux"))
+
+
+def total_of_sums(
+    amount: xr.DataArray, covered: xr.DataArray, units: str, period_days: float, name: str = "flux"
+) -> xr.DataArray:
+    """What :func:`area_weighted_total` reports, from the sums of value x area x days (``amount``) and of
+    area x days over the values (``covered``) [m2 d]: the total per year for carbon and water rates,
+    the area- and time-weighted mean [``units``] otherwise; ``period_days`` is the period's length [d]."""
     if units in _TOTALS:
         factor, total_units = _TOTALS[units]
-        out = amount * factor / (float(days.sum()) / DAYS_PER_YEAR)
-        return out.assign_attrs(units=total_units, long_name=f"{da_.name or 'flux'} total per year")
+        out = amount * factor / (period_days / DAYS_PER_YEAR)
+        return out.assign_attrs(units=total_units, long_name=f"{name} total per year")
     # no value at all (e.g. no cell outside an area of applicability): NaN, without a 0/0 warning
     out = amount / covered.where(covered > 0)
-    return out.assign_attrs(units=units, long_name=f"{da_.name or 'flux'} area-weighted mean")
+    return out.assign_attrs(units=units, long_name=f"{name} area-weighted mean")
 
 
 def _weighted_sums(values: xr.DataArray, area: xr.DataArray, days: np.ndarray) -> tuple[xr.DataArray, xr.DataArray]:

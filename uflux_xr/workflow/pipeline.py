@@ -37,7 +37,7 @@ from uflux_xr import __version__
 from uflux_xr.core.domain import spatial_dims
 from uflux_xr.core.metrics import all_metrics
 from uflux_xr.core.progress import ProgressLog, shown
-from uflux_xr.grid.completeness import aoa_tables, applicability_layers, residual_weights
+from uflux_xr.grid.completeness import aoa_frames, aoa_sums, applicability_layers, residual_weights
 from uflux_xr.grid.ensemble import area_weighted_total, ensemble_statistics
 from uflux_xr.grid.extract import extract_at_sites
 from uflux_xr.grid.features import resolve_features
@@ -441,8 +441,8 @@ def write_outputs(
     applicability: dict[str, dict],
     progress: bool,
 ) -> tuple[dict[str, Path], dict, pd.DataFrame, str]:
-    """Compute and write the product (resumable Zarr, then NetCDF converted from it), its ensemble
-    statistics, totals and value counts in one pass, and the AOA shares.
+    """Compute and write the product (resumable Zarr, then NetCDF converted from it), then its ensemble
+    statistics, totals, value counts and AOA shares in one pass.
 
     Returns
     -------
@@ -472,19 +472,23 @@ def write_outputs(
         )
     # The members of a chunk read by one task: the ensemble statistics take them together.
     complete = xr.open_zarr(zarr_path, consolidated=False, chunks={"member": -1})
-    # One pass over the written product: statistics, value counts and totals read each chunk once.
-    products["stats"], (counts, totals) = write_dataset_computing(
-        ensemble_statistics(complete),
+    # One pass over the written product: statistics, value counts, totals and the AOA shares read each
+    # chunk once.
+    stats = ensemble_statistics(complete)
+    aoa_lazy, region_names = aoa_sums(complete, stats, regions) if applicability else ({}, [])
+    products["stats"], (counts, totals, aoa_computed) = write_dataset_computing(
+        stats,
         out_dir / "product_stats.zarr",
         _value_counts_lazy(complete),
         _totals_lazy(complete),
+        aoa_lazy,
         progress=False,
     )
     counts = {flux: (int(c), int(v)) for flux, (c, v) in counts.items()}
     totals = _totals_table(complete, totals)
     aoa_note = ""
     if applicability:
-        inside, by_time = aoa_tables(complete, xr.open_zarr(products["stats"]), regions)
+        inside, by_time = aoa_frames(aoa_computed, region_names)
         totals = totals.merge(inside, on=["variable", "member"], how="left")
         by_time.to_csv(out_dir / "completeness.csv", index=False)
         aoa_note = _aoa_note(inside, applicability, by_region=regions is not None)
