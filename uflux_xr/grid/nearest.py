@@ -57,8 +57,8 @@ COARSE_SHARE = 1 / 64
 #: number of distinct query rows: about where computing the groups' coarse distances costs as much as the
 #: KD-tree's queries (a KD-tree query over 12,000 rows in 18 dimensions takes ~1-2 us on the 2-core VM).
 GROUPED_WORK_PER_QUERY = 1000
-#: Queries searched before the grouped search judges its own pace.
-PROBE_ROWS = 20_000
+#: Queries searched before the grouped search judges its own pace (then after every group).
+PROBE_ROWS = 1_000
 #: Training rows a query's walk may measure on average (besides its seeds) before the grouped search
 #: leaves the rest to the KD-tree: where the fine part, not the shared one, separates the rows, the
 #: shared part prunes little (a walk costs ~3 ns per row, a KD-tree query ~1-2 us on the 2-core VM).
@@ -156,8 +156,9 @@ def _grouped_nearest(
     """Index of the nearest training row of each query (queries in group order); see the module docstring.
 
     ``coarse_columns`` is the training rows' coarse part transposed (coarse columns, training rows).
-    Once ``probe_rows`` queries are done, if their walks measured more than ``max_visits`` training rows
-    per query on average, the search stops: the queries of the groups left get -1.
+    Whenever, after a group and ``probe_rows`` queries or more, the walks so far have measured more than
+    ``max_visits`` training rows per query on average, the search stops: the queries of the groups left
+    get -1.
     """
     n_groups, n_coarse = coarse_queries.shape
     n_points = coarse_columns.shape[1]
@@ -167,14 +168,11 @@ def _grouped_nearest(
     shared = np.empty(n_points)
     n_seeds = min(seeds, n_points)
     visits = 0
-    probed = False
     for g in range(n_groups):
         done = starts[g]
-        if not probed and done >= probe_rows:
-            probed = True
-            if visits > max_visits * done:
-                nearest[done:] = -1
-                return nearest
+        if done >= probe_rows and visits > max_visits * done:
+            nearest[done:] = -1
+            return nearest
         # column by column over all training rows: the inner loop runs over rows and vectorises
         shared[:] = 0.0
         for k in range(n_coarse):
@@ -238,8 +236,9 @@ def grouped_nearest(
     -------
     numpy.ndarray
         int64 (rows,): the nearest training row of each query row, or -1 for the rows the search left
-        to a KD-tree: where the shared part does not keep the fine part's work small (the walks of the
-        first :data:`PROBE_ROWS` queries measured over :data:`MAX_VISITS` training rows each on average).
+        to a KD-tree: where the shared part does not keep the fine part's work small (once the walks of
+        :data:`PROBE_ROWS` queries or more have measured over :data:`MAX_VISITS` training rows each on
+        average).
     """
     nearest = np.empty(len(groups.order), np.int64)
     nearest[groups.order] = _grouped_nearest(
