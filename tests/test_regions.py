@@ -74,7 +74,18 @@ def test_aoa_tables_per_region_add_up_to_the_domain():
     )
     stats = xr.Dataset({"NEE_mean": (dims, np.where(aoa >= 0, nee, np.nan))}, coords=product.coords)
     regions = _layer([[1, 1, 4, 4], [1, 4, 4, 7], [7, 7, 7, 1]], name="IGBP")
-    _, table = aoa_tables(product, stats, regions)
+    inside, table = aoa_tables(product, stats, regions)
+    # the totals inside and outside the AOA, against area_weighted_total of the masked mean
+    mean = stats["NEE_mean"].assign_attrs(units="g C m-2 d-1")
+    for column, flag in (("total_inside_aoa", 1), ("total_outside_aoa", 0)):
+        want_total = float(ux.area_weighted_total(mean.where(product["NEE_AOA"] == flag)))
+        assert inside[column].iloc[0] == pytest.approx(want_total, rel=1e-12)
+    # the same tables from a chunked product and statistics (one pass per chunk, summed)
+    chunked_inside, chunked = aoa_tables(
+        product.chunk({"time": 2, "lat": 2}), stats.chunk({"time": 2, "lat": 2}), regions
+    )
+    pd.testing.assert_frame_equal(chunked_inside, inside, rtol=1e-12)
+    pd.testing.assert_frame_equal(chunked, table, rtol=1e-12)
     whole, parts = table[table["region"] == "all"], table[table["region"] != "all"]
     assert len(whole) == 3 and set(parts["region"]) == {"ENF", "DBF", "OSH"}
     assert table["area_share_inside_aoa"].dropna().between(0, 1).all()
