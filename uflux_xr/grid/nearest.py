@@ -33,9 +33,10 @@ per query.  :func:`grouped_search_pays` says where the first does not pay
 (use the tree): no coarse column, or too many groups
 (:data:`GROUPED_WORK_PER_QUERY`); and the search leaves its remaining rows to
 the tree where the walks turn out long (:data:`MAX_VISITS`), which happens
-where the coarse part is a small share of the distances.  Measured on a UK 100 m
-chunk (1.2 M land cell-days, 12,000 training rows, 18 columns; see
-``benchmarks/uk_100m.py`` and ``benchmarks/README.md``).
+where the coarse part is a small share of the distances.  On a UK 100 m chunk
+(1.2 M land cell-days, 12,000 training rows, 18 columns, 5 fluxes) it takes
+1/8 of the KD-tree's time (``benchmarks/di_profile.py``; figures in
+``benchmarks/README.md``).
 """
 
 from __future__ import annotations
@@ -103,7 +104,8 @@ def coarse_columns(rows: np.ndarray) -> np.ndarray:
 
 
 def group_rows(rows: np.ndarray) -> RowGroups | None:
-    """Distinct finite rows (n, p) grouped by their coarse columns (:func:`coarse_columns`); None without any."""
+    """Distinct finite float64 rows (n, p) grouped by their coarse columns (:func:`coarse_columns`); None
+    without any."""
     coarse = coarse_columns(rows)
     if not coarse.any() or len(rows) == 0:
         return None
