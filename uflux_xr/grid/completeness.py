@@ -235,27 +235,30 @@ def aoa_sums(
     if isinstance(regions, xr.DataArray):
         regions = resolve_regions(regions, "applicability.regions")
     names = regions.names if regions is not None else []
-    sums: dict[str, xr.DataArray] = {}
-    units: dict[str, str] = {}
-    days = None
-    for name in product.data_vars:
-        aoa = product.get(f"{name}_AOA")
-        if aoa is None or f"{name}_mean" not in stats:
-            continue
-        ydim, xdim = spatial_dims(aoa)
-        mean = stats[f"{name}_mean"].transpose("time", ydim, xdim)
-        aoa = aoa.transpose("time", ydim, xdim)
-        area = cell_area(aoa).transpose(ydim, xdim)
-        # each cell's bucket: its region, then one bucket for cells in none (all cells without regions)
-        buckets = (
-            xr.zeros_like(area, dtype=np.int32)
-            if regions is None
-            else xr.where(regions.index >= 0, regions.index, len(names)).astype(np.int32).transpose(ydim, xdim)
+    fluxes = [n for n in product.data_vars if f"{n}_AOA" in product and f"{n}_mean" in stats]
+    if not fluxes:
+        return {"sums": {}, "units": {}, "days": None}, names
+    # the grid's cell areas, buckets and step lengths, once for all fluxes
+    ydim, xdim = spatial_dims(product[f"{fluxes[0]}_AOA"])
+    area = cell_area(product[f"{fluxes[0]}_AOA"]).transpose(ydim, xdim)
+    # each cell's bucket: its region, then one bucket for cells in none (all cells without regions)
+    buckets = (
+        xr.zeros_like(area, dtype=np.int32)
+        if regions is None
+        else xr.where(regions.index >= 0, regions.index, len(names)).astype(np.int32).transpose(ydim, xdim)
+    )
+    sums = {
+        str(name): _aoa_sums(
+            stats[f"{name}_mean"].transpose("time", ydim, xdim),
+            product[f"{name}_AOA"].transpose("time", ydim, xdim),
+            area,
+            buckets,
+            len(names) + 1,
         )
-        sums[str(name)] = _aoa_sums(mean, aoa, area, buckets, len(names) + 1)
-        units[str(name)] = product[name].attrs["units"]
-        days = step_days(aoa["time"])
-    return {"sums": sums, "units": units, "days": days}, names
+        for name in fluxes
+    }
+    units = {str(name): product[name].attrs["units"] for name in fluxes}
+    return {"sums": sums, "units": units, "days": step_days(product["time"])}, names
 
 
 #: What :func:`aoa_sums` adds up per time step and bucket, in this order [m2, or flux units x m2].
@@ -303,7 +306,7 @@ def _aoa_sums_kernel(mean, aoa, area, bucket, n_buckets):  # pragma: no cover - 
 
 
 def _aoa_sums_block(mean, aoa, area, bucket, n_buckets: int) -> np.ndarray:
-    return _aoa_sums_kernel(mean, aoa, area.astype(np.float64), bucket, n_buckets)[:, None, None]
+    return _aoa_sums_kernel(mean, aoa, np.asarray(area, dtype=np.float64), bucket, n_buckets)[:, None, None]
 
 
 def _aoa_sums(
