@@ -3,7 +3,7 @@
 Runs, in a subprocess each, exactly what the README's commands run after the install:
 ``uflux-xr run configs/demo.yaml --out DIR`` (into a temporary folder) and ``pytest`` (``--suite``),
 and prints their wall times with the per-step timings of the demo (its ``run.json``).  The README says
-"95–125 s" for the demo and "10–13 minutes" for the suite on a 2-core machine.
+"95–135 s" for the demo and "10–13 minutes" for the suite on a 2-core machine.
 
 Usage: python benchmarks/readme_times.py [--suite]
 """
@@ -40,7 +40,7 @@ def main() -> None:
         out = Path(tmp) / "demo_out"
         demo_s = timed([str(uflux), "run", "configs/demo.yaml", "--out", str(out), "-q"], REPO)
         steps = json.loads((out / "run.json").read_text())["timings"]
-    print(f"demo job (uflux-xr run configs/demo.yaml): {demo_s:.1f} s wall (README: 95–125 s)")
+    print(f"demo job (uflux-xr run configs/demo.yaml): {demo_s:.1f} s wall (README: 95–135 s)")
     print("  steps [s]: " + ", ".join(f"{k} {v:.1f}" for k, v in steps.items()))
     if args.suite:
         suite_s = timed([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider"], REPO)
