@@ -451,33 +451,44 @@ def _column_weights(weights, features: list[str], categories: dict[str, list[flo
 _PARALLEL_KERNEL = threading.Lock()
 
 
-@numba.njit(nogil=True, cache=True)
-def _distance_sum_after(points: np.ndarray, i: int) -> float:  # pragma: no cover - compiled
-    """Sum of the distances from row ``i`` to the rows after it, in one order."""
-    n, p = points.shape
+@numba.njit(nogil=True, cache=True, fastmath=True)
+def _distance_sum_after(columns: np.ndarray, i: int) -> float:  # pragma: no cover - compiled
+    """Sum of the distances from row ``i`` to the rows after it, in one order.
+
+    ``columns`` holds one predictor per row (the points transposed), so that the squared differences of
+    one predictor to all later rows run over contiguous memory in vector registers.
+    """
+    p, n = columns.shape
+    later = n - 1 - i
+    if later <= 0:
+        return 0.0
+    squares = np.zeros(later)
+    for k in range(p):
+        here = columns[k, i]
+        column = columns[k, i + 1 :]
+        for j in range(later):
+            d = column[j] - here
+            squares[j] += d * d
     total = 0.0
-    for j in range(i + 1, n):
-        s = 0.0
-        for k in range(p):
-            d = points[i, k] - points[j, k]
-            s += d * d
-        total += np.sqrt(s)
+    for j in range(later):
+        total += np.sqrt(squares[j])
     return total
 
 
 @numba.njit(nogil=True, cache=True, parallel=True)
-def _row_distance_sums(points: np.ndarray) -> np.ndarray:  # pragma: no cover - compiled
-    """Per row, the sum of its distances to the rows after it (the same bits whatever the threads).
+def _row_distance_sums(columns: np.ndarray) -> np.ndarray:  # pragma: no cover - compiled
+    """Per row of ``columns.T``, the sum of its distances to the rows after it (the same bits whatever the
+    threads).
 
     Row ``i`` has ``n - 1 - i`` pairs: each parallel step takes row ``i`` and row ``n - 1 - i``, so that
     the threads get equal shares.
     """
-    n = points.shape[0]
+    n = columns.shape[1]
     sums = np.zeros(n)
     for i in numba.prange((n + 1) // 2):
-        sums[i] = _distance_sum_after(points, i)
+        sums[i] = _distance_sum_after(columns, i)
         if n - 1 - i != i:
-            sums[n - 1 - i] = _distance_sum_after(points, n - 1 - i)
+            sums[n - 1 - i] = _distance_sum_after(columns, n - 1 - i)
     return sums
 
 
@@ -488,7 +499,7 @@ def mean_pairwise_distance(points: np.ndarray, *, seed: int = 0) -> float:
     if pairs <= MAX_EXACT_PAIRS:
         # numba's default threading layer must not be entered by two threads at once
         with _PARALLEL_KERNEL:
-            sums = _row_distance_sums(np.ascontiguousarray(points, dtype=np.float64))
+            sums = _row_distance_sums(np.ascontiguousarray(points.T, dtype=np.float64))
         return float(sums.sum() / pairs)
     rng = np.random.default_rng(seed)
     i = rng.integers(0, n, SAMPLED_PAIRS)
