@@ -133,3 +133,19 @@ def demo_run(tmp_path_factory):
     """The README's demo job (configs/demo.yaml) run once for the session, report included."""
     config = ux.load_config(REPO / "configs" / "demo.yaml")
     return ux.run(config, tmp_path_factory.mktemp("demo_run"), progress=False)
+
+
+@pytest.fixture(scope="session")
+def s3():
+    """A local S3 server (moto, 127.0.0.1, a free port) with a bucket ``uflux-test``; counts its requests.
+
+    Dummy credentials and ``AWS_ENDPOINT_URL`` are in the environment while it runs, so subprocesses and
+    dask workers reach it too.  See ``tests/s3_server.py``.
+    """
+    from tests.s3_server import CountingServer, s3_environment
+
+    server = CountingServer().start()
+    with s3_environment(server.endpoint):
+        server.make_bucket("uflux-test")
+        yield server
+    server.stop()

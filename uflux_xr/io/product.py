@@ -299,7 +299,7 @@ def write_dataset_computing(
     return path, tuple(computed)
 
 
-def consolidate(store: str | os.PathLike) -> None:
+def consolidate(store) -> None:
     """Write a finished Zarr store's consolidated metadata, so ``xr.open_zarr(path)`` opens it without a warning.
 
     zarr-python 3 warns that consolidated metadata is not yet part of the Zarr
@@ -312,7 +312,7 @@ def consolidate(store: str | os.PathLike) -> None:
 
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message="Consolidated metadata is currently not part")
-        zarr.consolidate_metadata(str(store))
+        zarr.consolidate_metadata(store if hasattr(store, "get") else str(store))
 
 
 def _zarr_ready(ds: xr.Dataset) -> xr.Dataset:

@@ -16,6 +16,24 @@ fingerprint) and renamed to the destination: a product at the destination is
 always complete, and running the same job again leaves it as it is.  A restart whose
 product differs (variables, shapes, chunks, coordinates) from the recorded
 plan refuses to mix the two and says so.
+
+On object storage (an fsspec URL such as ``s3://bucket/run/product.zarr``)
+nothing can be renamed, so the store is written in place and its root
+metadata (``zarr.json``, which makes the prefix open as a Zarr group) is held
+back under ``product.zarr.partial/``, beside ``plan.json`` and ``done/``,
+until every region is written::
+
+    product.zarr/            the arrays' metadata and chunks; no root zarr.json yet
+    product.zarr.partial/
+        zarr.json            the root metadata while the write is unfinished
+        plan.json, done/     as above
+
+A half-written store does not open at all (there is no group at the
+destination), and :func:`is_complete` says False.  At the end the root
+metadata, stamped complete and consolidated, is copied to the destination in
+one request: the product appears whole.  A different product already at the
+destination is removed when a new write starts (a local write replaces it only
+at the end).
 """
 
 from __future__ import annotations
@@ -26,13 +44,19 @@ import json
 import logging
 import os
 import shutil
+from collections.abc import AsyncGenerator, Iterable, Mapping
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import xarray as xr
 import zarr
+from zarr.abc.store import ByteRequest
+from zarr.core.buffer import Buffer, BufferPrototype
+from zarr.storage import WrapperStore
 
 from uflux_xr.io.product import _progress, _replace, _zarr_ready, add_cf_metadata, consolidate
+from uflux_xr.io.storage import filesystem, is_url, redact, zarr_store
 
 log = logging.getLogger(__name__)
 
@@ -45,15 +69,94 @@ def partial_path(path: Path) -> Path:
     return path.with_name(path.name + ".partial")
 
 
-def is_complete(path: str | os.PathLike) -> bool:
-    """True when ``path`` is a Zarr product stamped complete by :func:`write_resumable`."""
-    path = Path(path)
-    if not path.exists():
+def is_complete(path: str | os.PathLike, storage_options: Mapping[str, Any] | None = None) -> bool:
+    """True when ``path`` (a local path or a URL) is a Zarr product stamped complete by :func:`write_resumable`."""
+    if not is_url(path) and not Path(path).exists():
         return False
     try:
-        return zarr.open_group(path, mode="r").attrs.get(COMPLETE_ATTR) == "true"
-    except (FileNotFoundError, ValueError, KeyError):
+        group = zarr.open_group(zarr_store(path, storage_options, read_only=True), mode="r")
+    except (FileNotFoundError, ValueError, KeyError):  # no group there (yet): zarr's not-found errors are these
         return False
+    return group.attrs.get(COMPLETE_ATTR) == "true"
+
+
+def _complete_fingerprint(path: str | os.PathLike, storage_options: Mapping[str, Any] | None) -> str | None:
+    """The job fingerprint of the complete product at ``path``, None where there is none."""
+    if not is_complete(path, storage_options):
+        return None
+    group = zarr.open_group(zarr_store(path, storage_options, read_only=True), mode="r")
+    return str(group.attrs.get(FINGERPRINT_ATTR))
+
+
+ROOT_METADATA = "zarr.json"
+
+
+class HeldRootStore(WrapperStore):
+    """A Zarr store whose root metadata lives in another store until the write is finished.
+
+    Every key but the root's ``zarr.json`` goes to the destination; the root's
+    goes to ``side``.  So the destination holds the arrays and their chunks but
+    no group, and does not open, until :func:`write_resumable` copies the root
+    metadata there.
+    """
+
+    def __init__(self, store, side) -> None:
+        super().__init__(store)
+        self._side = side
+
+    def _with_store(self, store):
+        return type(self)(store, self._side)
+
+    def with_read_only(self, read_only: bool = False):
+        return type(self)(self._store.with_read_only(read_only), self._side.with_read_only(read_only))
+
+    def _for(self, key: str):
+        return self._side if key == ROOT_METADATA else self._store
+
+    async def _ensure_open(self) -> None:
+        await self._store._ensure_open()
+        await self._side._ensure_open()
+
+    async def get(self, key: str, prototype: BufferPrototype, byte_range: ByteRequest | None = None) -> Buffer | None:
+        return await self._for(key).get(key, prototype, byte_range)
+
+    async def get_partial_values(
+        self, prototype: BufferPrototype, key_ranges: Iterable[tuple[str, ByteRequest | None]]
+    ) -> list[Buffer | None]:
+        return [await self.get(key, prototype, byte_range) for key, byte_range in key_ranges]
+
+    async def _get_many(
+        self, requests: Iterable[tuple[str, BufferPrototype, ByteRequest | None]]
+    ) -> AsyncGenerator[tuple[str, Buffer | None], None]:
+        for key, prototype, byte_range in requests:
+            yield key, await self.get(key, prototype, byte_range)
+
+    async def exists(self, key: str) -> bool:
+        return await self._for(key).exists(key)
+
+    async def set(self, key: str, value: Buffer) -> None:
+        await self._for(key).set(key, value)
+
+    async def set_if_not_exists(self, key: str, value: Buffer) -> None:
+        await self._for(key).set_if_not_exists(key, value)
+
+    async def _set_many(self, values: Iterable[tuple[str, Buffer]]) -> None:
+        for key, value in values:
+            await self.set(key, value)
+
+    async def delete(self, key: str) -> None:
+        await self._for(key).delete(key)
+
+    async def delete_dir(self, prefix: str) -> None:
+        await self._store.delete_dir(prefix)
+        if prefix in ("", "/"):
+            await self._side.delete(ROOT_METADATA)
+
+    def __eq__(self, value: object) -> bool:
+        return isinstance(value, HeldRootStore) and (self._store, self._side) == (value._store, value._side)
+
+    def __repr__(self) -> str:
+        return f"HeldRootStore({self._store!r}, root metadata in {self._side!r})"
 
 
 def _chunk_edges(ds: xr.Dataset, dim: str) -> list[int]:
@@ -117,7 +220,8 @@ def write_resumable(
     region_chunks: dict[str, int] | None = None,
     identity: str = "",
     progress: bool = True,
-) -> Path:
+    storage_options: Mapping[str, Any] | None = None,
+) -> Path | str:
     """Write a product to Zarr v3 region by region; resume an interrupted write.
 
     Parameters
@@ -125,7 +229,8 @@ def write_resumable(
     product : xarray.Dataset
         Lazy (dask-backed) product.
     path : str or path-like
-        Destination ``.zarr``.  Nothing appears there until every region is written.
+        Destination ``.zarr``: a local path, or an fsspec URL (``s3://bucket/run/product.zarr``).
+        Nothing opens there until every region is written (see the module docstring).
     attrs, history
         As for :func:`uflux_xr.io.write_product` (CF/ACDD metadata are added).
     region_chunks : dict, optional
@@ -136,59 +241,111 @@ def write_resumable(
         product of the old ones.
     progress : bool
         Show dask's progress bar for each region.
+    storage_options : mapping, optional
+        fsspec options for a URL (``endpoint_url``...); credentials are best left to the
+        environment (:mod:`uflux_xr.io.storage`).
 
     Returns
     -------
-    pathlib.Path
-        The complete product.
+    pathlib.Path or str
+        The complete product (a URL stays a string).
     """
-    path = Path(path)
     product = add_cf_metadata(product, attrs=attrs, history=history)
     # date_created and history would differ between the first run and a restart.
     product.attrs.pop(COMPLETE_ATTR, None)
-    work = partial_path(path)
-    store, done = work / "store.zarr", work / "done"
     regions = plan_regions(product, region_chunks)
     fingerprint = _fingerprint(product, identity)
-    if is_complete(path) and zarr.open_group(path, mode="r").attrs.get(FINGERPRINT_ATTR) == fingerprint:
-        log.info("%s is complete for this job already; nothing to write", path)
-        return path
+    shown = redact(path)
+    if _complete_fingerprint(path, storage_options) == fingerprint:
+        log.info("%s is complete for this job already; nothing to write", shown)
+        return os.fspath(path) if is_url(path) else Path(path)
+    if is_url(path):
+        return _write_to_object_store(product, str(path), regions, fingerprint, progress, storage_options)
+    path = Path(path)
+    work = partial_path(path)
+    store, done = work / "store.zarr", work / "done"
     plan_file = work / "plan.json"
     if plan_file.exists():
-        recorded = json.loads(plan_file.read_text())
-        if recorded["fingerprint"] != fingerprint:
-            raise ValueError(
-                f"{work} holds an unfinished write of a different product (variables, shapes, chunks or "
-                f"coordinates changed); remove it to start again, or rerun the original command to finish it"
-            )
+        _check_plan(plan_file.read_text(), fingerprint, str(work))
     else:
         shutil.rmtree(work, ignore_errors=True)
         done.mkdir(parents=True)
-        template = _zarr_ready(product)
-        template.to_zarr(store, mode="w", compute=False, zarr_format=3, consolidated=False)
-        plan_file.write_text(json.dumps({"fingerprint": fingerprint, "regions": [_region_id(r) for r in regions]}))
-    todo = [r for r in regions if not (done / _region_id(r)).exists()]
-    log.info("%s: %d of %d regions to write", path, len(todo), len(regions))
-    # Only dask-backed variables are deferred by the template write; the rest are on disk already.
+        _zarr_ready(product).to_zarr(store, mode="w", compute=False, zarr_format=3, consolidated=False)
+        plan_file.write_text(_plan_text(fingerprint, regions))
+    written = {p.name for p in done.iterdir()}
+    _write_regions(product, str(store), regions, written, lambda rid: (done / rid).touch(), progress, shown)
+    _stamp_complete(store, fingerprint)
+    _replace(store, path)
+    shutil.rmtree(work, ignore_errors=True)
+    log.info("wrote %s (complete)", path)
+    return path
+
+
+def _plan_text(fingerprint: str, regions: list[dict[str, tuple[int, int]]]) -> str:
+    return json.dumps({"fingerprint": fingerprint, "regions": [_region_id(r) for r in regions]})
+
+
+def _check_plan(text: str, fingerprint: str, work: str) -> None:
+    if json.loads(text)["fingerprint"] != fingerprint:
+        raise ValueError(
+            f"{work} holds an unfinished write of a different product (variables, shapes, chunks or "
+            f"coordinates changed); remove it to start again, or rerun the original command to finish it"
+        )
+
+
+def _write_regions(product: xr.Dataset, store, regions, done: set[str], record, progress: bool, shown: str) -> None:
+    """Write the regions not in ``done`` into the template at ``store``, calling ``record(region id)`` after each."""
+    todo = [r for r in regions if _region_id(r) not in done]
+    log.info("%s: %d of %d regions to write", shown, len(todo), len(regions))
+    # Only dask-backed variables are deferred by the template write; the rest are written already.
     data_vars = [n for n, v in product.data_vars.items() if v.chunks is not None]
     for k, region in enumerate(todo, 1):
         window = {dim: slice(a, b) for dim, (a, b) in region.items()}
         part = _zarr_ready(product[data_vars].isel(window))
         part = part.drop_vars(list(part.coords))
         with _progress(progress):
-            part.to_zarr(
-                store,
-                region=window,
-                mode="r+",
-                zarr_format=3,
-                consolidated=False,
-            )
-        (done / _region_id(region)).touch()
+            part.to_zarr(store, region=window, mode="r+", zarr_format=3, consolidated=False)
+        record(_region_id(region))
         log.info("region %d/%d written (%s)", len(regions) - len(todo) + k, len(regions), _region_id(region))
+
+
+def _stamp_complete(store, fingerprint: str) -> None:
     group = zarr.open_group(store, mode="r+")
     group.attrs.update({FINGERPRINT_ATTR: fingerprint, COMPLETE_ATTR: "true"})
     consolidate(store)
-    _replace(store, path)
-    shutil.rmtree(work, ignore_errors=True)
-    log.info("wrote %s (complete)", path)
-    return path
+
+
+def _write_to_object_store(
+    product: xr.Dataset,
+    url: str,
+    regions: list[dict[str, tuple[int, int]]],
+    fingerprint: str,
+    progress: bool,
+    storage_options: Mapping[str, Any] | None,
+) -> str:
+    """:func:`write_resumable` where nothing can be renamed: the root metadata is held back until the end."""
+    fs, root = filesystem(url, storage_options)
+    work = root.rstrip("/") + ".partial"
+    store = HeldRootStore(zarr_store(url, storage_options), zarr_store(url.rstrip("/") + ".partial", storage_options))
+    plan_file = f"{work}/plan.json"
+    fs.invalidate_cache()
+    if fs.exists(plan_file):
+        _check_plan(fs.cat_file(plan_file).decode(), fingerprint, redact(url) + ".partial")
+    else:
+        for old in (root, work):
+            if fs.exists(old):
+                log.info("%s: removing what is there (not this job's product) before writing", redact(old))
+                fs.rm(old, recursive=True)
+        _zarr_ready(product).to_zarr(store, mode="w", compute=False, zarr_format=3, consolidated=False)
+        fs.pipe_file(plan_file, _plan_text(fingerprint, regions).encode())
+    fs.invalidate_cache()
+    done = {p.rsplit("/", 1)[-1] for p in fs.ls(f"{work}/done", detail=False)} if fs.exists(f"{work}/done") else set()
+    _write_regions(
+        product, store, regions, done, lambda rid: fs.pipe_file(f"{work}/done/{rid}", b""), progress, redact(url)
+    )
+    _stamp_complete(store, fingerprint)
+    # the product appears: one object, the root metadata stamped complete and consolidated
+    fs.pipe_file(f"{root.rstrip('/')}/{ROOT_METADATA}", fs.cat_file(f"{work}/{ROOT_METADATA}"))
+    fs.rm(work, recursive=True)
+    log.info("wrote %s (complete)", redact(url))
+    return url

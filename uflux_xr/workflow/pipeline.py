@@ -464,7 +464,7 @@ def write_outputs(
         progress=progress,
     )
     if "zarr" in config.output.formats:
-        products["zarr"] = written
+        products["zarr"] = Path(written)  # the run writes to a local folder (its out_dir is a Path)
     if "netcdf" in config.output.formats:
         # Convert from the Zarr store so the models run once for both formats.
         products["netcdf"] = write_product(
