@@ -49,6 +49,16 @@ What a file is comes from the file, not from its attributes:
 - GRIB files are read through cfgrib when it is installed (``pip install
   cfgrib``); NetCDF is the tested path.
 
+**Analysis-ready Zarr (ARCO-ERA5).** A Zarr store, local or at an fsspec URL
+(``gs://gcp-public-data-arco-era5/ar/...``, ``s3://bucket/era5.zarr``), is read
+lazily with the same conversions.  Its variables carry the long names of the
+CDS API (``2m_temperature``, ``surface_solar_radiation_downwards``,
+``mean_total_precipitation_rate``...: :data:`ARCO_NAMES`), its latitudes run
+north to south and its longitudes 0-360, and its accumulations are ERA5's
+hourly amounts.  Of a store of hundreds of variables only the known ones are
+opened, and ``period`` and ``bounds`` cut the time steps and cells before any
+chunk is read, so a month of a multi-decade store reads that month's chunks.
+
 Every output variable is checked against its plausible range
 (:mod:`uflux_xr.core.plausibility`).
 """
@@ -56,8 +66,11 @@ Every output variable is checked against its plausible range
 from __future__ import annotations
 
 import logging
+import os
+import warnings
+from collections.abc import Mapping
 from pathlib import Path
-from typing import cast
+from typing import Any, cast
 
 import numpy as np
 import pandas as pd
@@ -68,6 +81,7 @@ from uflux_xr.core.domain import COORDINATE_ATTRS, month_middles, time_step
 from uflux_xr.core.physics import vpd_from_dewpoint
 from uflux_xr.core.plausibility import check_plausible
 from uflux_xr.core.variables import variable_attrs
+from uflux_xr.io.storage import is_url, local_copy, redact, zarr_store
 
 log = logging.getLogger(__name__)
 
@@ -96,6 +110,23 @@ MEAN_RATES = ("msdwswrf", "msdwlwrf", "mtpr")
 #: Grid spacing [degrees] of each product on its native grid.
 NATIVE_SPACING = {"ERA5": 0.25, "ERA5-Land": 0.1}
 GRIB_SUFFIXES = (".grib", ".grb", ".grib2", ".grb2")
+#: Variable names of analysis-ready ERA5 stores (the CDS API's long names) -> the CDS files' short names.
+ARCO_NAMES = {
+    "2m_temperature": "t2m",
+    "2m_dewpoint_temperature": "d2m",
+    "soil_temperature_level_1": "stl1",
+    "surface_solar_radiation_downwards": "ssrd",
+    "surface_thermal_radiation_downwards": "strd",
+    "total_precipitation": "tp",
+    "surface_pressure": "sp",
+    "10m_u_component_of_wind": "u10",
+    "10m_v_component_of_wind": "v10",
+    "volumetric_soil_water_layer_1": "swvl1",
+    "land_sea_mask": "lsm",
+    "mean_surface_downward_short_wave_radiation_flux": "msdwswrf",
+    "mean_surface_downward_long_wave_radiation_flux": "msdwlwrf",
+    "mean_total_precipitation_rate": "mtpr",
+}
 
 
 class ERA5Error(ValueError):
@@ -121,6 +152,81 @@ def _open(path: Path, chunks) -> xr.Dataset:
         return xr.open_dataset(path, chunks=chunks)
     except (OSError, ValueError) as err:
         raise ERA5Error(f"{path.name}: cannot be opened as NetCDF ({err})") from None
+
+
+def is_zarr_store(path: str | os.PathLike) -> bool:
+    """True for a Zarr store: a name ending in ``.zarr``, or a local folder holding Zarr metadata."""
+    text = os.fspath(path).rstrip("/")
+    if text.endswith(".zarr"):
+        return True
+    return not is_url(text) and any((Path(text) / name).exists() for name in ("zarr.json", ".zgroup", ".zmetadata"))
+
+
+def _open_store(path: str | os.PathLike, storage_options: Mapping[str, Any] | None) -> xr.Dataset:
+    """The ERA5 variables of a Zarr store (ARCO-ERA5's long names or the CDS short names), lazily."""
+    source = redact(path)
+    try:
+        with warnings.catch_warnings():
+            # a store without consolidated metadata opens a little slower: a hint for its writer, not for us
+            warnings.filterwarnings("ignore", message="Failed to open Zarr store with consolidated metadata")
+            ds = xr.open_zarr(zarr_store(path, storage_options, read_only=True), chunks={}, consolidated=None)
+    except (FileNotFoundError, ValueError, KeyError) as err:
+        raise ERA5Error(f"{source}: cannot be opened as a Zarr store ({err})") from None
+    known = [str(v) for v in ds.data_vars if v in ARCO_NAMES or v in EXPECTED_UNITS or v in MEAN_RATE_NAMES]
+    if not known:
+        raise ERA5Error(
+            f"{source}: none of the ERA5 variables this reader knows (e.g. {sorted(ARCO_NAMES)[:4]} or "
+            f"{sorted(EXPECTED_UNITS)[:4]}); the store has {sorted(map(str, ds.data_vars))[:12]}"
+        )
+    ds = ds[known]
+    return ds.rename({k: v for k, v in ARCO_NAMES.items() if k in known})
+
+
+def _index(keep: np.ndarray) -> slice | np.ndarray:
+    """The positions where ``keep`` holds: a slice where they are contiguous (a cheap cut for dask)."""
+    where = np.flatnonzero(keep)
+    if where.size and where[-1] - where[0] + 1 == where.size:
+        return slice(int(where[0]), int(where[-1]) + 1)
+    return where
+
+
+def _cut(
+    ds: xr.Dataset,
+    period: tuple | None,
+    bounds: tuple[float, float, float, float] | None,
+    source: str,
+) -> xr.Dataset:
+    """``ds`` cut to ``period`` (plus the next day's 00 UTC, which closes the last day's accumulations) and to
+    the cells within ``bounds`` and one grid spacing around them, in the source's own coordinates, before
+    anything is read."""
+    cuts: dict[str, slice | np.ndarray] = {}
+    time_dim = next((d for d in ("time", "valid_time", "date") if d in ds.dims), None)
+    if period is not None and time_dim is not None and time_dim != "date":
+        start, end = (pd.Timestamp(t).normalize() for t in period)
+        time = ds.indexes[time_dim]
+        cuts[time_dim] = _index(np.asarray((time >= start) & (time <= end + pd.Timedelta(days=1))))
+    if bounds is not None:
+        west, south, east, north = bounds
+        lat_dim = next((d for d in ("latitude", "lat") if d in ds.dims), None)
+        lon_dim = next((d for d in ("longitude", "lon") if d in ds.dims), None)
+        if lat_dim is None or lon_dim is None:
+            raise ERA5Error(f"{source}: expected latitude/longitude dimensions, got {tuple(ds.dims)}")
+        lat = ds[lat_dim].values
+        lon = ((ds[lon_dim].values + 180.0) % 360.0) - 180.0
+        margin = grid_spacing(ds.rename({lat_dim: "lat", lon_dim: "lon"})) or 0.0
+        near_lat = (lat >= south - margin) & (lat <= north + margin)
+        if west <= east:
+            near_lon = (lon >= west - margin) & (lon <= east + margin)
+        else:  # across the antimeridian
+            near_lon = (lon >= west - margin) | (lon <= east + margin)
+        cuts[lat_dim], cuts[lon_dim] = _index(near_lat), _index(near_lon)
+    if not cuts:
+        return ds
+    cut = ds.isel(cuts)
+    empty = [d for d in cuts if cut.sizes[d] == 0]
+    if empty:
+        raise ERA5Error(f"{source}: nothing within period={period} bounds={bounds} (no {', '.join(empty)} left)")
+    return cut
 
 
 def _normalise_layout(ds: xr.Dataset, source: str) -> xr.Dataset:
@@ -360,14 +466,25 @@ def _decide_land(ds: xr.Dataset, land: bool | None, step: pd.Timedelta, spacing:
     return _mentions_land(ds)
 
 
-def read_era5(paths, freq: str | None = None, *, land: bool | None = None, chunks: dict | None = None) -> xr.Dataset:
+def read_era5(
+    paths,
+    freq: str | None = None,
+    *,
+    land: bool | None = None,
+    chunks: dict | None = None,
+    period: tuple | None = None,
+    bounds: tuple[float, float, float, float] | None = None,
+    storage_options: Mapping[str, Any] | None = None,
+) -> xr.Dataset:
     """Read ERA5 / ERA5-Land NetCDF (or GRIB) files into a predictor cube (time, lat, lon).
 
     Parameters
     ----------
-    paths : path or list of paths
+    paths : path, URL or list of them
         CDS files of one product (either layout, files split by variable or by
-        ``stepType``); several files are combined by coordinates.
+        ``stepType``; several files are combined by coordinates), or a Zarr
+        store such as ARCO-ERA5's (local or at an fsspec URL; see the module
+        docstring).
     freq : {None, "D", "MS"}
         Keep the file's step (None), or aggregate to daily (labels at 12:00) or
         monthly means (labels mid-month) of complete days and months;
@@ -377,7 +494,17 @@ def read_era5(paths, freq: str | None = None, *, land: bool | None = None, chunk
         grid or the attributes when None; a value that contradicts the file's
         values is an error.
     chunks : dict, optional
-        dask chunks for opening (default: one chunk per file variable).
+        dask chunks for opening (default: one chunk per file variable; a store's own chunks).
+    period : (start, end), optional
+        First and last day [UTC dates] to keep; cut before anything is read (the
+        day after ``end`` is read up to 00 UTC, which closes ``end``'s
+        accumulations).
+    bounds : (west, south, east, north), optional
+        Degrees [-180..180, -90..90]: keep the cells within them and one grid
+        spacing around them (neighbours for regridding); cut before anything is read.
+    storage_options : mapping, optional
+        fsspec options for URLs (``{"anon": True}`` for a public bucket; see
+        :mod:`uflux_xr.io.storage`).
 
     Returns
     -------
@@ -394,15 +521,27 @@ def read_era5(paths, freq: str | None = None, *, land: bool | None = None, chunk
     uflux_xr.core.plausibility.PlausibilityError
         Converted values outside their plausible range.
     """
-    paths = [Path(p) for p in ([paths] if isinstance(paths, str | Path) else paths)]
-    for p in paths:
-        if not p.exists():
-            raise FileNotFoundError(f"{p}: ERA5 file not found")
-    source = ", ".join(p.name for p in paths)
-    opened = [_normalise_layout(_open(p, chunks if chunks is not None else {}), p.name) for p in paths]
-    for p, ds in zip(paths, opened, strict=True):
-        _check_units(ds, p.name)
-    spacings = {p.name: grid_spacing(ds) for p, ds in zip(paths, opened, strict=True)}
+    given = [paths] if isinstance(paths, str | os.PathLike) else list(paths)
+    names, opened = [], []
+    for p in given:
+        if is_zarr_store(p):
+            name = redact(p).rstrip("/").rsplit("/", 1)[-1]
+            raw = _open_store(p, storage_options)
+            if chunks:
+                raw = raw.chunk(chunks)
+        else:
+            path = Path(local_copy(p, storage_options))
+            if not path.exists():
+                raise FileNotFoundError(f"{path}: ERA5 file not found")
+            name = path.name
+            raw = _open(path, chunks if chunks is not None else {})
+        raw = _cut(raw, period, bounds, name)
+        names.append(name)
+        opened.append(_normalise_layout(raw, name))
+    source = ", ".join(names)
+    for name, ds in zip(names, opened, strict=True):
+        _check_units(ds, name)
+    spacings = {name: grid_spacing(ds) for name, ds in zip(names, opened, strict=True)}
     distinct = {round(v, 4) for v in spacings.values() if v is not None}
     if len(distinct) > 1:
         listing = ", ".join(f"{name} {v:g}°" for name, v in spacings.items() if v is not None)
@@ -455,6 +594,11 @@ def read_era5(paths, freq: str | None = None, *, land: bool | None = None, chunk
             cube = _monthly(cube, source)
     elif freq is not None:
         raise ValueError(f"freq must be None, 'D' or 'MS', got {freq!r}")
+    if period is not None:  # the next day's 00 UTC was read only to close the last day
+        start, end = (pd.Timestamp(t).normalize() for t in period)
+        cube = cube.sel(time=slice(start, end + pd.Timedelta(days=1) - pd.Timedelta(1, "ns")))
+        if cube.sizes["time"] == 0:
+            raise ERA5Error(f"{source}: no time step within period={period}")
     cube = xr.merge([cube, static.drop_vars("time", errors="ignore")]) if static.data_vars else cube
     product = "ERA5-Land" if is_land or product_from_grid(spacing) == "ERA5-Land" else "ERA5"
     cube.attrs = {"source": f"{product} from {source}", "product": product, "Conventions": "CF-1.10"}

@@ -107,3 +107,18 @@ def zarr_store(path: str | os.PathLike, storage_options: Mapping[str, Any] | Non
     # instance (or process) wrote since would look absent
     store.fs.invalidate_cache()
     return store
+
+
+def local_copy(path: str | os.PathLike, storage_options: Mapping[str, Any] | None = None) -> str:
+    """A local file with the contents of ``path``: the path itself, or for a URL a copy in fsspec's
+    ``simplecache`` (for readers that need a real file, such as NetCDF-4 and GeoTIFF)."""
+    if not is_url(path):
+        return local_path(path)
+    import fsspec
+
+    text = os.fspath(path)
+    filesystem(text, storage_options)  # a clear error where the backend is missing
+    try:
+        return fsspec.open_local(f"simplecache::{text}", **{protocol(text): dict(storage_options or {})})
+    except FileNotFoundError:
+        raise FileNotFoundError(f"{redact(text)}: not found") from None
