@@ -27,6 +27,7 @@ PAGES = [
             "explanations",
             "domains",
             "cluster",
+            "object-storage",
             "gap-filling",
             "tower-processing",
             "partitioning",
@@ -60,7 +61,8 @@ def test_the_readme_is_a_front_page():
 
 @pytest.mark.slow
 @pytest.mark.skipif(not SHARED_DATA.exists(), reason="the README's blocks read ../shared/data")
-def test_every_readme_python_block_runs_as_written(tmp_path, monkeypatch):
+def test_every_readme_python_block_runs_as_written(tmp_path, monkeypatch, s3):
+    s3.make_bucket("my-bucket")  # the object-storage page's bucket, in the local S3 server (AWS_ENDPOINT_URL)
     root = tmp_path / "repo"
     root.mkdir()
     (root / "configs").symlink_to(REPO / "configs")
