@@ -96,3 +96,9 @@ def s3_environment(endpoint: str):
                 os.environ.pop(key, None)
             else:
                 os.environ[key] = value
+
+
+if __name__ == "__main__":  # a server in its own process (benchmarks/object_storage.py): prints its endpoint
+    server = CountingServer()
+    print(server.endpoint, flush=True)
+    server._server.serve_forever()

@@ -80,6 +80,10 @@ def test_arco_accumulations_and_a_cut_domain_match_the_cds_files(s3):
     xr.testing.assert_allclose(cut.drop_attrs(), from_files.sel(lat=cut["lat"], lon=cut["lon"]).drop_attrs())
     with pytest.raises(ERA5Error, match="nothing within"):
         read_era5(url, bounds=(20.0, 10.0, 21.0, 11.0), storage_options=s3.storage_options)
+    with pytest.raises(ERA5Error, match="south <= north"):
+        read_era5(url, bounds=(0.3, 59.6, 0.4, 59.3), storage_options=s3.storage_options)
+    with pytest.raises(ERA5Error, match="first day comes after the last"):
+        read_era5(url, period=("2020-02-01", "2020-01-01"), storage_options=s3.storage_options)
 
 
 @needs_real

@@ -64,6 +64,7 @@ from uflux_xr.grid.features import resolve_features
 from uflux_xr.grid.nearest import RowGroups, distance_to_rows, group_rows, grouped_nearest, grouped_search_pays
 from uflux_xr.io.atomic import write_atomic
 from uflux_xr.io.loaded_once import LoadedOnce
+from uflux_xr.io.storage import is_url, read_bytes
 from uflux_xr.models.dedup import unique_rows
 
 log = logging.getLogger(__name__)
@@ -197,8 +198,8 @@ class TrainingDissimilarity:
         return aoa_flag(di, self.threshold)
 
     def save(self, path: str | os.PathLike) -> Path:
-        """Write the reference to an ``.npz`` file (arrays and a JSON header; no pickle), atomically."""
-        path = Path(path)
+        """Write the reference to an ``.npz`` file (arrays and a JSON header; no pickle), atomically (a local
+        path or a URL)."""
         header = {
             "features": self.features,
             "categories": self.categories,
@@ -215,17 +216,17 @@ class TrainingDissimilarity:
         def fill(fh) -> None:
             fh.write(buffer.getvalue())
 
-        write_atomic(path, fill)
-        self.path = str(path.resolve())
-        return path
+        written = write_atomic(path, fill)
+        self.path = str(written.resolve()) if isinstance(written, Path) else os.fspath(written)
+        return written
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> TrainingDissimilarity:
         """Read a reference written by :meth:`save`."""
-        with np.load(path, allow_pickle=False) as z:
+        with np.load(io.BytesIO(read_bytes(path)), allow_pickle=False) as z:
             header = json.loads(str(z["header"]))
             arrays = {k: z[k] for k in z.files if k != "header"}
-        return cls(**header, **arrays, path=str(Path(path).resolve()))
+        return cls(**header, **arrays, path=os.fspath(path) if is_url(path) else str(Path(path).resolve()))
 
 
 def aoa_flag(di: np.ndarray, threshold: float) -> np.ndarray:

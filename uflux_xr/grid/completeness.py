@@ -37,6 +37,7 @@ from uflux_xr.grid.applicability import (
 )
 from uflux_xr.grid.ensemble import cell_area, step_days, total_of_sums
 from uflux_xr.grid.regions import RegionMap, resolve_regions
+from uflux_xr.io.storage import join
 from uflux_xr.models.fluxmodel import training_rows
 from uflux_xr.models.hybrid import residual_weight
 
@@ -126,7 +127,7 @@ def applicability_layers(
     members: Mapping[str, Mapping],
     cube: xr.Dataset,
     *,
-    model_dir: Path,
+    model_dir: Path | str,
     predictions: pd.DataFrame | None = None,
     weights: str = "importance",
     threshold: str = "cast",
@@ -157,7 +158,7 @@ def applicability_layers(
             log.warning("%s: no DI, AOA or error layer: %s", flux, err)
             summary[flux] = {"skipped": str(err)}
             continue
-        reference.save(model_dir / f"{flux}{REFERENCE_SUFFIX}")
+        reference.save(join(model_dir, f"{flux}{REFERENCE_SUFFIX}"))
         error_model = (
             None if predictions is None else flux_error_model(reference, table, predictions, flux, error_noise)
         )

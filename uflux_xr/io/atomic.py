@@ -2,11 +2,14 @@
 
 A reader sees the old file or the new one, never half of one; a failed write
 leaves no temporary behind.  Files get the mode a plain ``open`` would give
-(``mkstemp`` makes them 0600).
+(``mkstemp`` makes them 0600).  At a URL (object storage) the file is made in
+memory and put in one request, which object stores make visible whole or not
+at all.
 """
 
 from __future__ import annotations
 
+import io
 import os
 import tempfile
 from collections.abc import Callable
@@ -25,7 +28,16 @@ FILE_MODE = _file_mode()
 
 
 def write_atomic(path: str | os.PathLike, fill: Callable[[IO[bytes]], None]) -> Path:
-    """Write ``path`` through ``fill(binary_file)`` atomically; returns the path."""
+    """Write ``path`` (a local path or a URL) through ``fill(binary_file)`` atomically; returns the path
+    (a URL as a :class:`pathlib.PurePosixPath`-free string is returned unchanged)."""
+    from uflux_xr.io.storage import filesystem, is_url
+
+    if is_url(path):
+        buffer = io.BytesIO()
+        fill(buffer)
+        fs, inside = filesystem(path)
+        fs.pipe_file(inside, buffer.getvalue())
+        return path  # type: ignore[return-value]  # a URL stays the caller's string
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")

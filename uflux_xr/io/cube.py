@@ -35,6 +35,7 @@ variable is logged and returned by :func:`cube_coverage`.
 from __future__ import annotations
 
 import logging
+import os
 import re
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -48,6 +49,7 @@ from uflux_xr.core.plausibility import check_plausible
 from uflux_xr.core.variables import igbp_classes, variable_attrs
 from uflux_xr.io.era5 import read_era5
 from uflux_xr.io.raster import read_raster, vegetation_indices
+from uflux_xr.io.storage import redact
 
 log = logging.getLogger(__name__)
 
@@ -219,10 +221,14 @@ def read_climate(groups: Sequence[Sequence[str | Path]], domain: Domain, *, regr
     freq = "MS" if domain.step == "monthly" else "D"
     merged: dict[str, xr.DataArray] = {}
     land_fraction = None
+    # a store of the globe and decades (ARCO-ERA5) is cut to the domain before anything is read
+    bounds = None
+    if domain.geographic:
+        bounds = (float(domain.x().min()), float(domain.y().min()), float(domain.x().max()), float(domain.y().max()))
     for group in groups:
-        files = [Path(f) for f in group]
-        source = ", ".join(f.name for f in files)
-        cube = read_era5(files, freq=freq)
+        files = [os.fspath(f) for f in group]
+        source = ", ".join(redact(f).rstrip("/").rsplit("/", 1)[-1] for f in files)
+        cube = read_era5(files, freq=freq, period=(domain.start, domain.end), bounds=bounds)
         on_grid = regrid_climate(cube, domain, regrid, source=source)
         static = [n for n in on_grid.data_vars if "time" not in on_grid[n].dims]  # ERA5 lsm
         if land_fraction is None and "land_fraction" in static:

@@ -200,6 +200,12 @@ def _cut(
     the cells within ``bounds`` and one grid spacing around them, in the source's own coordinates, before
     anything is read."""
     cuts: dict[str, slice | np.ndarray] = {}
+    if period is not None and pd.Timestamp(period[0]) > pd.Timestamp(period[1]):
+        raise ERA5Error(f"{source}: period={period}: the first day comes after the last")
+    if bounds is not None and not (len(bounds) == 4 and -90.0 <= bounds[1] <= bounds[3] <= 90.0):
+        raise ERA5Error(
+            f"{source}: bounds={bounds}: expected (west, south, east, north) in degrees, south <= north within ±90"
+        )
     time_dim = next((d for d in ("time", "valid_time", "date") if d in ds.dims), None)
     if period is not None and time_dim is not None and time_dim != "date":
         start, end = (pd.Timestamp(t).normalize() for t in period)

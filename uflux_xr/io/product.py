@@ -22,6 +22,7 @@ import xarray as xr
 
 from uflux_xr import __version__
 from uflux_xr.core.domain import COORDINATE_ATTRS, spatial_dims
+from uflux_xr.io.storage import is_url
 
 log = logging.getLogger(__name__)
 
@@ -202,17 +203,23 @@ def _product_format(path: Path) -> str:
 
 
 def open_any(path: str | os.PathLike, **kwargs) -> xr.Dataset:
-    """Open a NetCDF file or a Zarr store (by suffix, or a directory) lazily.
+    """Open a NetCDF file or a Zarr store (by suffix, or a directory) lazily; a local path or a URL.
 
     Raises
     ------
     FileNotFoundError
         Naming the path when it does not exist.
     """
-    path = Path(path)
-    if not path.exists():
-        raise FileNotFoundError(f"{path}: input file not found")
-    if path.suffix == ".zarr" or path.is_dir():
+    from uflux_xr.io.storage import exists, local_copy, redact, zarr_store
+
+    if not exists(path):
+        raise FileNotFoundError(f"{redact(path)}: input file not found")
+    if is_url(path):
+        if Path(os.fspath(path)).suffix.lower() in ZARR_SUFFIXES:
+            ds = xr.open_zarr(zarr_store(path, read_only=True), consolidated=False, **kwargs)
+        else:  # NetCDF-4 needs a file: a fresh local copy
+            ds = xr.open_dataset(local_copy(path), **kwargs)
+    elif Path(path).suffix == ".zarr" or Path(path).is_dir():
         ds = xr.open_zarr(path, consolidated=False, **kwargs)
     else:
         ds = xr.open_dataset(path, **kwargs)
@@ -249,7 +256,7 @@ def _netcdf_encoding(ds: xr.Dataset) -> dict:
     return enc
 
 
-def write_dataset(ds: xr.Dataset, path: str | os.PathLike, *, progress: bool = True) -> Path:
+def write_dataset(ds: xr.Dataset, path: str | os.PathLike, *, progress: bool = True) -> Path | str:
     """Compute and write any dataset to NetCDF-4 (``.nc``) or Zarr v3 (``.zarr``), atomically.
 
     The data go to a temporary file or store beside ``path`` that is renamed to
@@ -270,12 +277,19 @@ def write_dataset(ds: xr.Dataset, path: str | os.PathLike, *, progress: bool = T
 
 def write_dataset_computing(
     ds: xr.Dataset, path: str | os.PathLike, *others, progress: bool = True
-) -> tuple[Path, tuple]:
+) -> tuple[Path | str, tuple]:
     """:func:`write_dataset`, computing the lazy ``others`` in the same dask pass.
 
     Whatever ``ds`` and ``others`` read in common (the chunks of one opened
     store) is then read once.  Returns the path and the computed ``others``.
+
+    At a URL (object storage), a Zarr store is written in place with its root
+    metadata held back until every chunk is written
+    (:func:`uflux_xr.io.storage.held_root_store`), so it opens only when
+    complete; a NetCDF file is written locally and put in one request.
     """
+    if is_url(path):
+        return _write_to_url(ds, os.fspath(path), others, progress)
     path = Path(path)
     fmt = _product_format(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -297,6 +311,29 @@ def write_dataset_computing(
         shutil.rmtree(tmp, ignore_errors=True)
     log.info("wrote %s", path)
     return path, tuple(computed)
+
+
+def _write_to_url(ds: xr.Dataset, url: str, others: tuple, progress: bool) -> tuple[str, tuple]:
+    """:func:`write_dataset_computing` to object storage."""
+    from uflux_xr.io.storage import filesystem, held_root_store, publish_held_root, redact, remove
+
+    if _product_format(Path(url)) == "netcdf":
+        with tempfile.TemporaryDirectory(prefix="uflux-xr-") as tmp:
+            local, computed = write_dataset_computing(ds, Path(tmp) / Path(url).name, *others, progress=progress)
+            fs, inside = filesystem(url)
+            fs.put_file(str(local), inside)
+        log.info("wrote %s", redact(url))
+        return url, computed
+    remove(url)
+    remove(url.rstrip("/") + ".partial")
+    store = held_root_store(url)
+    with _progress(progress):
+        writing = _zarr_ready(ds).to_zarr(store, mode="w", zarr_format=3, consolidated=False, compute=False)
+        _, *computed = dask.compute(writing, *others)
+    consolidate(store)
+    publish_held_root(url)
+    log.info("wrote %s", redact(url))
+    return url, tuple(computed)
 
 
 def consolidate(store) -> None:
@@ -333,7 +370,7 @@ def write_product(
     attrs: dict | None = None,
     history: str | None = None,
     progress: bool = True,
-) -> Path:
+) -> Path | str:
     """Compute and write a product to NetCDF-4 (``.nc``) or Zarr v3 (``.zarr``), atomically.
 
     CF/ACDD metadata are added by :func:`add_cf_metadata`, then the product is
@@ -354,8 +391,8 @@ def write_product(
 
     Returns
     -------
-    pathlib.Path
-        The written product.
+    pathlib.Path or str
+        The written product (a URL stays a string).
     """
     return write_dataset(add_cf_metadata(product, attrs=attrs, history=history), path, progress=progress)
 

@@ -17,6 +17,7 @@ import xarray as xr
 
 from uflux_xr.core.physics import evi2, nirv
 from uflux_xr.core.plausibility import check_plausible
+from uflux_xr.io.storage import local_copy
 
 log = logging.getLogger(__name__)
 
@@ -149,7 +150,8 @@ def read_raster(
     uflux_xr.core.plausibility.PlausibilityError
         Values of a canonical ``name`` outside their plausible range.
     """
-    paths = [Path(p) for p in ([paths] if isinstance(paths, str | Path) else paths)]
+    # a URL becomes a fresh local copy (GDAL reads files); every name below is then a local path
+    paths = [Path(local_copy(p)) for p in ([paths] if isinstance(paths, str | Path) else paths)]
     arrays = [_open(p, variable, scale_factor) for p in paths]
     if (qa_variable is None) != (qa_mask is None):
         raise RasterError("qa_variable= and qa_mask= go together")

@@ -44,19 +44,16 @@ import json
 import logging
 import os
 import shutil
-from collections.abc import AsyncGenerator, Iterable, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import xarray as xr
 import zarr
-from zarr.abc.store import ByteRequest
-from zarr.core.buffer import Buffer, BufferPrototype
-from zarr.storage import WrapperStore
 
 from uflux_xr.io.product import _progress, _replace, _zarr_ready, add_cf_metadata, consolidate
-from uflux_xr.io.storage import filesystem, is_url, redact, zarr_store
+from uflux_xr.io.storage import filesystem, held_root_store, is_url, publish_held_root, redact, zarr_store
 
 log = logging.getLogger(__name__)
 
@@ -86,77 +83,6 @@ def _complete_fingerprint(path: str | os.PathLike, storage_options: Mapping[str,
         return None
     group = zarr.open_group(zarr_store(path, storage_options, read_only=True), mode="r")
     return str(group.attrs.get(FINGERPRINT_ATTR))
-
-
-ROOT_METADATA = "zarr.json"
-
-
-class HeldRootStore(WrapperStore):
-    """A Zarr store whose root metadata lives in another store until the write is finished.
-
-    Every key but the root's ``zarr.json`` goes to the destination; the root's
-    goes to ``side``.  So the destination holds the arrays and their chunks but
-    no group, and does not open, until :func:`write_resumable` copies the root
-    metadata there.
-    """
-
-    def __init__(self, store, side) -> None:
-        super().__init__(store)
-        self._side = side
-
-    def _with_store(self, store):
-        return type(self)(store, self._side)
-
-    def with_read_only(self, read_only: bool = False):
-        return type(self)(self._store.with_read_only(read_only), self._side.with_read_only(read_only))
-
-    def _for(self, key: str):
-        return self._side if key == ROOT_METADATA else self._store
-
-    async def _ensure_open(self) -> None:
-        await self._store._ensure_open()
-        await self._side._ensure_open()
-
-    async def get(self, key: str, prototype: BufferPrototype, byte_range: ByteRequest | None = None) -> Buffer | None:
-        return await self._for(key).get(key, prototype, byte_range)
-
-    async def get_partial_values(
-        self, prototype: BufferPrototype, key_ranges: Iterable[tuple[str, ByteRequest | None]]
-    ) -> list[Buffer | None]:
-        return [await self.get(key, prototype, byte_range) for key, byte_range in key_ranges]
-
-    async def _get_many(
-        self, requests: Iterable[tuple[str, BufferPrototype, ByteRequest | None]]
-    ) -> AsyncGenerator[tuple[str, Buffer | None], None]:
-        for key, prototype, byte_range in requests:
-            yield key, await self.get(key, prototype, byte_range)
-
-    async def exists(self, key: str) -> bool:
-        return await self._for(key).exists(key)
-
-    async def set(self, key: str, value: Buffer) -> None:
-        await self._for(key).set(key, value)
-
-    async def set_if_not_exists(self, key: str, value: Buffer) -> None:
-        await self._for(key).set_if_not_exists(key, value)
-
-    async def _set_many(self, values: Iterable[tuple[str, Buffer]]) -> None:
-        for key, value in values:
-            await self.set(key, value)
-
-    async def delete(self, key: str) -> None:
-        await self._for(key).delete(key)
-
-    async def delete_dir(self, prefix: str) -> None:
-        await self._store.delete_dir(prefix)
-        if prefix in ("", "/"):
-            await self._side.delete(ROOT_METADATA)
-
-    def __eq__(self, value: object) -> bool:
-        return isinstance(value, HeldRootStore) and (self._store, self._side) == (value._store, value._side)
-
-    def __repr__(self) -> str:
-        return f"HeldRootStore({self._store!r}, root metadata in {self._side!r})"
 
 
 def _chunk_edges(ds: xr.Dataset, dim: str) -> list[int]:
@@ -326,7 +252,7 @@ def _write_to_object_store(
     """:func:`write_resumable` where nothing can be renamed: the root metadata is held back until the end."""
     fs, root = filesystem(url, storage_options)
     work = root.rstrip("/") + ".partial"
-    store = HeldRootStore(zarr_store(url, storage_options), zarr_store(url.rstrip("/") + ".partial", storage_options))
+    store = held_root_store(url, storage_options)
     plan_file = f"{work}/plan.json"
     fs.invalidate_cache()
     if fs.exists(plan_file):
@@ -344,8 +270,6 @@ def _write_to_object_store(
         product, store, regions, done, lambda rid: fs.pipe_file(f"{work}/done/{rid}", b""), progress, redact(url)
     )
     _stamp_complete(store, fingerprint)
-    # the product appears: one object, the root metadata stamped complete and consolidated
-    fs.pipe_file(f"{root.rstrip('/')}/{ROOT_METADATA}", fs.cat_file(f"{work}/{ROOT_METADATA}"))
-    fs.rm(work, recursive=True)
+    publish_held_root(url, storage_options)  # the product appears: its root metadata, stamped and consolidated
     log.info("wrote %s (complete)", redact(url))
     return url

@@ -38,6 +38,7 @@ import xarray as xr
 from uflux_xr.core.plausibility import RANGE_FLAG_SUFFIX, screen_physical_range
 from uflux_xr.core.sun_check import check_sun_timing
 from uflux_xr.core.variables import can_convert, canonical_units, convert_values, igbp_name, registry
+from uflux_xr.io.storage import local_copy
 
 log = logging.getLogger(__name__)
 
@@ -587,7 +588,8 @@ def read_sites(
         Dims (site, time); coords ``site``, ``lat``, ``lon``, ``igbp``,
         ``elevation``, ``utc_offset`` (NaN / "unknown" where metadata are missing).
     """
-    paths = [Path(p) for p in ([paths] if isinstance(paths, str | Path) else paths)]
+    # a URL becomes a fresh local copy; every name below is then a local path
+    paths = [Path(local_copy(p)) for p in ([paths] if isinstance(paths, str | Path) else paths)]
     if not paths:
         raise TowerFileError("no tower files given")
     table = None if metadata is None else _metadata_table(metadata)

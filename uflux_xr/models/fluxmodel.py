@@ -17,6 +17,7 @@ import datetime as dt
 import functools
 import hashlib
 import inspect
+import io
 import json
 import logging
 import os
@@ -34,6 +35,7 @@ from uflux_xr.core.qc import fraction_kept
 from uflux_xr.core.variables import MissingVariableError, canonical_units
 from uflux_xr.io.atomic import write_atomic
 from uflux_xr.io.jsonable import to_jsonable
+from uflux_xr.io.storage import is_url, read_bytes, redact
 from uflux_xr.models.dedup import IntervalCoder, predict_dedup
 from uflux_xr.models.hybrid import FittedBaseline, fit_baseline, get_baseline, resolve_residual
 from uflux_xr.models.registry import check_params, get_kind
@@ -263,8 +265,6 @@ class FluxModel:
         pathlib.Path
             The written file.
         """
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
         files = get_kind(self.kind).dump(self.runtime)
         meta = self.metadata()
         meta["files"] = {name: hashlib.sha256(blob).hexdigest() for name, blob in files.items()}
@@ -275,10 +275,11 @@ class FluxModel:
                 for name, blob in files.items():
                     zf.writestr(name, blob)
 
-        write_atomic(path, fill)  # the normal file mode: a model file is shared like the products
-        self.path = str(path.resolve())
-        log.debug("saved %s model to %s", self.target, path)
-        return path
+        written = write_atomic(path, fill)  # the normal file mode: a model file is shared like the products
+        # a local file by its absolute path, an object by its URL: what workers load it from
+        self.path = str(written.resolve()) if isinstance(written, Path) else os.fspath(written)
+        log.debug("saved %s model to %s", self.target, redact(path))
+        return written
 
 
 def check_feature_units(model: FluxModel, units: dict, *, source: str) -> None:
@@ -302,9 +303,8 @@ def load_model(path: str | os.PathLike) -> FluxModel:
         When the file is not a uflux-xr model, has a newer format version, or a
         member's checksum does not match.
     """
-    path = Path(path)
     try:
-        with zipfile.ZipFile(path) as zf:
+        with zipfile.ZipFile(io.BytesIO(read_bytes(path))) as zf:
             meta = json.loads(zf.read("metadata.json"))
             files = {name: zf.read(name) for name in meta.get("files", {})}
     except (zipfile.BadZipFile, KeyError) as err:
@@ -331,7 +331,7 @@ def load_model(path: str | os.PathLike) -> FluxModel:
         n_train=meta["n_train"],
         versions=meta["versions"],
         created=meta["created"],
-        path=str(path.resolve()),
+        path=os.fspath(path) if is_url(path) else str(Path(path).resolve()),
         baseline=FittedBaseline.from_dict(meta["baseline"]) if "baseline" in meta else None,
     )
 

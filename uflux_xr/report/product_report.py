@@ -359,7 +359,13 @@ def _provenance_section(page: Page, run_dir: Path, product) -> None:
     page.table(pd.DataFrame([(k, str(v)) for k, v in product.attrs.items()], columns=["attribute", "value"]))
 
 
-def run_report(run_dir: str | Path, out: str | Path | None = None, *, period: str | None = None) -> Path:
+def run_report(
+    run_dir: str | Path,
+    out: str | Path | None = None,
+    *,
+    period: str | None = None,
+    product: xr.Dataset | None = None,
+) -> Path:
     """Write the HTML report of an upscaling run (see the module docstring).
 
     Parameters
@@ -371,6 +377,8 @@ def run_report(run_dir: str | Path, out: str | Path | None = None, *, period: st
     period : str, optional
         Time selection for the maps, as ``product.sel(time=period)`` takes it:
         ``"2020"``, ``"2020-06"`` (default: the product's first calendar year).
+    product : xarray.Dataset, optional
+        The run's product, where it is not in ``run_dir`` (a run whose product is on object storage).
 
     Returns
     -------
@@ -379,7 +387,7 @@ def run_report(run_dir: str | Path, out: str | Path | None = None, *, period: st
     """
     t0 = time.perf_counter()
     run_dir = Path(run_dir)
-    product = _open_product(run_dir)
+    product = _open_product(run_dir) if product is None else product
     fluxes = _fluxes(product)
     if not fluxes:
         raise ValueError(f"{run_dir}: the product has no variable with member and time dims")

@@ -203,7 +203,7 @@ class ProcessedSite:
     annual: pd.DataFrame
     summary: dict
 
-    def to_netcdf(self, path) -> Path:
+    def to_netcdf(self, path) -> Path | str:
         """Write :attr:`data` atomically (NetCDF or Zarr by suffix) and the budgets as ``<stem>_annual.csv``."""
         from uflux_xr.io import write_dataset
 

@@ -7,7 +7,6 @@ layer knows the names or imports the demo worlds.
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 from uflux_xr.sources.base import GridOutline, Inputs, InputSource
@@ -51,7 +50,9 @@ def source_for(config: RunConfig, *, for_plan: bool = False) -> InputSource:
     data = config.data
     name = data.source
     if name == FileSource.name:
-        missing = [p for p in (data.cube_path, data.sites_path) if not p or not Path(p).exists()]
+        from uflux_xr.io.storage import exists, redact
+
+        missing = [redact(p) if p else p for p in (data.cube_path, data.sites_path) if not p or not exists(p)]
         if missing and for_plan and data.fallback:
             source = _REGISTRY[data.fallback](config)
             source.stands_in = True

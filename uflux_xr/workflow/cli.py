@@ -101,12 +101,14 @@ def _cmd_run(args) -> int:
         if bad:
             raise ValueError(f"--window: unknown dim(s) {bad}; the {config.name} domain has {list(dims)}")
     if args.dry_run:
+        from uflux_xr.io.storage import fsspec_defaults
         from uflux_xr.workflow.plan import plan_run
 
         threads = 1 if args.workers or args.scheduler else os.cpu_count() or 1
-        plan = plan_run(
-            config, window=args.window, threads_per_worker=threads, throughput=args.throughput, measure=args.measure
-        )
+        with fsspec_defaults(config.storage_options):
+            plan = plan_run(
+                config, window=args.window, threads_per_worker=threads, throughput=args.throughput, measure=args.measure
+            )
         print(plan.format())
         return 0
     with _scheduler(args.workers, args.scheduler):
@@ -413,7 +415,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
     p = sub.add_parser("run", help="train, validate, upscale and write the products of a configuration")
     p.add_argument("config", help="YAML configuration (e.g. configs/demo.yaml)")
-    p.add_argument("--out", required=True, help="output directory")
+    p.add_argument("--out", required=True, help="output directory, or an fsspec URL (s3://bucket/run)")
     sched = p.add_mutually_exclusive_group()
     sched.add_argument("--workers", type=int, metavar="N", help="run on a local dask cluster of N worker processes")
     sched.add_argument("--scheduler", metavar="ADDRESS", help="use an existing dask scheduler (tcp://host:port)")

@@ -99,6 +99,11 @@ class RawInputs:
                 raise ConfigError(f"{src}: {where}: expected a path, a glob or a list of them")
             found: list[str] = []
             for pattern in patterns:
+                if "://" in pattern:  # an fsspec URL: read where it is, when the inputs are built
+                    if any(c in pattern for c in "*?["):
+                        raise ConfigError(f"{src}: {where}: {pattern!r}: globs are for local paths; list the URLs")
+                    found.append(pattern)
+                    continue
                 full = pattern if Path(pattern).is_absolute() else str(base / pattern)
                 matches = sorted(glob.glob(full))
                 if not matches:
@@ -219,7 +224,12 @@ class DataConfig:
             return cls(**kwargs)
         for key in ("cube", "sites"):
             if not isinstance(data.get(key), str):
-                raise ConfigError(f"{src}: data.{key}: expected a path to a NetCDF or Zarr file with source 'files'")
+                raise ConfigError(
+                    f"{src}: data.{key}: expected a path or URL (s3://...) to a NetCDF or Zarr file with source 'files'"
+                )
+            if "://" in data[key]:  # an fsspec URL (uflux_xr.io.storage), taken as written
+                kwargs[f"{key}_path"] = data[key]
+                continue
             path = Path(data[key])
             kwargs[f"{key}_path"] = str(path if path.is_absolute() else Path(src).parent / path)
         fallback = data.get("fallback")
@@ -506,6 +516,8 @@ class RunConfig:
     applicability: ApplicabilityConfig = field(default_factory=ApplicabilityConfig)
     explain: ExplainConfig = field(default_factory=ExplainConfig)
     output: OutputConfig = field(default_factory=OutputConfig)
+    #: fsspec options per protocol for the run's URLs (``{"s3": {"endpoint_url": ...}}``); no credentials
+    storage_options: dict[str, dict] = field(default_factory=dict)
     path: str = "<config>"
     text: str = ""  # the YAML as read, for the run's provenance
 
@@ -733,7 +745,30 @@ TOP_LEVEL_KEYS = (
     "applicability",
     "explain",
     "output",
+    "storage_options",
 )
+
+
+def _parse_storage_options(raw, src: str) -> dict[str, dict]:
+    """``storage_options``: fsspec options per protocol; credentials are refused (they belong in the
+    environment: the configuration is copied into run.json)."""
+    from uflux_xr.io.storage import secret_options
+
+    if raw is None:
+        return {}
+    if not isinstance(raw, dict) or not all(isinstance(k, str) and isinstance(v, dict) for k, v in raw.items()):
+        raise ConfigError(
+            f"{src}: storage_options: expected options per protocol, e.g. "
+            "{s3: {endpoint_url: 'http://minio:9000'}, gs: {token: anon}}"
+        )
+    secrets = secret_options(raw)
+    if secrets:
+        raise ConfigError(
+            f"{src}: storage_options: {secrets} hold credentials, and the configuration is copied into run.json; "
+            "give them through the environment (AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY, "
+            "GOOGLE_APPLICATION_CREDENTIALS, ...) or the backend's own configuration file instead"
+        )
+    return {k: dict(v) for k, v in raw.items()}
 
 
 def parse_config(raw: dict, src: str = "<config>") -> RunConfig:
@@ -772,6 +807,7 @@ def parse_config(raw: dict, src: str = "<config>") -> RunConfig:
         applicability=ApplicabilityConfig.parse(_section(raw, "applicability", src), src),
         explain=ExplainConfig.parse(_section(raw, "explain", src), fluxes, src),
         output=OutputConfig.parse(_section(raw, "output", src), raw.get("title"), src),
+        storage_options=_parse_storage_options(raw.get("storage_options"), src),
         path=src,
     )
 

@@ -14,6 +14,12 @@ wraps it.  Everything it makes goes under one output directory::
     product_vs_truth.csv  (demo world only)
     run.json           provenance: configuration, versions, members, timings, notes, plan against actual
     report.html        maps, seasonal cycles, validation and provenance (uflux_xr.report.run_report)
+
+The output directory may be an fsspec URL (``s3://bucket/run``; credentials and endpoint from the
+environment, :mod:`uflux_xr.io.storage`).  Then what dask workers write or read goes there directly:
+``product.zarr`` (resumable, opening only when complete), ``product_stats.zarr`` and ``models/``.  The
+client's own files (tables, ``product.nc``, ``run.json``, the report) are made in a local staging folder
+and put under the URL at the end of the run.
 """
 
 from __future__ import annotations
@@ -23,7 +29,9 @@ import hashlib
 import json
 import logging
 import math
+import os
 import shutil
+import tempfile
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -49,6 +57,17 @@ from uflux_xr.io.atomic import write_text_atomic
 from uflux_xr.io.jsonable import to_jsonable
 from uflux_xr.io.product import write_dataset_computing
 from uflux_xr.io.resumable import write_resumable
+from uflux_xr.io.storage import (
+    exists,
+    filesystem,
+    fsspec_defaults,
+    is_url,
+    join,
+    read_bytes,
+    redact,
+    remove,
+    upload_folder,
+)
 from uflux_xr.models import FluxModel, load_model, train
 from uflux_xr.models.registry import reduced_bins
 from uflux_xr.sources import Inputs, source_for
@@ -64,8 +83,8 @@ MODEL_SUFFIX = ".uxm"
 class RunResult:
     """What a run produced: paths, tables and timings [s]."""
 
-    out_dir: Path
-    products: dict[str, Path]
+    out_dir: Path | str
+    products: dict[str, Path | str]
     validation: pd.DataFrame | None
     product_vs_truth: pd.DataFrame | None
     timings: dict[str, float] = field(default_factory=dict)
@@ -159,7 +178,7 @@ def _training_fingerprint(table: pd.DataFrame, config: RunConfig) -> str:
     return h.hexdigest()
 
 
-def train_ensemble(table: pd.DataFrame, config: RunConfig, model_dir: Path) -> dict[str, dict[str, FluxModel]]:
+def train_ensemble(table: pd.DataFrame, config: RunConfig, model_dir: Path | str) -> dict[str, dict[str, FluxModel]]:
     """Fit every member of ``config.ensemble.member_specs`` for every flux and save it under ``model_dir``.
 
     Member labels are ``[<proxy set>-]<kind>-<seed>``; the seed also seeds the estimator.
@@ -168,18 +187,18 @@ def train_ensemble(table: pd.DataFrame, config: RunConfig, model_dir: Path) -> d
     a restarted run continues with the very models its product started with.
     """
     fingerprint = _training_fingerprint(table, config)
-    stamp = model_dir / "fingerprint.txt"
-    reuse = stamp.exists() and stamp.read_text() == fingerprint
+    stamp = join(model_dir, "fingerprint.txt")
+    reuse = exists(stamp) and read_bytes(stamp).decode() == fingerprint
     if not reuse:
-        stamp.unlink(missing_ok=True)
+        remove(stamp)
     members: dict[str, dict[str, FluxModel]] = {}
     specs = config.ensemble.member_specs
     progress = ProgressLog(len(specs) * len(config.fluxes), "training the ensemble", log, unit="models")
     for spec in specs:
         members[spec.label] = {}
         for flux in config.fluxes:
-            path = model_dir / spec.label / f"{flux}{MODEL_SUFFIX}"
-            if reuse and path.exists():
+            path = join(model_dir, spec.label, f"{flux}{MODEL_SUFFIX}")
+            if reuse and exists(path):
                 members[spec.label][flux] = load_model(path)
                 progress.step()
                 continue
@@ -196,8 +215,7 @@ def train_ensemble(table: pd.DataFrame, config: RunConfig, model_dir: Path) -> d
             model.save(path)
             members[spec.label][flux] = model
             progress.step()
-    stamp.parent.mkdir(parents=True, exist_ok=True)
-    stamp.write_text(fingerprint)
+    write_text_atomic(stamp, fingerprint)
     if reuse:
         log.info("reused the models of an earlier run with the same training table and settings")
     return members
@@ -304,12 +322,40 @@ def run(
     RunResult
         Paths of the products and the validation and truth-score tables.
     """
-    with shown(progress):
-        return _run(config, Path(out_dir), progress=progress, window=window, report=report)
+    with shown(progress), fsspec_defaults(config.storage_options):
+        if not is_url(out_dir):
+            return _run(config, Path(out_dir), Path(out_dir), progress=progress, window=window, report=report)
+        url = os.fspath(out_dir).rstrip("/")
+        staging = Path(tempfile.mkdtemp(prefix="uflux-xr-run-"))
+        try:
+            result = _run(config, staging, url, progress=progress, window=window, report=report)
+            log.info("putting the run's files under %s", redact(url))
+            upload_folder(staging, url)
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
+        result.out_dir = url
+        result.products = {k: _at_url(p, staging, url) for k, p in result.products.items()}
+        return result
 
 
-def _run(config: RunConfig, out_dir: Path, *, progress: bool, window: Mapping[str, slice] | None, report: bool):
-    """:func:`run`'s work."""
+def _at_url(path: Path | str, staging: Path, url: str) -> Path | str:
+    """Where a file of the staging folder is after the upload."""
+    if isinstance(path, Path) and path.is_relative_to(staging):
+        return join(url, path.relative_to(staging).as_posix())
+    return path
+
+
+def _run(
+    config: RunConfig,
+    out_dir: Path,
+    shared: Path | str,
+    *,
+    progress: bool,
+    window: Mapping[str, slice] | None,
+    report: bool,
+):
+    """:func:`run`'s work: the client's files go to ``out_dir``, what workers write and read (product,
+    statistics, models) to ``shared`` (the same folder for a local run, the run's URL otherwise)."""
     out_dir.mkdir(parents=True, exist_ok=True)
     timings: dict[str, float] = {}
     t0 = time.perf_counter()
@@ -337,16 +383,17 @@ def _run(config: RunConfig, out_dir: Path, *, progress: bool, window: Mapping[st
 
     log.info("training %d members x %d fluxes", len(config.ensemble.member_specs), len(config.fluxes))
     t = time.perf_counter()
-    members = train_ensemble(table, config, out_dir / "models")
+    model_dir = join(shared, "models") if is_url(shared) else out_dir / "models"
+    members = train_ensemble(table, config, model_dir)
     timings["train"] = time.perf_counter() - t
 
     t = time.perf_counter()
     if not plan.predictor_coverage:  # the plan checked a cube on disk already (preflight); a demo world here
         check_predictor_coverage(cube, run_features(config))
     timings["coverage_check"] = time.perf_counter() - t  # one time chunk of inputs, whatever the run's length
-    product, applicability = lazy_product(config, table, members, cube, out_dir / "models", predictions, timings)
+    product, applicability = lazy_product(config, table, members, cube, model_dir, predictions, timings)
     products, counts, totals, aoa_note = write_outputs(
-        config, product, table, inputs, out_dir, regions, applicability, progress
+        config, product, table, inputs, out_dir, regions, applicability, progress, shared=shared
     )
     clipped = _clipped_note(counts)
     timings["upscale_write"] = time.perf_counter() - t
@@ -384,10 +431,12 @@ def _run(config: RunConfig, out_dir: Path, *, progress: bool, window: Mapping[st
 
         t = time.perf_counter()
         try:
-            result.products["report"] = run_report(out_dir)
+            result.products["report"] = run_report(
+                out_dir, product=xr.open_zarr(products["zarr"]) if is_url(shared) and "zarr" in products else None
+            )
         except Exception as err:  # the product is complete and stays usable; say so rather than fail the run
             log.exception("report.html not written")
-            notes.append(f"report.html not written ({err}); remake it with: uflux-xr report {out_dir}")
+            notes.append(f"report.html not written ({err}); remake it with: uflux-xr report {redact(shared)}")
         timings["report"] = time.perf_counter() - t
         record["timings"] = dict(timings)
         write_text_atomic(out_dir / "run.json", json.dumps(to_jsonable(record), indent=2))
@@ -399,7 +448,7 @@ def lazy_product(
     table: pd.DataFrame,
     members: dict[str, dict[str, FluxModel]],
     cube: xr.Dataset,
-    model_dir: Path,
+    model_dir: Path | str,
     predictions: pd.DataFrame | None,
     timings: dict[str, float],
 ) -> tuple[xr.Dataset, dict[str, dict]]:
@@ -440,9 +489,13 @@ def write_outputs(
     regions,
     applicability: dict[str, dict],
     progress: bool,
-) -> tuple[dict[str, Path], dict, pd.DataFrame, str]:
+    *,
+    shared: Path | str | None = None,
+) -> tuple[dict[str, Path | str], dict, pd.DataFrame, str]:
     """Compute and write the product (resumable Zarr, then NetCDF converted from it), then its ensemble
     statistics, totals, value counts and AOA shares in one pass.
+
+    ``shared``: where the product and its statistics go (default ``out_dir``; a URL for object storage).
 
     Returns
     -------
@@ -450,8 +503,9 @@ def write_outputs(
         (paths by kind, {flux: (clipped, valid) counts}, the totals table, the AOA note)
     """
     history = f"uflux-xr run {config.path} (name={config.name})"
-    products = {}
-    zarr_path = out_dir / "product.zarr"
+    products: dict[str, Path | str] = {}
+    shared = out_dir if shared is None else shared
+    zarr_path = join(shared, "product.zarr") if is_url(shared) else out_dir / "product.zarr"
     written = write_resumable(
         product,
         zarr_path,
@@ -464,7 +518,7 @@ def write_outputs(
         progress=progress,
     )
     if "zarr" in config.output.formats:
-        products["zarr"] = Path(written)  # the run writes to a local folder (its out_dir is a Path)
+        products["zarr"] = written
     if "netcdf" in config.output.formats:
         # Convert from the Zarr store so the models run once for both formats.
         products["netcdf"] = write_product(
@@ -478,7 +532,7 @@ def write_outputs(
     aoa_lazy, region_names = aoa_sums(complete, stats, regions) if applicability else ({}, [])
     products["stats"], (counts, totals, aoa_computed) = write_dataset_computing(
         stats,
-        out_dir / "product_stats.zarr",
+        join(shared, "product_stats.zarr") if is_url(shared) else out_dir / "product_stats.zarr",
         _value_counts_lazy(complete),
         _totals_lazy(complete),
         aoa_lazy,
@@ -494,7 +548,7 @@ def write_outputs(
         aoa_note = _aoa_note(inside, applicability, by_region=regions is not None)
     totals.to_csv(out_dir / "totals.csv", index=False)
     if "zarr" not in config.output.formats:
-        shutil.rmtree(zarr_path)
+        remove(zarr_path)
     return products, counts, totals, aoa_note
 
 
@@ -529,7 +583,7 @@ def _run_notes(table: pd.DataFrame, out_dir: Path, clipped: str, explain_line: s
 
 def explain_run(
     config: RunConfig, members: dict[str, dict[str, FluxModel]], cube: xr.Dataset, table: pd.DataFrame, out_dir: Path
-) -> tuple[Path, dict, str]:
+) -> tuple[Path | str, dict, str]:
     """The ``explain`` section's outputs: ``explanations/explanation.nc`` (maps) and ``importance.csv``.
 
     Returns the NetCDF path, what ``run.json`` records (period, methods) and the summary line naming
@@ -663,10 +717,12 @@ RUN_PACKAGES = (
 )
 
 
-def _disk_bytes(path: Path) -> int:
-    if path.is_dir():
-        return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
-    return path.stat().st_size if path.exists() else 0
+def _disk_bytes(path: Path | str) -> int:
+    """Bytes stored under ``path`` (a file, a folder, an object or a prefix), 0 where there is nothing."""
+    if not exists(path):
+        return 0
+    fs, inside = filesystem(path)
+    return int(fs.du(inside))
 
 
 def run_record(config: RunConfig, result: RunResult, plan, table: pd.DataFrame, counts: dict, started: str) -> dict:

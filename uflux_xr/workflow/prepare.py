@@ -17,11 +17,13 @@ from pathlib import Path
 import pandas as pd
 import xarray as xr
 
+from uflux_xr.core.domain import Domain
 from uflux_xr.io import write_dataset
 from uflux_xr.io.cube import build_cube, cube_coverage, format_coverage
+from uflux_xr.io.storage import fsspec_defaults
 from uflux_xr.io.towers import read_sites
 from uflux_xr.site.aggregate import time_step, to_daily, to_monthly
-from uflux_xr.workflow.config import ConfigError, RunConfig
+from uflux_xr.workflow.config import ConfigError, RawInputs, RunConfig
 
 log = logging.getLogger(__name__)
 
@@ -30,8 +32,8 @@ log = logging.getLogger(__name__)
 class Prepared:
     """What ``prepare`` wrote and found."""
 
-    cube_path: Path | None
-    sites_path: Path | None
+    cube_path: Path | str | None
+    sites_path: Path | str | None
     coverage: pd.DataFrame
     towers: str
 
@@ -78,11 +80,17 @@ def prepare(config: RunConfig) -> Prepared:
     inputs = config.data.inputs
     if inputs is None or config.domain is None:
         raise ConfigError(f"{config.path}: prepare needs data.inputs, data.domain and data.period")
+    with fsspec_defaults(config.storage_options):
+        return _prepare(config, inputs, config.domain)
+
+
+def _prepare(config: RunConfig, inputs: RawInputs, domain: Domain) -> Prepared:
+    """:func:`prepare`'s work."""
     cube_path = sites_path = None
     coverage = pd.DataFrame()
     if inputs.climate or inputs.satellite:
         cube = build_cube(
-            config.domain,
+            domain,
             climate=inputs.climate,
             satellite=inputs.satellite,
             land_mask=inputs.land_mask,
@@ -105,11 +113,11 @@ def prepare(config: RunConfig) -> Prepared:
             year=inputs.tower_year,
             position_check=inputs.tower_position_check,
         )
-        sites = towers_at_step(sites, config.domain.step, min_coverage=inputs.tower_min_coverage)
+        sites = towers_at_step(sites, domain.step, min_coverage=inputs.tower_min_coverage)
         present = [f for f in config.fluxes if f in sites]
         counts = {f: int(sites[f].notnull().sum()) for f in present}
         towers = (
-            f"{sites.sizes['site']} site(s), {sites.sizes['time']} {config.domain.step} steps "
+            f"{sites.sizes['site']} site(s), {sites.sizes['time']} {domain.step} steps "
             f"{sites.indexes['time'][0].date()} .. {sites.indexes['time'][-1].date()}; values per flux: {counts}"
         )
         sites_path = write_dataset(sites, config.data.sites_file, progress=False)
