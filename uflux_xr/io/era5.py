@@ -210,7 +210,13 @@ def _cut(
     if period is not None and time_dim is not None and time_dim != "date":
         start, end = (pd.Timestamp(t).normalize() for t in period)
         time = ds.indexes[time_dim]
-        cuts[time_dim] = _index(np.asarray((time >= start) & (time <= end + pd.Timedelta(days=1))))
+        inside = np.asarray((time >= start) & (time <= end + pd.Timedelta(days=1)))
+        if not inside.any():
+            raise ERA5Error(
+                f"{source}: no time step inside the period {start:%Y-%m-%d}..{end:%Y-%m-%d} "
+                f"(the file covers {time.min():%Y-%m-%d %H:%M}..{time.max():%Y-%m-%d %H:%M})"
+            )
+        cuts[time_dim] = _index(inside)
     if bounds is not None:
         west, south, east, north = bounds
         lat_dim = next((d for d in ("latitude", "lat") if d in ds.dims), None)

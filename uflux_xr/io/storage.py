@@ -4,12 +4,18 @@ A path with a protocol other than ``file://`` is a URL and is reached through
 `fsspec <https://filesystem-spec.readthedocs.io>`_; its backend package must be
 installed (``s3fs`` for ``s3://``: ``pip install "uflux-xr[cloud]"``).
 Credentials and the endpoint come from fsspec's usual places: the
-``storage_options`` a caller passes (a configuration's ``storage_options``,
-e.g. ``{"endpoint_url": "http://127.0.0.1:9000"}``) and the environment
-variables the backend reads (``AWS_ACCESS_KEY_ID``, ``AWS_SECRET_ACCESS_KEY``,
-``AWS_ENDPOINT_URL``, ``GOOGLE_APPLICATION_CREDENTIALS``...).  They are never
-written into products or logs: :func:`redact` is what a log line or an
-attribute shows of a URL.
+``storage_options`` a caller passes (``{"endpoint_url": "http://127.0.0.1:9000"}``),
+fsspec's defaults per protocol (a run configuration's ``storage_options``,
+applied by :func:`fsspec_defaults` here and on dask workers; fsspec's own
+configuration files and ``FSSPEC_<PROTOCOL>_<OPTION>`` variables) and the
+environment variables the backend reads (``AWS_ACCESS_KEY_ID``,
+``AWS_SECRET_ACCESS_KEY``, ``AWS_ENDPOINT_URL``,
+``GOOGLE_APPLICATION_CREDENTIALS``...).  They are never written into products
+or logs: :func:`redact` is what a log line or an attribute shows of a URL.
+
+On object storage nothing is renamed, so a Zarr store is written in place with
+its root metadata held back (:class:`HeldRootStore`): it opens only when it is
+complete.
 """
 
 from __future__ import annotations

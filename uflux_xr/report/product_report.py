@@ -386,6 +386,11 @@ def run_report(
         The report, one self-contained HTML file.
     """
     t0 = time.perf_counter()
+    if "://" in str(run_dir):
+        raise ValueError(
+            f"{run_dir}: the report reads a run folder on the local disk; a run on object storage writes its "
+            "report.html itself (copy the folder down to remake it)"
+        )
     run_dir = Path(run_dir)
     product = _open_product(run_dir) if product is None else product
     fluxes = _fluxes(product)
