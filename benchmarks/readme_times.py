@@ -3,7 +3,7 @@
 Runs, in a subprocess each, exactly what the README's commands run after the install:
 ``uflux-xr run configs/demo.yaml --out DIR`` (into a temporary folder) and ``pytest`` (``--suite``),
 and prints their wall times with the per-step timings of the demo (its ``run.json``).  The README says
-"95–135 s" for the demo and "10–13 minutes" for the suite on a 2-core machine.
+"95–135 s" for the demo and "10–15 minutes" for the suite on a 2-core machine.
 
 Usage: python benchmarks/readme_times.py [--suite]
 """
@@ -32,7 +32,7 @@ def timed(command: list[str], cwd: Path) -> float:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--suite", action="store_true", help="also time the whole test suite (10–13 minutes)")
+    parser.add_argument("--suite", action="store_true", help="also time the whole test suite (10–15 minutes)")
     args = parser.parse_args()
     print(f"# readme_times — {datetime.datetime.now():%Y-%m-%d %H:%M}, {platform.node()}, {os.cpu_count()} cores")
     uflux = Path(sys.executable).with_name("uflux-xr")
@@ -44,7 +44,7 @@ def main() -> None:
     print("  steps [s]: " + ", ".join(f"{k} {v:.1f}" for k, v in steps.items()))
     if args.suite:
         suite_s = timed([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider"], REPO)
-        print(f"test suite (pytest): {suite_s / 60:.1f} min wall (README: 10–13 minutes)")
+        print(f"test suite (pytest): {suite_s / 60:.1f} min wall (README: 10–15 minutes)")
 
 
 if __name__ == "__main__":
