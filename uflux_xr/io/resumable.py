@@ -68,21 +68,18 @@ def partial_path(path: Path) -> Path:
 
 def is_complete(path: str | os.PathLike, storage_options: Mapping[str, Any] | None = None) -> bool:
     """True when ``path`` (a local path or a URL) is a Zarr product stamped complete by :func:`write_resumable`."""
+    return _complete_attrs(path, storage_options) is not None
+
+
+def _complete_attrs(path: str | os.PathLike, storage_options: Mapping[str, Any] | None) -> dict | None:
+    """The root attributes of the complete product at ``path`` (one read), None where there is none."""
     if not is_url(path) and not Path(path).exists():
-        return False
-    try:
-        group = zarr.open_group(zarr_store(path, storage_options, read_only=True), mode="r")
-    except (FileNotFoundError, ValueError, KeyError):  # no group there (yet): zarr's not-found errors are these
-        return False
-    return group.attrs.get(COMPLETE_ATTR) == "true"
-
-
-def _complete_fingerprint(path: str | os.PathLike, storage_options: Mapping[str, Any] | None) -> str | None:
-    """The job fingerprint of the complete product at ``path``, None where there is none."""
-    if not is_complete(path, storage_options):
         return None
-    group = zarr.open_group(zarr_store(path, storage_options, read_only=True), mode="r")
-    return str(group.attrs.get(FINGERPRINT_ATTR))
+    try:
+        attrs = dict(zarr.open_group(zarr_store(path, storage_options, read_only=True), mode="r").attrs)
+    except (FileNotFoundError, ValueError, KeyError):  # no group there (yet): zarr's not-found errors are these
+        return None
+    return attrs if attrs.get(COMPLETE_ATTR) == "true" else None
 
 
 def _chunk_edges(ds: xr.Dataset, dim: str) -> list[int]:
@@ -182,7 +179,7 @@ def write_resumable(
     regions = plan_regions(product, region_chunks)
     fingerprint = _fingerprint(product, identity)
     shown = redact(path)
-    if _complete_fingerprint(path, storage_options) == fingerprint:
+    if (_complete_attrs(path, storage_options) or {}).get(FINGERPRINT_ATTR) == fingerprint:
         log.info("%s is complete for this job already; nothing to write", shown)
         return os.fspath(path) if is_url(path) else Path(path)
     if is_url(path):

@@ -338,6 +338,11 @@ def run(
         return result
 
 
+def _place(shared: Path | str, name: str) -> Path | str:
+    """``name`` under the run's shared place: a path in a local folder, a URL on object storage."""
+    return shared / name if isinstance(shared, Path) else join(shared, name)
+
+
 def _at_url(path: Path | str, staging: Path, url: str) -> Path | str:
     """Where a file of the staging folder is after the upload."""
     if isinstance(path, Path) and path.is_relative_to(staging):
@@ -383,7 +388,7 @@ def _run(
 
     log.info("training %d members x %d fluxes", len(config.ensemble.member_specs), len(config.fluxes))
     t = time.perf_counter()
-    model_dir = join(shared, "models") if is_url(shared) else out_dir / "models"
+    model_dir = _place(shared, "models")
     members = train_ensemble(table, config, model_dir)
     timings["train"] = time.perf_counter() - t
 
@@ -505,7 +510,7 @@ def write_outputs(
     history = f"uflux-xr run {config.path} (name={config.name})"
     products: dict[str, Path | str] = {}
     shared = out_dir if shared is None else shared
-    zarr_path = join(shared, "product.zarr") if is_url(shared) else out_dir / "product.zarr"
+    zarr_path = _place(shared, "product.zarr")
     written = write_resumable(
         product,
         zarr_path,
@@ -532,7 +537,7 @@ def write_outputs(
     aoa_lazy, region_names = aoa_sums(complete, stats, regions) if applicability else ({}, [])
     products["stats"], (counts, totals, aoa_computed) = write_dataset_computing(
         stats,
-        join(shared, "product_stats.zarr") if is_url(shared) else out_dir / "product_stats.zarr",
+        _place(shared, "product_stats.zarr"),
         _value_counts_lazy(complete),
         _totals_lazy(complete),
         aoa_lazy,
